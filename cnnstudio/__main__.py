@@ -1,0 +1,7 @@
+"""`python -m cnnstudio` is the same as the `cnnstudio` command."""
+
+import sys
+
+from cnnstudio.cli import main
+
+sys.exit(main())

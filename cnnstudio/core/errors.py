@@ -1,0 +1,64 @@
+"""Errors raised by the network model. Each names the node (and parameter) at fault."""
+
+from __future__ import annotations
+
+
+class GraphError(Exception):
+    """Base of every error about a network graph; `node` is the id at fault, if any."""
+
+    def __init__(self, message: str, node: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.message}" if self.node else self.message
+
+
+class UnknownTypeError(GraphError):
+    """A node's `type` is not a layer type in the registry."""
+
+
+class ParameterError(GraphError):
+    """A layer parameter is missing, of the wrong type, or out of bounds."""
+
+    def __init__(self, message: str, node: str | None = None, param: str | None = None) -> None:
+        super().__init__(message, node)
+        self.param = param
+
+    def __str__(self) -> str:
+        where = ".".join(p for p in (self.node, self.param) if p)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class CycleError(GraphError):
+    """A connection would make (or a loaded graph has) a cycle."""
+
+
+class ArityError(GraphError):
+    """A node would get more inputs than its layer type takes."""
+
+
+class DuplicateIdError(GraphError):
+    """A node id is already used."""
+
+
+class InvalidIdError(GraphError):
+    """A node id cannot be used as a module name."""
+
+
+class MissingNodeError(GraphError):
+    """An operation names a node id that is not in the graph."""
+
+
+class ShapeError(Exception):
+    """Raised by a layer's shape rule; the message is for a student, without the node id."""
+
+
+class FormatError(Exception):
+    """A graph or project document is malformed; `path` is the JSON path of the fault."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message

@@ -1,0 +1,422 @@
+"""The network as a directed acyclic graph of layer nodes.
+
+`Graph` is the single source of truth the editor, the shape inference, the builder
+and the project file all work on. Every mutation validates first, then stores,
+then tells the listeners (`subscribe`), so views can mirror the model without
+owning state. Errors are specific and name the node at fault.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnstudio.core import registry
+from cnnstudio.core.errors import (
+    ArityError,
+    CycleError,
+    DuplicateIdError,
+    FormatError,
+    GraphError,
+    InvalidIdError,
+    MissingNodeError,
+    ParameterError,
+)
+
+MAX_ID_LENGTH = 100
+_ID_PATTERN = re.compile(r"^[^\W\d][\w-]*$")
+# Public attributes of torch.nn.Module: a node id becomes a submodule attribute of that name.
+RESERVED_IDS = frozenset("""
+T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double
+dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule
+half ipu load_state_dict modules mtia named_buffers named_children named_modules named_parameters
+parameters register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
+register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict
+to to_empty train training type xpu zero_grad output_id input_id
+""".split())
+
+NODE_KEYS = ("id", "type", "params", "inputs", "pos")
+
+Listener = Callable[..., None]
+
+
+def check_id(node_id: Any) -> str:
+    """Return `node_id` if it can name a node; raise InvalidIdError otherwise."""
+    if not isinstance(node_id, str) or not node_id:
+        raise InvalidIdError(f"a node id must be a non-empty string, got {node_id!r}")
+    if len(node_id) > MAX_ID_LENGTH:
+        raise InvalidIdError(f"node id is longer than {MAX_ID_LENGTH} characters")
+    if not _ID_PATTERN.match(node_id):
+        raise InvalidIdError(
+            f"node id {node_id!r} must start with a letter or _ and contain only letters,"
+            " digits, _ and -"
+        )
+    if node_id.startswith("_") or node_id in RESERVED_IDS:
+        raise InvalidIdError(f"node id {node_id!r} is reserved; choose another name")
+    return node_id
+
+
+@dataclass
+class Node:
+    """One layer: its id, type, user-given params (as in the file), ordered inputs."""
+
+    id: str
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    pos: tuple[float, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, kept on save
+
+    @property
+    def layer(self):
+        return registry.get(self.type)
+
+    def resolved_params(self) -> dict[str, Any]:
+        """Params in canonical form with torch's defaults filled; raises ParameterError."""
+        return self.layer.resolve(self.params, node=self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "type": self.type,
+                               "params": copy.deepcopy(self.params), "inputs": list(self.inputs)}
+        if self.pos is not None:
+            out["pos"] = [self.pos[0], self.pos[1]]
+        out.update(copy.deepcopy(self.extra))
+        return out
+
+
+class Graph:
+    """A DAG of nodes. Mutations validate, store, then notify listeners."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, Node] = {}
+        self._listeners: list[Listener] = []
+        self.revision = 0  # bumped on every change, so derived data can be cached
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(list(self._nodes.values()))
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def node(self, node_id: str) -> Node:
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise MissingNodeError(f"no node with id {node_id!r}", node=node_id) from None
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._nodes)
+
+    def consumers(self, node_id: str) -> list[str]:
+        """Ids of the nodes that take `node_id` as an input (each once, in graph order)."""
+        return [n.id for n in self._nodes.values() if node_id in n.inputs]
+
+    def edges(self) -> list[tuple[str, str, int]]:
+        """Every connection as (source, target, input index)."""
+        return [(src, n.id, i) for n in self._nodes.values() for i, src in enumerate(n.inputs)]
+
+    def sinks(self) -> list[str]:
+        """Nodes no other node consumes, in graph order (a valid model has exactly one)."""
+        used = {src for n in self._nodes.values() for src in n.inputs}
+        return [nid for nid in self._nodes if nid not in used]
+
+    def topological_order(self) -> list[str]:
+        """Node ids, every node after its inputs; ties keep graph order. Raises CycleError."""
+        pending = {nid: len(set(n.inputs)) for nid, n in self._nodes.items()}
+        users: dict[str, list[str]] = {nid: [] for nid in self._nodes}
+        for n in self._nodes.values():
+            for src in set(n.inputs):
+                if src in users:
+                    users[src].append(n.id)
+                else:
+                    pending[n.id] -= 1  # a dangling reference is reported elsewhere
+        ready = [nid for nid, count in pending.items() if count == 0]
+        order: list[str] = []
+        while ready:
+            nid = ready.pop(0)
+            order.append(nid)
+            for user in users[nid]:
+                pending[user] -= 1
+                if pending[user] == 0:
+                    ready.append(user)
+        if len(order) < len(self._nodes):
+            stuck = [nid for nid in self._nodes if nid not in set(order)]
+            cycle = self._find_cycle(stuck)
+            raise CycleError("cycle: " + " → ".join(cycle), node=cycle[0])
+        return order
+
+    def _find_cycle(self, candidates: list[str]) -> list[str]:
+        """A concrete cycle among `candidates`, for the message."""
+        inside = set(candidates)
+        start = candidates[0]
+        path, seen = [start], {start: 0}
+        current = start
+        while True:
+            nxt = next((s for s in self._nodes[current].inputs if s in inside), None)
+            if nxt is None:
+                return candidates
+            if nxt in seen:
+                loop = path[seen[nxt]:] + [nxt]
+                return list(reversed(loop))
+            seen[nxt] = len(path)
+            path.append(nxt)
+            current = nxt
+
+    def reaches(self, source: str, target: str) -> bool:
+        """True if `target` can be reached from `source` following data flow."""
+        users: dict[str, list[str]] = {}
+        for n in self._nodes.values():
+            for src in n.inputs:
+                users.setdefault(src, []).append(n.id)
+        stack, seen = [source], {source}
+        while stack:
+            nid = stack.pop()
+            if nid == target:
+                return True
+            for user in users.get(nid, ()):
+                if user not in seen:
+                    seen.add(user)
+                    stack.append(user)
+        return False
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh id like 'conv3' from a type name like 'Conv2d'."""
+        base = re.sub(r"\d*d$", "", prefix).lower() or "node"
+        base = re.sub(r"[^\w-]", "", base) or "node"
+        if base in RESERVED_IDS or base.startswith("_"):
+            base = f"{base.lstrip('_')}_layer"
+        i = 1
+        while f"{base}{i}" in self._nodes:
+            i += 1
+        return f"{base}{i}"
+
+    # ---- listening ---------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener(event, **details)` after every change.
+
+        Events: node_added(node), node_removed(node), edge_added(source, target, index),
+        edge_removed(source, target, index), params_changed(node), node_moved(node),
+        node_renamed(old, new), reset().
+        """
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    def _emit(self, event: str, **details: Any) -> None:
+        self.revision += 1
+        for listener in list(self._listeners):
+            listener(event, **details)
+
+    # ---- editing -----------------------------------------------------------------------
+
+    def add_node(self, type_name: str, params: dict[str, Any] | None = None, *,
+                 id: str | None = None, inputs: Iterable[str] = (),
+                 pos: tuple[float, float] | None = None,
+                 extra: dict[str, Any] | None = None) -> Node:
+        """Add a node; raises UnknownTypeError, ParameterError, InvalidIdError,
+        DuplicateIdError, MissingNodeError (unknown input) or ArityError."""
+        layer = registry.get(type_name)
+        node_id = check_id(id) if id is not None else self.new_id(type_name)
+        if node_id in self._nodes:
+            raise DuplicateIdError(f"node id {node_id!r} is already used", node=node_id)
+        params = copy.deepcopy(layer.initial_params() if params is None else params)
+        layer.resolve(params, node=node_id)
+        inputs = list(inputs)
+        for src in inputs:
+            self.node(src)
+        if layer.max_inputs is not None and len(inputs) > layer.max_inputs:
+            raise ArityError(f"{layer.name} takes at most {layer.max_inputs} input(s)", node=node_id)
+        node = Node(node_id, layer.name, params, inputs,
+                    None if pos is None else (float(pos[0]), float(pos[1])), dict(extra or {}))
+        self._nodes[node_id] = node
+        self._emit("node_added", node=node_id)
+        return node
+
+    def insert_node(self, node: Node, index: int | None = None) -> None:
+        """Put back a node removed earlier (undo), at its old place in the order."""
+        if node.id in self._nodes:
+            raise DuplicateIdError(f"node id {node.id!r} is already used", node=node.id)
+        items = list(self._nodes.items())
+        index = len(items) if index is None else index
+        items.insert(index, (node.id, node))
+        self._nodes = dict(items)
+        self._emit("node_added", node=node.id)
+
+    def remove_node(self, node_id: str) -> list[tuple[str, int]]:
+        """Remove a node and every connection from it; return the (consumer, index) pairs
+        that were cut, so an undo can restore them."""
+        self.node(node_id)
+        cut: list[tuple[str, int]] = []
+        for n in self._nodes.values():
+            for i in reversed(range(len(n.inputs))):
+                if n.inputs[i] == node_id:
+                    del n.inputs[i]
+                    cut.append((n.id, i))
+        cut.reverse()
+        for target, index in cut:
+            self._emit("edge_removed", source=node_id, target=target, index=index)
+        del self._nodes[node_id]
+        self._emit("node_removed", node=node_id)
+        return cut
+
+    def index_of(self, node_id: str) -> int:
+        return list(self._nodes).index(node_id)
+
+    def connect(self, source: str, target: str, index: int | None = None) -> None:
+        """Feed `source`'s output into `target` (appended, or at input position `index`).
+
+        Raises MissingNodeError, ArityError (the target takes no more inputs) or
+        CycleError (the target already feeds the source).
+        """
+        self.node(source)
+        node = self.node(target)
+        layer = node.layer
+        if layer.max_inputs is not None and len(node.inputs) >= layer.max_inputs:
+            what = "no inputs" if layer.max_inputs == 0 else f"{layer.max_inputs} input(s)"
+            raise ArityError(f"{layer.name} takes {what}; disconnect one first", node=target)
+        if source == target or self.reaches(target, source):
+            raise CycleError(f"connecting {source} → {target} would make a cycle", node=target)
+        index = len(node.inputs) if index is None else max(0, min(index, len(node.inputs)))
+        node.inputs.insert(index, source)
+        self._emit("edge_added", source=source, target=target, index=index)
+
+    def disconnect(self, source: str, target: str, index: int | None = None) -> int:
+        """Remove one connection source → target; return the input index it had."""
+        node = self.node(target)
+        if index is None:
+            if source not in node.inputs:
+                raise GraphError(f"{source} is not an input of {target}", node=target)
+            index = node.inputs.index(source)
+        elif not (0 <= index < len(node.inputs)) or node.inputs[index] != source:
+            raise GraphError(f"{source} is not input {index} of {target}", node=target)
+        del node.inputs[index]
+        self._emit("edge_removed", source=source, target=target, index=index)
+        return index
+
+    def set_params(self, node_id: str, params: dict[str, Any]) -> None:
+        """Replace a node's params after validating them; raises ParameterError."""
+        node = self.node(node_id)
+        node.layer.resolve(params, node=node_id)
+        node.params = copy.deepcopy(params)
+        self._emit("params_changed", node=node_id)
+
+    def set_param(self, node_id: str, name: str, value: Any) -> None:
+        """Set (or, with value None for a param whose default is not None, reset) one param."""
+        params = dict(self.node(node_id).params)
+        params[name] = value
+        self.set_params(node_id, params)
+
+    def move_node(self, node_id: str, pos: tuple[float, float]) -> None:
+        node = self.node(node_id)
+        node.pos = (float(pos[0]), float(pos[1]))
+        self._emit("node_moved", node=node_id)
+
+    def rename_node(self, old: str, new: str) -> None:
+        """Change a node's id, updating every reference to it."""
+        self.node(old)
+        check_id(new)
+        if new in self._nodes and new != old:
+            raise DuplicateIdError(f"node id {new!r} is already used", node=new)
+        items = []
+        for nid, n in self._nodes.items():
+            n.inputs = [new if s == old else s for s in n.inputs]
+            if nid == old:
+                n.id = new
+                nid = new
+            items.append((nid, n))
+        self._nodes = dict(items)
+        self._emit("node_renamed", old=old, new=new)
+
+    def replace_with(self, other: Graph) -> None:
+        """Take `other`'s nodes (undo of whole-graph edits such as auto layout)."""
+        self._nodes = {n.id: copy.deepcopy(n) for n in other}
+        self._emit("reset")
+
+    # ---- copying and files -------------------------------------------------------------
+
+    def copy(self) -> Graph:
+        clone = Graph()
+        clone._nodes = {nid: copy.deepcopy(n) for nid, n in self._nodes.items()}
+        return clone
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nodes": [n.to_dict() for n in self._nodes.values()]}
+
+    @classmethod
+    def from_dict(cls, data: Any, *, allow_cycles: bool = False) -> Graph:
+        """Build a graph from its file form; raise FormatError with the JSON path at fault
+        (e.g. `nodes[3].params.kernel_size: must be ≥ 1`)."""
+        if not isinstance(data, dict):
+            raise FormatError("", "must be an object with a 'nodes' list")
+        nodes = data.get("nodes")
+        if not isinstance(nodes, list):
+            raise FormatError("nodes", "must be a list")
+        graph = cls()
+        positions: dict[str, int] = {}
+        for i, raw in enumerate(nodes):
+            node = _node_from_dict(raw, f"nodes[{i}]")
+            if node.id in graph._nodes:
+                raise FormatError(f"nodes[{i}].id", f"duplicate id {node.id!r}")
+            graph._nodes[node.id] = node
+            positions[node.id] = i
+        for node in graph._nodes.values():
+            where = f"nodes[{positions[node.id]}]"
+            for j, src in enumerate(node.inputs):
+                if src not in graph._nodes:
+                    raise FormatError(f"{where}.inputs[{j}]", f"no node with id {src!r}")
+            layer = node.layer
+            if layer.max_inputs is not None and len(node.inputs) > layer.max_inputs:
+                raise FormatError(f"{where}.inputs",
+                                  f"{layer.name} takes at most {layer.max_inputs} input(s)")
+        if not allow_cycles:
+            try:
+                graph.topological_order()
+            except CycleError as err:
+                raise FormatError("nodes", err.message) from None
+        return graph
+
+
+def _node_from_dict(raw: Any, where: str) -> Node:
+    if not isinstance(raw, dict):
+        raise FormatError(where, "must be an object")
+    try:
+        node_id = check_id(raw.get("id"))
+    except InvalidIdError as err:
+        raise FormatError(f"{where}.id", err.message) from None
+    type_name = raw.get("type")
+    if not isinstance(type_name, str) or not registry.exists(type_name):
+        raise FormatError(f"{where}.type", f"unknown layer type {type_name!r}")
+    layer = registry.get(type_name)
+    params = raw.get("params", {})
+    if not isinstance(params, dict):
+        raise FormatError(f"{where}.params", "must be an object")
+    try:
+        layer.resolve(params, node=node_id)
+    except ParameterError as err:
+        path = f"{where}.params" + (f".{err.param}" if err.param else "")
+        raise FormatError(path, err.message) from None
+    inputs = raw.get("inputs", [])
+    if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
+        raise FormatError(f"{where}.inputs", "must be a list of node ids")
+    pos = raw.get("pos")
+    if pos is not None:
+        if (not isinstance(pos, list) or len(pos) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                           and abs(v) < 1e9 for v in pos)):
+            raise FormatError(f"{where}.pos", "must be a list of two numbers")
+        pos = (float(pos[0]), float(pos[1]))
+    extra = {k: v for k, v in raw.items() if k not in NODE_KEYS}
+    return Node(node_id, layer.name, copy.deepcopy(params), list(inputs), pos, copy.deepcopy(extra))

@@ -1,0 +1,1 @@
+"""Layer descriptions, grouped by family. The registry collects them."""

@@ -1,0 +1,139 @@
+"""Pooling: max and average (1-D, 2-D, 3-D) and adaptive pooling, as torch computes them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from cnnstudio.core.errors import ShapeError
+from cnnstudio.core.layer_type import (
+    LayerResult,
+    LayerType,
+    RFStep,
+    Shape,
+    fmt_pair,
+    spatial_names,
+)
+from cnnstudio.core.layers.conv import expect_rank
+from cnnstudio.core.params import BOOL, INT, INTS, LIMIT, REQUIRED, SIZE, Param
+
+CATEGORY = "Pooling"
+
+
+def _pool_params(is_max: bool, ndim: int) -> tuple[Param, ...]:
+    params = [
+        Param("kernel_size", INTS, REQUIRED, "Window size.", 1, 1024, initial=2),
+        Param("stride", INTS, None, "Step between windows; empty means the window size.", 1, 1024,
+              nullable=True),
+        Param("padding", INTS, 0, "Implicit padding on each border (at most half the window).",
+              0, 512),
+    ]
+    if is_max:
+        params.append(Param("dilation", INTS, 1, "Spacing between window taps.", 1, 1024))
+    params.append(
+        Param("ceil_mode", BOOL, False, "Round the output size up, keeping a partial last window.")
+    )
+    if not is_max:
+        params.append(Param("count_include_pad", BOOL, True, "Count padding zeros in the average."))
+        if ndim > 1:
+            params.append(Param("divisor_override", INT, None, "Divide by this instead of the "
+                                "window size.", 1, LIMIT, nullable=True))
+    return tuple(params)
+
+
+def pooled_size(size: int, k: int, s: int, pad: int, d: int, ceil_mode: bool) -> int:
+    """torch's pooling_output_shape: the last window must start inside the input or left padding."""
+    numerator = size + 2 * pad - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    out = numerator // s + 1
+    if ceil_mode and (out - 1) * s >= size + pad:
+        out -= 1
+    return out
+
+
+def _caption(p: dict[str, Any]) -> str:
+    stride = p["stride"] or p["kernel_size"]
+    text = f"{fmt_pair(p['kernel_size'])} s{fmt_pair(stride[:1] if len(set(stride)) == 1 else stride)}"
+    return text + (" ceil" if p["ceil_mode"] else "")
+
+
+def _pool_rule(layer: str, ndim: int, is_max: bool):
+    def rule(inputs: list[Shape], p: dict[str, Any]) -> LayerResult:
+        shape = inputs[0]
+        expect_rank(layer, shape, ndim)
+        k, pad = p["kernel_size"], p["padding"]
+        s = p["stride"] or k
+        d = p.get("dilation") or (1,) * ndim
+        names = spatial_names(ndim)
+        out_sizes, formulas = [], []
+        for i, size in enumerate(shape[1:]):
+            if pad[i] > k[i] // 2:
+                raise ShapeError(f"padding {pad[i]} must be at most half the window {k[i]}")
+            out = pooled_size(size, k[i], s[i], pad[i], d[i], p["ceil_mode"])
+            if out < 1 or size + 2 * pad[i] < d[i] * (k[i] - 1) + 1:
+                raise ShapeError(
+                    f"window {fmt_pair(k)} is larger than its input {fmt_pair(shape[1:])}"
+                    f" with padding {pad[i]}"
+                )
+            extent = str(k[i]) if d[i] == 1 else f"{d[i]}·({k[i]} − 1) − 1"
+            left, right = ("⌈", "⌉") if p["ceil_mode"] else ("⌊", "⌋")
+            formulas.append(
+                f"{names[i]}_out = {left}({size} + 2·{pad[i]} − {extent})/{s[i]}{right} + 1 = {out}"
+            )
+            out_sizes.append(out)
+        formulas.append("params = 0")
+        rf = RFStep(tuple(float(d[i] * (k[i] - 1) + 1) for i in range(ndim)),
+                    tuple(float(v) for v in s))
+        return LayerResult((shape[0], *out_sizes), 0, 0, formulas, rf)
+
+    return rule
+
+
+def _adaptive_rule(layer: str, ndim: int):
+    def rule(inputs: list[Shape], p: dict[str, Any]) -> LayerResult:
+        shape = inputs[0]
+        expect_rank(layer, shape, ndim)
+        sizes = shape[1:]
+        out_sizes = tuple(o if o is not None else size for o, size in zip(p["output_size"], sizes,
+                                                                           strict=True))
+        names = spatial_names(ndim)
+        formulas = [f"{names[i]}_out = {o} (fixed by output_size)" for i, o in enumerate(out_sizes)]
+        formulas.append("params = 0")
+        # Windows are about ⌈in/out⌉ wide and start ⌊in/out⌋ apart.
+        rf = RFStep(tuple(float(math.ceil(a / b)) for a, b in zip(sizes, out_sizes, strict=True)),
+                    tuple(float(max(1, a // b)) for a, b in zip(sizes, out_sizes, strict=True)))
+        return LayerResult((shape[0], *out_sizes), 0, 0, formulas, rf)
+
+    return rule
+
+
+def _pool(name: str, ndim: int, is_max: bool) -> LayerType:
+    kind = "maximum" if is_max else "average"
+    return LayerType(
+        name=name, category=CATEGORY,
+        help=f"Keeps the {kind} of each window: shrinks the map, adds tolerance to shifts.",
+        params=_pool_params(is_max, ndim), rule=_pool_rule(name, ndim, is_max), ndim=ndim,
+        torch_class=name, caption=_caption,
+    )
+
+
+def _adaptive(name: str, kind: str) -> LayerType:
+    return LayerType(
+        name=name, category=CATEGORY,
+        help=f"{kind} pooling to a fixed output size, whatever the input size.",
+        params=(Param("output_size", SIZE, REQUIRED, "Output size (empty keeps that dimension).",
+                      1, LIMIT, initial=1),),
+        rule=_adaptive_rule(name, 2), ndim=2, torch_class=name,
+        caption=lambda p: "→" + fmt_pair("·" if o is None else o for o in p["output_size"]),
+    )
+
+
+LAYERS = [
+    _pool("MaxPool1d", 1, True),
+    _pool("MaxPool2d", 2, True),
+    _pool("MaxPool3d", 3, True),
+    _pool("AvgPool1d", 1, False),
+    _pool("AvgPool2d", 2, False),
+    _pool("AvgPool3d", 3, False),
+    _adaptive("AdaptiveAvgPool2d", "Average"),
+    _adaptive("AdaptiveMaxPool2d", "Max"),
+]

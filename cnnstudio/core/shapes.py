@@ -1,0 +1,265 @@
+"""Shape inference: per node, the output shape or a problem a student can act on.
+
+Besides shapes, every node gets its trainable parameter count (as torch counts it),
+multiply-adds, activation memory, receptive field and the formula text with the
+user's own numbers. Problems name the node at fault and carry a quick fix when one
+exists. Pure Python: re-inferring a 300-node graph takes a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnstudio.core.errors import CycleError, ParameterError, ShapeError
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.layer_type import LayerResult, Shape, fmt_shape, prod
+
+BYTES_PER_VALUE = 4  # float32 activations
+ERROR, WARNING = "error", "warning"
+# Layers that keep the shape and just pass values through: the class-count fix looks past them.
+_PASS_THROUGH = {"ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax",
+                 "Dropout", "BatchNorm1d"}
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A one-click repair: `kind` is insert_flatten | set_param | remove_node."""
+
+    kind: str
+    label: str
+    node: str
+    args: tuple[tuple[str, Any], ...] = ()
+
+    def arg(self, name: str) -> Any:
+        return dict(self.args)[name]
+
+
+@dataclass(frozen=True)
+class Problem:
+    node: str | None
+    message: str
+    severity: str = ERROR
+    fix: Fix | None = None
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.message}" if self.node else self.message
+
+
+@dataclass
+class ReceptiveField:
+    """Per spatial dimension of the input: how many input pixels one output sees (size)
+    and how far apart neighbouring outputs look (jump). `is_global`: sees everything."""
+
+    size: tuple[float, ...] = ()
+    jump: tuple[float, ...] = ()
+    is_global: bool = False
+
+    def text(self) -> str:
+        if self.is_global:
+            return "the whole input"
+        if not self.size:
+            return "—"
+        size = "×".join(f"{v:g}" for v in self.size)
+        jump = "×".join(f"{v:g}" for v in self.jump)
+        return f"{size} (jump {jump})"
+
+
+@dataclass
+class NodeInfo:
+    id: str
+    type: str
+    input_shapes: list[Shape] = field(default_factory=list)
+    shape: Shape | None = None
+    params: int = 0
+    macs: int = 0
+    memory: int = 0  # bytes of this node's output, per sample
+    formulas: list[str] = field(default_factory=list)
+    receptive_field: ReceptiveField | None = None
+    caption: str = ""
+
+
+@dataclass
+class Inference:
+    nodes: dict[str, NodeInfo]
+    problems: list[Problem]
+    order: list[str]  # topological (nodes on a cycle are left out)
+    output: str | None  # the model's output node, when it can be told
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == ERROR]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def problems_for(self, node_id: str) -> list[Problem]:
+        return [p for p in self.problems if p.node == node_id]
+
+    @property
+    def total_params(self) -> int:
+        return sum(info.params for info in self.nodes.values())
+
+    @property
+    def total_macs(self) -> int:
+        return sum(info.macs for info in self.nodes.values())
+
+    @property
+    def total_memory(self) -> int:
+        return sum(info.memory for info in self.nodes.values())
+
+
+def _partial_order(graph: Graph) -> tuple[list[str], list[Problem]]:
+    try:
+        return graph.topological_order(), []
+    except CycleError as err:
+        stuck_free = []
+        done: set[str] = set()
+        progress = True
+        while progress:
+            progress = False
+            for node in graph:
+                if node.id not in done and all(s in done for s in node.inputs):
+                    done.add(node.id)
+                    stuck_free.append(node.id)
+                    progress = True
+        problems = [Problem(n.id, err.message) for n in graph if n.id not in done]
+        return stuck_free, problems
+
+
+def _propagate_rf(inputs: list[ReceptiveField], result: LayerResult) -> ReceptiveField:
+    if not inputs or any(rf.is_global for rf in inputs) or (result.rf and result.rf.is_global):
+        return ReceptiveField(is_global=True)
+    ndim = len(inputs[0].size)
+    if any(len(rf.size) != ndim for rf in inputs):
+        return ReceptiveField(is_global=True)
+    size = tuple(max(rf.size[i] for rf in inputs) for i in range(ndim))
+    jump = tuple(max(rf.jump[i] for rf in inputs) for i in range(ndim))
+    step = result.rf
+    if step is None:
+        return ReceptiveField(size, jump)
+    if len(step.kernel) != ndim:
+        return ReceptiveField(is_global=True)
+    new_size = tuple(size[i] + max(step.kernel[i] - 1, 0) * jump[i] for i in range(ndim))
+    new_jump = tuple(jump[i] * step.stride[i] for i in range(ndim))
+    return ReceptiveField(new_size, new_jump)
+
+
+def _infer_node(graph: Graph, node_id: str, infos: dict[str, NodeInfo],
+                problems: list[Problem]) -> None:
+    node = graph.node(node_id)
+    layer = node.layer
+    info = NodeInfo(node.id, node.type)
+    infos[node.id] = info
+    try:
+        params = layer.resolve(node.params, node=node.id)
+    except ParameterError as err:
+        problems.append(Problem(node.id, f"{err.param}: {err.message}" if err.param else err.message))
+        return
+    info.caption = layer.caption(params)
+    if len(node.inputs) < layer.min_inputs:
+        needed = "an input" if layer.min_inputs == 1 else f"at least {layer.min_inputs} inputs"
+        fix = None
+        if not node.inputs and not graph.consumers(node.id):
+            fix = Fix("remove_node", f"Delete {node.id}", node.id)
+        problems.append(Problem(node.id, f"{layer.name} needs {needed}, has {len(node.inputs)}"
+                                f" (connect an output port to it)", ERROR, fix))
+        return
+    sources = [infos.get(s) for s in node.inputs]
+    if any(s is None or s.shape is None for s in sources):
+        return  # the problem is reported upstream; don't repeat it
+    info.input_shapes = [s.shape for s in sources]  # type: ignore[misc]
+    try:
+        result = layer.rule(info.input_shapes, params)
+    except ShapeError as err:
+        problems.append(Problem(node.id, str(err)))
+        return
+    info.shape = tuple(result.shape)
+    info.params, info.macs = result.params, result.macs
+    info.memory = prod(info.shape) * BYTES_PER_VALUE
+    info.formulas = result.formulas
+    for note in result.notes:
+        fix = None
+        if note.fix == "insert_flatten":
+            fix = Fix("insert_flatten", f"Insert Flatten before {node.id}", node.id)
+        problems.append(Problem(node.id, note.message, WARNING, fix))
+    if layer.name == "Input":
+        spatial = len(info.shape) - 1
+        info.receptive_field = ReceptiveField((1.0,) * spatial, (1.0,) * spatial)
+    else:
+        rfs = [s.receptive_field for s in sources if s and s.receptive_field]  # type: ignore[union-attr]
+        info.receptive_field = _propagate_rf(rfs, result)
+
+
+def _find_classifier(graph: Graph, node_id: str) -> str | None:
+    """The Linear whose out_features sets the output size, looking past activations."""
+    current = node_id
+    while True:
+        node = graph.node(current)
+        if node.type == "Linear":
+            return current
+        if node.type not in _PASS_THROUGH or len(node.inputs) != 1:
+            return None
+        current = node.inputs[0]
+
+
+def _check_output(graph: Graph, inference: Inference, task: str, num_classes: int | None) -> None:
+    sinks = [nid for nid in graph.sinks() if nid in inference.nodes]
+    if not sinks:
+        return
+    # The deepest sink is the model's output; any other sink is a dead end.
+    output = sinks[-1] if len(sinks) == 1 else max(sinks, key=inference.order.index)
+    inference.output = output
+    for nid in sinks:
+        if nid != output:
+            inference.problems.append(Problem(
+                nid, f"its output goes nowhere (a model has one output, here {output});"
+                " connect it or delete it", ERROR, Fix("remove_node", f"Delete {nid}", nid)))
+    if graph.node(output).type == "Input":
+        inference.problems.append(Problem(output, "the network has no layers after its Input"))
+    shape = inference.nodes[output].shape
+    if shape is None or not num_classes:
+        return
+    if task == "segmentation":
+        wanted = 1 if num_classes == 2 else num_classes
+        if shape[0] not in (wanted, num_classes) or len(shape) != 3:
+            inference.problems.append(Problem(
+                output, f"a segmentation net must output {num_classes}×H×W class scores,"
+                f" got {fmt_shape(shape)}"))
+        return
+    if len(shape) != 1:
+        inference.problems.append(Problem(
+            output, f"a classifier must output a vector of {num_classes} scores, got"
+            f" {fmt_shape(shape)} (end with Flatten and Linear)"))
+    elif shape[0] != num_classes:
+        linear = _find_classifier(graph, output)
+        fix = None
+        if linear is not None:
+            fix = Fix("set_param", f"Set {linear}.out_features to {num_classes}", linear,
+                      (("param", "out_features"), ("value", num_classes)))
+        inference.problems.append(Problem(
+            linear or output, f"the classifier gives {shape[0]} outputs but the data has"
+            f" {num_classes} classes", ERROR, fix))
+
+
+def infer_shapes(graph: Graph, *, task: str = "classification",
+                 num_classes: int | None = None) -> Inference:
+    """Infer every node's shape and numbers; never raises for a bad graph (see problems).
+
+    `num_classes`, once the data is known, checks the classifier's output size.
+    """
+    order, problems = _partial_order(graph)
+    infos: dict[str, NodeInfo] = {}
+    inputs = [n.id for n in graph if n.type == "Input"]
+    if not inputs and len(graph):
+        problems.append(Problem(None, "the network has no Input node"))
+    for extra in inputs[1:]:
+        problems.append(Problem(extra, f"only one Input node is allowed (the first is {inputs[0]})"))
+    for node_id in order:
+        _infer_node(graph, node_id, infos, problems)
+    for node in graph:
+        infos.setdefault(node.id, NodeInfo(node.id, node.type))
+    inference = Inference(infos, problems, order, None)
+    _check_output(graph, inference, task, num_classes)
+    return inference
