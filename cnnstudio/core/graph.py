@@ -259,15 +259,13 @@ class Graph:
         """Remove a node and every connection from it; return the (consumer, index) pairs
         that were cut, so an undo can restore them."""
         self.node(node_id)
-        cut: list[tuple[str, int]] = []
+        cut: list[tuple[str, int]] = []  # graph order, ascending index: undo reconnects in order
         for n in self._nodes.values():
-            for i in reversed(range(len(n.inputs))):
-                if n.inputs[i] == node_id:
-                    del n.inputs[i]
-                    cut.append((n.id, i))
-        cut.reverse()
-        for target, index in cut:
-            self._emit("edge_removed", source=node_id, target=target, index=index)
+            indices = [i for i, src in enumerate(n.inputs) if src == node_id]
+            for i in reversed(indices):
+                del n.inputs[i]
+                self._emit("edge_removed", source=node_id, target=n.id, index=i)
+            cut.extend((n.id, i) for i in indices)
         del self._nodes[node_id]
         self._emit("node_removed", node=node_id)
         return cut

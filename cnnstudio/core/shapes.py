@@ -211,8 +211,9 @@ def _check_output(graph: Graph, inference: Inference, task: str, num_classes: in
     # The deepest sink is the model's output; any other sink is a dead end.
     output = sinks[-1] if len(sinks) == 1 else max(sinks, key=inference.order.index)
     inference.output = output
+    already = {p.node for p in inference.problems}
     for nid in sinks:
-        if nid != output:
+        if nid != output and nid not in already:  # one problem per lonely node is enough
             inference.problems.append(Problem(
                 nid, f"its output goes nowhere (a model has one output, here {output});"
                 " connect it or delete it", ERROR, Fix("remove_node", f"Delete {nid}", nid)))

@@ -1,0 +1,198 @@
+"""The `cnnstudio` command line. The GUI is one of its commands.
+
+Exit status: 0 success, 1 the project or run has errors, 2 the input could not be
+read or the command line is wrong. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """The command line is wrong or the input cannot be read: exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line (no usage dump) with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _fail(message: str) -> None:
+    print(f"cnnstudio: {message}", file=sys.stderr)
+
+
+# ---- commands -------------------------------------------------------------------------
+
+
+def _load(path: str):
+    from cnnstudio.project import ProjectError, read_project
+
+    try:
+        return read_project(Path(path))
+    except ProjectError as err:
+        raise UsageError(str(err)) from None
+
+
+def _num_classes(project) -> int | None:
+    """The class count when it is known without loading data (built-in datasets)."""
+    from cnnstudio.core.templates import BUILTIN_CLASSES
+
+    source = (project.data or {}).get("source") or {"kind": "builtin", "name": "digits"}
+    if isinstance(source, dict) and source.get("kind") == "builtin":
+        return BUILTIN_CLASSES.get(source.get("name"))
+    return None
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from cnnstudio.core.shapes import ERROR, infer_shapes
+    from cnnstudio.core.summary import summary_rows, summary_text
+
+    project = _load(args.project)
+    inference = infer_shapes(project.graph, task=project.task,
+                             num_classes=_num_classes(project))
+    if args.json:
+        rows = summary_rows(project.graph, inference)
+        doc = {
+            "layers": [{"id": r.id, "type": r.type, "output_shape": r.shape, "params": r.params,
+                        "macs": r.macs} for r in rows],
+            "total_params": inference.total_params,
+            "total_macs": inference.total_macs,
+            "errors": [{"node": p.node, "message": p.message} for p in inference.problems
+                       if p.severity == ERROR],
+            "warnings": [{"node": p.node, "message": p.message} for p in inference.problems
+                         if p.severity != ERROR],
+        }
+        print(json.dumps(doc, ensure_ascii=False))
+    else:
+        print(summary_text(project.name, project.graph, inference))
+    return EXIT_OK if inference.ok else EXIT_PROBLEMS
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    from cnnstudio.core.shapes import infer_shapes
+    from cnnstudio.core.templates import TEMPLATES
+
+    if args.json:
+        print(json.dumps([{"name": t.name, "title": t.title, "description": t.description,
+                           "task": t.task, "dataset": t.dataset} for t in TEMPLATES.values()],
+                         ensure_ascii=False))
+        return EXIT_OK
+    width = max(len(name) for name in TEMPLATES)
+    for t in TEMPLATES.values():
+        params = infer_shapes(t.graph()).total_params
+        print(f"{t.name:<{width}}  {t.title} — {t.description} "
+              f"[{t.dataset}, {params:,} params]")
+    return EXIT_OK
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from cnnstudio.core.templates import get_template
+    from cnnstudio.project import ProjectError, project_from_dict, write_project
+
+    try:
+        template = get_template(args.template)
+    except KeyError as err:
+        raise UsageError(err.args[0]) from None
+    path = Path(args.project)
+    if path.exists() and not args.force:
+        raise UsageError(f"{path} already exists (use --force to replace it)")
+    name = path.stem.replace("_", " ").replace("-", " ").strip() or template.title
+    project = project_from_dict(template.project_dict(name))
+    try:
+        write_project(project, path)
+    except ProjectError as err:
+        raise UsageError(str(err)) from None
+    print(f"created {path} from template {template.name}")
+    return EXIT_OK
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from cnnstudio.ui.app import run_app  # noqa: F401 (the GUI arrives with issue 4)
+    except ImportError:
+        raise UsageError("the desktop window is not available in this version yet; "
+                         "use 'cnnstudio summary PROJECT' or 'cnnstudio --help'") from None
+    return run_app(args.project)
+
+
+# ---- parsing --------------------------------------------------------------------------
+
+
+def _command_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cnnstudio",
+                     description="Design, train and understand convolutional neural networks.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("summary", help="per-layer table: shapes, parameters, problems")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("templates", help="list the templates")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_templates)
+
+    p = sub.add_parser("new", help="create a project from a template")
+    p.add_argument("--template", required=True, metavar="NAME")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_new)
+    return parser
+
+
+COMMANDS = ("summary", "templates", "new")
+
+
+def _version() -> str:
+    from cnnstudio import __version__
+
+    return f"cnnstudio {__version__}"
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a command line; a first word that is no command opens the GUI on it."""
+    argv = list(argv)
+    if argv and (argv[0] in COMMANDS or argv[0].startswith("-")):
+        args = _command_parser().parse_args(argv)
+        if args.command is None:
+            raise UsageError("no command given (see 'cnnstudio --help')")
+        return args
+    gui = _Parser(prog="cnnstudio", description="Open the CNN Studio window.")
+    gui.add_argument("project", nargs="?", metavar="PROJECT")
+    args = gui.parse_args(argv)
+    args.func = cmd_gui
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+        return args.func(args)
+    except UsageError as err:
+        _fail(str(err))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except SystemExit as exit_:  # --help and --version
+        return int(exit_.code or 0)
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as err:  # a bug of ours: still one line, never a traceback
+        if os.environ.get("CNNSTUDIO_DEBUG"):
+            raise
+        _fail(f"internal error: {type(err).__name__}: {err}")
+        return EXIT_PROBLEMS

@@ -1,0 +1,193 @@
+"""Every user edit is a command on the document's QUndoStack.
+
+Simple edits (add, remove, connect, disconnect, parameters, moves) have their own
+commands that replay exactly the Graph mutation and its inverse, so the canvas updates
+one item at a time. Compound edits (paste, block insert, auto layout, quick fixes,
+rename) are `GraphSnapshotCommand`s: they run a function on the graph once and undo/redo
+by swapping whole graph snapshots.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtGui import QUndoCommand
+
+from cnnstudio.core.graph import Graph, Node
+from cnnstudio.ui.document import Document
+
+# Ids for QUndoCommand.id(): consecutive commands with the same id may merge.
+MERGE_PARAMS = 1001
+
+
+class AddNodeCommand(QUndoCommand):
+    """Add one node (its id is fixed on first redo so redo after undo gives the same id)."""
+
+    def __init__(self, doc: Document, type_name: str, params: dict[str, Any] | None = None,
+                 pos: tuple[float, float] | None = None, inputs: list[str] | None = None,
+                 node_id: str | None = None) -> None:
+        super().__init__(f"Add {type_name}")
+        self.doc, self.type_name, self.params = doc, type_name, params
+        self.pos, self.inputs, self.node_id = pos, list(inputs or []), node_id
+
+    def redo(self) -> None:
+        node = self.doc.graph.add_node(self.type_name, copy.deepcopy(self.params), id=self.node_id,
+                                       inputs=self.inputs, pos=self.pos)
+        self.node_id = node.id
+        self.params = copy.deepcopy(node.params)
+
+    def undo(self) -> None:
+        self.doc.graph.remove_node(self.node_id)
+
+
+class RemoveNodesCommand(QUndoCommand):
+    """Remove nodes and their connections; undo puts them back where they were."""
+
+    def __init__(self, doc: Document, node_ids: list[str]) -> None:
+        super().__init__("Delete" if len(node_ids) != 1 else f"Delete {node_ids[0]}")
+        self.doc = doc
+        self.node_ids = [nid for nid in doc.graph.ids if nid in set(node_ids)]
+        self._removed: list[tuple[int, Node, list[tuple[str, int]]]] = []
+
+    def redo(self) -> None:
+        graph = self.doc.graph
+        self._removed = []
+        for nid in self.node_ids:
+            index = graph.index_of(nid)
+            node = copy.deepcopy(graph.node(nid))
+            cut = graph.remove_node(nid)
+            self._removed.append((index, node, cut))
+
+    def undo(self) -> None:
+        graph = self.doc.graph
+        for index, node, cut in reversed(self._removed):
+            graph.insert_node(copy.deepcopy(node), index)
+            for target, i in cut:
+                graph.connect(node.id, target, i)
+
+
+class ConnectCommand(QUndoCommand):
+    def __init__(self, doc: Document, source: str, target: str, index: int | None = None) -> None:
+        super().__init__(f"Connect {source} → {target}")
+        self.doc, self.source, self.target, self.index = doc, source, target, index
+        self._placed: int | None = None
+
+    def redo(self) -> None:
+        self.doc.graph.connect(self.source, self.target, self.index)
+        node = self.doc.graph.node(self.target)
+        self._placed = self.index if self.index is not None else len(node.inputs) - 1
+
+    def undo(self) -> None:
+        self.doc.graph.disconnect(self.source, self.target, self._placed)
+
+
+class DisconnectCommand(QUndoCommand):
+    def __init__(self, doc: Document, source: str, target: str, index: int | None = None) -> None:
+        super().__init__(f"Disconnect {source} → {target}")
+        self.doc, self.source, self.target, self.index = doc, source, target, index
+
+    def redo(self) -> None:
+        self.index = self.doc.graph.disconnect(self.source, self.target, self.index)
+
+    def undo(self) -> None:
+        self.doc.graph.connect(self.source, self.target, self.index)
+
+
+class SetParamsCommand(QUndoCommand):
+    """Replace one node's params. Validation happens before the push: construct it only
+    with params that `LayerType.resolve` accepted. Successive edits of one node merge."""
+
+    def __init__(self, doc: Document, node_id: str, params: dict[str, Any]) -> None:
+        super().__init__(f"Edit {node_id}")
+        self.doc, self.node_id = doc, node_id
+        self.old = copy.deepcopy(doc.graph.node(node_id).params)
+        self.new = copy.deepcopy(params)
+
+    def id(self) -> int:
+        return MERGE_PARAMS
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetParamsCommand) or other.node_id != self.node_id:
+            return False
+        self.new = other.new
+        return True
+
+    def redo(self) -> None:
+        self.doc.graph.set_params(self.node_id, copy.deepcopy(self.new))
+
+    def undo(self) -> None:
+        self.doc.graph.set_params(self.node_id, copy.deepcopy(self.old))
+
+
+class MoveNodesCommand(QUndoCommand):
+    """Nodes dragged to new places: one undo entry per drag (pushed on mouse release)."""
+
+    def __init__(self, doc: Document, moves: dict[str, tuple[tuple[float, float] | None,
+                                                               tuple[float, float]]]) -> None:
+        super().__init__("Move" if len(moves) != 1 else f"Move {next(iter(moves))}")
+        self.doc, self.moves = doc, dict(moves)
+        self._first = True
+
+    def redo(self) -> None:
+        for nid, (_, new) in self.moves.items():
+            self.doc.graph.move_node(nid, new)
+
+    def undo(self) -> None:
+        for nid, (old, _) in self.moves.items():
+            if old is not None:
+                self.doc.graph.move_node(nid, old)
+
+
+class GraphSnapshotCommand(QUndoCommand):
+    """A compound edit: `edit(graph)` runs once on a copy; undo/redo swap snapshots.
+
+    If `edit` raises, nothing changes and the exception propagates before the push
+    (call `prepare()` first, or use `push_snapshot`).
+    """
+
+    def __init__(self, doc: Document, label: str, edit: Callable[[Graph], Any]) -> None:
+        super().__init__(label)
+        self.doc = doc
+        self.before = doc.graph.copy()
+        after = doc.graph.copy()
+        self.result = edit(after)
+        self.after = after
+
+    def redo(self) -> None:
+        self.doc.graph.replace_with(self.after)
+
+    def undo(self) -> None:
+        self.doc.graph.replace_with(self.before)
+
+
+def push_snapshot(doc: Document, label: str, edit: Callable[[Graph], Any]) -> Any:
+    """Run a compound edit as one undoable step; return what `edit` returned.
+
+    Exceptions from `edit` (e.g. a GraphError) propagate and leave the graph unchanged.
+    """
+    command = GraphSnapshotCommand(doc, label, edit)
+    doc.undo_stack.push(command)
+    return command.result
+
+
+class SetSettingsCommand(QUndoCommand):
+    """Replace the project's `data` or `training` section (already validated)."""
+
+    def __init__(self, doc: Document, section: str, value: dict[str, Any],
+                 label: str | None = None) -> None:
+        super().__init__(label or f"Edit {section} settings")
+        self.doc, self.section = doc, section
+        self.old = copy.deepcopy(getattr(doc.project, section))
+        self.new = copy.deepcopy(value)
+
+    def _apply(self, value: dict[str, Any]) -> None:
+        setattr(self.doc.project, self.section, copy.deepcopy(value))
+        self.doc.settings_changed.emit(self.section)
+
+    def redo(self) -> None:
+        self._apply(self.new)
+
+    def undo(self) -> None:
+        self._apply(self.old)

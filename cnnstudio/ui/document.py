@@ -1,0 +1,123 @@
+"""The open project as the window sees it: project, undo stack, inference, selection.
+
+Views never own state: they read `Document.graph` / `Document.inference` and listen to
+its signals; they change the graph only by pushing commands (`cnnstudio.ui.commands`)
+onto `undo_stack`, so every edit can be undone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.shapes import Inference, infer_shapes
+from cnnstudio.core.templates import BUILTIN_CLASSES
+from cnnstudio.project.model import Project
+
+
+class Document(QObject):
+    """One open project. Signals carry plain Python values."""
+
+    graph_event = Signal(str, dict)  # every Graph event, as (event, details), after it happened
+    graph_reset = Signal()  # the whole graph was replaced (open, snapshot undo)
+    inference_changed = Signal()  # shapes/problems were recomputed
+    selection_changed = Signal(list)  # selected node ids
+    project_replaced = Signal()  # a different project was opened
+    settings_changed = Signal(str)  # "data" or "training" section edited
+
+    def __init__(self, project: Project | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        self._project = project or Project()
+        self._inference: Inference | None = None
+        self._selection: list[str] = []
+        self.num_classes: int | None = None  # known once data is loaded; else from builtins
+        self._attach(self._project.graph)
+        self.settings_changed.connect(self._on_settings_changed)
+
+    def _on_settings_changed(self, section: str) -> None:
+        if section == "data":  # the class count may have changed
+            self.num_classes = None
+            self._inference = None
+            self.inference_changed.emit()
+
+    # ---- the project ---------------------------------------------------------------------
+
+    @property
+    def project(self) -> Project:
+        return self._project
+
+    @property
+    def graph(self) -> Graph:
+        return self._project.graph
+
+    @property
+    def path(self) -> Path | None:
+        return self._project.path
+
+    def set_project(self, project: Project) -> None:
+        """Replace the open project (open/new); clears undo history and selection."""
+        self._project.graph.unsubscribe(self._on_graph_event)
+        self._project = project
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self._selection = []
+        self.num_classes = None
+        self._attach(project.graph)
+        self.project_replaced.emit()
+        self.graph_reset.emit()
+        self.selection_changed.emit([])
+
+    def _attach(self, graph: Graph) -> None:
+        graph.subscribe(self._on_graph_event)
+        self._inference = None
+
+    def _on_graph_event(self, event: str, **details: object) -> None:
+        self._inference = None
+        if event == "reset":
+            self.graph_reset.emit()
+        else:
+            self.graph_event.emit(event, dict(details))
+        if event in ("node_removed", "reset"):
+            kept = [nid for nid in self._selection if nid in self.graph]
+            if kept != self._selection:
+                self.set_selection(kept)
+        if event == "node_renamed":
+            self._selection = [details["new"] if nid == details["old"] else nid
+                               for nid in self._selection]
+        self.inference_changed.emit()
+
+    # ---- derived data --------------------------------------------------------------------
+
+    def class_count(self) -> int | None:
+        """Classes of the data: loaded data if known, else the built-in dataset's count."""
+        if self.num_classes:
+            return self.num_classes
+        source = (self._project.data or {}).get("source") or {"kind": "builtin",
+                                                              "name": "digits"}
+        if isinstance(source, dict) and source.get("kind") == "builtin":
+            return BUILTIN_CLASSES.get(source.get("name"))
+        return None
+
+    @property
+    def inference(self) -> Inference:
+        """Shapes and problems of the current graph (recomputed after each edit, lazily)."""
+        if self._inference is None:
+            self._inference = infer_shapes(self.graph, task=self._project.task,
+                                           num_classes=self.class_count())
+        return self._inference
+
+    # ---- selection -----------------------------------------------------------------------
+
+    @property
+    def selection(self) -> list[str]:
+        return list(self._selection)
+
+    def set_selection(self, node_ids: list[str]) -> None:
+        ids = [nid for nid in node_ids if nid in self.graph]
+        if ids != self._selection:
+            self._selection = ids
+            self.selection_changed.emit(list(ids))

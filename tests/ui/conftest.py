@@ -1,0 +1,5 @@
+"""GUI tests run offscreen (see tests/conftest.py) with pytest-qt's qapp/qtbot."""
+
+import pytest
+
+pytestmark = pytest.mark.gui
