@@ -169,6 +169,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         if args.command is None:
             raise UsageError("no command given (see 'cnnstudio --help')")
         return args
+    if argv and Path(argv[0]).suffix.lower() not in (".cnnproj", ".json") \
+            and not Path(argv[0]).exists():
+        raise UsageError(f"unknown command {argv[0]!r} (commands: {', '.join(COMMANDS)}; "
+                         "or give a .cnnproj/.json project to open)")
     gui = _Parser(prog="cnnstudio", description="Open the CNN Studio window.")
     gui.add_argument("project", nargs="?", metavar="PROJECT")
     args = gui.parse_args(argv)
