@@ -1,0 +1,1 @@
+"""Readers for each ``data.source`` kind: folders, segmentation folders and array files."""

@@ -1,0 +1,1 @@
+"""Tests of cnnstudio.data (a package, so module names never clash with other test dirs)."""
