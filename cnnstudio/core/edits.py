@@ -6,7 +6,13 @@ Each function only calls Graph's validated mutations, so an editor can record th
 
 from __future__ import annotations
 
-from cnnstudio.core.graph import Graph
+import re
+from collections.abc import Callable, Container, Iterable
+from typing import Any
+
+from cnnstudio.core.errors import FormatError, InvalidIdError
+from cnnstudio.core.graph import MAX_ID_LENGTH, RESERVED_IDS, Graph, check_id
+from cnnstudio.core.layout import layered_positions
 from cnnstudio.core.shapes import Fix
 
 
@@ -37,3 +43,107 @@ def apply_fix(graph: Graph, fix: Fix) -> None:
         graph.remove_node(fix.node)
     else:
         raise ValueError(f"unknown fix {fix.kind}")
+
+
+# ---- copy, paste, duplicate, blocks ------------------------------------------------------
+
+PASTE_OFFSET = (40.0, 40.0)
+
+
+def copy_nodes(graph: Graph, node_ids: Iterable[str]) -> dict[str, Any]:
+    """The file form `{"nodes": [...]}` of `node_ids`, in graph order.
+
+    Connections between copied nodes are kept; inputs from nodes outside the set are
+    dropped, so the copy stands on its own. Raises MissingNodeError for an unknown id.
+    """
+    wanted = set(node_ids)
+    for nid in wanted:
+        graph.node(nid)
+    nodes = []
+    for node in graph:
+        if node.id in wanted:
+            data = node.to_dict()
+            data["inputs"] = [s for s in node.inputs if s in wanted]
+            nodes.append(data)
+    return {"nodes": nodes}
+
+
+def fresh_id(wanted: str, taken: Container[str]) -> str:
+    """`wanted` if it is free and valid, else its stem with the first free number
+    ('conv1' → 'conv2', 'classifier' → 'classifier2')."""
+    try:
+        check_id(wanted)
+        if wanted not in taken:
+            return wanted
+        stem = re.sub(r"[\d_-]+$", "", wanted)[:MAX_ID_LENGTH - 6] or "node"
+        check_id(stem)
+    except InvalidIdError:
+        stem = "node"
+    i = 1 if stem != wanted else 2
+    while f"{stem}{i}" in taken or f"{stem}{i}" in RESERVED_IDS:
+        i += 1
+    return f"{stem}{i}"
+
+
+def paste_nodes(graph: Graph, data: Any,
+                offset: tuple[float, float] = PASTE_OFFSET) -> list[str]:
+    """Add the nodes of `data` (as made by `copy_nodes`) to `graph`; return their new ids.
+
+    Every node gets a fresh id (references between the pasted nodes follow the renaming),
+    inputs from outside the pasted set are dropped and positions move by `offset`.
+    Raises FormatError for malformed data (then the graph is unchanged).
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+        raise FormatError("", "must be an object with a 'nodes' list")
+    raw_nodes = data["nodes"]
+    ids = {raw.get("id") for raw in raw_nodes if isinstance(raw, dict)}
+    cleaned = []
+    for raw in raw_nodes:
+        if isinstance(raw, dict):
+            raw = dict(raw)
+            inputs = raw.get("inputs", [])
+            if isinstance(inputs, list):
+                raw["inputs"] = [s for s in inputs if s in ids]
+        cleaned.append(raw)
+    # Validate everything first (types, params, cycles), so a bad paste changes nothing.
+    pasted = Graph.from_dict({"nodes": cleaned})
+    taken = set(graph.ids)
+    renamed: dict[str, str] = {}
+    for node in pasted:
+        renamed[node.id] = fresh_id(node.id, taken)
+        taken.add(renamed[node.id])
+    for nid in pasted.topological_order():
+        node = pasted.node(nid)
+        pos = None if node.pos is None else (node.pos[0] + offset[0], node.pos[1] + offset[1])
+        graph.add_node(node.type, node.params, id=renamed[nid],
+                       inputs=[renamed[s] for s in node.inputs], pos=pos, extra=node.extra)
+    return [renamed[node.id] for node in pasted]
+
+
+def duplicate_nodes(graph: Graph, node_ids: Iterable[str],
+                    offset: tuple[float, float] = PASTE_OFFSET) -> list[str]:
+    """Copy and paste `node_ids` in one go; return the new ids."""
+    return paste_nodes(graph, copy_nodes(graph, node_ids), offset)
+
+
+def insert_block(graph: Graph, block: Callable[[Graph, str, int], str], source: str,
+                 channels: int) -> list[str]:
+    """Run a block function after `source` and place its new nodes below `source`.
+
+    Returns the new ids in graph order. Positions follow `layered_positions`, shifted
+    so the block hangs under `source` (nodes of the graph that had no position keep none).
+    """
+    before = set(graph.ids)
+    block(graph, source, channels)
+    new = [nid for nid in graph.ids if nid not in before]
+    anchor = graph.node(source).pos
+    if anchor is None:
+        return new
+    # Lay out the block on its own (with `source` on top), so other branches don't push it.
+    layered = layered_positions(Graph.from_dict(copy_nodes(graph, [source, *new])))
+    dx = anchor[0] - layered[source][0]
+    dy = anchor[1] - layered[source][1]
+    for nid in new:
+        x, y = layered[nid]
+        graph.move_node(nid, (x + dx, y + dy))
+    return new

@@ -37,7 +37,8 @@ parameters register_backward_hook register_buffer register_forward_hook register
 register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
 register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
 register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict
-to to_empty train training type xpu zero_grad output_id input_id
+to to_empty train training type xpu zero_grad output_id input_id input_shape node_ids module_for
+forward_all
 """.split())
 
 NODE_KEYS = ("id", "type", "params", "inputs", "pos")

@@ -117,6 +117,9 @@ FLATTEN = LayerType(
 def _check_upsample(p: dict[str, Any]) -> None:
     if (p["size"] is None) == (p["scale_factor"] is None):
         raise ParameterError("set exactly one of size and scale_factor", param="scale_factor")
+    if isinstance(p["size"], tuple) and None in p["size"]:
+        # torch's Upsample refuses empty sizes (unlike the adaptive pools).
+        raise ParameterError("needs a number for every dimension", param="size")
     if p["align_corners"] is not None and p["mode"] not in ("linear", "bilinear", "bicubic",
                                                              "trilinear"):
         raise ParameterError("only applies to the linear, bilinear, bicubic and trilinear modes",

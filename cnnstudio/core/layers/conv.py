@@ -89,6 +89,14 @@ def _check_groups(c_in: int, p: dict[str, Any]) -> None:
         raise ShapeError(f"out_channels {p['out_channels']} is not divisible by groups {g}")
 
 
+def _check_padding_mode(mode: str, pad: int, size: int) -> None:
+    """torch's limits on non-zero padding modes (`pad` is the larger side's padding)."""
+    if mode == "reflect" and pad >= size:
+        raise ShapeError(f"reflect padding {pad} must be smaller than the input size {size}")
+    if mode == "circular" and pad > size:
+        raise ShapeError(f"circular padding {pad} must not exceed the input size {size}")
+
+
 def _params_formula(k: tuple[int, ...], c_per_group: int, out: int, bias: bool) -> tuple[int, str]:
     taps = "·".join(str(v) for v in k) + f"·{c_per_group}"
     weights = prod(k) * c_per_group * out
@@ -109,14 +117,13 @@ def _conv_rule(layer: str, ndim: int):
         for i, size in enumerate(sizes):
             extent = d[i] * (k[i] - 1) + 1
             if pad == "same":
+                # torch pads 'same' with ⌊(extent − 1)/2⌋ before and the rest after.
+                _check_padding_mode(p["padding_mode"], extent - 1 - (extent - 1) // 2, size)
                 out_sizes.append(size)
                 formulas.append(f"{names[i]}_out = {size} (padding 'same', stride 1)")
                 continue
             pi = 0 if pad == "valid" else pad[i]
-            if p["padding_mode"] == "reflect" and pi >= size:
-                raise ShapeError(f"reflect padding {pi} must be smaller than the input size {size}")
-            if p["padding_mode"] == "circular" and pi > size:
-                raise ShapeError(f"circular padding {pi} must not exceed the input size {size}")
+            _check_padding_mode(p["padding_mode"], pi, size)
             out = (size + 2 * pi - extent) // s[i] + 1
             if size + 2 * pi < extent:
                 what = "dilated kernel" if d[i] > 1 else "kernel"

@@ -66,18 +66,32 @@ def _pool_rule(layer: str, ndim: int, is_max: bool):
         names = spatial_names(ndim)
         out_sizes, formulas = [], []
         for i, size in enumerate(shape[1:]):
+            if layer == "AvgPool3d" and size < k[i]:
+                # torch's avg_pool3d alone checks the window against the unpadded input.
+                raise ShapeError(
+                    f"window {fmt_pair(k)} is larger than its input {fmt_pair(shape[1:])}"
+                    " (AvgPool3d does not count the padding here)"
+                )
             if pad[i] > k[i] // 2:
                 raise ShapeError(f"padding {pad[i]} must be at most half the window {k[i]}")
             out = pooled_size(size, k[i], s[i], pad[i], d[i], p["ceil_mode"])
-            if out < 1 or size + 2 * pad[i] < d[i] * (k[i] - 1) + 1:
+            # Only an empty output is refused: with ceil_mode torch keeps one partial
+            # window even when the window is larger than the padded input.
+            if out < 1:
                 raise ShapeError(
                     f"window {fmt_pair(k)} is larger than its input {fmt_pair(shape[1:])}"
                     f" with padding {pad[i]}"
                 )
             extent = str(k[i]) if d[i] == 1 else f"{d[i]}·({k[i]} − 1) − 1"
             left, right = ("⌈", "⌉") if p["ceil_mode"] else ("⌊", "⌋")
+            # ceil_mode drops a last window that would start in the right padding: say so,
+            # or the formula's own arithmetic would disagree with its result.
+            rounded_up = (size + 2 * pad[i] - d[i] * (k[i] - 1) - 1 + s[i] - 1) // s[i] + 1
+            dropped = p["ceil_mode"] and out < rounded_up
+            last = " − 1 (the last window would start in the padding)" if dropped else ""
             formulas.append(
-                f"{names[i]}_out = {left}({size} + 2·{pad[i]} − {extent})/{s[i]}{right} + 1 = {out}"
+                f"{names[i]}_out = {left}({size} + 2·{pad[i]} − {extent})/{s[i]}{right} + 1{last}"
+                f" = {out}"
             )
             out_sizes.append(out)
         formulas.append("params = 0")

@@ -1,0 +1,204 @@
+"""Graph → torch module: one torch layer per node, run in topological order.
+
+Every layer is built from its registry description (`LayerType.torch_class` and the
+node's resolved params) plus the sizes shape inference supplies, so what the
+inspector shows is exactly what torch runs. Each node's module is registered under
+the node's id, which makes `state_dict()` keys `<node id>.<torch param name>`, the
+key layout of the project file's `weights.safetensors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnstudio.core import registry
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.layer_type import Shape, fmt_shape
+from cnnstudio.core.shapes import Problem, infer_shapes
+from cnnstudio.nn.modules import own_module
+
+# Constructor sizes torch needs but files leave out (`LayerType.reserved`), from the input shape.
+_INFERRED_SIZES: dict[str, Callable[[Shape], int]] = {
+    "in_channels": lambda shape: shape[0],
+    "in_features": lambda shape: shape[-1],  # Linear acts on the last dimension
+    "num_features": lambda shape: shape[0],
+}
+
+
+class BuildError(Exception):
+    """The graph cannot become a module; `str()` is one line, `problems` lists every error."""
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+def make_layer(type_name: str, params: dict[str, Any], input_shapes: Sequence[Shape]) -> nn.Module:
+    """The torch module for one node of type `type_name`.
+
+    `params` are the node's resolved params (`Node.resolved_params()`) and `input_shapes`
+    its per-sample input shapes (from `infer_shapes`). Raises UnknownTypeError for an
+    unknown type, and whatever torch raises when it refuses the arguments.
+    """
+    layer = registry.get(type_name)
+    if layer.torch_class is None:
+        return own_module(layer.name, params)
+    kwargs = dict(params)
+    for name in layer.reserved:
+        kwargs[name] = _INFERRED_SIZES[name](input_shapes[0])
+    if "inplace" in kwargs:
+        # Branches may share one tensor (a skip connection reads what a ReLU would
+        # overwrite), and autograd refuses some in-place updates: always out of place.
+        kwargs["inplace"] = False
+    return getattr(nn, layer.torch_class)(**kwargs)
+
+
+class GraphModule(nn.Module):
+    """A network graph as a torch module.
+
+    Submodules are named by node id (`state_dict()` keys `conv1.weight`, …). The
+    metadata lives in `_`-prefixed attributes behind read-only properties: core forbids
+    node ids that start with `_`, so no node can shadow them.
+    """
+
+    def __init__(self, modules: dict[str, nn.Module], inputs: dict[str, list[str]],
+                 input_id: str, output_id: str, input_shape: Shape) -> None:
+        """`modules` in topological order; `inputs` maps each node id to its input ids."""
+        super().__init__()
+        order = list(modules)
+        self._node_ids = tuple(order)
+        self._input_id = input_id
+        self._output_id = output_id
+        self._input_shape = tuple(input_shape)
+        for node_id, module in modules.items():
+            if hasattr(type(self), node_id):
+                # One of this class's own names that core does not reserve (e.g. a node
+                # called `forward_all`): keep the state_dict key, bypass add_module's
+                # clash check. Attribute access still finds the method; use module_for.
+                self._modules[node_id] = module
+            else:
+                self.add_module(node_id, module)
+        slot = {node_id: i for i, node_id in enumerate(order)}
+        self._slots = len(order)
+        self._input_slot = slot[input_id]
+        self._output_slot = slot[output_id]
+        # The plan holds names, not modules: modules are looked up in `_modules` on every
+        # call, so replicas (DataParallel), deep copies and swapped layers stay coherent.
+        steps = [(node_id, tuple(slot[s] for s in inputs[node_id]), slot[node_id])
+                 for node_id in order if node_id != input_id]
+        last_use: dict[int, int] = {}
+        for index, (_, args, _) in enumerate(steps):
+            for arg in args:
+                last_use[arg] = index
+        frees: list[list[int]] = [[] for _ in steps]
+        for arg, index in last_use.items():
+            if arg != self._output_slot:
+                frees[index].append(arg)
+        self._plan = [(node_id, args, out, tuple(free))
+                      for (node_id, args, out), free in zip(steps, frees, strict=True)]
+
+    # ---- metadata ------------------------------------------------------------------------
+
+    @property
+    def input_id(self) -> str:
+        """Id of the Input node."""
+        return self._input_id
+
+    @property
+    def output_id(self) -> str:
+        """Id of the node whose output the module returns."""
+        return self._output_id
+
+    @property
+    def input_shape(self) -> Shape:
+        """Per-sample input shape, channels first (the Input node's `shape`)."""
+        return self._input_shape
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        """Every node id, in the order the nodes run (topological)."""
+        return self._node_ids
+
+    def module_for(self, node_id: str) -> nn.Module:
+        """The module that computes node `node_id`; raises KeyError for an unknown id."""
+        try:
+            return self._modules[node_id]  # type: ignore[return-value]
+        except KeyError:
+            raise KeyError(f"the model has no node {node_id!r}") from None
+
+    # ---- running -------------------------------------------------------------------------
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.shape[1:] != self._input_shape:
+            raise ValueError(
+                f"the model takes a batch of {fmt_shape(self._input_shape)} samples,"
+                f" got a tensor of shape {fmt_shape(tuple(x.shape))}"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run a batch (N × input_shape) through the network; return the output node's tensor."""
+        self._check_input(x)
+        modules = self._modules
+        values: list[Any] = [None] * self._slots
+        values[self._input_slot] = x
+        for node_id, args, out, free in self._plan:
+            if len(args) == 1:  # most nodes: skip building an argument list
+                values[out] = modules[node_id](values[args[0]])
+            else:
+                values[out] = modules[node_id](*[values[i] for i in args])
+            for i in free:
+                values[i] = None  # drop it after its last use: peak memory stays low
+        return values[self._output_slot]
+
+    def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run a batch and return every node's output, keyed by node id (Input included)."""
+        self._check_input(x)
+        modules = self._modules
+        values: list[Any] = [None] * self._slots
+        values[self._input_slot] = x
+        outputs = {self._input_id: x}
+        for node_id, args, out, _ in self._plan:
+            values[out] = outputs[node_id] = modules[node_id](*[values[i] for i in args])
+        return {node_id: outputs[node_id] for node_id in self._node_ids}
+
+
+def _one_line(errors: Sequence[Problem]) -> str:
+    first = str(errors[0])
+    more = len(errors) - 1
+    if more:
+        first += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return first
+
+
+def build_module(graph: Graph) -> GraphModule:
+    """Build the torch module for `graph`.
+
+    Raises BuildError (one-line message: the first error, and how many more there are)
+    when shape inference reports errors, when the graph is empty, or when torch refuses
+    a layer that shape inference accepted.
+    """
+    inference = infer_shapes(graph)
+    if inference.errors:
+        raise BuildError(_one_line(inference.errors), inference.errors)
+    input_ids = [n.id for n in graph if n.type == "Input"]
+    if inference.output is None or not input_ids:
+        raise BuildError("the network is empty: add an Input node and some layers")
+    modules: dict[str, nn.Module] = {}
+    inputs: dict[str, list[str]] = {}
+    for node_id in inference.order:
+        node = graph.node(node_id)
+        try:
+            modules[node_id] = make_layer(node.type, node.resolved_params(),
+                                          inference.nodes[node_id].input_shapes)
+        except (TypeError, ValueError, RuntimeError) as err:
+            # Shape inference should have caught it; say which node, in one line.
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise BuildError(f"{node_id}: torch refuses this {node.type}: {reason}") from err
+        inputs[node_id] = list(node.inputs)
+    input_shape = inference.nodes[input_ids[0]].shape
+    assert input_shape is not None  # no errors, so the Input has its shape
+    return GraphModule(modules, inputs, input_ids[0], inference.output, input_shape)
