@@ -151,19 +151,12 @@ def test_reserved_ids_cover_every_public_name_of_nn_module() -> None:
     assert public <= RESERVED_IDS, sorted(public - RESERVED_IDS)
 
 
-def test_node_ids_named_like_graph_module_api_still_build() -> None:
-    """GraphModule's own names (not reserved by core) don't clash with nodes of that name."""
+def test_graph_module_api_names_are_reserved_node_ids() -> None:
+    """GraphModule's own public names can never be node ids, so nodes can't shadow them."""
     own = {name for name in dir(GraphModule) if not name.startswith("_")} - set(dir(nn.Module))
     assert own == {"input_id", "output_id", "input_shape", "node_ids", "module_for",
                    "forward_all"}
-    free = sorted(own - RESERVED_IDS)
-    graph = chain(*[(name, "Conv2d", {"out_channels": 2, "kernel_size": 1}) for name in free])
-    module = build_module(graph)
-    assert {key.split(".")[0] for key in module.state_dict()} == set(free)
-    assert module.input_shape == (1, 8, 8)
-    assert callable(module.forward_all) and callable(module.module_for)
-    assert isinstance(module.module_for("forward_all"), nn.Conv2d)
-    assert module(torch.zeros(1, 1, 8, 8)).shape == (1, 2, 8, 8)
+    assert own <= RESERVED_IDS
 
 
 def test_deep_copy_and_moved_layers_stay_coherent() -> None:
