@@ -35,7 +35,8 @@ def _fail(message: str) -> None:
 # ---- commands -------------------------------------------------------------------------
 
 
-def _load(path: str):
+def load_project(path: str):
+    """Read a project; an unreadable one is a UsageError (exit 2) with one line."""
     from cnnstudio.project import ProjectError, read_project
 
     try:
@@ -58,7 +59,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from cnnstudio.core.shapes import ERROR, infer_shapes
     from cnnstudio.core.summary import summary_rows, summary_text
 
-    project = _load(args.project)
+    project = load_project(args.project)
     inference = infer_shapes(project.graph, task=project.task,
                              num_classes=_num_classes(project))
     if args.json:
@@ -117,12 +118,23 @@ def cmd_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnstudio.cli_train import cmd_train as run  # imports torch: only when training
+
+    return run(args)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cnnstudio.cli_train import cmd_predict as run
+
+    return run(args)
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
-        from cnnstudio.ui.app import run_app  # noqa: F401 (the GUI arrives with issue 4)
-    except ImportError:
-        raise UsageError("the desktop window is not available in this version yet; "
-                         "use 'cnnstudio summary PROJECT' or 'cnnstudio --help'") from None
+        from cnnstudio.ui.app import run_app
+    except ImportError as err:  # e.g. Qt's system libraries are missing
+        raise UsageError(f"cannot start the window: {err}") from None
     return run_app(args.project)
 
 
@@ -149,10 +161,26 @@ def _command_parser() -> argparse.ArgumentParser:
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--force", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("train", help="train headless; save weights and run history")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--epochs", type=int, metavar="N", help="override the project's epochs")
+    p.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--out", metavar="PATH", help="save the trained project here instead")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--nproc", type=int, metavar="N", help="worker processes (distributed)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="top-K classes with probabilities per image")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=int, default=5, metavar="K")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
-COMMANDS = ("summary", "templates", "new")
+COMMANDS = ("summary", "templates", "new", "train", "predict")
 
 
 def _version() -> str:

@@ -193,7 +193,7 @@ class Graph:
 
     def new_id(self, prefix: str) -> str:
         """A fresh id like 'conv3' from a type name like 'Conv2d'."""
-        base = re.sub(r"\d*d$", "", prefix).lower() or "node"
+        base = re.sub(r"\dd$", "", prefix).lower() or "node"
         base = re.sub(r"[^\w-]", "", base) or "node"
         if base in RESERVED_IDS or base.startswith("_"):
             base = f"{base.lstrip('_')}_layer"

@@ -128,8 +128,9 @@ class LayerType:
         return resolved
 
     def initial_params(self) -> dict[str, Any]:
-        """Params a freshly dropped node starts with: only the required ones."""
-        return {p.name: p.initial for p in self.params if p.required}
+        """Params a freshly dropped node starts with: the required ones, and those with a
+        suggested starting value (e.g. Upsample's scale_factor, which torch leaves empty)."""
+        return {p.name: p.initial for p in self.params if p.required or p.initial is not None}
 
 
 # ---- helpers shared by the shape rules -------------------------------------------------

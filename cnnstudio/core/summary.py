@@ -22,7 +22,8 @@ class SummaryRow:
 
 def summary_rows(graph: Graph, inference: Inference) -> list[SummaryRow]:
     """One row per node in topological order (nodes on a cycle last)."""
-    ids = inference.order + [nid for nid in graph.ids if nid not in set(inference.order)]
+    ordered = set(inference.order)
+    ids = inference.order + [nid for nid in graph.ids if nid not in ordered]
     rows = []
     for nid in ids:
         info = inference.nodes[nid]

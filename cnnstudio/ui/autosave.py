@@ -1,0 +1,134 @@
+"""Autosave: unsaved work is written to a recovery file every minute, atomically.
+
+A recovery file is an ordinary project archive in `<data dir>/recovery/`, named after a
+hash of the project's path (or `untitled`). It also records, under one extra key, which
+file it recovers, so a recovered project saves back to where it came from. The file is
+deleted after a clean save or when the user closes without saving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from cnnstudio.project import Project, ProjectError, read_project, write_project
+from cnnstudio.ui.document import Document
+from cnnstudio.ui.settings import data_dir
+
+INTERVAL_MS = 60_000
+RECOVERY_KEY = "cnnstudio_recovery"  # top-level key in recovery files only; never saved
+
+
+def recovery_dir() -> Path:
+    """The folder holding recovery files."""
+    return data_dir() / "recovery"
+
+
+def recovery_path(project_path: str | Path | None) -> Path:
+    """The recovery file for a project saved at `project_path` (None: untitled)."""
+    if project_path is None:
+        stem = "untitled"
+    else:
+        key = str(Path(project_path).expanduser().resolve())
+        stem = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    return recovery_dir() / f"{stem}.cnnproj"
+
+
+def recovery_files() -> list[Path]:
+    """Recovery files left by earlier sessions, newest first."""
+    folder = recovery_dir()
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.glob("*.cnnproj") if p.is_file()]
+    return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def write_recovery(project: Project, target: Path) -> None:
+    """Write `project` to recovery file `target` atomically; raises ProjectError."""
+    info = {"path": str(project.path) if project.path else None, "saved": time.time()}
+    copy = dataclasses.replace(project, extra={**project.extra, RECOVERY_KEY: info})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_project(copy, target, backup=False)
+
+
+def read_recovery(path: str | Path) -> Project:
+    """Read a recovery file: the project, with `path` set to the file it recovers (or None
+    for untitled work). Raises ProjectError."""
+    project = read_project(path)
+    info = project.extra.pop(RECOVERY_KEY, None)
+    original = info.get("path") if isinstance(info, dict) else None
+    project.path = Path(original) if isinstance(original, str) and original else None
+    return project
+
+
+def describe(path: Path) -> str:
+    """A line for the recovery prompt: the project name and when it was saved."""
+    try:
+        project = read_recovery(path)
+    except ProjectError as err:
+        return f"{path.name} (unreadable: {err.reason})"
+    where = project.path.name if project.path else "untitled"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+    return f"{project.name} ({where}, autosaved {when})"
+
+
+def discard_recovery(path: str | Path) -> None:
+    """Delete a recovery file (missing is fine)."""
+    with contextlib.suppress(FileNotFoundError):
+        Path(path).unlink()
+
+
+class Autosaver(QObject):
+    """Writes the document's project to its recovery file while it has unsaved changes."""
+
+    saved = Signal(str)  # the recovery file written
+    failed = Signal(str)  # one-line reason
+
+    def __init__(self, document: Document, interval_ms: int = INTERVAL_MS,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.doc = document
+        self._written: Path | None = None  # the recovery file this session wrote last
+        self._state: tuple[int, int, int] | None = None  # what the last write held
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.save_now)
+        self.timer.start()
+
+    @property
+    def target(self) -> Path:
+        """The recovery file for the open project."""
+        return recovery_path(self.doc.path)
+
+    def _current_state(self) -> tuple[int, int, int]:
+        return (id(self.doc.project), self.doc.undo_stack.index(), self.doc.graph.revision)
+
+    def save_now(self) -> Path | None:
+        """Write the recovery file if there are unsaved changes not yet written; return it."""
+        if self.doc.undo_stack.isClean():
+            return None
+        state = self._current_state()
+        target = self.target
+        if state == self._state and target == self._written and target.exists():
+            return None
+        try:
+            write_recovery(self.doc.project, target)
+        except ProjectError as err:
+            self.failed.emit(err.reason)
+            return None
+        if self._written is not None and self._written != target:
+            discard_recovery(self._written)  # saved under another name since
+        self._written, self._state = target, state
+        self.saved.emit(str(target))
+        return target
+
+    def discard(self) -> None:
+        """Forget the unsaved work: delete this session's recovery file(s)."""
+        for path in {self._written, self.target} - {None}:
+            discard_recovery(path)  # type: ignore[arg-type]
+        self._written, self._state = None, None

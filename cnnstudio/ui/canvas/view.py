@@ -1,0 +1,399 @@
+"""The graph view: zoom, pan, rubber-band selection, port drags, palette drops, menus.
+
+Ctrl+wheel zooms around the mouse, the plain wheel scrolls, the middle button or
+Space+drag pans. Dragging from a port draws a connection (see `connect.py`); every
+other edit goes through `editing.py`, one undo entry each.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QContextMenuEvent,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QResizeEvent,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QGraphicsView, QMenu, QWidget
+
+from cnnstudio.core.layout import auto_layout as layout_graph
+from cnnstudio.ui.canvas import editing, style
+from cnnstudio.ui.canvas.connect import ConnectionDrag
+from cnnstudio.ui.canvas.edges import EdgeItem
+from cnnstudio.ui.canvas.menus import build_context_menu
+from cnnstudio.ui.canvas.scene import GraphScene
+from cnnstudio.ui.commands import push_snapshot
+from cnnstudio.ui.document import Document
+from cnnstudio.ui.mime import MIME_BLOCK, MIME_LAYER
+
+MIN_ZOOM, MAX_ZOOM = 0.1, 4.0
+ZOOM_STEP = 1.2
+
+
+class GraphView(QGraphicsView):
+    """The canvas widget (objectName `graphView`) showing one document's graph."""
+
+    message = Signal(str)  # a hint for the status bar ("" clears it)
+    node_activated = Signal(str)  # a node was double-clicked
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("graphView")
+        self.document = document
+        self._scene = GraphScene(document, self)
+        self.setScene(self._scene)
+        self.setRenderHints(QPainter.RenderHint.Antialiasing
+                            | QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
+        self.setRubberBandSelectionMode(Qt.ItemSelectionMode.IntersectsItemShape)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
+        self.setAcceptDrops(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._wire: ConnectionDrag | None = None
+        self._pan_from: QPointF | None = None
+        self._space = False
+        self._paste_round = 0
+        self._drop_edge: EdgeItem | None = None
+        self._scene.sceneRectChanged.connect(self._update_scene_rect)
+        # The document announces a new project before the scene has rebuilt: wait a turn.
+        self._start_timer = QTimer(self)
+        self._start_timer.setSingleShot(True)
+        self._start_timer.setInterval(0)
+        self._start_timer.timeout.connect(self.show_start)
+        document.project_replaced.connect(self._start_timer.start)
+        self._update_scene_rect()
+
+    @property
+    def graph_scene(self) -> GraphScene:
+        return self._scene
+
+    # ---- zoom and navigation ------------------------------------------------------------
+
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def set_zoom(self, factor: float, anchor_under_mouse: bool = False) -> None:
+        """Zoom to `factor` (clamped to 0.1–4×), around the mouse or the view centre."""
+        factor = max(MIN_ZOOM, min(MAX_ZOOM, factor))
+        if math.isclose(factor, self.zoom()):
+            return
+        old = self.transformationAnchor()
+        if not anchor_under_mouse:
+            self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        step = factor / self.zoom()
+        self.scale(step, step)
+        self.setTransformationAnchor(old)
+        self._update_scene_rect()
+
+    def zoom_in(self) -> None:
+        self.set_zoom(self.zoom() * ZOOM_STEP)
+
+    def zoom_out(self) -> None:
+        self.set_zoom(self.zoom() / ZOOM_STEP)
+
+    def reset_zoom(self) -> None:
+        self.set_zoom(1.0)
+
+    def _content_rect(self) -> QRectF:
+        rect = QRectF()
+        for item in self._scene.node_items():
+            rect = rect.united(item.sceneBoundingRect())
+        return rect.adjusted(-40, -40, 40, 40)
+
+    def fit_all(self) -> None:
+        """Show every node (never magnified beyond 1.5×: a lone node stays node-sized)."""
+        rect = self._content_rect()
+        if rect.isEmpty():
+            self.reset_zoom()
+            return
+        self._update_scene_rect()
+        port = self.viewport().rect()
+        factor = min(port.width() / rect.width(), port.height() / rect.height())
+        self.set_zoom(min(factor, 1.5))
+        self.centerOn(rect.center())
+
+    def show_start(self) -> None:
+        """After opening: the whole graph if it is readable so, else its top at a readable
+        zoom (long networks become a strip of unreadable cards when fitted)."""
+        rect = self._content_rect()
+        if rect.isEmpty():
+            self.reset_zoom()
+            return
+        port = self.viewport().rect()
+        fit = min(port.width() / rect.width(), port.height() / rect.height())
+        if fit >= 0.7:
+            self.fit_all()
+            return
+        self.set_zoom(max(0.7, min(1.0, port.width() / rect.width())))
+        visible = self.mapToScene(port).boundingRect()
+        self.centerOn(QPointF(rect.center().x(), rect.top() + visible.height() / 2))
+
+    def center_on(self, node_id: str) -> None:
+        item = self._scene.item_for(node_id)
+        if item is not None:
+            self.centerOn(item)
+
+    def _update_scene_rect(self) -> None:
+        """Let the user scroll a viewport's worth past the content on every side."""
+        rect = self._scene.itemsBoundingRect()
+        port = self.mapToScene(self.viewport().rect()).boundingRect()
+        w, h = port.width() * 0.8, port.height() * 0.8
+        self.setSceneRect(rect.adjusted(-w, -h, w, h))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._update_scene_rect()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            steps = event.angleDelta().y() / 120.0
+            if steps:
+                self.set_zoom(self.zoom() * ZOOM_STEP ** steps, anchor_under_mouse=True)
+            event.accept()
+            return
+        super().wheelEvent(event)
+
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
+        style.paint_canvas(painter, rect, self.zoom(), self.palette())
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:  # light ↔ dark: re-render the caches
+            self.resetCachedContent()
+            for item in self._scene.items():
+                item.update()
+        super().changeEvent(event)
+
+    # ---- selection and edits ------------------------------------------------------------
+
+    def select_all(self) -> None:
+        self._scene.select_nodes(self.document.graph.ids)
+
+    def delete_selection(self) -> None:
+        """Delete the selected nodes and disconnect the selected edges (one undo entry)."""
+        editing.delete(self._scene, self._scene.selected_node_ids(),
+                       self._scene.selected_edges())
+
+    def copy_selection(self) -> None:
+        if editing.copy_to_clipboard(self._scene, self._scene.selected_node_ids()):
+            self._paste_round = 0
+
+    def paste(self) -> list[str]:
+        """Paste the clipboard's nodes, each paste a step further down-right; select them."""
+        data = editing.clipboard_nodes()
+        if data is None:
+            return []
+        self._paste_round += 1
+        offset = 40.0 * self._paste_round
+        new = editing.paste(self._scene, data, (offset, offset))
+        if new:
+            self._scene.select_nodes(new)
+        return new
+
+    def duplicate_selection(self) -> list[str]:
+        new = editing.duplicate(self._scene, self._scene.selected_node_ids())
+        if new:
+            self._scene.select_nodes(new)
+        return new
+
+    def auto_layout(self) -> None:
+        if len(self.document.graph):
+            push_snapshot(self.document, "Auto layout", layout_graph)
+        self.fit_all()
+
+    # ---- mouse: ports, panning, moves ---------------------------------------------------
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        pos = event.position()
+        if event.button() == Qt.MouseButton.MiddleButton or (
+                event.button() == Qt.MouseButton.LeftButton and self._space):
+            self._pan_from = pos
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            event.accept()
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self._wire is None:
+            scene_pos = self.mapToScene(pos.toPoint())
+            node = self._scene.node_at(scene_pos)
+            port = node.port_at(scene_pos) if node is not None else None
+            if node is not None and port is not None:
+                self._wire = ConnectionDrag(self, node, port, scene_pos)
+                event.accept()
+                return
+        extended = _shift_as_ctrl(event)
+        super().mousePressEvent(extended)
+        event.setAccepted(extended.isAccepted())
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        pos = event.position()
+        if self._pan_from is not None:
+            delta = pos - self._pan_from
+            self._pan_from = pos
+            bar_x, bar_y = self.horizontalScrollBar(), self.verticalScrollBar()
+            bar_x.setValue(bar_x.value() - round(delta.x()))
+            bar_y.setValue(bar_y.value() - round(delta.y()))
+            event.accept()
+            return
+        if self._wire is not None:
+            self._wire.move(self.mapToScene(pos.toPoint()))
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton,
+                                                             Qt.MouseButton.LeftButton):
+            self._pan_from = None
+            self._set_space_cursor()
+            event.accept()
+            return
+        if self._wire is not None and event.button() == Qt.MouseButton.LeftButton:
+            wire, self._wire = self._wire, None
+            wire.finish(self.mapToScene(event.position().toPoint()))
+            event.accept()
+            return
+        extended = _shift_as_ctrl(event)
+        super().mouseReleaseEvent(extended)
+        event.setAccepted(extended.isAccepted())
+        self._update_scene_rect()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        node = self._scene.node_at(self.mapToScene(event.position().toPoint()))
+        if node is not None:
+            self.node_activated.emit(node.node_id)
+        event.accept()  # empty canvas: nothing (a quick-add may come later)
+
+    # ---- keys ---------------------------------------------------------------------------
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key == Qt.Key.Key_Escape and self._wire is not None:
+            self._wire.cancel()
+            self._wire = None
+        elif key == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self._set_space_cursor()
+        elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            self.delete_selection()
+        # Reached only when no window shortcut took the key (e.g. the canvas on its own).
+        elif event.matches(QKeySequence.StandardKey.SelectAll):
+            self.select_all()
+        elif event.matches(QKeySequence.StandardKey.Copy):
+            self.copy_selection()
+        elif event.matches(QKeySequence.StandardKey.Paste):
+            self.paste()
+        elif event.matches(QKeySequence.StandardKey.ZoomIn):
+            self.zoom_in()
+        elif event.matches(QKeySequence.StandardKey.ZoomOut):
+            self.zoom_out()
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self._set_space_cursor()
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    def focusOutEvent(self, event) -> None:
+        self._space = False  # the Space release may go to another widget
+        self._set_space_cursor()
+        super().focusOutEvent(event)
+
+    def _set_space_cursor(self) -> None:
+        if self._space:
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+        else:
+            self.viewport().unsetCursor()
+
+    # ---- drops from the palette ---------------------------------------------------------
+
+    def _accepts(self, event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
+        mime = event.mimeData()
+        return mime.hasFormat(MIME_LAYER) or mime.hasFormat(MIME_BLOCK)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._accepts(event):
+            event.acceptProposedAction()
+        else:  # project files and anything else belong to the main window
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if not self._accepts(event):
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        edge = None
+        if event.mimeData().hasFormat(MIME_LAYER):
+            edge = self._scene.edge_at(self.mapToScene(event.position().toPoint()))
+        self._highlight_drop_edge(edge)
+
+    def dragLeaveEvent(self, event) -> None:
+        self._highlight_drop_edge(None)
+        event.accept()
+
+    def _highlight_drop_edge(self, edge: EdgeItem | None) -> None:
+        if self._drop_edge is not None and self._drop_edge is not edge:
+            self._drop_edge.set_highlighted(False)
+        self._drop_edge = edge
+        if edge is not None:
+            edge.set_highlighted(True)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self._highlight_drop_edge(None)
+        if not self._accepts(event):
+            event.ignore()
+            return
+        mime = event.mimeData()
+        scene_pos = self.mapToScene(event.position().toPoint())
+        if mime.hasFormat(MIME_LAYER):
+            name = bytes(mime.data(MIME_LAYER).data()).decode("utf-8").strip()
+            new = editing.drop_layer(self._scene, name, scene_pos)
+            if new:
+                self._scene.select_nodes([new])
+        else:
+            name = bytes(mime.data(MIME_BLOCK).data()).decode("utf-8").strip()
+            ids = editing.drop_block(self._scene, name)
+            if ids:
+                self._scene.select_nodes(ids)
+            else:
+                self.message.emit("Add an Input layer first: a block goes after a layer")
+        event.acceptProposedAction()
+        self.setFocus()
+
+    # ---- context menus ------------------------------------------------------------------
+
+    def context_menu(self, scene_pos: QPointF) -> QMenu:
+        """The menu for whatever is at `scene_pos` (built, not shown: tests trigger it)."""
+        return build_context_menu(self, scene_pos)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        menu = self.context_menu(self.mapToScene(event.pos()))
+        menu.exec(event.globalPos())
+        menu.deleteLater()
+        event.accept()
+
+
+
+
+def _shift_as_ctrl(event: QMouseEvent) -> QMouseEvent:
+    """Qt extends a selection with Ctrl only; let Shift do the same, as users expect."""
+    mods = event.modifiers()
+    if not mods & Qt.KeyboardModifier.ShiftModifier:
+        return event
+    return QMouseEvent(event.type(), event.position(), event.scenePosition(),
+                       event.globalPosition(), event.button(), event.buttons(),
+                       mods | Qt.KeyboardModifier.ControlModifier)
