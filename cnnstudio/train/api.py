@@ -1,0 +1,258 @@
+"""Training and prediction on a whole project: what the CLI and the GUI call.
+
+`train_project` reads the project's settings, loads its data, builds its model, trains,
+and writes the outcome back into the Project object (weights, run record, resume
+attachment); the caller saves the file atomically. `predict` classifies image files the
+way the training data was prepared.
+
+Normalization for prediction: the mean/std of the training split that produced the
+weights are stored in the weights' safetensors metadata (key `cnnstudio.normalization`,
+JSON) and in the run record (`normalization`). `predict` reads the metadata first (it
+travels with exported weights), then the latest run record, and only then recomputes
+them from the data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnstudio.core.errors import FormatError
+from cnnstudio.core.shapes import infer_shapes
+from cnnstudio.data import DataError, Dataset, load_dataset
+from cnnstudio.nn import BuildError, WeightsError, build_module, load_weights, weights_to_bytes
+from cnnstudio.project import Project, fill_data, fill_training
+from cnnstudio.train.callbacks import Callback
+from cnnstudio.train.losses import LogitsTap, final_activation
+from cnnstudio.train.record import FAILED, STOPPED, RunResult, now_iso, run_record
+from cnnstudio.train.resume import ResumeError, ResumeState
+from cnnstudio.train.trainer import Trainer
+
+RESUME_ATTACHMENT = "resume.safetensors"
+NORMALIZATION_KEY = "cnnstudio.normalization"
+ProgressFn = Callable[[str, int, int], None]
+
+
+class PredictError(ValueError):
+    """Prediction is impossible for this project (no weights, not a classifier…); one line."""
+
+
+def _input_shape(project: Project) -> list[int]:
+    inputs = [n for n in project.graph if n.type == "Input"]
+    if not inputs:
+        raise BuildError("the network has no Input node")
+    return list(inputs[0].resolved_params()["shape"])
+
+
+def _base_dir(project: Project) -> Path:
+    return Path(project.path).parent if project.path is not None else Path.cwd()
+
+
+def _split_seed(data: dict[str, Any]) -> int:
+    # The split does not follow the training seed: runs with other seeds stay comparable.
+    seed = data.get("seed", 0)
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+
+
+def _load(project: Project, seed: int, progress: ProgressFn | None) -> tuple[Dataset, Any]:
+    """The project's dataset and model, checked against each other; raises DataError,
+    BuildError or FormatError with a one-line message."""
+    data = fill_data(project.data)
+    shape = _input_shape(project)
+    dataset = load_dataset(data["source"], input_shape=shape, task=project.task,
+                           base_dir=_base_dir(project), val_fraction=data["val_fraction"],
+                           seed=_split_seed(data), progress=progress)
+    inference = infer_shapes(project.graph, task=project.task, num_classes=dataset.num_classes)
+    if inference.errors:
+        first = inference.errors[0]
+        more = len(inference.errors) - 1
+        raise BuildError(str(first) + (f" (and {more} more problem{'s' if more > 1 else ''})"
+                                       if more else ""), inference.errors)
+    torch.manual_seed(seed)  # the initial weights follow the seed too
+    return dataset, build_module(project.graph)
+
+
+def _next_run_id(runs: list[dict[str, Any]]) -> str:
+    numbers = [int(m.group(1)) for r in runs if isinstance(r, dict)
+               and (m := re.fullmatch(r"run-(\d+)", str(r.get("id", ""))))]
+    return f"run-{max(numbers, default=0) + 1}"
+
+
+def _stored_resume(project: Project) -> ResumeState | None:
+    last = project.runs[-1] if project.runs else None
+    data = project.attachments.get(RESUME_ATTACHMENT)
+    if not isinstance(last, dict) or last.get("status") != STOPPED or data is None:
+        return None
+    try:
+        return ResumeState.from_bytes(data)
+    except ResumeError:
+        return None  # unreadable: train afresh rather than fail
+
+
+def train_project(project: Project, *, epochs: int | None = None, device: str | None = None,
+                  callbacks: Iterable[Callback] = (), progress: ProgressFn | None = None,
+                  resume: bool = True) -> RunResult:
+    """Train `project`'s model on its data; return the RunResult (never raises for bad
+    settings, data, graphs or training faults: those give status "failed").
+
+    `epochs` and `device` override the settings. The project's weights are the starting
+    point when they fit the graph. With `resume`, a run whose last record is "stopped"
+    continues from the `resume.safetensors` attachment (replacing that record) when the
+    settings and data are unchanged. Afterwards the project holds the checkpoint weights,
+    the run record (in `runs`) and, only if this run was stopped, the resume attachment.
+    Failures before training starts leave the project untouched. The file is not saved.
+    """
+    started = now_iso()
+    notes: list[str] = []
+    try:
+        settings = fill_training(project.training)
+        if epochs is not None:
+            settings["epochs"] = fill_training({"epochs": epochs})["epochs"]
+        if device is not None:
+            settings["device"] = fill_training({"device": device})["device"]
+        dataset, module = _load(project, settings["seed"], progress)
+        data = fill_data(project.data)
+    except Exception as err:  # bad settings, data or graph: one line, project untouched
+        text = str(err).strip().splitlines()
+        return RunResult(FAILED, text[0] if text else type(err).__name__, started=started,
+                         finished=now_iso())
+    if project.weights is not None:
+        try:
+            load_weights(module, project.weights)
+        except WeightsError:
+            notes.append("the saved weights do not fit the graph; training started from new"
+                         " weights")
+    state = _stored_resume(project) if resume else None
+    trainer_kwargs: dict[str, Any] = {
+        "augmentation": data["augmentation"], "task": project.task, "callbacks": callbacks,
+        "normalize": data["normalize"]}
+    trainer = None
+    if state is not None:
+        try:
+            trainer = Trainer(module, dataset, settings, resume=state, **trainer_kwargs)
+        except ResumeError as err:
+            notes.append(f"{err}; a new run was started")
+            state = None
+    if trainer is None:
+        trainer = Trainer(module, dataset, settings, **trainer_kwargs)
+    result = trainer.fit()
+    if notes:
+        result.message = "; ".join(filter(None, [result.message, *notes]))
+    _write_back(project, module, result, resumed=state is not None, started=started,
+                extra={"skipped_files": len(dataset.skipped)})
+    return result
+
+
+def _write_back(project: Project, module: torch.nn.Module, result: RunResult, *,
+                resumed: bool, started: str, extra: dict[str, Any]) -> None:
+    if result.state_dict is not None:
+        module.load_state_dict(result.state_dict)
+        meta = {NORMALIZATION_KEY: json.dumps(result.normalization)}
+        project.weights = weights_to_bytes(module, meta)
+    last = project.runs[-1] if project.runs else None
+    if resumed and isinstance(last, dict):
+        record = run_record(result, str(last.get("id")), started=last.get("started", started),
+                            extra=extra)
+        project.runs[-1] = record
+    else:
+        project.runs.append(run_record(result, _next_run_id(project.runs), started=started,
+                                       extra=extra))
+    if result.status == STOPPED and result.resume_state is not None:
+        project.attachments[RESUME_ATTACHMENT] = result.resume_state.to_bytes()
+    else:
+        project.attachments.pop(RESUME_ATTACHMENT, None)
+
+
+# ---- prediction ------------------------------------------------------------------------
+
+
+def _weights_normalization(data: bytes) -> dict[str, Any] | None:
+    """The normalization stored in the weights' safetensors header, if any."""
+    try:
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(bytes(data[8:8 + size]))
+        value = json.loads(header.get("__metadata__", {}).get(NORMALIZATION_KEY, "null"))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return value if isinstance(value, dict) and "mean" in value else None
+
+
+def _preprocessing(project: Project) -> tuple[dict[str, Any], list[str]]:
+    """(normalization, class names) of the run that made the weights."""
+    norm = _weights_normalization(project.weights or b"")
+    names: list[str] = []
+    for record in reversed(project.runs):
+        if isinstance(record, dict) and record.get("class_names"):
+            names = [str(n) for n in record["class_names"]]
+            norm = norm or record.get("normalization") or None
+            break
+    if norm is None or not names:
+        data = fill_data(project.data)
+        try:
+            dataset = load_dataset(data["source"], input_shape=_input_shape(project),
+                                   task=project.task, base_dir=_base_dir(project),
+                                   val_fraction=data["val_fraction"], seed=_split_seed(data))
+        except DataError as err:
+            raise PredictError(f"cannot tell how to prepare images: {err}") from None
+        names = names or list(dataset.class_names)
+        norm = norm or {"normalize": data["normalize"], "mean": dataset.mean, "std": dataset.std}
+    return norm, names
+
+
+def predict(project: Project, images: Sequence[str | Path], top: int = 5) -> list[dict[str, Any]]:
+    """Classify image files with the project's trained weights.
+
+    Each image is converted to the Input's channels and size as training data is, then
+    normalized with the training mean/std. Returns, per image in order,
+    `{"image": path, "top": [{"class": name, "probability": p}, ...]}` with the `top`
+    most probable classes (softmax of the logits; a final Softmax node gives the same
+    values), or `{"image": path, "top": [], "error": reason}` for an unreadable file.
+    Raises PredictError when the project has no weights, is not a classifier, or its
+    weights or graph are unusable.
+    """
+    from cnnstudio.data.convert import pil_mode
+    from cnnstudio.data.errors import SkipFile
+    from cnnstudio.data.sources.base import Target
+    from cnnstudio.data.sources.images import decode_image
+
+    if project.task != "classification":
+        raise PredictError("predict gives classes; this project does segmentation")
+    if project.weights is None:
+        raise PredictError("the project has no trained weights; train it first")
+    try:
+        shape = _input_shape(project)
+        module = build_module(project.graph)
+        load_weights(module, project.weights)
+        target = Target.parse(shape)
+        mode = pil_mode(target, "the Input")
+        target.require_image("prediction")
+    except (BuildError, WeightsError, DataError, FormatError) as err:
+        raise PredictError(str(err)) from None
+    norm, names = _preprocessing(project)
+    prep = Dataset(x=torch.empty(0, *shape, dtype=torch.uint8), y=torch.empty(0, dtype=torch.int64),
+                   class_names=names, task="classification", splits={}, skipped=[],
+                   mean=list(norm["mean"]), std=list(norm["std"]))
+    module.eval()
+    tap = final_activation(module, 2)
+    out: list[dict[str, Any]] = []
+    with torch.no_grad(), LogitsTap(module, tap[0] if tap else None):
+        for path in images:
+            try:
+                array = decode_image(Path(path), mode, target.pil_size)
+            except (SkipFile, OSError) as err:
+                out.append({"image": str(path), "top": [], "error": str(err) or "unreadable"})
+                continue
+            xb = prep.batch_to_float(torch.from_numpy(array.copy())[None],
+                                     bool(norm.get("normalize", True)))
+            probs = torch.softmax(module(xb).float(), dim=1)[0]
+            k = min(top, len(probs))
+            values, indices = probs.topk(k)
+            out.append({"image": str(path), "top": [
+                {"class": names[i] if i < len(names) else str(i), "probability": float(p)}
+                for p, i in zip(values.tolist(), indices.tolist(), strict=True)]})
+    return out

@@ -1,0 +1,56 @@
+"""Small pieces of the training loop: epoch accumulators, fault messages, weight copies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class EpochStats:
+    """Running totals of the epoch being trained (kept in a resume state mid-epoch)."""
+
+    loss_sum: float = 0.0  # Σ batch mean loss × batch size, in training order
+    samples: int = 0
+    seconds: float = 0.0  # training and validation time, pauses excluded
+
+
+class NonFiniteLoss(Exception):
+    """A batch's loss was NaN or infinite; raised before the step is applied."""
+
+    def __init__(self, value: float, epoch: int, batch: int, lr: float) -> None:
+        super().__init__(f"non-finite loss {value} at epoch {epoch + 1}, batch {batch + 1}")
+        self.value, self.epoch, self.batch, self.lr = value, epoch, batch, lr
+
+
+def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A private CPU copy of the module's state_dict (a checkpoint survives later steps)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for CUDA's OutOfMemoryError and the RuntimeErrors other backends raise."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    return isinstance(err, (RuntimeError, MemoryError)) and "out of memory" in str(err).lower()
+
+
+def failure_message(err: BaseException, where: str | None, batch_size: int,
+                    device: torch.device) -> str:
+    """One line telling the user what went wrong and, for out of memory, what to try.
+    `where` names the place in the run ("epoch 2, batch 5"); None before training began."""
+    place = where or "the start"
+    if is_out_of_memory(err):
+        memory = "GPU" if device.type in ("cuda", "mps") else "computer"
+        if batch_size > 1:
+            return (f"the {memory} ran out of memory at {place} with batch size {batch_size};"
+                    f" try a smaller batch size, e.g. {batch_size // 2}")
+        return (f"the {memory} ran out of memory at {place} even with batch size 1; the"
+                " model is too large for this device")
+    text = str(err).strip().splitlines()
+    reason = text[0] if text else type(err).__name__
+    if where is None:  # set-up errors (device, data, model) are already worded for users
+        return reason
+    return f"training failed at {where}: {type(err).__name__}: {reason}"
