@@ -1,0 +1,108 @@
+"""`cnnstudio train` and `cnnstudio predict` on real project files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnstudio.cli import main
+from cnnstudio.project import read_project, write_project
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNSTUDIO_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def project_path(tmp_path, capsys):
+    path = tmp_path / "digits.cnnproj"
+    assert main(["new", "--template", "digits-lenet", str(path)]) == 0
+    project = read_project(path)
+    project.training.update({"epochs": 2, "max_batches_per_epoch": 3, "device": "cpu"})
+    write_project(project, path)
+    capsys.readouterr()
+    return path
+
+
+def test_train_json_prints_epoch_lines_and_an_end_line(project_path, capsys):
+    code = main(["train", str(project_path), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["event"] for line in lines] == ["epoch", "epoch", "end"]
+    for number, line in enumerate(lines[:2], 1):
+        assert line["epoch"] == number
+        assert {"train_loss", "val_loss", "val_accuracy", "seconds"} <= set(line)
+        assert 0 <= line["val_accuracy"] <= 1 and line["seconds"] > 0
+    assert lines[-1]["status"] == "completed"
+    project = read_project(project_path)
+    assert project.weights is not None
+    assert [run["status"] for run in project.runs] == ["completed"]
+    assert len(project.runs[0]["epochs"]) == 2
+
+
+def test_train_epochs_override_and_out_path(project_path, tmp_path, capsys):
+    out_path = tmp_path / "trained.cnnproj"
+    code = main(["train", str(project_path), "--epochs", "1", "--out", str(out_path)])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "saved" in out
+    assert len(read_project(out_path).runs[0]["epochs"]) == 1
+    assert read_project(project_path).weights is None  # the original is untouched
+
+
+def test_train_failure_is_one_line_and_leaves_the_project(project_path, capsys):
+    project = read_project(project_path)
+    project.data = {"source": {"kind": "folder", "path": "no/such/folder"}}
+    write_project(project, project_path)
+    before = project_path.read_bytes()
+    code = main(["train", str(project_path)])
+    _, err = capsys.readouterr()
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert project_path.read_bytes() == before
+
+
+def test_predict_top_k_json_and_text(project_path, tmp_path, capsys):
+    assert main(["train", str(project_path)]) == 0
+    image = tmp_path / "seven.png"
+    pixels = np.zeros((8, 8), np.uint8)
+    pixels[1, 1:7] = 255
+    pixels[2:7, 5] = 255
+    Image.fromarray(pixels).save(image)
+    capsys.readouterr()
+    assert main(["predict", str(project_path), str(image), "--top", "3", "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["image"] == str(image) and len(result["top"]) == 3
+    probs = [entry["probability"] for entry in result["top"]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert {entry["class"] for entry in result["top"]} <= {str(d) for d in range(10)}
+    assert main(["predict", str(project_path), str(image)]) == 0
+    assert "%" in capsys.readouterr().out
+
+
+def test_predict_errors(project_path, tmp_path, capsys):
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    assert main(["predict", str(project_path), str(image)]) == 1  # untrained
+    assert "train it first" in capsys.readouterr().err
+    assert main(["train", str(project_path)]) == 0
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    capsys.readouterr()
+    assert main(["predict", str(project_path), str(image), str(bad), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert [bool(r.get("error")) for r in json.loads(out)] == [False, True]
+    assert err.count("\n") == 1
+    assert main(["predict", str(project_path), str(image), "--top", "0"]) == 2
+
+
+def test_train_through_the_entry_point(project_path):
+    result = subprocess.run([sys.executable, "-m", "cnnstudio", "train", str(project_path),
+                             "--epochs", "1", "--json"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["status"] == "completed"
+    assert "Traceback" not in result.stderr
