@@ -17,6 +17,7 @@ matched without regard to case and returned in their canonical spelling (`"adam"
 | `augmentation.flip` | `false` | boolean (true: flip half the samples), or a probability 0…1 |
 | `augmentation.crop_padding` | `0` | integer 0…256: pad, then crop randomly back to size |
 | `augmentation.rotation` | `0` | number 0…180: random rotation of up to ± this many degrees |
+| `seed` | `0` | integer 0…4294967295: seed of the train/validation split (not of training) |
 
 `source.kind` and its keys (paths are strings; relative paths are relative to the project
 file's folder):
@@ -210,6 +211,8 @@ def fill_data(data: Any, path: str = "data") -> dict[str, Any]:
                                 low=0.0, high=1.0, high_open=True),
         "normalize": _bool(data.get("normalize", True), f"{path}.normalize"),
         "augmentation": augmentation,
+        # The split has its own seed, so runs with other training seeds share a val set.
+        "seed": _int(data.get("seed", 0), f"{path}.seed", 0, 2**32 - 1),
     })
 
 

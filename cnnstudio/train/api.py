@@ -55,8 +55,7 @@ def _base_dir(project: Project) -> Path:
 
 def _split_seed(data: dict[str, Any]) -> int:
     # The split does not follow the training seed: runs with other seeds stay comparable.
-    seed = data.get("seed", 0)
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+    return fill_data(data)["seed"]
 
 
 def _load(project: Project, seed: int, progress: ProgressFn | None) -> tuple[Dataset, Any]:

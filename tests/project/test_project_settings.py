@@ -33,6 +33,7 @@ DATA_DEFAULTS = {
     "val_fraction": 0.2,
     "normalize": True,
     "augmentation": {"flip": False, "crop_padding": 0, "rotation": 0},
+    "seed": 0,
 }
 
 
