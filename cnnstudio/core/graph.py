@@ -27,6 +27,9 @@ from cnnstudio.core.errors import (
 )
 
 MAX_ID_LENGTH = 100
+# Far above any real network (the largest templates have ~100 nodes); a file with more is
+# refused before any node is built, so a hostile 10⁶-node file costs one JSON parse only.
+MAX_NODES = 100_000
 _ID_PATTERN = re.compile(r"^[^\W\d][\w-]*$")
 # Public attributes of torch.nn.Module: a node id becomes a submodule attribute of that name.
 RESERVED_IDS = frozenset("""
@@ -97,6 +100,9 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._listeners: list[Listener] = []
         self.revision = 0  # bumped on every change, so derived data can be cached
+        # Caches of derived data, by owner (e.g. shape inference's resolved params); each
+        # owner validates its entries itself, since node params are plain dicts.
+        self.caches: dict[str, dict[str, Any]] = {}
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -363,6 +369,9 @@ class Graph:
         nodes = data.get("nodes")
         if not isinstance(nodes, list):
             raise FormatError("nodes", "must be a list")
+        if len(nodes) > MAX_NODES:
+            raise FormatError("nodes", f"{len(nodes):,} nodes; a network has at most"
+                                       f" {MAX_NODES:,}")
         graph = cls()
         positions: dict[str, int] = {}
         for i, raw in enumerate(nodes):

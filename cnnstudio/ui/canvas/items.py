@@ -110,12 +110,31 @@ class NodeItem(QGraphicsItem):
             self.connect_state = state
             self.update()
 
-    def _update_tooltip(self) -> None:
+    def tooltip_text(self) -> str:
+        """What the card's tooltip says: id, type, output shape and any problems."""
         lines = [f"{self.node_id} — {self.title}"]
         if self.shape_text:
             lines.append(f"output {self.shape_text}")
         lines += [f"⚠ {message}" for message in self.messages]
-        self.setToolTip("\n".join(lines))
+        return "\n".join(lines)
+
+    def _update_tooltip(self) -> None:
+        # Built when the pointer arrives (hoverEnterEvent), not on every edit: a shape
+        # change can touch all 300 cards, and setToolTip costs ~10 µs each.
+        self._tooltip_dirty = True
+
+    def toolTip(self) -> str:  # noqa: N802 (Qt's name)
+        self._refresh_tooltip()
+        return super().toolTip()
+
+    def _refresh_tooltip(self) -> None:
+        if getattr(self, "_tooltip_dirty", True):
+            self._tooltip_dirty = False
+            self.setToolTip(self.tooltip_text())
+
+    def hoverEnterEvent(self, event: QGraphicsSceneHoverEvent) -> None:
+        self._refresh_tooltip()
+        super().hoverEnterEvent(event)
 
     # ---- ports --------------------------------------------------------------------------
 
