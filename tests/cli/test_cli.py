@@ -127,3 +127,55 @@ def test_python_dash_m_is_the_same_command(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cnnstudio", "summary", str(tmp_path / "x")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
+
+
+def _zip(path, members):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return str(path)
+
+
+GOOD_NODES = [{"id": "input", "type": "Input", "params": {"shape": [4]}, "inputs": []},
+              {"id": "fc", "type": "Linear", "params": {"out_features": 2}, "inputs": ["input"]}]
+
+
+def _doc(**changes):
+    doc = {"format": "cnnstudio.project", "version": 1, "name": "x",
+           "graph": {"nodes": GOOD_NODES}}
+    doc.update(changes)
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("wrong types", "training.epochs"),
+    ("missing id", "graph.nodes[0].id"),
+    ("dangling input", "graph.nodes[1].inputs[0]"),
+    ("cycle", "cycle"),
+    ("zip without project.json", "project.json"),
+    ("pickle weights", "pickle"),
+])
+def test_malformed_projects_exit_2_with_one_line(capsys, tmp_path, case, fragment):
+    import pickle
+
+    path = tmp_path / "bad.cnnproj"
+    if case == "wrong types":
+        _zip(path, {"project.json": _doc(training={"epochs": "ten"})})
+    elif case == "missing id":
+        _zip(path, {"project.json": _doc(graph={"nodes": [{"type": "ReLU"}]})})
+    elif case == "dangling input":
+        nodes = [GOOD_NODES[0], dict(GOOD_NODES[1], inputs=["ghost"])]
+        _zip(path, {"project.json": _doc(graph={"nodes": nodes})})
+    elif case == "cycle":
+        nodes = [{"id": "a", "type": "ReLU", "inputs": ["b"]},
+                 {"id": "b", "type": "ReLU", "inputs": ["a"]}]
+        _zip(path, {"project.json": _doc(graph={"nodes": nodes})})
+    elif case == "zip without project.json":
+        _zip(path, {"readme.txt": "hello"})
+    else:  # bytes a pickle would run; CNN Studio must refuse them unread
+        _zip(path, {"project.json": _doc(), "weights.safetensors": pickle.dumps({"a": 1})})
+    code, out, err = run(capsys, "summary", str(path))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and fragment in err and "Traceback" not in err
