@@ -3,6 +3,8 @@ tensor shape it carries, and the loose wire that follows the mouse while connect
 
 from __future__ import annotations
 
+import functools
+
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem, QWidget
@@ -47,6 +49,18 @@ def curve(start: QPointF, end: QPointF, side: float | None = None) -> QPainterPa
     path.cubicTo(QPointF(start.x(), start.y() + dy), QPointF(end.x(), end.y() - dy), end)
     return path
 
+
+
+@functools.cache
+def _label_metrics() -> QFontMetricsF:
+    """Metrics of the label font, made once: a shape change relabels every edge."""
+    return QFontMetricsF(style.font(7.5))
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_width(text: str) -> float:
+    """Text shaping costs ~9 µs a label; a graph has few distinct shapes, so cache them."""
+    return _label_metrics().horizontalAdvance(text)
 
 class EdgeItem(QGraphicsItem):
     """The connection `source` → input `index` of `target`; it owns no model state."""
@@ -100,23 +114,28 @@ class EdgeItem(QGraphicsItem):
         self.prepareGeometryChange()
         self._side, self._label_left = side, label_left
         self._path = curve(start, end, side)
+        self._path_bounds = None
         self._start, self._end = QPointF(start), QPointF(end)
         self._layout_label()
+
+    _path_bounds: QRectF | None = None
 
     def _layout_label(self) -> None:
         self._label_rect = QRectF()
         if self.label:
             # Just below the source's port, beside the line: every edge leaving one node
             # carries the same shape, so a fan-out's labels coincide and read as one.
-            metrics = QFontMetricsF(style.font(7.5))
-            w = metrics.horizontalAdvance(self.label) + 8
-            h = metrics.height() + 2
+            w = _label_width(self.label) + 8
+            h = _label_metrics().height() + 2
             y = self._start.y() + style.PORT_RADIUS + 2
             x = self._start.x() + _LABEL_GAP
             if self._label_left:
                 x = self._start.x() - _LABEL_GAP - w
             self._label_rect = QRectF(x, y, w, h)
-        self._bounds = self._path.boundingRect().adjusted(-_ARROW, -_ARROW, _ARROW, _ARROW)
+        if self._path_bounds is None:
+            self._path_bounds = self._path.boundingRect().adjusted(-_ARROW, -_ARROW, _ARROW,
+                                                                   _ARROW)
+        self._bounds = QRectF(self._path_bounds)
         if not self._label_rect.isNull():
             self._bounds = self._bounds.united(self._label_rect.adjusted(-2, -2, 2, 2))
 
