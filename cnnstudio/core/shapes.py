@@ -132,14 +132,20 @@ def _partial_order(graph: Graph) -> tuple[list[str], list[Problem]]:
 def _propagate_rf(inputs: list[ReceptiveField], result: LayerResult) -> ReceptiveField:
     if not inputs or any(rf.is_global for rf in inputs) or (result.rf and result.rf.is_global):
         return ReceptiveField(is_global=True)
-    ndim = len(inputs[0].size)
-    if any(len(rf.size) != ndim for rf in inputs):
-        return ReceptiveField(is_global=True)
-    size = tuple(max(rf.size[i] for rf in inputs) for i in range(ndim))
-    jump = tuple(max(rf.jump[i] for rf in inputs) for i in range(ndim))
     step = result.rf
-    if step is None:
-        return ReceptiveField(size, jump)
+    if len(inputs) == 1:  # the common case, kept cheap: most layers have one input
+        if step is None:
+            return inputs[0]  # fields are never mutated, so sharing is safe
+        size, jump = inputs[0].size, inputs[0].jump
+        ndim = len(size)
+    else:
+        ndim = len(inputs[0].size)
+        if any(len(rf.size) != ndim for rf in inputs):
+            return ReceptiveField(is_global=True)
+        size = tuple(max(rf.size[i] for rf in inputs) for i in range(ndim))
+        jump = tuple(max(rf.jump[i] for rf in inputs) for i in range(ndim))
+        if step is None:
+            return ReceptiveField(size, jump)
     if len(step.kernel) != ndim:
         return ReceptiveField(is_global=True)
     new_size = tuple(size[i] + max(step.kernel[i] - 1, 0) * jump[i] for i in range(ndim))
