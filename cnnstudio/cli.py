@@ -130,6 +130,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from cnnstudio.cli_export import cmd_export as run  # imports torch: only when exporting
+
+    return run(args)
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from cnnstudio.ui.app import run_app
@@ -177,10 +183,21 @@ def _command_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, metavar="K")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export the model: Python source, TorchScript, ONNX,"
+                       " safetensors weights or a Markdown model card")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--format", choices=EXPORT_FORMATS,
+                   help="what to write (default: from FILE's suffix: .py .pt .onnx"
+                        " .safetensors .md)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
-COMMANDS = ("summary", "templates", "new", "train", "predict")
+COMMANDS = ("summary", "templates", "new", "train", "predict", "export")
+# cnnstudio.nn.export.FORMATS, repeated so that parsing the command line needs no torch.
+EXPORT_FORMATS = ("python", "torchscript", "onnx", "safetensors", "card")
 
 
 def _version() -> str:

@@ -1,0 +1,189 @@
+"""What every export format needs to know about a project, gathered once.
+
+`gather(project)` checks the graph, builds the module in eval mode with the trained
+weights (or, for an untrained project, seeded random weights that leave torch's global
+random state alone) and collects the class names, normalization and run history that
+the file formats write next to the weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from cnnstudio.core.errors import FormatError
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.layer_type import Shape
+from cnnstudio.core.shapes import Inference, infer_shapes
+from cnnstudio.nn.builder import BuildError, GraphModule, build_module
+from cnnstudio.nn.weights import WeightsError, load_weights, weights_metadata
+from cnnstudio.project import Project, fill_data, fill_training
+
+# The trainer's key (cnnstudio.train.api.NORMALIZATION_KEY; train sits above nn, so it is
+# repeated here and a test keeps the two equal).
+NORMALIZATION_KEY = "cnnstudio.normalization"
+COMPLETED = "completed"
+
+
+class ExportError(Exception):
+    """An export failed; `str()` is one line for the user. Base of the kinds below."""
+
+
+class ProjectProblem(ExportError):
+    """The project cannot be exported as asked (graph errors, weights that don't fit,
+    a layer the format cannot express): the CLI's exit status 1."""
+
+
+class DestinationError(ExportError):
+    """The file cannot be written where asked: the CLI's exit status 2."""
+
+
+class MissingDependency(ExportError):
+    """An optional package the format needs is not installed: the CLI's exit status 2."""
+
+
+@dataclass
+class ExportFacts:
+    """A project ready to export: its module (eval mode, CPU) and what describes it."""
+
+    name: str
+    task: str
+    graph: Graph
+    inference: Inference
+    module: GraphModule
+    trained: bool
+    seed: int
+    class_names: list[str] = field(default_factory=list)
+    # {"normalize": bool, "mean": [...], "std": [...]} of the training split; None if unknown.
+    normalization: dict[str, Any] | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    weights_meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.module.input_shape
+
+    @property
+    def output_shape(self) -> Shape:
+        shape = self.inference.nodes[self.module.output_id].shape
+        assert shape is not None  # gather() refused graphs with errors
+        return shape
+
+    @property
+    def channels(self) -> int:
+        return self.input_shape[0]
+
+    def mean_std(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std the inputs are normalized with (0 and 1 when training
+        did not normalize, or when it is unknown because the project is untrained)."""
+        norm = self.normalization
+        if norm is None or not norm.get("normalize", True):
+            return [0.0] * self.channels, [1.0] * self.channels
+        return list(norm["mean"]), list(norm["std"])
+
+    def latest_result(self) -> dict[str, Any] | None:
+        """The latest completed run, else the latest run with metrics, else None."""
+        runs = [r for r in self.runs if isinstance(r, dict)]
+        for record in reversed(runs):
+            if record.get("status") == COMPLETED:
+                return record
+        for record in reversed(runs):
+            if record.get("best"):
+                return record
+        return None
+
+
+def _one_line(problems: list[Any]) -> str:
+    more = len(problems) - 1
+    return str(problems[0]) + (f" (and {more} more problem{'s' if more > 1 else ''})"
+                               if more else "")
+
+
+def _settings(fill: Any, raw: Any) -> dict[str, Any]:
+    """Settings with defaults filled; as written when invalid (an export needs no data)."""
+    try:
+        return fill(raw)
+    except FormatError:
+        return dict(raw) if isinstance(raw, dict) else {}
+
+
+def _valid_normalization(value: Any, channels: int) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    mean, std = value.get("mean"), value.get("std")
+    numbers = (int, float)
+    if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == channels
+            and all(isinstance(v, numbers) and not isinstance(v, bool) for v in mean + std)
+            and all(v > 0 for v in std)):
+        return None
+    return {"normalize": bool(value.get("normalize", True)),
+            "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+
+
+def _normalization(meta: dict[str, str], runs: list[dict[str, Any]],
+                   channels: int) -> dict[str, Any] | None:
+    """From the weights' metadata (it travels with them), else the latest run record."""
+    try:
+        found = _valid_normalization(json.loads(meta.get(NORMALIZATION_KEY, "null")), channels)
+    except ValueError:
+        found = None
+    if found is not None:
+        return found
+    for record in reversed(runs):
+        found = _valid_normalization(record.get("normalization"), channels)
+        if found is not None:
+            return found
+    return None
+
+
+def _class_names(runs: list[dict[str, Any]]) -> list[str]:
+    for record in reversed(runs):
+        names = record.get("class_names")
+        if isinstance(names, list) and names:
+            return [str(n) for n in names]
+    return []
+
+
+def gather(project: Project) -> ExportFacts:
+    """Everything an export needs from `project`.
+
+    Raises ProjectProblem (one line: the first problem) when the graph has errors, when
+    torch refuses it, or when the project's weights do not fit the graph.
+    """
+    graph = project.graph.copy()
+    inference = infer_shapes(graph, task=project.task)
+    if inference.errors:
+        raise ProjectProblem(_one_line(inference.errors))
+    training = _settings(fill_training, project.training)
+    seed = training.get("seed", 0)
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+    try:
+        # An untrained model starts from the same weights training would start from, and
+        # the caller's random state (the GUI's, a test's) is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = build_module(graph)
+    except BuildError as err:
+        raise ProjectProblem(str(err)) from None
+    meta: dict[str, str] = {}
+    if project.weights is not None:
+        try:
+            meta = weights_metadata(project.weights)
+            load_weights(module, project.weights)
+        except WeightsError as err:
+            raise ProjectProblem(f"{err}; train the project again to export it") from None
+    module.eval()
+    runs = [r for r in project.runs if isinstance(r, dict)]
+    return ExportFacts(
+        name=project.name or "Untitled", task=project.task, graph=graph, inference=inference,
+        module=module, trained=project.weights is not None, seed=seed,
+        class_names=_class_names(runs),
+        normalization=_normalization(meta, runs, module.input_shape[0]),
+        runs=runs, data=_settings(fill_data, project.data), training=training,
+        weights_meta=meta,
+    )

@@ -1,0 +1,115 @@
+"""File → Export ▸ …: the five entries, a file dialog tests can answer, errors through
+`show_error`, and no torch until an export runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnnstudio.ui.export_menu import ENTRIES, ExportMenu, install_export_menu
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+
+
+@pytest.fixture
+def menu(window) -> ExportMenu:
+    return install_export_menu(window)
+
+
+def answer(menu: ExportMenu, path: Path | None) -> list[str]:
+    """Make the file dialog return `path`; returns the start paths it was offered."""
+    offered: list[str] = []
+
+    def ask(entry, start: str) -> str | None:
+        offered.append(start)
+        return None if path is None else str(path)
+
+    menu.ask_export_path = ask  # type: ignore[method-assign]
+    return offered
+
+
+def test_file_menu_offers_every_format_after_save_as(window, menu: ExportMenu) -> None:
+    file_menu = next(a.menu() for a in window.menuBar().actions()
+                     if a.menu() and a.menu().title() == "&File")
+    items = file_menu.actions()
+    position = items.index(menu.menu.menuAction())
+    assert items[position - 1] is window.actions_.save_as
+    assert items[position + 1].isSeparator() and items[position + 2] is window.actions_.quit
+    labels = [a.text() for a in menu.menu.actions()]
+    assert labels == ["&Python Source…", "&TorchScript…", "&ONNX…", "&safetensors Weights…",
+                      "Model &Card…"]
+    assert window.export_menu is menu
+
+
+def test_entries_match_the_export_formats() -> None:
+    from cnnstudio.nn.export import FORMATS
+
+    assert [e.fmt for e in ENTRIES] == list(FORMATS)
+    for entry in ENTRIES:
+        assert entry.suffix in FORMATS[entry.fmt].suffixes
+        assert f"*{entry.suffix}" in entry.file_filter
+
+
+@pytest.mark.parametrize("fmt", [e.fmt for e in ENTRIES])
+def test_each_entry_exports_the_open_project(fmt: str, window, menu: ExportMenu,
+                                             errors: list[str], tmp_path: Path) -> None:
+    if fmt == "onnx":
+        for package in ("onnx", "onnxscript", "onnxruntime"):
+            pytest.importorskip(package)
+    entry = next(e for e in ENTRIES if e.fmt == fmt)
+    target = tmp_path / "net"  # no suffix: the format's is added
+    offered = answer(menu, target)
+    menu.actions[fmt].trigger()
+    assert errors == []
+    written = target.with_name("net" + entry.suffix)
+    assert written.stat().st_size > 0
+    assert offered[0].endswith(entry.suffix)
+    message = window.statusBar().currentMessage()
+    assert message.startswith(f"Exported net{entry.suffix}") and "untrained" in message
+
+
+def test_unsaved_edits_are_exported(window, menu: ExportMenu, errors: list[str],
+                                    tmp_path: Path) -> None:
+    window.project.graph.set_param("fc1", "out_features", 48)
+    answer(menu, tmp_path / "m.py")
+    menu.actions["python"].trigger()
+    assert errors == []
+    assert "out_features=48" in (tmp_path / "m.py").read_text(encoding="utf-8")
+
+
+def test_cancel_writes_nothing(menu: ExportMenu, errors: list[str], tmp_path: Path) -> None:
+    answer(menu, None)
+    assert menu.export("card") is False
+    assert errors == [] and list(tmp_path.iterdir()) == []
+
+
+def test_failures_go_to_show_error(window, menu: ExportMenu, errors: list[str],
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    answer(menu, tmp_path / "missing" / "m.py")
+    assert menu.export("python") is False
+    assert errors == [f"cannot write {tmp_path / 'missing' / 'm.py'}: the folder"
+                      f" {tmp_path / 'missing'} does not exist"]
+    assert QApplication.overrideCursor() is None  # the busy cursor is gone
+    with monkeypatch.context() as mp:
+        mp.setitem(sys.modules, "onnxscript", None)  # as if it were not installed
+        answer(menu, tmp_path / "m.onnx")
+        assert menu.export("onnx") is False
+    assert errors[-1].endswith("pip install 'cnnstudio[onnx]'")
+    window.project.graph.set_param("conv1", "kernel_size", 11)
+    answer(menu, tmp_path / "m.pt")
+    assert menu.export("torchscript") is False
+    assert errors[-1].startswith("conv1: kernel 11×11 is larger than its input")
+    assert not any(tmp_path.iterdir())
+
+
+def test_installing_the_menu_does_not_load_torch() -> None:
+    code = ("import sys; import cnnstudio.ui.export_menu; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
