@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from cnnstudio.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, UsageError, load_project
 from cnnstudio.train import (
     COMPLETED,
+    FAILED,
     Callback,
     PredictError,
     ProgressPrinter,
@@ -34,13 +37,50 @@ class JsonLines(Callback):
         print(json.dumps(line, ensure_ascii=False, allow_nan=False), flush=True)
 
 
+class JsonBatchLines(Callback):
+    """`{"event": "batch", ...}` lines for live plots, at most one per `interval` seconds
+    plus each epoch's last batch. Not part of the SPEC's `--json` output: only printed
+    when CNNSTUDIO_JSON_BATCHES=SECONDS asks for them (the GUI's distributed runs do)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = float("-inf")
+
+    def on_batch_end(self, trainer, info) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval and info.batch != info.batches:
+            return
+        self._last = now
+        from cnnstudio.train.record import json_safe
+
+        line = {"event": "batch", "epoch": info.epoch, "batch": info.batch,
+                "batches": info.batches, "loss": info.loss, "lr": info.lr,
+                "samples_seen": info.samples_seen,
+                "images_per_second": info.images_per_second}
+        print(json.dumps(json_safe(line), allow_nan=False), flush=True)
+
+
+def _json_callbacks(args: argparse.Namespace) -> list[Callback]:
+    from cnnstudio.train.distributed_launch import BATCH_EVENTS_VAR
+
+    if not args.json:
+        return []
+    try:
+        interval = float(os.environ.get(BATCH_EVENTS_VAR, "nan"))
+    except ValueError:
+        interval = float("nan")
+    return [JsonLines()] + ([JsonBatchLines(interval)] if interval >= 0 else [])
+
+
 class InterruptToStop(Callback):
     """Ctrl-C asks the trainer to stop after the current batch (weights and resume state
-    are then saved); a second Ctrl-C aborts at once."""
+    are then saved); a second Ctrl-C aborts at once. `announce=False` keeps quiet (the
+    ranks of a distributed run other than rank 0)."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = True) -> None:
         self.trainer = None
         self.interrupted = False
+        self.announce = announce
         self._previous = None
 
     def __enter__(self) -> InterruptToStop:
@@ -55,7 +95,9 @@ class InterruptToStop(Callback):
             raise KeyboardInterrupt
         self.interrupted = True
         self.trainer.request_stop()
-        print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+        if self.announce:
+            print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr,
+                  flush=True)
 
     def on_fit_start(self, trainer) -> None:
         self.trainer = trainer
@@ -77,15 +119,23 @@ class DataProgress:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnstudio.project import ProjectError, write_project
+    from cnnstudio.train.distributed import torchrun_env
+    from cnnstudio.train.distributed_run import StopFileWatch, outcome_dir
 
+    if args.nproc is not None and args.nproc < 1:
+        raise UsageError("--nproc must be at least 1")
+    if torchrun_env() is not None:  # started by torchrun (or by --nproc below): one rank
+        return _train_rank(args)
     if args.nproc and args.nproc > 1:
-        raise UsageError("--nproc > 1 (distributed training) is not available in this version")
+        return _train_launcher(args)
     project = load_project(args.project)
     out = Path(args.out) if args.out else Path(args.project)
     terminal = sys.stderr.isatty()
-    callbacks: list[Callback] = [JsonLines()] if args.json else []
+    callbacks: list[Callback] = _json_callbacks(args)
     if terminal:
         callbacks.append(ProgressPrinter(sys.stderr))
+    if (folder := outcome_dir()) is not None:  # launch() with one process: its Stop
+        callbacks.append(StopFileWatch(folder))
     with InterruptToStop() as interrupt:
         result = train_project(project, epochs=args.epochs, device=args.device,
                                callbacks=[*callbacks, interrupt],
@@ -111,6 +161,105 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.status != COMPLETED:
         hint = "; run 'cnnstudio train' again to resume" if result.status == "stopped" else ""
         print(f"cnnstudio: training {result.status}: {result.message or 'no message'}{hint}",
+              file=sys.stderr)
+        return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+# ---- distributed: `--nproc N` launches N ranks; each of them (or torchrun's) runs one ----
+
+
+def _train_launcher(args: argparse.Namespace) -> int:
+    """`train PROJECT --nproc N`: run N ranks here with torch's elastic launcher; print the
+    run's one outcome (the ranks print only epoch lines and the progress bar)."""
+    from cnnstudio.project import fill_training
+    from cnnstudio.train.distributed import DistError, rank_device
+    from cnnstudio.train.distributed_launch import run_local, worker_args
+
+    project = load_project(args.project)  # unreadable: exit 2 before starting anything
+    try:
+        device = rank_device(args.device or fill_training(project.training)["device"],
+                             args.nproc - 1)
+    except DistError as err:
+        raise UsageError(str(err)) from None
+    except ValueError:
+        device = None  # bad settings: each rank fails with the same one-line message
+    cores = os.cpu_count() or 1
+    if (device is None or device.type == "cpu") and args.nproc > max(2, cores):
+        raise UsageError(f"--nproc {args.nproc} is more processes than this machine has CPU"
+                         f" cores ({cores}): each process needs one")
+    outcome = run_local(worker_args(args.project, epochs=args.epochs, device=args.device,
+                                    out=args.out, json_lines=args.json), args.nproc)
+    if outcome.main is not None:
+        return _report(args, outcome.main)
+    if args.json:
+        end = {"event": "end", "status": FAILED, "message": outcome.message,
+               "best_epoch": None, "device": None, "saved": None, "processes": args.nproc}
+        print(json.dumps(end, ensure_ascii=False), flush=True)
+    print(f"cnnstudio: training failed: {outcome.message}", file=sys.stderr, flush=True)
+    return EXIT_PROBLEMS
+
+
+def _train_rank(args: argparse.Namespace) -> int:
+    """One rank, started by torchrun or by `--nproc`. Rank 0 prints and saves; a rank that
+    fails on its own leaves at once with status 1 (the launcher then ends the others)."""
+    from cnnstudio.train.distributed import torchrun_env
+    from cnnstudio.train.distributed_run import outcome_dir, run_rank
+
+    place = torchrun_env() or {}
+    if args.nproc and args.nproc != place.get("local_world_size"):
+        raise UsageError("under torchrun the number of processes is torchrun's"
+                         " (--nproc-per-node); leave out --nproc")
+    project = load_project(args.project)
+    out = Path(args.out) if args.out else Path(args.project)
+    main = place.get("rank") == 0
+    terminal = main and sys.stderr.isatty()
+    shown: list[Callback] = _json_callbacks(args)
+    if terminal:
+        shown.append(ProgressPrinter(sys.stderr))
+    with InterruptToStop(announce=main) as interrupt:
+        outcome = run_rank(project, out, epochs=args.epochs, device=args.device,
+                           callbacks=[interrupt], main_callbacks=shown,
+                           progress=DataProgress(sys.stderr) if terminal else None)
+    launched = outcome_dir() is not None  # by --nproc: the launcher speaks for the run
+    if not outcome.together:
+        if not launched:
+            print(f"cnnstudio: training failed in process {outcome.rank} of"
+                  f" {outcome.world_size}: {outcome.message}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Peers may be blocked in a collective: leave now, without tearing the group
+        # down politely (that could block too); the launcher ends the others.
+        os._exit(EXIT_PROBLEMS)
+    if not main:
+        return EXIT_OK
+    if launched:
+        return EXIT_BAD_INPUT if outcome.save_error else (
+            EXIT_OK if outcome.status == COMPLETED else EXIT_PROBLEMS)
+    return _report(args, outcome.to_dict())
+
+
+def _report(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
+    """Print how a distributed run ended (rank 0's outcome), as the single-process path
+    does; return the exit status."""
+    if outcome.get("save_error"):
+        print(f"cnnstudio: {outcome['save_error']}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    status, processes = outcome["status"], outcome["world_size"]
+    if args.json:
+        end = {"event": "end", "status": status, "message": outcome["message"],
+               "best_epoch": outcome["best_epoch"], "device": outcome["device"],
+               "saved": outcome["saved"], "processes": processes}
+        print(json.dumps(end, ensure_ascii=False), flush=True)
+    elif status == COMPLETED:
+        metric = " ".join(f"{k} {v:.4f}" for k, v in outcome["best"].items())
+        print(f"trained {outcome['epochs']} epoch(s) on {processes} processes"
+              f" ({outcome['device']} each); best epoch {outcome['best_epoch']} {metric};"
+              f" saved {outcome['saved']}")
+    if status != COMPLETED:
+        hint = (f"; train again with {processes} processes to resume"
+                if status == "stopped" else "")
+        print(f"cnnstudio: training {status}: {outcome['message'] or 'no message'}{hint}",
               file=sys.stderr)
         return EXIT_PROBLEMS
     return EXIT_OK

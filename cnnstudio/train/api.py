@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -32,6 +32,9 @@ from cnnstudio.train.losses import LogitsTap, final_activation
 from cnnstudio.train.record import FAILED, STOPPED, RunResult, now_iso, run_record
 from cnnstudio.train.resume import ResumeError, ResumeState
 from cnnstudio.train.trainer import Trainer
+
+if TYPE_CHECKING:
+    from cnnstudio.train.distributed import DistContext
 
 RESUME_ATTACHMENT = "resume.safetensors"
 NORMALIZATION_KEY = "cnnstudio.normalization"
@@ -58,14 +61,19 @@ def _split_seed(data: dict[str, Any]) -> int:
     return fill_data(data)["seed"]
 
 
+def load_project_data(project: Project, progress: ProgressFn | None = None) -> Dataset:
+    """The project's dataset, as training reads it (decoded into the disk cache the first
+    time). Raises DataError, BuildError or FormatError with a one-line message."""
+    data = fill_data(project.data)
+    return load_dataset(data["source"], input_shape=_input_shape(project), task=project.task,
+                        base_dir=_base_dir(project), val_fraction=data["val_fraction"],
+                        seed=_split_seed(data), progress=progress)
+
+
 def _load(project: Project, seed: int, progress: ProgressFn | None) -> tuple[Dataset, Any]:
     """The project's dataset and model, checked against each other; raises DataError,
     BuildError or FormatError with a one-line message."""
-    data = fill_data(project.data)
-    shape = _input_shape(project)
-    dataset = load_dataset(data["source"], input_shape=shape, task=project.task,
-                           base_dir=_base_dir(project), val_fraction=data["val_fraction"],
-                           seed=_split_seed(data), progress=progress)
+    dataset = load_project_data(project, progress)
     inference = infer_shapes(project.graph, task=project.task, num_classes=dataset.num_classes)
     if inference.errors:
         first = inference.errors[0]
@@ -95,7 +103,7 @@ def _stored_resume(project: Project) -> ResumeState | None:
 
 def train_project(project: Project, *, epochs: int | None = None, device: str | None = None,
                   callbacks: Iterable[Callback] = (), progress: ProgressFn | None = None,
-                  resume: bool = True) -> RunResult:
+                  resume: bool = True, dist: DistContext | None = None) -> RunResult:
     """Train `project`'s model on its data; return the RunResult (never raises for bad
     settings, data, graphs or training faults: those give status "failed").
 
@@ -105,6 +113,11 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
     settings and data are unchanged. Afterwards the project holds the checkpoint weights,
     the run record (in `runs`) and, only if this run was stopped, the resume attachment.
     Failures before training starts leave the project untouched. The file is not saved.
+
+    With `dist` this process is one rank of a distributed run (see
+    `cnnstudio.train.distributed`): every rank calls this with the same project, and only
+    rank 0 should save it. The run record then also holds `distributed` (world size,
+    backend, per-process and global batch size).
     """
     started = now_iso()
     notes: list[str] = []
@@ -130,6 +143,12 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
     trainer_kwargs: dict[str, Any] = {
         "augmentation": data["augmentation"], "task": project.task, "callbacks": callbacks,
         "normalize": data["normalize"]}
+    extra: dict[str, Any] = {"skipped_files": len(dataset.skipped)}
+    if dist is not None:
+        trainer_kwargs["dist"] = dist
+        extra["distributed"] = {**dist.describe(), "batch_size_per_process":
+                                settings["batch_size"], "global_batch_size":
+                                settings["batch_size"] * dist.world_size}
     trainer = None
     if state is not None:
         try:
@@ -143,7 +162,7 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
     if notes:
         result.message = "; ".join(filter(None, [result.message, *notes]))
     _write_back(project, module, result, resumed=state is not None, started=started,
-                extra={"skipped_files": len(dataset.skipped)})
+                extra=extra)
     return result
 
 

@@ -32,9 +32,11 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
-def augmentation_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
-    """The CPU generator the augmentation of one batch draws from."""
-    return torch.Generator().manual_seed(mix_seed(seed, epoch, batch, 1))
+def augmentation_generator(seed: int, epoch: int, batch: int, rank: int = 0) -> torch.Generator:
+    """The CPU generator the augmentation of one batch draws from; each rank of a
+    distributed run draws its own (rank 0 what a single process draws)."""
+    parts = (seed, epoch, batch, 1) if rank == 0 else (seed, epoch, batch, 1, rank)
+    return torch.Generator().manual_seed(mix_seed(*parts))
 
 
 def batch_count(n: int, batch_size: int, limit: int | None, drop_single: bool) -> int:

@@ -87,7 +87,8 @@ class ProgressPrinter(Callback):
         done = info.batch / info.batches
         filled = int(done * self.width)
         bar = "#" * filled + "-" * (self.width - filled)
-        left = (info.batches - info.batch) * trainer.batch_size
+        # images_per_second counts every process of a distributed run; so must `left`.
+        left = (info.batches - info.batch) * trainer.batch_size * getattr(trainer, "world_size", 1)
         eta = left / info.images_per_second if info.images_per_second > 0 else 0.0
         self.stream.write(f"\repoch {info.epoch}/{trainer.epochs} [{bar}] {info.batch}/"
                           f"{info.batches} loss {info.loss:.4f} {info.images_per_second:.0f} img/s"

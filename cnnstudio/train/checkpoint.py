@@ -72,7 +72,9 @@ class Checkpointing:
             epoch_loss_sum=stats.loss_sum, epoch_samples=stats.samples,
             epoch_seconds=stats.seconds, records=list(self.records),
             best=dict(self._best), bad_epochs=self._bad_epochs, settings=self.settings,
-            train_samples=len(self.train_index))
+            train_samples=len(self.train_index),
+            # Positions count a rank's batches: a resume needs as many processes.
+            extra={"world_size": self.world_size} if self.world_size > 1 else {})
 
     def _apply_resume(self: Trainer, state: ResumeState) -> None:
         assert self.optimizer is not None

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -54,6 +54,9 @@ from cnnstudio.train.resume import (
 )
 from cnnstudio.train.steps import EpochStats, NonFiniteLoss, cpu_state, failure_message
 
+if TYPE_CHECKING:
+    from cnnstudio.train.distributed import DistContext
+
 
 class Trainer(Checkpointing):
     """Trains `module` on `dataset` with the `training` settings (filled or not).
@@ -68,13 +71,18 @@ class Trainer(Checkpointing):
     During `fit()` the module is moved to the device and, when the graph ends in Softmax or
     Sigmoid, returns its logits (a forward hook, removed at the end). Afterwards the module
     holds the last weights; `RunResult.state_dict` holds the checkpoint to keep.
+
+    With `dist` (a `DistContext`, see `cnnstudio.train.distributed`) this is one rank of a
+    distributed run: it trains on its shard with the model in DistributedDataParallel on
+    `dist.device`, batch_size per process; losses, stops and validation sums are agreed
+    over the ranks. Pause is not available then (stop is).
     """
 
     def __init__(self, module: nn.Module, dataset: Dataset, training: dict[str, Any], *,
                  augmentation: dict[str, Any] | None = None, task: str | None = None,
                  device: str | torch.device | None = None, callbacks: Iterable[Callback] = (),
                  resume: ResumeState | None = None, normalize: bool = True,
-                 num_threads: int | None = None) -> None:
+                 num_threads: int | None = None, dist: DistContext | None = None) -> None:
         self.module = module
         self.dataset = dataset
         self.settings = fill_training(training)
@@ -83,6 +91,8 @@ class Trainer(Checkpointing):
         self.callbacks = tuple(callbacks)
         self.normalize = normalize
         self.num_threads = num_threads
+        self.dist = dist
+        self.world_size = dist.world_size if dist is not None else 1
         self._device_name = device if device is not None else self.settings["device"]
         self.epochs: int = self.settings["epochs"]
         self.batch_size: int = self.settings["batch_size"]
@@ -91,12 +101,18 @@ class Trainer(Checkpointing):
         self.train_index = dataset.splits["train"]
         self.val_index = dataset.splits.get("val", torch.empty(0, dtype=torch.int64))
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
-        self.batches_per_epoch = batch_count(len(self.train_index), self.batch_size,
+        # A rank counts the batches of its shard: the same number on every rank.
+        samples = len(self.train_index) if dist is None else dist.shard_size(len(self.train_index))
+        self.batches_per_epoch = batch_count(samples, self.batch_size,
                                              self.settings["max_batches_per_epoch"], has_bn)
         self._resume = resume
         if resume is not None:
             reason = resume_mismatch(resume, self.settings, len(self.train_index),
                                      self.epochs, self.batches_per_epoch)
+            processes = resume.extra.get("world_size", 1)
+            if not reason and processes != self.world_size:
+                reason = (f"it ran in {processes} process(es), this run has {self.world_size};"
+                          " batch positions differ")
             if reason:
                 raise ResumeError(f"cannot resume: {reason}")
         # Control, set from any thread: a plain bool is atomic under the GIL.
@@ -110,6 +126,7 @@ class Trainer(Checkpointing):
         self.last_metrics: dict[str, Any] = {}
         self.confusion_matrix: torch.Tensor | None = None
         self.device = torch.device("cpu")
+        self._net: nn.Module = module  # what trains: the module, or DDP around it
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
 
@@ -172,6 +189,7 @@ class Trainer(Checkpointing):
                     hook(self, err)
         finally:
             torch.set_num_threads(threads)
+            self._net = self.module  # let DDP go: its gradient hooks end with it
         result = self._result()
         for hook in overriding(self.callbacks, "on_fit_end"):
             with contextlib.suppress(Exception):
@@ -179,9 +197,11 @@ class Trainer(Checkpointing):
         return result
 
     def _setup(self) -> None:
-        self.device = resolve_device(self._device_name)
+        dist = self.dist
+        self.device = dist.device if dist is not None else resolve_device(self._device_name)
         if self.device.type == "cpu":
-            torch.set_num_threads(self.num_threads or default_cpu_threads())
+            torch.set_num_threads(self.num_threads or (dist.cpu_threads if dist is not None
+                                                       else default_cpu_threads()))
         if len(self.train_index) == 0 or self.batches_per_epoch == 0:
             raise ValueError("the training split is empty: there is nothing to train on")
         self.module.to(self.device)
@@ -205,11 +225,15 @@ class Trainer(Checkpointing):
         self._on_epoch_start = overriding(self.callbacks, "on_epoch_start")
         self._on_epoch_end = overriding(self.callbacks, "on_epoch_end")
         self._samples_seen = 0
+        # DDP shares the module's parameters (the optimizer's) and starts from rank 0's.
+        self._net = dist.wrap(self.module) if dist is not None else self.module
         if self._resume is not None:
             self._apply_resume(self._resume)
+            if dist is not None and dist.rank:  # only rank 0's RNG state was kept
+                torch.manual_seed(dist.rank_seed(self.seed, *self._position))
         else:
             self._start_state = cpu_state(self.module)
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.seed if dist is None else dist.rank_seed(self.seed))
 
     def _where(self) -> str:
         """The place in the run being worked on, in words (epochs and batches from 1)."""
@@ -236,7 +260,7 @@ class Trainer(Checkpointing):
         """The epochs; return (status, message)."""
         start_epoch, start_batch = self._position
         for epoch in range(start_epoch, self.epochs):
-            if self._stop:
+            if self._stop if self.dist is None else self.dist.any(self._stop):
                 self._position = (epoch, 0)
                 return STOPPED, f"stopped after epoch {epoch}" if epoch else "stopped"
             self.epoch = epoch + 1
@@ -246,6 +270,8 @@ class Trainer(Checkpointing):
             if not self._train_epoch(epoch, first):
                 return STOPPED, (f"stopped during epoch {epoch + 1} after batch"
                                  f" {self._position[1]} of {self.batches_per_epoch}")
+            if self.dist is not None:  # one model to validate and keep, on every rank
+                self.dist.average_buffers(self.module)
             metrics = self._validate()
             if metrics is None:
                 return STOPPED, f"stopped during the validation of epoch {epoch + 1}"
@@ -257,17 +283,19 @@ class Trainer(Checkpointing):
 
     def _train_epoch(self, epoch: int, first: int) -> bool:
         """Train the batches of `epoch` from `first`; False if stopped before the end."""
-        module, optimizer, loss_fn, data = self.module, self.optimizer, self.loss, self.data
+        module, optimizer, loss_fn, data = self._net, self.optimizer, self.loss, self.data
         assert optimizer is not None
         normalize, augmentation, scaler = self.normalize, self.augmentation, self.scaler
         per_batch = self.scheduler if self._sched_when == PER_BATCH else None
         bs, batches, stats = self.batch_size, self.batches_per_epoch, self._stats
-        order = data.index(self.train_index[epoch_permutation(self.seed, epoch,
-                                                              len(self.train_index))])
+        dist, rank = self.dist, self.dist.rank if self.dist is not None else 0
+        order = epoch_permutation(self.seed, epoch, len(self.train_index))
+        order = data.index(self.train_index[order if dist is None else dist.shard(order)])
         module.train()
         tick = time.perf_counter()
         for b in range(first, batches):
-            if self._stop or not self._unpaused.is_set():
+            # Distributed: a local flag must not decide alone; the stop is agreed below.
+            if dist is None and (self._stop or not self._unpaused.is_set()):
                 stats.seconds += time.perf_counter() - tick
                 if self._wait_while_paused():
                     self._position = (epoch, b)
@@ -278,13 +306,19 @@ class Trainer(Checkpointing):
             xb = self.dataset.batch_to_float(xb, normalize)
             if augmentation is not None:
                 xb, yb = augment_batch(xb, yb, augmentation,
-                                       augmentation_generator(self.seed, epoch, b))
+                                       augmentation_generator(self.seed, epoch, b, rank))
             with self._autocast():
                 loss = loss_fn(module(xb), yb)
             # One sync per batch, needed anyway: a non-finite step must never be applied.
-            value = loss.item()
+            if dist is None:
+                value, stop = loss.item(), False
+            else:  # every rank gets the same mean loss and stop decision, before any step
+                value, stop = dist.loss_and_stop(loss, self._stop)
             if not math.isfinite(value):
                 raise NonFiniteLoss(value, epoch, b, current_lr(optimizer))
+            if stop:  # this batch is not applied: a resume starts with it
+                stats.seconds += time.perf_counter() - tick
+                return False
             lr = current_lr(optimizer)
             optimizer.zero_grad(set_to_none=True)
             if scaler is None:
@@ -297,7 +331,7 @@ class Trainer(Checkpointing):
             self._stepped = True
             if per_batch is not None:
                 per_batch.step()
-            n = len(yb)
+            n = len(yb) * self.world_size  # every rank's batch has this size
             stats.loss_sum += value * n
             stats.samples += n
             self._samples_seen += n
@@ -330,10 +364,15 @@ class Trainer(Checkpointing):
         if len(self.val_index) == 0:
             return {}
         tick, paused = time.perf_counter(), self._paused_seconds
-        out = evaluate(self.module, self.data, self.val_index, batch_size=self.batch_size,
+        dist = self.dist  # distributed: each rank a slice, sums all-reduced, never halted
+        out = evaluate(self.module, self.data,
+                       self.val_index if dist is None else dist.val_shard(self.val_index),
+                       batch_size=self.batch_size,
                        to_float=lambda xb: self.dataset.batch_to_float(xb, self.normalize),
                        loss=self.loss, num_classes=self.num_classes, task=self.task,
-                       autocast=self._autocast, halt=self._halt)
+                       autocast=self._autocast,
+                       halt=self._halt if dist is None else lambda: False,
+                       reduce=None if dist is None else dist.all_sum)
         self._stats.seconds += time.perf_counter() - tick - (self._paused_seconds - paused)
         if out is None:
             return None
