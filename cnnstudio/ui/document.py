@@ -102,6 +102,14 @@ class Document(QObject):
             return BUILTIN_CLASSES.get(source.get("name"))
         return None
 
+    def set_num_classes(self, count: int | None) -> None:
+        """The loaded data's class count; the classifier's output size is checked against
+        it, so the inference is recomputed and the views told."""
+        if count != self.num_classes:
+            self.num_classes = count
+            self._inference = None
+            self.inference_changed.emit()
+
     @property
     def inference(self) -> Inference:
         """Shapes and problems of the current graph (recomputed after each edit, lazily)."""

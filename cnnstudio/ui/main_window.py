@@ -19,13 +19,16 @@ from cnnstudio.project import Project, ProjectError, read_project, write_project
 from cnnstudio.ui import autosave
 from cnnstudio.ui.actions import WindowActions, icon
 from cnnstudio.ui.canvas import GraphView
+from cnnstudio.ui.data_view import install_data_view
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.export_menu import install_export_menu
 from cnnstudio.ui.inspector import Inspector
 from cnnstudio.ui.palette import PalettePanel, insert_entry
 from cnnstudio.ui.problems import ProblemsList
 from cnnstudio.ui.settings import add_recent_file, app_settings, recent_files
 from cnnstudio.ui.summary_table import StatusBar, SummaryPanel
 from cnnstudio.ui.template_dialog import BLANK, blank_project, choose_template, template_project
+from cnnstudio.ui.training import install_training_ui
 
 APP_TITLE = "CNN Studio"
 PROJECT_FILTER = "CNN Studio projects (*.cnnproj *.json);;All files (*)"
@@ -67,11 +70,14 @@ class MainWindow(QMainWindow):
         for dock in (self.palette_dock, self.inspector_dock, self.summary_dock,
                      self.problems_dock):
             self.actions_.panels_menu.addAction(dock.toggleViewAction())
+        install_data_view(self)  # the Data dock, tabbed with the bottom panels
         self.status = StatusBar(self._document, self)
         self.setStatusBar(self.status)
         self.status.problems_clicked.connect(self._show_problems)
         self.autosaver = autosave.Autosaver(self._document, parent=self)
         self.autosaver.failed.connect(self._autosave_failed)
+        self.training = install_training_ui(self)  # Training docks, menu, image drops
+        install_export_menu(self)  # File → Export ▸, right after Save As
         self._connect()
         self._restore_settings()
         self._update_title()
@@ -255,6 +261,8 @@ class MainWindow(QMainWindow):
 
     def maybe_save(self) -> bool:
         """True when it is fine to drop the open project (saved, or the user said so)."""
+        if not self.training.release():  # a running training stops; its result is kept
+            return False
         if self.undo_stack.isClean() or not self.confirm_unsaved:
             return True
         answer = self.ask_unsaved_changes()

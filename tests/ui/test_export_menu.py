@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from cnnstudio.ui.export_menu import ENTRIES, ExportMenu, install_export_menu
+from cnnstudio.ui.export_menu import ENTRIES, ExportMenu
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 
 
 @pytest.fixture
 def menu(window) -> ExportMenu:
-    return install_export_menu(window)
+    return window.export_menu  # MainWindow installs it
 
 
 def answer(menu: ExportMenu, path: Path | None) -> list[str]:

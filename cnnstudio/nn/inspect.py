@@ -1,0 +1,318 @@
+"""Looking inside a network: filters, activations, Grad-CAM, receptive fields, kernels.
+
+Pure torch and NumPy (no Qt): the GUI calls these on whichever thread holds the model,
+and gets NumPy arrays back. Every function leaves the module as it found it (train/eval
+mode, hooks, gradients) and draws no random numbers, so calling one between training
+batches does not change the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.shapes import infer_shapes
+
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+              nn.ConvTranspose3d)
+
+# Hand-set kernels for the kernel playground (cross-correlation, as torch's conv2d).
+KERNEL_PRESETS: dict[str, list[list[float]]] = {
+    "Sobel x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+    "Sobel y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+    "Laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+    "Blur": [[1 / 9] * 3] * 3,
+    "Sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
+    "Identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
+}
+
+
+def _submodule(module: nn.Module, node: str | nn.Module) -> nn.Module:
+    """The submodule computing `node` (a node id of a GraphModule, or a module itself)."""
+    if isinstance(node, nn.Module):
+        return node
+    module_for = getattr(module, "module_for", None)
+    if module_for is not None:
+        return module_for(node)
+    return module.get_submodule(node)
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """Eval mode for the duration (no dropout, BatchNorm running stats), then back."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
+def layer_filters(module: nn.Module, node: str | nn.Module) -> np.ndarray | None:
+    """The weights of a convolution as a float32 array (out, in, kh, kw); None for a layer
+    without convolution filters.
+
+    Conv1d kernels become 1×k images; Conv3d shows the middle depth slice; transposed
+    convolutions are reordered to (out, in, …) like the others.
+    """
+    layer = _submodule(module, node)
+    if not isinstance(layer, CONV_TYPES):
+        return None
+    w = layer.weight.detach()
+    if isinstance(layer, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        w = w.transpose(0, 1)  # stored (in, out/groups, …)
+    if w.dim() == 3:
+        w = w.unsqueeze(2)
+    elif w.dim() == 5:
+        w = w[:, :, w.shape[2] // 2]
+    return w.to("cpu", torch.float32, copy=True).numpy()
+
+
+class _OutputTap:
+    """Records one submodule's output during a forward pass (a removable hook)."""
+
+    def __init__(self, target: nn.Module) -> None:
+        self.value: torch.Tensor | None = None
+        self._handle = target.register_forward_hook(self._hook)
+
+    def _hook(self, _module: nn.Module, _args: tuple[Any, ...], output: Any) -> None:
+        self.value = output
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+def node_activation(module: nn.Module, node: str | nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The output of `node` for the batch `x` (already normalized, on any device), as a
+    float32 CPU tensor, computed in eval mode without gradients.
+
+    `x` is moved to the module's device. Raises KeyError for an unknown node id.
+    """
+    if isinstance(node, str) and node == getattr(module, "input_id", None):
+        return x.detach().to("cpu", torch.float32, copy=True)  # the Input passes x through
+    target = _submodule(module, node)
+    tap = _OutputTap(target)
+    try:
+        with torch.no_grad(), _eval_mode(module):
+            module(x.to(_device(module)))
+    finally:
+        tap.remove()
+    if tap.value is None:  # a node the forward pass never reached (not in the model's path)
+        raise KeyError(f"node {node!r} did not run")
+    return tap.value.detach().to("cpu", torch.float32, copy=True)
+
+
+@contextlib.contextmanager
+def _logits(module: nn.Module) -> Iterator[None]:
+    """While active, a final Softmax/Sigmoid node returns its input (the logits): class
+    scores for Grad-CAM must be taken before the squashing, as the trainer does."""
+    out_id = getattr(module, "output_id", None)
+    last = module.module_for(out_id) if out_id is not None else None  # type: ignore[operator]
+    handle = None
+    if isinstance(last, (nn.Softmax, nn.Sigmoid)):
+        handle = last.register_forward_hook(lambda _m, args, _out: args[0])
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+def grad_cam(module: nn.Module, node: str | nn.Module, x: torch.Tensor,
+             class_index: int) -> np.ndarray:
+    """Grad-CAM heat map of class `class_index` for one sample `x` (1 × C × H × W,
+    normalized) at the convolutional `node`: ReLU(Σ_k α_k A_k), α_k the spatial mean of
+    ∂score/∂A_k, resized (bilinear) to the input's H × W and scaled to 0…1.
+
+    Returns a float32 (H, W) array, all zeros when nothing speaks for the class. The
+    module's parameters get no gradients (they are left as they were). Raises ValueError
+    when `node`'s output is not a C × h × w map.
+    """
+    target = _submodule(module, node)
+    tap = _OutputTap(target)
+    params = [p for p in module.parameters()]
+    grads = [p.grad for p in params]
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)  # gradients only towards the activation
+        with torch.enable_grad(), _eval_mode(module), _logits(module):
+            xin = x.to(_device(module), torch.float32).detach().requires_grad_(True)
+            scores = module(xin)
+            activation = tap.value
+            if activation is None or activation.dim() != 4:
+                raise ValueError("Grad-CAM needs a layer whose output is a C×H×W map")
+            score = scores.reshape(scores.shape[0], -1)[0, class_index]
+            (grad,) = torch.autograd.grad(score, activation)
+    finally:
+        tap.remove()
+        for p, g, f in zip(params, grads, flags, strict=True):
+            p.requires_grad_(f)
+            p.grad = g
+    weights = grad[0].mean(dim=(1, 2))
+    cam = torch.relu((weights[:, None, None] * activation[0].detach()).sum(0))
+    cam = F.interpolate(cam[None, None].float(), size=tuple(x.shape[-2:]), mode="bilinear",
+                        align_corners=False)[0, 0]
+    top = float(cam.max())
+    cam = cam / top if top > 0 else torch.zeros_like(cam)
+    return cam.clamp_(0, 1).cpu().numpy().astype(np.float32)
+
+
+def last_conv_node(module: nn.Module) -> str | None:
+    """The id of the last 2-D convolution a GraphModule runs (Grad-CAM's usual layer)."""
+    found = None
+    for node_id in getattr(module, "node_ids", ()):
+        if isinstance(module.module_for(node_id), (nn.Conv2d, nn.ConvTranspose2d)):
+            found = node_id
+    return found
+
+
+def apply_kernel(image: np.ndarray, kernel: Sequence[Sequence[float]] | np.ndarray,
+                 padding: str = "same") -> np.ndarray:
+    """Slide a hand-set `kernel` (kh × kw) over a 2-D `image` (H × W) as torch's conv2d
+    does (cross-correlation); return the feature map as float32 (same size with "same"
+    zero padding, smaller with "valid"). Raises ValueError for a kernel that is not 2-D."""
+    k = torch.as_tensor(np.asarray(kernel, dtype=np.float32))
+    if k.dim() != 2 or min(k.shape) < 1:
+        raise ValueError("the kernel must be a 2-D grid of numbers")
+    img = torch.as_tensor(np.asarray(image, dtype=np.float32))
+    if img.dim() != 2:
+        raise ValueError("the image must be 2-D (H × W)")
+    with torch.no_grad():
+        out = F.conv2d(img[None, None], k[None, None], padding=padding)
+    return out[0, 0].numpy()
+
+
+# ---- receptive fields --------------------------------------------------------------------
+
+_POOLS_AND_CONVS = {"Conv1d", "Conv2d", "Conv3d", "MaxPool1d", "MaxPool2d", "MaxPool3d",
+                    "AvgPool1d", "AvgPool2d", "AvgPool3d"}
+_KEEPS_FIELD = {"ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax",
+                "Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "Maxout", "Add",
+                "Concat"}
+
+
+@dataclass(frozen=True)
+class FieldBox:
+    """The input region one output pixel sees, per spatial dimension: `start` (the first
+    input index, negative where it reaches into the padding) and `size` (in pixels)."""
+
+    start: tuple[int, ...]
+    size: tuple[int, ...]
+
+    @property
+    def stop(self) -> tuple[int, ...]:
+        """One past the last input index, per dimension."""
+        return tuple(a + s for a, s in zip(self.start, self.size, strict=True))
+
+    def clipped(self, shape: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """(first, stop) per dimension, clipped to an input of spatial `shape`."""
+        return tuple((max(0, a), min(n, b)) for a, b, n in
+                     zip(self.start, self.stop, shape, strict=True))
+
+
+@dataclass(frozen=True)
+class _Chain:
+    size: tuple[float, ...]
+    jump: tuple[float, ...]
+    start: tuple[float, ...]  # input coordinate where output index 0's field begins
+
+
+def _step(chain: _Chain, params: dict[str, Any], type_name: str) -> _Chain:
+    ndim = len(chain.size)
+    k = tuple(params["kernel_size"])
+    s = tuple(params.get("stride") or k)
+    d = tuple(params.get("dilation") or (1,) * ndim)
+    extent = [d[i] * (k[i] - 1) + 1 for i in range(ndim)]
+    pad = params.get("padding", 0)
+    if pad == "valid":
+        pad = (0,) * ndim
+    elif pad == "same":  # torch pads ⌊(extent − 1)/2⌋ before
+        pad = tuple((e - 1) // 2 for e in extent)
+    pad = tuple(pad)
+    return _Chain(size=tuple(chain.size[i] + (extent[i] - 1) * chain.jump[i] for i in range(ndim)),
+                  jump=tuple(chain.jump[i] * s[i] for i in range(ndim)),
+                  start=tuple(chain.start[i] - pad[i] * chain.jump[i] for i in range(ndim)))
+
+
+def _chains(graph: Graph) -> dict[str, _Chain | None]:
+    """Per node, its field chain (None: no exact box, e.g. after Linear or Upsample)."""
+    inference = infer_shapes(graph)
+    out: dict[str, _Chain | None] = {}
+    for node_id in inference.order:
+        node = graph.node(node_id)
+        info = inference.nodes.get(node_id)
+        if info is None or info.shape is None:
+            out[node_id] = None
+            continue
+        if node.type == "Input":
+            n = len(info.shape) - 1
+            out[node_id] = _Chain((1.0,) * n, (1.0,) * n, (0.0,) * n) if n else None
+            continue
+        sources = [out.get(s) for s in node.inputs]
+        if not sources or any(c is None for c in sources):
+            out[node_id] = None
+            continue
+        chains = [c for c in sources if c is not None]
+        ndim = len(chains[0].size)
+        if any(len(c.size) != ndim for c in chains):
+            out[node_id] = None
+            continue
+        # Merges: the union of the branches' fields (exact when they agree).
+        start = tuple(min(c.start[i] for c in chains) for i in range(ndim))
+        stop = tuple(max(c.start[i] + c.size[i] for c in chains) for i in range(ndim))
+        jump = tuple(max(c.jump[i] for c in chains) for i in range(ndim))
+        merged = _Chain(tuple(b - a for a, b in zip(start, stop, strict=True)), jump, start)
+        if node.type in _POOLS_AND_CONVS:
+            out[node_id] = _step(merged, node.resolved_params(), node.type)
+        elif node.type in _KEEPS_FIELD:
+            out[node_id] = merged
+        else:  # Linear, Flatten, adaptive pools, Upsample, transposed convs: no exact box
+            out[node_id] = None
+    return out
+
+
+def receptive_field_box(graph: Graph, node_id: str, index: Sequence[int]) -> FieldBox | None:
+    """The input region that output pixel `index` (spatial indices, e.g. (row, col)) of
+    node `node_id` sees; None when the node has no exact spatial field (it follows a
+    Linear, Flatten, adaptive pool, upsampling or transposed convolution, or the graph has
+    errors). Exact for chains of convolutions, poolings and element-wise layers; after a
+    merge (Add, Concat) it is the union of the branches' fields.
+
+    Sizes and jumps agree with core's `ReceptiveField`; the start adds the paddings, each
+    scaled by the jump in front of it.
+    """
+    try:
+        chain = _chains(graph).get(node_id)
+    except Exception:  # a graph shape inference cannot order (cycles): no box
+        return None
+    if chain is None or len(index) != len(chain.size):
+        return None
+    start = tuple(int(round(chain.start[i] + index[i] * chain.jump[i]))
+                  for i in range(len(index)))
+    return FieldBox(start, tuple(int(round(v)) for v in chain.size))
+
+
+def class_probabilities(module: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, K) for the batch `x` (normalized): the softmax of the
+    logits (taken before a final Softmax/Sigmoid node), in eval mode, without gradients."""
+    out = []
+    device = _device(module)
+    with torch.no_grad(), _eval_mode(module), _logits(module):
+        for chunk in x.split(batch_size):
+            logits = module(chunk.to(device)).float()
+            out.append(torch.softmax(logits.reshape(len(chunk), -1), dim=1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

@@ -1,0 +1,306 @@
+"""Runs training for the window: the worker thread, its signals, and the write-back.
+
+Safety while editing: a run trains a private copy of the project taken when Train is
+pressed (graph, settings, runs, weights). The user may go on editing the network and
+the settings meanwhile; nothing the training thread reads can change under it. When the
+run ends, its outcome (weights, run record, resume state) is written into the project
+that was open when it started, and the document is marked modified (not undoable: an
+undo must never silently drop a trained model). If that project is no longer open, the
+outcome is dropped and the log says so.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from cnnstudio.core.graph import Graph
+from cnnstudio.project import Project
+from cnnstudio.ui.document import Document
+from cnnstudio.ui.training.controls import RunControls
+from cnnstudio.ui.training.inspection import InspectionSource, saved_source
+from cnnstudio.ui.training.live import LiveRun
+from cnnstudio.ui.training.panel import IDLE, PAUSED, RUNNING, STARTING, STOPPING
+from cnnstudio.ui.training.worker import RESUME_ATTACHMENT, SamplesWorker, TrainingWorker
+
+RUN_SWITCH_INTERVAL = 0.001  # seconds; see start()
+_orphans: list[tuple[QThread, QObject]] = []  # threads that outlived a shutdown wait
+
+
+def training_copy(project: Project) -> Project:
+    """What a run trains on: a copy sharing nothing mutable with `project`."""
+    return Project(name=project.name, task=project.task, graph=project.graph.copy(),
+                   data=copy.deepcopy(project.data), training=copy.deepcopy(project.training),
+                   runs=copy.deepcopy(project.runs), extra=copy.deepcopy(project.extra),
+                   graph_extra=copy.deepcopy(project.graph_extra), weights=project.weights,
+                   attachments=dict(project.attachments), path=project.path)
+
+
+def _structure(graph: Graph) -> list[tuple[str, str, Any, list[str]]]:
+    return [(n.id, n.type, n.params, list(n.inputs)) for n in graph]
+
+
+class TrainingController(QObject):
+    """Starts, pauses, stops and follows one run at a time."""
+
+    state_changed = Signal(str)
+    context_ready = Signal(dict)  # a run began: its samples, classes, device, sizes
+    epoch_added = Signal(dict)  # an epoch's record (and confusion matrix) arrived
+    finished = Signal(dict)  # the outcome, after it was written into the project
+    samples_loaded = Signal(dict)  # samples for inspection, loaded without a run
+    log = Signal(str)
+    loading = Signal(str, int, int)
+
+    def __init__(self, document: Document, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.doc = document
+        self.live = LiveRun()
+        self.state = IDLE
+        self.controls = RunControls()
+        self.focus: dict[str, Any] = {"filter_node": None, "activation_node": None,
+                                      "sample_index": 0}
+        self.extra_callbacks: list[Any] = []  # more Callbacks for the next runs (tests)
+        self.epochs_override: int | None = None
+        self.pending_snapshot: dict[str, Any] | None = None
+        self.last_outcome: dict[str, Any] | None = None
+        self.run_graph: Graph | None = None  # the graph the current/last run trained
+        self._thread: QThread | None = None
+        self._worker: TrainingWorker | None = None
+        self._token = 0
+        self._samples_token = 0
+        self._run_project: Project | None = None
+        self._switch_interval: float | None = None
+        self._loader: tuple[QThread, SamplesWorker] | None = None
+        document.project_replaced.connect(self._project_replaced)
+
+    # ---- state -----------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.state != IDLE
+
+    def resumable(self) -> bool:
+        """True when the last run was stopped and can continue where it stopped."""
+        project = self.doc.project
+        last = project.runs[-1] if project.runs else None
+        return (isinstance(last, dict) and last.get("status") == "stopped"
+                and RESUME_ATTACHMENT in project.attachments)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_changed.emit(state)
+
+    # ---- commands (GUI thread) -------------------------------------------------------
+
+    def start(self, fresh: bool = False) -> str | None:
+        """Start a run (resuming a stopped one unless `fresh`); return why not, or None."""
+        if self.running:
+            return "a training is already running"
+        errors = self.doc.inference.errors
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            return f"the network has problems: {errors[0]}{more}"
+        project = self.doc.project
+        self._token += 1
+        self._run_project = project
+        self.run_graph = project.graph.copy()
+        self.controls = RunControls()
+        self.controls.focus(**self.focus)
+        self.pending_snapshot = None
+        worker = TrainingWorker(training_copy(project), self.controls, self._token,
+                                resume=not fresh, epochs=self.epochs_override,
+                                callbacks=list(self.extra_callbacks))
+        thread = QThread()
+        thread.setObjectName("cnnstudio-training")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        # Receivers are this object's methods: Qt queues them onto the GUI thread.
+        worker.run_started.connect(self._on_started)
+        worker.batches_done.connect(self._on_batches)
+        worker.epoch_finished.connect(self._on_epoch)
+        worker.snapshot_taken.connect(self._on_snapshot)
+        worker.loading.connect(self._on_loading)
+        worker.run_finished.connect(self._on_finished)
+        self._thread, self._worker = thread, worker
+        # The GUI thread enters Python for every paint callback; each entry waits for the
+        # GIL, which a busy training thread hands over only after the switch interval.
+        # 1 ms instead of 5 bounds that wait (restored when the run ends).
+        if self._switch_interval is None:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_interval, RUN_SWITCH_INTERVAL))
+        self._set_state(STARTING)
+        what = "a new run" if fresh or not self.resumable() else "resuming the stopped run"
+        self.log.emit(f"— {what} of {project.name or 'the project'}")
+        thread.start()
+        return None
+
+    def pause(self) -> None:
+        if self.state in (RUNNING, STARTING):
+            self.controls.pause()
+            self._set_state(PAUSED)
+            self.log.emit("paused: training waits after the current batch")
+
+    def resume(self) -> None:
+        if self.state == PAUSED:
+            self.controls.resume()
+            self._set_state(RUNNING if self.live.context else STARTING)
+            self.log.emit("resumed")
+
+    def stop(self) -> None:
+        if self.running and self.state != STOPPING:
+            self.controls.request_stop()
+            self._set_state(STOPPING)
+            self.log.emit("stopping after the current batch…")
+
+    def set_focus(self, **focus: Any) -> None:
+        """What the live views watch (filter_node, activation_node, sample_index)."""
+        self.focus.update({k: v for k, v in focus.items() if v is not None})
+        self.controls.focus(**focus)
+
+    def shutdown(self, timeout_s: float = 60.0) -> bool:
+        """Stop a running training and wait for it (its outcome is written back first).
+        True when no training runs any more."""
+        self._wait_loader()
+        thread, worker = self._thread, self._worker
+        if thread is None or worker is None:
+            return True
+        self.stop()
+        if not thread.wait(int(timeout_s * 1000)):
+            _orphans.append((thread, worker))  # never destroy a running QThread
+            return False
+        if worker.outcome is not None:
+            self._on_finished(worker.outcome)
+        return True
+
+    # ---- what the worker reports (queued onto the GUI thread) -------------------------
+
+    def _current(self, payload: dict[str, Any]) -> bool:
+        return payload.get("token") == self._token
+
+    @Slot(str, int, int)
+    def _on_loading(self, stage: str, done: int, total: int) -> None:
+        self.loading.emit(stage, done, total)
+
+    @Slot(dict)
+    def _on_started(self, context: dict[str, Any]) -> None:
+        if not self._current(context):
+            return
+        self.live.reset(context)
+        if self.state == STARTING:
+            self._set_state(RUNNING)
+        self.context_ready.emit(context)
+
+    @Slot(dict)
+    def _on_batches(self, batch: dict[str, Any]) -> None:
+        if self._current(batch):
+            self.live.add_batches(batch)
+
+    @Slot(dict)
+    def _on_epoch(self, epoch: dict[str, Any]) -> None:
+        if self._current(epoch):
+            self.live.add_epoch(epoch)
+            self.epoch_added.emit(epoch)
+
+    @Slot(dict)
+    def _on_snapshot(self, snap: dict[str, Any]) -> None:
+        if self._current(snap):
+            self.pending_snapshot = snap  # the views' timer shows the newest only
+
+    @Slot(dict)
+    def _on_finished(self, outcome: dict[str, Any]) -> None:
+        if not self._current(outcome) or self._thread is None:
+            return  # a stale run, or already handled by shutdown()
+        thread, self._thread, self._worker = self._thread, None, None
+        thread.quit()
+        thread.wait()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
+        self.last_outcome = outcome
+        project, self._run_project = self._run_project, None
+        if project is not self.doc.project:
+            self.log.emit("the run's results were dropped: another project was opened")
+            self.live.reset(None)
+            self.run_graph = None
+        elif outcome.get("changed"):
+            self._write_back(project, outcome)
+        self._set_state(IDLE)
+        self.finished.emit(outcome)
+
+    def _write_back(self, project: Project, outcome: dict[str, Any]) -> None:
+        project.weights = outcome.get("weights")
+        project.runs = list(outcome.get("runs") or [])
+        resume = outcome.get("resume")
+        if resume is not None:
+            project.attachments[RESUME_ATTACHMENT] = resume
+        else:
+            project.attachments.pop(RESUME_ATTACHMENT, None)
+        # The trained weights are new content: the project must be saved (asked on close).
+        self.doc.undo_stack.resetClean()
+        if self.run_graph is not None and _structure(self.run_graph) != _structure(project.graph):
+            self.log.emit("note: the network was edited during training; the new weights"
+                          " belong to the network as it was when training started")
+
+    def _project_replaced(self) -> None:
+        self._samples_token += 1  # samples still loading are the old project's
+        if self.running:
+            self.stop()
+        if not self.running:
+            self.live.reset(None)
+            self.run_graph = None
+
+    # ---- samples without a run ---------------------------------------------------------
+
+    def load_samples(self) -> bool:
+        """Load the project's data in the background so a trained project can be inspected
+        (activations, confusion samples) before any run; False if not needed or busy."""
+        if self.running or self.live.context is not None or self._loader is not None:
+            return False
+        worker = SamplesWorker(training_copy(self.doc.project), self._samples_token)
+        thread = QThread()
+        thread.setObjectName("cnnstudio-samples")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.loaded.connect(self._on_samples)
+        self._loader = (thread, worker)
+        thread.start()
+        return True
+
+    @property
+    def loading_samples(self) -> bool:
+        return self._loader is not None
+
+    @Slot(dict)
+    def _on_samples(self, context: dict[str, Any]) -> None:
+        if self._loader is not None:
+            thread, _ = self._loader
+            thread.wait()
+            self._loader = None
+        if (context.get("token") != self._samples_token or self.running
+                or self.live.context is not None or context.get("error")):
+            return
+        self.live.context = context
+        self.samples_loaded.emit(context)
+
+    def _wait_loader(self) -> None:
+        if self._loader is not None:
+            thread, worker = self._loader
+            if not thread.wait(60_000):
+                _orphans.append((thread, worker))
+            self._loader = None
+
+    # ---- inspection ------------------------------------------------------------------
+
+    def inspection_source(self) -> InspectionSource | None:
+        """The freshest model to inspect: the running one's last epoch, else the saved
+        weights; None when there is nothing trained."""
+        ctx, state = self.live.context, self.live.state
+        if self.running and ctx and state is not None and self.run_graph is not None:
+            return InspectionSource(self.run_graph, state, ctx["mean"], ctx["std"],
+                                    ctx["normalize"], ctx["class_names"], ctx["task"],
+                                    f"epoch {self.live.confusion_epoch} of the running training")
+        return saved_source(self.doc.project)

@@ -1,0 +1,117 @@
+"""The runs stored in the project: one row each; select one to see its curves again,
+tick several to overlay them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QWidget,
+)
+
+COLUMNS = ("run", "status", "epochs", "best", "device", "started")
+
+
+def best_metric(run: dict[str, Any]) -> str:
+    """The run's headline: best-epoch validation accuracy / IoU, else its loss."""
+    best = run.get("best") or {}
+    epoch = run.get("best_epoch")
+    at = f" (epoch {epoch})" if epoch else ""
+    for key, label in (("val_accuracy", "accuracy"), ("val_iou", "IoU")):
+        if isinstance(best.get(key), (int, float)):
+            return f"{label} {100 * best[key]:.1f} %{at}"
+    for key in ("val_loss", "train_loss"):
+        if isinstance(best.get(key), (int, float)):
+            return f"{key.replace('_', ' ')} {best[key]:.4f}{at}"
+    return "—"
+
+
+def when(text: Any) -> str:
+    """An ISO time as 'YYYY-MM-DD HH:MM' (as given when it does not parse)."""
+    try:
+        return datetime.fromisoformat(str(text)).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return str(text or "")
+
+
+class HistoryView(QTreeWidget):
+    """Lists `project.runs`; `shown_changed` carries the runs to draw (selected first,
+    then the ticked ones)."""
+
+    shown_changed = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("runHistory")
+        self.setColumnCount(len(COLUMNS))
+        self.setHeaderLabels(list(COLUMNS))
+        self.setRootIsDecorated(False)
+        self.setUniformRowHeights(True)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.header().setStretchLastSection(True)
+        self.setToolTip("Select a run to show its curves; tick runs to overlay them")
+        self._runs: list[dict[str, Any]] = []
+        self._filling = False
+        self.itemSelectionChanged.connect(self._emit)
+        self.itemChanged.connect(lambda _item, column: self._emit() if column == 0 else None)
+
+    def set_runs(self, runs: list[dict[str, Any]]) -> None:
+        """Show `runs` (oldest first in the project; newest on top here)."""
+        ticked = {r.get("id") for r in self.shown_runs()}
+        self._filling = True
+        self.clear()
+        self._runs = [r for r in runs if isinstance(r, dict)]
+        for index, run in reversed(list(enumerate(self._runs))):
+            epochs = [e for e in run.get("epochs", []) if isinstance(e, dict)]
+            item = QTreeWidgetItem([str(run.get("id", "?")), str(run.get("status", "")),
+                                    str(len(epochs)), best_metric(run),
+                                    str(run.get("device", "")), when(run.get("started"))])
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(0, Qt.CheckState.Checked if run.get("id") in ticked
+                               and index is not None else Qt.CheckState.Unchecked)
+            item.setData(0, Qt.ItemDataRole.UserRole, index)
+            if run.get("message"):
+                for column in range(len(COLUMNS)):
+                    item.setToolTip(column, str(run["message"]))
+            self.addTopLevelItem(item)
+        self._filling = False
+        self._emit()
+
+    def _run(self, item: QTreeWidgetItem) -> dict[str, Any]:
+        return self._runs[int(item.data(0, Qt.ItemDataRole.UserRole))]
+
+    def shown_runs(self) -> list[dict[str, Any]]:
+        """The selected run, then the ticked ones (each once)."""
+        out: list[dict[str, Any]] = []
+        for item in self.selectedItems():
+            out.append(self._run(item))
+        for i in range(self.topLevelItemCount()):
+            item = self.topLevelItem(i)
+            if item.checkState(0) == Qt.CheckState.Checked and self._run(item) not in out:
+                out.append(self._run(item))
+        return out
+
+    def select_run(self, run_id: str) -> None:
+        for i in range(self.topLevelItemCount()):
+            item = self.topLevelItem(i)
+            if item.text(0) == run_id:
+                self.setCurrentItem(item)
+                return
+
+    def set_ticked(self, run_id: str, ticked: bool) -> None:
+        for i in range(self.topLevelItemCount()):
+            item = self.topLevelItem(i)
+            if item.text(0) == run_id:
+                item.setCheckState(0, Qt.CheckState.Checked if ticked
+                                   else Qt.CheckState.Unchecked)
+
+    def _emit(self) -> None:
+        if not self._filling:
+            self.shown_changed.emit(self.shown_runs())

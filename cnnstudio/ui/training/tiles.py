@@ -1,0 +1,118 @@
+"""Image grids for filters and feature maps, in NumPy (no Qt, no torch).
+
+A grid is a float array with NaN in the one-pixel gaps between tiles; `to_rgba` turns it
+into the RGBA bytes shown on screen with explicit levels (symmetric around zero for
+weights), so a filter's colours mean the same thing from one refresh to the next.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+GAP = 1
+MAX_TILES = 1024  # more tiles than pixels on screen help nobody; the rest is left out
+GAP_RGBA = (128, 128, 128, 255)
+
+
+def grid_columns(n: int, aspect: float = 1.0) -> int:
+    """Columns for `n` tiles arranged about square (wider by `aspect`)."""
+    return max(1, min(n, math.ceil(math.sqrt(n * aspect))))
+
+
+def tile(images: np.ndarray, cols: int | None = None, gap: int = GAP) -> np.ndarray:
+    """Lay `images` (n, h, w) or (n, h, w, 3) out in a grid, row by row, with `gap`
+    pixels of NaN between tiles; returns (rows·(h+gap)−gap, cols·(w+gap)−gap[, 3])."""
+    images = np.asarray(images, np.float32)
+    n, h, w = images.shape[:3]
+    cols = cols or grid_columns(n)
+    rows = math.ceil(n / cols) if n else 0
+    shape = (max(0, rows * (h + gap) - gap), max(0, cols * (w + gap) - gap), *images.shape[3:])
+    out = np.full(shape, np.nan, np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = images[i]
+    return out
+
+
+def tile_at(grid_shape: tuple[int, ...], tile_shape: tuple[int, int], cols: int,
+            row: int, col: int, gap: int = GAP) -> tuple[int, int, int] | None:
+    """(tile index, y, x within the tile) under grid pixel (row, col); None on a gap."""
+    h, w = tile_shape
+    tr, y = divmod(row, h + gap)
+    tc, x = divmod(col, w + gap)
+    if y >= h or x >= w or tc >= cols or row < 0 or col < 0 or row >= grid_shape[0]:
+        return None
+    return tr * cols + tc, y, x
+
+
+def filter_tiles(weights: np.ndarray) -> tuple[np.ndarray, int, str]:
+    """Tiles for convolution weights (out, in, kh, kw): (tiles, columns, kind).
+
+    3 input channels: one RGB tile per filter ("rgb"); 1: one tile per filter ("single");
+    otherwise one tile per (filter, input channel) pair: a column per filter, a row per
+    input channel ("pairs"; wide, as the views are).
+    """
+    out_c, in_c = weights.shape[:2]
+    if in_c == 3:
+        tiles = np.moveaxis(weights, 1, -1)[:MAX_TILES]
+        return tiles, grid_columns(len(tiles)), "rgb"
+    if in_c == 1:
+        tiles = weights[:, 0][:MAX_TILES]
+        return tiles, grid_columns(len(tiles)), "single"
+    cols = min(out_c, 64)
+    rows = min(in_c, max(1, MAX_TILES // cols))
+    tiles = weights[:cols, :rows].transpose(1, 0, 2, 3).reshape(rows * cols,
+                                                                *weights.shape[2:])
+    return tiles, cols, "pairs"
+
+
+def map_tiles(maps: np.ndarray) -> tuple[np.ndarray, int]:
+    """Tiles for one sample's activations: (C, H, W) maps one tile each; (C, L) one row
+    of L per channel, stacked; (C,) values one pixel each. Returns (tiles, columns)."""
+    maps = np.asarray(maps, np.float32)
+    if maps.ndim == 3:
+        maps = maps[:MAX_TILES]
+        return maps, grid_columns(len(maps), maps.shape[1] / max(1, maps.shape[2]))
+    if maps.ndim == 2:
+        return maps[None, :MAX_TILES], 1
+    if maps.ndim == 1:
+        n = len(maps)
+        cols = grid_columns(n)
+        padded = np.full(math.ceil(n / cols) * cols, np.nan, np.float32)
+        padded[:n] = maps
+        return padded.reshape(1, -1, cols), 1
+    flat = maps.reshape(maps.shape[0], maps.shape[1], -1)[:MAX_TILES]  # 3-D maps: D×H flattened
+    return flat, grid_columns(len(flat))
+
+
+def symmetric_level(values: np.ndarray, percentile: float = 100.0) -> float:
+    """The largest magnitude, or that `percentile` of the magnitudes (1.0 for an all-zero
+    or all-NaN array): levels ±m."""
+    finite = np.abs(values[np.isfinite(values)])
+    if not finite.size:
+        return 1.0
+    top = float(finite.max() if percentile >= 100 else np.percentile(finite, percentile))
+    return top if top > 0 else 1.0
+
+
+def to_rgba(grid: np.ndarray, levels: tuple[float, float], lut: np.ndarray) -> np.ndarray:
+    """A float grid (H, W) through the colour table `lut` (n × 3 or n × 4 bytes), or an
+    RGB grid (H, W, 3) scaled per channel, with `levels` (low, high) mapping to the
+    table's ends; NaN gaps become grey. Returns (H, W, 4) uint8."""
+    low, high = levels
+    span = high - low if high > low else 1.0
+    nan = ~np.isfinite(grid if grid.ndim == 2 else grid[..., 0])
+    scaled = np.clip((np.nan_to_num(grid, nan=low) - low) / span, 0.0, 1.0)
+    out = np.empty((*grid.shape[:2], 4), np.uint8)
+    if grid.ndim == 3:
+        out[..., :3] = np.round(scaled * 255).astype(np.uint8)
+        out[..., 3] = 255
+    else:
+        index = np.round(scaled * (len(lut) - 1)).astype(np.intp)
+        colors = lut[index]
+        out[..., :3] = colors[..., :3]
+        out[..., 3] = colors[..., 3] if lut.shape[1] == 4 else 255
+    out[nan] = GAP_RGBA
+    return out

@@ -1,0 +1,388 @@
+"""The training UI in the main window: docks, menus, the refresh timer, selection sync.
+
+Two docks: "Training" at the bottom (tabbed with the model summary) holds the controls
+row and the live views (Curves, Filters, Activations, Confusion, History, Log);
+"Training settings" on the right (tabbed with the inspector) holds the settings form.
+Views refresh from one 10 Hz timer while a run is going, and only when visible.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QTabWidget, QVBoxLayout, QWidget
+
+from cnnstudio.ui.training import inspect_actions
+from cnnstudio.ui.training.confusion import ConfusionPanel
+from cnnstudio.ui.training.controller import TrainingController
+from cnnstudio.ui.training.history import HistoryView
+from cnnstudio.ui.training.images import ActivationView, FilterView
+from cnnstudio.ui.training.panel import (
+    IDLE,
+    PAUSED,
+    STARTING,
+    STOPPING,
+    TrainingControls,
+    TrainingLog,
+    epoch_line,
+    progress_text,
+)
+from cnnstudio.ui.training.plots import CurvesView
+from cnnstudio.ui.training.settings_form import TrainingSettingsForm
+
+if TYPE_CHECKING:
+    from cnnstudio.ui.main_window import MainWindow
+
+REFRESH_MS = 100  # 10 Hz: smooth enough to the eye, a small share of the GUI thread
+DRAW_SHARE = 0.05  # at most this share of the wall time goes to redrawing live views
+PROGRESS_S = 0.25  # the progress bar's text changes at most this often
+CONV_TYPES = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d")
+
+
+class TrainingUI(QObject):
+    """Everything training adds to a MainWindow; `install_training_ui` creates it."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.doc = window.document
+        self.controller = TrainingController(self.doc, self)
+        self.refresh_hidden = False  # benchmarks: refresh every view, shown or not
+        self._next_draw = self._next_progress = 0.0
+        self._next_job = 0
+        self._confusion_due = False
+        self._build_widgets()
+        self._build_docks()
+        self._build_menu()
+        self.timer = QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self.refresh)
+        self._connect()
+        self.actions = inspect_actions.InspectActions(self)
+        self._reload_project()
+
+    # ---- building --------------------------------------------------------------------
+
+    def _build_widgets(self) -> None:
+        self.controls = TrainingControls()
+        self.curves = CurvesView()
+        self.filters = FilterView()
+        self.activations = ActivationView()
+        self.confusion_panel = ConfusionPanel()
+        self.confusion = self.confusion_panel.table  # `confusionMatrix`
+        self.history = HistoryView()
+        self.log = TrainingLog()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("trainingTabs")
+        self.tabs.setDocumentMode(True)
+        for widget, title in ((self.curves, "Curves"), (self.filters, "Filters"),
+                              (self.activations, "Activations"),
+                              (self.confusion_panel, "Confusion"), (self.history, "History"),
+                              (self.log, "Log")):
+            self.tabs.addTab(widget, title)
+        self.tabs.setCornerWidget(self.controls.tools, Qt.Corner.TopRightCorner)
+        self.panel = QWidget()
+        self.panel.setObjectName("trainingPanel")
+        layout = QVBoxLayout(self.panel)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.controls)
+        layout.addWidget(self.tabs, 1)
+        self.settings = TrainingSettingsForm(self.doc)
+
+    def _build_docks(self) -> None:
+        w = self.window
+        self.dock = QDockWidget("Training", w)
+        self.dock.setObjectName("trainingDock")
+        self.dock.setWidget(self.panel)
+        w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
+        self.settings_dock = QDockWidget("Training Settings", w)
+        self.settings_dock.setObjectName("trainingSettingsDock")
+        self.settings_dock.setWidget(self.settings)
+        w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.settings_dock)
+        summary, inspector = getattr(w, "summary_dock", None), getattr(w, "inspector_dock", None)
+        if summary is not None:
+            w.tabifyDockWidget(summary, self.dock)
+            summary.raise_()
+        if inspector is not None:
+            w.tabifyDockWidget(inspector, self.settings_dock)
+            inspector.raise_()
+        panels = getattr(getattr(w, "actions_", None), "panels_menu", None)
+        if panels is not None:
+            panels.addAction(self.dock.toggleViewAction())
+            panels.addAction(self.settings_dock.toggleViewAction())
+
+    def _build_menu(self) -> None:
+        w = self.window
+        menu = w.menuBar().addMenu("&Training")
+        self.menu = menu
+
+        def act(text: str, slot: Any, keys: str | None = None) -> QAction:
+            action = QAction(text, w)
+            if keys:
+                action.setShortcut(QKeySequence(keys))
+            action.triggered.connect(lambda _checked=False: slot())
+            menu.addAction(action)
+            return action
+
+        self.train_action = act("&Train", self.train, "Ctrl+T")
+        self.pause_action = act("&Pause / Resume", self.toggle_pause, "Ctrl+Shift+P")
+        self.stop_action = act("&Stop", self.controller.stop, "Ctrl+.")
+        menu.addSeparator()
+        self.open_image_action = act("Predict &Image…", lambda: self.actions.open_image(),
+                                     "Ctrl+I")
+        act("&Kernel Playground…", lambda: self.actions.kernel_playground())
+        menu.addSeparator()
+        act("Show Training &Settings", self._show_settings)
+        file_menu = next((a.menu() for a in w.menuBar().actions()
+                          if a.menu() is not None and a.text().replace("&", "") == "File"), None)
+        if file_menu is not None:  # beside Open…: an image is something else one opens
+            actions = file_menu.actions()
+            after = next((i for i, a in enumerate(actions) if a.text().startswith("&Open")), None)
+            before = actions[after + 1] if after is not None and after + 1 < len(actions) else None
+            image = QAction("Open &Image…", w)
+            image.setStatusTip("Classify an image and show where the network looks")
+            image.triggered.connect(lambda _checked=False: self.actions.open_image())
+            file_menu.insertAction(before, image) if before else file_menu.addAction(image)
+
+    def _connect(self) -> None:
+        c, ctl = self.controls, self.controller
+        c.train_button.clicked.connect(lambda: self.train())
+        c.restart_button.clicked.connect(lambda: self.train(fresh=True))
+        c.pause_button.clicked.connect(lambda _checked=False: self.toggle_pause())
+        c.stop_button.clicked.connect(ctl.stop)
+        ctl.state_changed.connect(self._state_changed)
+        ctl.context_ready.connect(self._context_ready)
+        ctl.epoch_added.connect(self._epoch_added)
+        ctl.finished.connect(self._finished)
+        ctl.samples_loaded.connect(self._samples_loaded)
+        ctl.log.connect(self.log.add)
+        ctl.loading.connect(self._loading)
+        self.doc.selection_changed.connect(self._selection_changed)
+        self.doc.inference_changed.connect(self._fill_layers)
+        self.doc.project_replaced.connect(self._reload_project)
+        self.filters.layer_chosen.connect(lambda n: self._watch(filter_node=n))
+        self.activations.layer_chosen.connect(lambda n: self._watch(activation_node=n))
+        self.activations.sample_chosen.connect(lambda i: self._watch(sample_index=i))
+        self.tabs.currentChanged.connect(lambda _i: self.refresh(force=True))
+
+    # ---- commands ----------------------------------------------------------------------
+
+    def train(self, fresh: bool = False) -> bool:
+        """Start (or resume) training; False, with the reason shown, when it cannot."""
+        problem = self.controller.start(fresh=fresh)
+        if problem:
+            self.log.add(f"cannot train: {problem}")
+            self.window.show_error(f"Cannot train: {problem}")
+            return False
+        self.dock.show()
+        self.dock.raise_()
+        if self.tabs.currentWidget() in (self.history, self.log):
+            self.tabs.setCurrentWidget(self.curves)
+        self.window.resizeDocks([self.dock], [330], Qt.Orientation.Vertical)
+        return True
+
+    def toggle_pause(self) -> None:
+        if self.controller.state == PAUSED:
+            self.controller.resume()
+        else:
+            self.controller.pause()
+
+    def release(self) -> bool:
+        """Before the project is dropped (close, open, new): stop a running training and
+        keep its result in the project; True when nothing runs any more."""
+        if not self.controller.running:
+            return True
+        if self.window.confirm_unsaved and not self.actions.ask_stop_training():
+            return False
+        self.window.status.showMessage("Stopping training…")
+        return self.controller.shutdown()
+
+    def _show_settings(self) -> None:
+        self.settings_dock.show()
+        self.settings_dock.raise_()
+
+    # ---- following the run -----------------------------------------------------------
+
+    def _state_changed(self, state: str) -> None:
+        self.controls.set_state(state, self.controller.resumable())
+        running = state != IDLE
+        if running and not self.timer.isActive():
+            self.timer.start()
+        if state == STOPPING:
+            self.controls.progress.setFormat("Stopping after the current batch…")
+        elif state == STARTING:
+            self.controls.show_progress(0, 0, "Starting…")
+            self.controls.progress.setRange(0, 0)  # busy until the first batch
+
+    def _loading(self, stage: str, done: int, total: int) -> None:
+        if self.controller.state in (STARTING, PAUSED) and not self.controller.live.context:
+            amount = f" {done}/{total}" if total else "…"
+            self.controls.progress.setRange(0, total if total else 0)
+            self.controls.progress.setValue(done)
+            self.controls.progress.setFormat(f"{stage}{amount}")
+
+    def _context_ready(self, context: dict[str, Any]) -> None:
+        threads = context.get("threads")
+        device = str(context.get("device", "?"))
+        where = f"{device} · {threads} thread{'s' if threads != 1 else ''}" \
+            if device == "cpu" and threads else device
+        self.controls.device.setText(f"device: {where}")
+        if hasattr(self.window, "status"):
+            self.window.status.set_device(where)
+        self.curves.clear()
+        self.curves.set_task(str(context.get("task")))
+        self.curves.set_epochs(int(context.get("epochs") or 0) or None)
+        self.activations.set_sample_count(len(context.get("x", [])))
+        self.log.add(f"training {context['epochs']} epochs of {context['batches']} batches"
+                     f" (batch size {context['batch_size']}) on {where}")
+        self.actions.show_sample()
+
+    def _epoch_added(self, epoch: dict[str, Any]) -> None:
+        epochs = (self.controller.live.context or {}).get("epochs")
+        self.log.add(epoch_line(epoch["record"], epochs))
+        self._confusion_due = True  # drawn by refresh(), in its turn
+
+    def _finished(self, outcome: dict[str, Any]) -> None:
+        self.refresh(force=True)
+        self.timer.stop()
+        status, message = outcome.get("status"), outcome.get("message") or ""
+        self.controls.set_state(IDLE, self.controller.resumable())
+        self.controls.progress.setRange(0, 1)
+        self.controls.progress.setValue(1 if status == "completed" else 0)
+        self.controls.progress.setFormat(f"{str(status).capitalize()}"
+                                         + (f": {message}" if message else ""))
+        self.log.add(f"{status}" + (f": {message}" if message else ""))
+        if status == "failed":
+            self.window.show_error(f"Training failed: {message}")
+        if outcome.get("changed"):
+            self.actions.after_write_back()
+        self.history.set_runs(self.doc.project.runs)
+
+    def refresh(self, force: bool = False) -> None:
+        """The timer's tick: the progress bar every tick; curves and the newest filter /
+        activation snapshot when the drawing budget allows (see `DRAW_SHARE`)."""
+        live = self.controller.live
+        p = live.progress
+        now = time.perf_counter()
+        # QProgressBar repaints synchronously in setValue, holding the GIL: 4 Hz is plenty.
+        if (p and self.controller.state not in (STOPPING, IDLE)
+                and (force or now >= self._next_progress)):
+            self._next_progress = now + PROGRESS_S
+            ctx = live.context or {}
+            self.controls.show_progress(*progress_text(
+                p, int(ctx.get("epochs", 1)), int(ctx.get("batch_size", 1)),
+                self.controller.state == PAUSED))
+        if force:
+            self.curves.refresh(live)
+            self._apply_snapshot(force=True)
+            self._show_confusion()
+            return
+        if now < self._next_draw:
+            return
+        # One view per tick, in turn: a redraw holds the GIL (which the training thread
+        # needs between its torch operations) and delays this event loop; small pieces
+        # keep both short.
+        curves = self.refresh_hidden or self.curves.isVisible()
+        jobs = [(lambda: curves and self.curves.refresh_loss(live), [self.curves.loss_plot]),
+                (lambda: curves and self.curves.refresh_epochs(live),
+                 [self.curves.accuracy_plot, self.curves.loss_plot]),
+                (lambda: curves and self.curves.refresh_lr(live), [self.curves.lr_plot]),
+                (self._apply_snapshot, [self.filters.plot, self.activations.plot,
+                                        self.activations.input_plot]),
+                (self._show_confusion, [])]
+        for k in range(len(jobs)):
+            index = (self._next_job + k) % len(jobs)
+            run, widgets = jobs[index]
+            if run():
+                self._next_job = index + 1
+                for widget in widgets:  # paint now, to know what a redraw costs
+                    if widget.isVisible():
+                        widget.viewport().repaint()
+                break
+        cost = time.perf_counter() - now
+        # Spend at most DRAW_SHARE of the time redrawing: a slow or busy machine redraws
+        # less often, a fast one at the timer's rate.
+        self._next_draw = now + max(0.0, cost / DRAW_SHARE - REFRESH_MS / 1000)
+
+    def _show_confusion(self) -> bool:
+        live = self.controller.live
+        if not self._confusion_due or live.confusion is None:
+            return False
+        self._confusion_due = False
+        names = (live.context or {}).get("class_names", [])
+        self.confusion_panel.show_matrix(live.confusion, names,
+                                         f"Validation, epoch {live.confusion_epoch}")
+        return True
+
+    def _apply_snapshot(self, force: bool = False) -> bool:
+        snap = self.controller.pending_snapshot
+        if snap is None or not (force or self.refresh_hidden or self.filters.isVisible()
+                                or self.activations.isVisible()):
+            return False
+        self.controller.pending_snapshot = None
+        self.actions.apply_snapshot(snap)
+        return True
+
+    # ---- layers and selection ----------------------------------------------------------
+
+    def _fill_layers(self) -> None:
+        graph = self.doc.graph
+        convs = [n.id for n in graph if n.type in CONV_TYPES]
+        nodes = [n.id for n in graph]
+        focus = self.controller.focus
+        if focus["filter_node"] not in convs:
+            focus["filter_node"] = convs[0] if convs else None
+        if focus["activation_node"] not in nodes:
+            focus["activation_node"] = convs[0] if convs else (nodes[-1] if nodes else None)
+        self.filters.set_layers(convs, focus["filter_node"])
+        self.activations.set_layers(nodes, focus["activation_node"])
+        self.controller.set_focus(**focus)
+
+    def _selection_changed(self, ids: list[str]) -> None:
+        if len(ids) != 1 or ids[0] not in self.doc.graph:
+            return
+        node = self.doc.graph.node(ids[0])
+        self._watch(filter_node=node.id if node.type in CONV_TYPES else None,
+                    activation_node=node.id)
+
+    def _watch(self, **focus: Any) -> None:
+        """The views should show other layers / another sample: ask the run (or, when
+        idle, compute from the saved weights)."""
+        self.controller.set_focus(**focus)
+        f = self.controller.focus
+        self.filters.header.select(f["filter_node"])
+        self.activations.header.select(f["activation_node"])
+        if "sample_index" in focus:
+            self.actions.show_sample()
+        if not self.controller.running:
+            self.actions.idle_snapshot()
+
+    def _reload_project(self) -> None:
+        self.controller.focus.update(filter_node=None, activation_node=None, sample_index=0)
+        self._fill_layers()
+        self.curves.clear()
+        self.curves.set_task(self.doc.project.task)
+        self.filters.clear("Train the network to see its filters")
+        self.activations.clear("Train the network to see its feature maps")
+        self.confusion_panel.show_matrix(None, [], "")
+        self.controls.set_state(self.controller.state, self.controller.resumable())
+        self.controls.progress.setRange(0, 1)
+        self.controls.progress.setValue(0)
+        self.controls.progress.setFormat("Not trained yet" if not self.doc.project.runs
+                                         else f"{len(self.doc.project.runs)} run(s) in history")
+        self.history.set_runs(self.doc.project.runs)
+        if self.doc.project.runs:
+            self.history.select_run(str(self.doc.project.runs[-1].get("id")))
+        self.actions.idle_snapshot()
+        if self.doc.project.weights is not None:
+            self.controller.load_samples()  # for activations and confusion samples
+
+    def _samples_loaded(self, context: dict[str, Any]) -> None:
+        self.activations.set_sample_count(len(context.get("x", [])))
+        self.actions.show_sample()
+        self.actions.idle_snapshot()
+

@@ -1,0 +1,161 @@
+"""The training worker: a QObject moved to a QThread that runs `train_project`.
+
+It trains a private copy of the project (see `controller`), so the GUI thread never
+shares a mutable object with the training thread; what comes back are signals carrying
+plain Python/NumPy values. torch is imported here, on the worker thread, the first time
+a run starts, together with `warm_up()` (the ~800 imports the first optimizer step would
+do), so the window never waits for them.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from cnnstudio.project import Project
+from cnnstudio.ui.training.controls import RunControls
+
+RESUME_ATTACHMENT = "resume.safetensors"  # train.api's name; not imported: it loads torch
+_torch_ready = False
+
+
+def prepare_torch() -> None:
+    """Import torch and warm it up (once per process), then freeze the heap.
+
+    `gc.freeze()` moves every object alive now (torch's, Qt's, pyqtgraph's modules: most
+    of the heap) out of the garbage collector's reach; a full collection then scans only
+    what training allocates, instead of pausing every thread for tens of milliseconds.
+    """
+    global _torch_ready
+    if _torch_ready:
+        return
+    from cnnstudio.train.optim import warm_up
+
+    warm_up()
+    gc.freeze()
+    _torch_ready = True
+
+
+class TrainingWorker(QObject):
+    """Trains `project` (a copy the worker owns) once; signals carry copies only."""
+
+    run_started = Signal(dict)  # the run's context: samples, classes, device, sizes
+    batches_done = Signal(dict)  # coalesced batches: steps, losses, lrs, progress
+    epoch_finished = Signal(dict)  # the epoch's record, confusion matrix, weights copy
+    snapshot_taken = Signal(dict)  # filters / feature maps of the watched layers
+    loading = Signal(str, int, int)  # data loading: stage, done, total
+    run_finished = Signal(dict)  # the outcome, with what to write back into the project
+
+    def __init__(self, project: Project, controls: RunControls, token: int, *,
+                 resume: bool = True, epochs: int | None = None,
+                 callbacks: Sequence[Any] = ()) -> None:
+        super().__init__()
+        self.project, self.controls, self.token = project, controls, token
+        self.resume, self.epochs, self.callbacks = resume, epochs, tuple(callbacks)
+        self.outcome: dict[str, Any] | None = None
+        self._last_loading = 0.0
+
+    # ---- the Sink the bridge feeds (called on the training thread) ---------------------
+
+    def started(self, context: dict[str, Any]) -> None:
+        self.run_started.emit(context)
+
+    def progressed(self, batch: dict[str, Any]) -> None:
+        self.batches_done.emit(batch)
+
+    def snapshot(self, snap: dict[str, Any]) -> None:
+        self.snapshot_taken.emit(snap)
+
+    def epoch_done(self, epoch: dict[str, Any]) -> None:
+        self.epoch_finished.emit(epoch)
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self._last_loading >= 0.1 or done >= total:  # ≤ 10 signals a second
+            self._last_loading = now
+            self.loading.emit(stage, done, total)
+
+    # ---- the run -----------------------------------------------------------------------
+
+    @Slot()
+    def run(self) -> None:
+        """Train, then emit `run_finished` (always, whatever happened)."""
+        outcome = self._train()
+        self.outcome = outcome
+        QThread.currentThread().quit()  # the thread ends when this slot returns
+        app = QCoreApplication.instance()
+        if app is not None:  # back to the GUI thread, which deletes this object later
+            self.moveToThread(app.thread())
+        self.run_finished.emit(outcome)
+
+    def _train(self) -> dict[str, Any]:
+        project = self.project
+        runs_before = copy.deepcopy(project.runs)
+        weights_before = project.weights
+        try:
+            self.loading.emit("Starting PyTorch", 0, 0)
+            prepare_torch()
+            from cnnstudio.train import train_project
+            from cnnstudio.ui.training.bridge import LiveBridge
+
+            bridge = LiveBridge(_SinkAdapter(self), self.controls, self.token)
+            result = train_project(project, epochs=self.epochs, progress=self._progress,
+                                   callbacks=[bridge, *self.callbacks], resume=self.resume)
+        except Exception as err:  # an import failure or a bug: say it, keep the app alive
+            return {"token": self.token, "status": "failed", "changed": False,
+                    "message": f"training could not run: {type(err).__name__}: {err}"}
+        message = result.message
+        if result.status == "failed" and not result.epochs and project.weights is not None:
+            # Steps that ended in a NaN (or a crash) before one epoch was validated are no
+            # better than the start: keep what the project had, lose nothing.
+            project.weights = weights_before
+            message += "; the project keeps the weights it had before this run"
+        return {
+            "token": self.token, "status": result.status, "message": message,
+            "device": result.device, "best_epoch": result.best_epoch,
+            "changed": project.runs != runs_before or project.weights is not weights_before,
+            "weights": project.weights, "runs": project.runs,
+            "resume": project.attachments.get(RESUME_ATTACHMENT),
+        }
+
+
+class _SinkAdapter:
+    """The bridge's Sink, forwarding to the worker's signals."""
+
+    def __init__(self, worker: TrainingWorker) -> None:
+        self.started = worker.started
+        self.progressed = worker.progressed
+        self.snapshot = worker.snapshot
+        self.epoch_finished = worker.epoch_done
+
+
+class SamplesWorker(QObject):
+    """Loads a project's data off the GUI thread for inspection without a run (a trained
+    project just opened): the same samples, split and preprocessing a run would show."""
+
+    loaded = Signal(dict)  # a context like a run's (no sizes of a run), or {"error": …}
+
+    def __init__(self, project: Project, token: int) -> None:
+        super().__init__()
+        self.project, self.token = project, token
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            prepare_torch()
+            from cnnstudio.ui.training.bridge import load_samples_context
+
+            context = load_samples_context(self.project)
+        except Exception as err:  # unreadable data: the views just stay empty
+            context = {"error": f"{type(err).__name__}: {err}"}
+        context["token"] = self.token
+        QThread.currentThread().quit()
+        app = QCoreApplication.instance()
+        if app is not None:
+            self.moveToThread(app.thread())
+        self.loaded.emit(context)

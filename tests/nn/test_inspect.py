@@ -1,0 +1,134 @@
+"""Looking inside networks: filters, activations, Grad-CAM, receptive-field boxes, kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.shapes import infer_shapes
+from cnnstudio.core.templates import get_template
+from cnnstudio.nn import build_module
+from cnnstudio.nn.inspect import (
+    KERNEL_PRESETS,
+    apply_kernel,
+    grad_cam,
+    last_conv_node,
+    layer_filters,
+    node_activation,
+    receptive_field_box,
+)
+
+
+def _chain(*layers: tuple[str, dict]) -> Graph:
+    graph = Graph()
+    prev = graph.add_node("Input", {"shape": [1, 32, 32]}, id="input").id
+    for i, (type_name, params) in enumerate(layers):
+        prev = graph.add_node(type_name, params, id=f"n{i}", inputs=[prev]).id
+    return graph
+
+
+def test_filters_and_activations_of_the_digits_lenet():
+    torch.manual_seed(0)
+    module = build_module(get_template("digits-lenet").graph())
+    filters = layer_filters(module, "conv1")
+    assert filters.shape == (16, 1, 3, 3) and filters.dtype == np.float32
+    np.testing.assert_array_equal(filters, module.conv1.weight.detach().numpy())
+    assert layer_filters(module, "fc1") is None
+    module.train()
+    x = torch.randn(2, 1, 8, 8)
+    maps = node_activation(module, "relu1", x)
+    assert maps.shape == (2, 16, 8, 8) and bool((maps >= 0).all())
+    assert module.training and all(m.training for m in module.modules())  # mode restored
+    assert last_conv_node(module) == "conv2"
+
+
+def test_grad_cam_is_input_sized_non_negative_and_finds_the_region_that_matters():
+    # Channel 0 carries a blob at the top left, channel 1 one at the bottom right; the
+    # classifier looks only at channel 0, so only the top-left blob matters for class 0.
+    graph = Graph()
+    graph.add_node("Input", {"shape": [2, 8, 8]}, id="input")
+    graph.add_node("Conv2d", {"out_channels": 2, "kernel_size": 1}, id="conv", inputs=["input"])
+    graph.add_node("ReLU", {}, id="relu", inputs=["conv"])
+    graph.add_node("AdaptiveAvgPool2d", {"output_size": 1}, id="gap", inputs=["relu"])
+    graph.add_node("Flatten", {}, id="flat", inputs=["gap"])
+    graph.add_node("Linear", {"out_features": 2}, id="fc", inputs=["flat"])
+    graph.add_node("Softmax", {"dim": 1}, id="soft", inputs=["fc"])
+    module = build_module(graph)
+    with torch.no_grad():
+        module.conv.weight.copy_(torch.eye(2).reshape(2, 2, 1, 1))
+        module.conv.bias.zero_()
+        module.fc.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+        module.fc.bias.zero_()
+    x = torch.zeros(1, 2, 8, 8)
+    x[0, 0, :3, :3] = 1.0
+    x[0, 1, 5:, 5:] = 1.0
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    cam = grad_cam(module, "conv", x, class_index=0)
+    assert cam.shape == (8, 8) and cam.dtype == np.float32
+    assert cam.min() >= 0 and cam.max() == pytest.approx(1.0)
+    assert cam[:3, :3].mean() > 5 * cam[5:, 5:].mean()
+    other = grad_cam(module, "conv", x, class_index=1)
+    assert other[5:, 5:].mean() > 5 * other[:3, :3].mean()
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+    assert all(p.grad is None and p.requires_grad for p in module.parameters())
+
+
+def test_grad_cam_refuses_a_layer_without_a_spatial_map():
+    module = build_module(get_template("digits-lenet").graph())
+    with pytest.raises(ValueError, match="C×H×W"):
+        grad_cam(module, "fc1", torch.randn(1, 1, 8, 8), 0)
+
+
+def test_receptive_field_box_of_a_conv_pool_chain_equals_the_hand_computed_one():
+    graph = _chain(("Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1}),
+                   ("ReLU", {}),
+                   ("MaxPool2d", {"kernel_size": 2}),
+                   ("Conv2d", {"out_channels": 4, "kernel_size": 5, "stride": 2, "padding": 2}),
+                   ("Conv2d", {"out_channels": 4, "kernel_size": 3, "dilation": 2}))
+    # By hand, (size, jump, start of output 0) after each layer:
+    #   conv 3 p1:      3, 1, -1
+    #   pool 2 s2:      4, 2, -1
+    #   conv 5 s2 p2:   4+4·2=12, 4, -1-2·2=-5
+    #   conv 3 d2 p0:   12+4·4=28, 4, -5
+    box = receptive_field_box(graph, "n4", (2, 3))
+    assert box is not None
+    assert box.size == (28, 28)
+    assert box.start == (-5 + 2 * 4, -5 + 3 * 4)
+    assert box.clipped((32, 32)) == ((3, 31), (7, 32))
+    core = infer_shapes(graph).nodes["n4"].receptive_field
+    assert core.size == (28.0, 28.0) and core.jump == (4.0, 4.0)
+    assert receptive_field_box(graph, "n0", (0, 0)).start == (-1, -1)
+    assert receptive_field_box(graph, "input", (5, 6)).start == (5, 6)
+
+
+def test_receptive_field_box_with_same_padding_and_none_after_a_dense_layer():
+    graph = _chain(("Conv2d", {"out_channels": 2, "kernel_size": 4, "padding": "same"}),
+                   ("Flatten", {}), ("Linear", {"out_features": 3}))
+    box = receptive_field_box(graph, "n0", (0, 0))
+    assert box == receptive_field_box(graph, "n0", (0, 0))
+    assert box.size == (4, 4) and box.start == (-1, -1)  # torch pads ⌊3/2⌋ = 1 before
+    assert receptive_field_box(graph, "n2", (0,)) is None
+    assert receptive_field_box(graph, "missing", (0, 0)) is None
+
+
+def test_sobel_x_on_a_vertical_edge_responds_along_the_edge():
+    image = np.zeros((10, 10), np.float32)
+    image[:, 5:] = 1.0
+    out = apply_kernel(image, KERNEL_PRESETS["Sobel x"])
+    assert out.shape == (10, 10)
+    inner = out[1:-1]
+    assert np.all(inner[:, 4:6] == 4.0)  # the two columns either side of the edge
+    assert np.all(inner[:, :3] == 0.0) and np.all(inner[:, 7:9] == 0.0)
+    assert np.abs(apply_kernel(image, KERNEL_PRESETS["Sobel y"])[1:-1]).max() == 0.0
+    assert apply_kernel(image, KERNEL_PRESETS["Sobel x"], padding="valid").shape == (8, 8)
+    with pytest.raises(ValueError):
+        apply_kernel(image, [1.0, 2.0])
+
+
+def test_node_activation_of_a_plain_module_by_submodule():
+    module = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU())
+    out = node_activation(module, module[0], torch.ones(1, 1, 5, 5))
+    assert out.shape == (1, 3, 3, 3)
