@@ -84,14 +84,15 @@ class ResumeState:
             raise ResumeError("the resume data is not CNN Studio resume state")
         if doc.get("version") != VERSION:
             raise ResumeError(f"resume data version {doc.get('version')} is not supported")
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in doc and not f.name.startswith("_"):
-                values[f.name] = decode(doc[f.name], tensors)
-        try:
+        try:  # crafted metadata may hold any JSON: every surprise is "malformed"
+            values: dict[str, Any] = {}
+            for f in fields(cls):
+                if f.name in doc and not f.name.startswith("_"):
+                    values[f.name] = decode(doc[f.name], tensors)
             return cls(**values)
-        except TypeError as exc:
-            raise ResumeError(f"the resume data is malformed ({exc})") from None
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError,
+                RecursionError) as exc:
+            raise ResumeError(f"the resume data is malformed ({type(exc).__name__})") from None
 
 
 def _metadata(data: bytes) -> dict[str, str]:

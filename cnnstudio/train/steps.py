@@ -34,7 +34,12 @@ def is_out_of_memory(err: BaseException) -> bool:
     """True for CUDA's OutOfMemoryError and the RuntimeErrors other backends raise."""
     if isinstance(err, torch.OutOfMemoryError):
         return True
-    return isinstance(err, (RuntimeError, MemoryError)) and "out of memory" in str(err).lower()
+    if isinstance(err, MemoryError):
+        return True
+    text = str(err).lower()
+    # CUDA/MPS say "out of memory"; torch's CPU allocator says "can't allocate memory".
+    return isinstance(err, RuntimeError) and ("out of memory" in text
+                                              or "can't allocate memory" in text)
 
 
 def failure_message(err: BaseException, where: str | None, batch_size: int,

@@ -84,7 +84,7 @@ def clipboard_nodes() -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # any text can be on the clipboard, nested deeply
         return None
     return data if isinstance(data, dict) and isinstance(data.get("nodes"), list) else None
 
