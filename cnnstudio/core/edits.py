@@ -96,14 +96,17 @@ def paste_nodes(graph: Graph, data: Any,
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
         raise FormatError("", "must be an object with a 'nodes' list")
     raw_nodes = data["nodes"]
-    ids = {raw.get("id") for raw in raw_nodes if isinstance(raw, dict)}
+    # Only strings can be ids; anything else (a list, from a hostile clipboard) is not even
+    # hashable, and from_dict below refuses it with a FormatError.
+    ids = {raw.get("id") for raw in raw_nodes
+           if isinstance(raw, dict) and isinstance(raw.get("id"), str)}
     cleaned = []
     for raw in raw_nodes:
         if isinstance(raw, dict):
             raw = dict(raw)
             inputs = raw.get("inputs", [])
             if isinstance(inputs, list):
-                raw["inputs"] = [s for s in inputs if s in ids]
+                raw["inputs"] = [s for s in inputs if isinstance(s, str) and s in ids]
         cleaned.append(raw)
     # Validate everything first (types, params, cycles), so a bad paste changes nothing.
     pasted = Graph.from_dict({"nodes": cleaned})

@@ -59,6 +59,9 @@ class FormatError(Exception):
     """A graph or project document is malformed; `path` is the JSON path of the fault."""
 
     def __init__(self, path: str, message: str) -> None:
+        # Keys in the path come from the file and may hold a newline: escape what is not
+        # printable, so the message stays one line.
+        path = "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
         self.message = message

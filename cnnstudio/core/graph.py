@@ -30,6 +30,9 @@ MAX_ID_LENGTH = 100
 # Far above any real network (the largest templates have ~100 nodes); a file with more is
 # refused before any node is built, so a hostile 10⁶-node file costs one JSON parse only.
 MAX_NODES = 100_000
+# Files refuse positions beyond ±1e9 (nothing real lies out there), so edits
+# clamp to just inside: a far paste or move must never make a file that cannot reopen.
+MAX_POS = 1e9
 _ID_PATTERN = re.compile(r"^[^\W\d][\w-]*$")
 # Public attributes of torch.nn.Module: a node id becomes a submodule attribute of that name.
 RESERVED_IDS = frozenset("""
@@ -247,7 +250,7 @@ class Graph:
         if layer.max_inputs is not None and len(inputs) > layer.max_inputs:
             raise ArityError(f"{layer.name} takes at most {layer.max_inputs} input(s)", node=node_id)
         node = Node(node_id, layer.name, params, inputs,
-                    None if pos is None else (float(pos[0]), float(pos[1])), dict(extra or {}))
+                    None if pos is None else _clamp_pos(pos), dict(extra or {}))
         self._nodes[node_id] = node
         self._emit("node_added", node=node_id)
         return node
@@ -326,7 +329,7 @@ class Graph:
 
     def move_node(self, node_id: str, pos: tuple[float, float]) -> None:
         node = self.node(node_id)
-        node.pos = (float(pos[0]), float(pos[1]))
+        node.pos = _clamp_pos(pos)
         self._emit("node_moved", node=node_id)
 
     def rename_node(self, old: str, new: str) -> None:
@@ -375,7 +378,10 @@ class Graph:
         graph = cls()
         positions: dict[str, int] = {}
         for i, raw in enumerate(nodes):
-            node = _node_from_dict(raw, f"nodes[{i}]")
+            try:
+                node = _node_from_dict(raw, f"nodes[{i}]")
+            except RecursionError:  # deeply nested params (a hostile paste): say so
+                raise FormatError(f"nodes[{i}]", "nested too deeply") from None
             if node.id in graph._nodes:
                 raise FormatError(f"nodes[{i}].id", f"duplicate id {node.id!r}")
             graph._nodes[node.id] = node
@@ -395,6 +401,12 @@ class Graph:
             except CycleError as err:
                 raise FormatError("nodes", err.message) from None
         return graph
+
+
+def _clamp_pos(pos: tuple[float, float]) -> tuple[float, float]:
+    """`pos` as floats strictly inside ±MAX_POS (NaN goes to the edge too)."""
+    edge = MAX_POS - 1
+    return (max(-edge, min(edge, float(pos[0]))), max(-edge, min(edge, float(pos[1]))))
 
 
 def _node_from_dict(raw: Any, where: str) -> Node:
@@ -423,7 +435,7 @@ def _node_from_dict(raw: Any, where: str) -> Node:
     if pos is not None:
         if (not isinstance(pos, list) or len(pos) != 2
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                           and abs(v) < 1e9 for v in pos)):
+                           and abs(v) < MAX_POS for v in pos)):
             raise FormatError(f"{where}.pos", "must be a list of two numbers")
         pos = (float(pos[0]), float(pos[1]))
     extra = {k: v for k, v in raw.items() if k not in NODE_KEYS}

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_MESSAGE = 500  # characters: a project file can name a path megabytes long
+
 
 class DataError(Exception):
     """A dataset cannot be loaded.
 
     ``str(error)`` is one clear line meant for the user (no traceback is shown), e.g.
-    ``no usable image in /x/y: 3 files skipped``.
+    ``no usable image in /x/y: 3 files skipped``; cut at MAX_MESSAGE characters.
     """
+
+    def __init__(self, message: object = "") -> None:
+        text = " ".join(str(message).split())  # one line, whatever a path or a library said
+        if len(text) > MAX_MESSAGE:
+            text = text[:MAX_MESSAGE - 1] + "…"
+        super().__init__(text)
 
 
 @dataclass

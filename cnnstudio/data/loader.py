@@ -37,6 +37,8 @@ def _paths(source: dict[str, Any], kind: str, base_dir: Path) -> list[Path]:
         value = source.get(key)
         if not isinstance(value, str | Path) or not str(value):
             raise DataError(f"data source '{kind}' needs a '{key}' path")
+        if "\x00" in str(value):  # the OS would raise ValueError, not OSError, further on
+            raise DataError(f"data source '{kind}': the '{key}' path contains a NUL character")
         path = Path(value).expanduser()
         out.append(path if path.is_absolute() else base_dir / path)
     return out

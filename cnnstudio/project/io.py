@@ -39,6 +39,12 @@ MAX_JSON_BYTES = 64 * 1024**2
 MAX_WEIGHTS_BYTES = 8 * 1024**3
 MAX_ATTACHMENT_BYTES = 16 * 1024**3  # resume state holds optimizer moments: ~2× the weights
 MAX_MEMBERS = 64
+MAX_REASON = 400  # characters of a ProjectError's reason
+# A deflated member may unpack to at most this many times its stored size, once it is over
+# the floor: a few kilobytes must not make us allocate gigabytes (a zip bomb). Our own saves
+# store tensors uncompressed and keep project.json under MAX_JSON_BYTES, far below the floor.
+MAX_RATIO = 100
+RATIO_FLOOR = 64 * 1024**2
 # Attachment names: flat and plain, so a member name can never point outside the archive.
 _ATTACHMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # Decompressors zipfile bounds by the declared size; bzip2/lzma it would run unbounded.
@@ -57,13 +63,18 @@ class ProjectError(Exception):
     def __init__(self, path: str | os.PathLike[str], reason: str, *, action: str | None = None,
                  cause: FormatError | None = None) -> None:
         self.path = Path(path)
-        self.reason = " ".join(reason.split())  # one line, whatever the source said
+        reason = " ".join(reason.split())  # one line, whatever the source said
+        # A hostile file can make a message quote megabytes (a 60 MB string as a layer
+        # type); the path at fault and the fault come first, so the head is enough.
+        self.reason = reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 1] + "…"
         self.action = action
         self.cause = cause
         super().__init__(str(self))
 
     def __str__(self) -> str:
         name = self.path.name or str(self.path)
+        # A file name may hold a newline or a NUL: the message stays one printable line.
+        name = "".join(c if c.isprintable() else "?" for c in name)
         where = f"cannot {self.action} {name}" if self.action else name
         return f"{where}: {self.reason}"
 
@@ -89,6 +100,7 @@ def read_project(path: str | os.PathLike[str]) -> Project:
     not a plain safetensors file.
     """
     path = Path(path)
+    _check_path(path, "read")
     try:
         with open(path, "rb") as f:
             head = f.read(64)
@@ -133,12 +145,18 @@ def _parse_document(raw: bytes, path: Path, member: str | None) -> Project:
                            ) from None
     except (ValueError, RecursionError) as err:  # 5000-digit numbers, 10000-deep nesting
         raise ProjectError(path, f"invalid JSON{where}: {err or 'nested too deeply'}") from None
+    except MemoryError:  # e.g. 64 MiB of `{},` is ~20 million objects
+        raise ProjectError(path, f"{member or 'the file'} holds too much to load into memory"
+                           ) from None
     try:
         return project_from_dict(doc)
     except FormatError as err:
         raise ProjectError(path, str(err), cause=err) from None
     except RecursionError:
         raise ProjectError(path, f"{member or 'the file'} is nested too deeply") from None
+    except MemoryError:
+        raise ProjectError(path, f"{member or 'the file'} holds too much to load into memory"
+                           ) from None
 
 
 class _ConstantError(ValueError):
@@ -198,6 +216,11 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int,
     if info.compress_type not in _COMPRESSIONS:
         raise ProjectError(path, f"{name} uses an unsupported compression method"
                                  f" ({info.compress_type}); only stored and deflate are read")
+    if (info.compress_type != zipfile.ZIP_STORED and info.file_size > RATIO_FLOOR
+            and info.file_size > MAX_RATIO * max(info.compress_size, 1)):
+        raise ProjectError(path, f"{name} would unpack from {_size(info.compress_size)} to"
+                                 f" {_size(info.file_size)} (a zip bomb?); at most"
+                                 f" {MAX_RATIO}× is read")
     try:
         with archive.open(info) as member:
             # zipfile never yields more than the declared size and checks the CRC at its end.
@@ -206,6 +229,9 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int,
                 raise zipfile.BadZipFile("its size does not match the archive's directory")
     except _MEMBER_ERRORS as err:
         raise ProjectError(path, f"{name} is damaged in the archive ({err})") from None
+    except MemoryError:
+        raise ProjectError(path, f"{name} ({_size(info.file_size)}) does not fit in memory"
+                           ) from None
     return data
 
 
@@ -255,6 +281,7 @@ def write_project(project: Project, path: str | os.PathLike[str], *, backup: boo
     untouched and no temp file is left.
     """
     path = Path(path)
+    _check_path(path, "save")
     try:
         text = json.dumps(project_to_dict(project), ensure_ascii=False, indent=2,
                           allow_nan=False) + "\n"
@@ -317,6 +344,13 @@ def _write_archive(f: IO[bytes], members: list[tuple[str, bytes, int]]) -> None:
             info.compress_type = compression
             info.external_attr = 0o644 << 16  # a plain readable file if someone unzips it
             archive.writestr(info, data)
+
+
+def _check_path(path: Path, action: str) -> None:
+    # The OS refuses such names with a ValueError, not an OSError (e.g. a path that came
+    # from a recovery file's JSON): one more way to fail, said in the same words.
+    if "\x00" in str(path):
+        raise ProjectError(path, "the file name contains a NUL character", action=action)
 
 
 def _os_reason(err: OSError) -> str:

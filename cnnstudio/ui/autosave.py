@@ -34,8 +34,11 @@ def recovery_path(project_path: str | Path | None) -> Path:
     if project_path is None:
         stem = "untitled"
     else:
-        key = str(Path(project_path).expanduser().resolve())
-        stem = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+        try:
+            key = str(Path(project_path).expanduser().resolve())
+        except (OSError, ValueError, RuntimeError):  # a NUL, a link loop: hash it as given
+            key = str(project_path)
+        stem = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return recovery_dir() / f"{stem}.cnnproj"
 
 
@@ -44,15 +47,24 @@ def recovery_files() -> list[Path]:
     folder = recovery_dir()
     if not folder.is_dir():
         return []
-    files = [p for p in folder.glob("*.cnnproj") if p.is_file()]
-    return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+    dated = []
+    for path in folder.glob("*.cnnproj"):
+        try:  # another session may delete its file while we look
+            if path.is_file():
+                dated.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    return [path for _, path in sorted(dated, reverse=True)]
 
 
 def write_recovery(project: Project, target: Path) -> None:
     """Write `project` to recovery file `target` atomically; raises ProjectError."""
     info = {"path": str(project.path) if project.path else None, "saved": time.time()}
     copy = dataclasses.replace(project, extra={**project.extra, RECOVERY_KEY: info})
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a file where the folder should be: the timer must go on
+        raise ProjectError(target, err.strerror or str(err), action="save") from None
     write_project(copy, target, backup=False)
 
 
@@ -62,7 +74,8 @@ def read_recovery(path: str | Path) -> Project:
     project = read_project(path)
     info = project.extra.pop(RECOVERY_KEY, None)
     original = info.get("path") if isinstance(info, dict) else None
-    project.path = Path(original) if isinstance(original, str) and original else None
+    usable = isinstance(original, str) and original and "\x00" not in original
+    project.path = Path(original) if usable else None  # junk: recovered as untitled work
     return project
 
 
@@ -78,8 +91,9 @@ def describe(path: Path) -> str:
 
 
 def discard_recovery(path: str | Path) -> None:
-    """Delete a recovery file (missing is fine)."""
-    with contextlib.suppress(FileNotFoundError):
+    """Delete a recovery file (missing or undeletable is fine: this runs on save and on
+    close, which must not fail over a leftover recovery file)."""
+    with contextlib.suppress(OSError):
         Path(path).unlink()
 
 

@@ -210,7 +210,10 @@ class ParamField(QWidget):
         editor.blockSignals(True)
         try:
             if isinstance(editor, QSpinBox):
-                editor.setValue(editor.minimum() if value is None else int(value))
+                # A file may hold any int where the layer sets no bound (Flatten.start_dim
+                # = 2**40); a C int cannot, so show the nearest value the field can take.
+                number = editor.minimum() if value is None else int(value)
+                editor.setValue(min(max(number, editor.minimum()), editor.maximum()))
             elif isinstance(editor, QCheckBox):
                 editor.setChecked(bool(value))
             elif isinstance(editor, QComboBox):
