@@ -89,6 +89,8 @@ class ResumeState:
             for f in fields(cls):
                 if f.name in doc and not f.name.startswith("_"):
                     values[f.name] = decode(doc[f.name], tensors)
+            if not isinstance(values.get("settings", {}), dict):
+                raise TypeError("settings")
             return cls(**values)
         except (TypeError, ValueError, KeyError, IndexError, AttributeError,
                 RecursionError) as exc:

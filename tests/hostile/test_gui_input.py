@@ -287,10 +287,6 @@ window.close()
 """
 
 
-@pytest.mark.xfail(reason="ui/training: opening a trained project starts "
-                          "a 'cnnstudio-samples' QThread that closing the window does not "
-                          "wait for; quitting at once aborts the process (exit 134, "
-                          "'QThread: Destroyed while thread … is still running'); reported")
 def test_quitting_right_after_opening_a_trained_project_exits_cleanly(
         tmp_path, isolated_user_dirs) -> None:
     import subprocess

@@ -195,7 +195,9 @@ class TrainingUI(QObject):
         """Before the project is dropped (close, open, new): stop a running training and
         keep its result in the project; True when nothing runs any more."""
         if not self.controller.running:
-            return True
+            # A sample loader may still run (a trained project just opened): a QThread
+            # destroyed while running aborts the process, so wait for it.
+            return self.controller.shutdown()
         if self.window.confirm_unsaved and not self.actions.ask_stop_training():
             return False
         self.window.status.showMessage("Stopping training…")
