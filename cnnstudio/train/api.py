@@ -25,7 +25,14 @@ import torch
 from cnnstudio.core.errors import FormatError
 from cnnstudio.core.shapes import infer_shapes
 from cnnstudio.data import DataError, Dataset, load_dataset
-from cnnstudio.nn import BuildError, WeightsError, build_module, load_weights, weights_to_bytes
+from cnnstudio.nn import (
+    BuildError,
+    WeightsError,
+    build_module,
+    load_weights,
+    weights_metadata,
+    weights_to_bytes,
+)
 from cnnstudio.project import Project, fill_data, fill_training
 from cnnstudio.train.callbacks import Callback
 from cnnstudio.train.losses import LogitsTap, final_activation
@@ -192,10 +199,8 @@ def _write_back(project: Project, module: torch.nn.Module, result: RunResult, *,
 def _weights_normalization(data: bytes) -> dict[str, Any] | None:
     """The normalization stored in the weights' safetensors header, if any."""
     try:
-        size = int.from_bytes(data[:8], "little")
-        header = json.loads(bytes(data[8:8 + size]))
-        value = json.loads(header.get("__metadata__", {}).get(NORMALIZATION_KEY, "null"))
-    except (ValueError, TypeError, AttributeError):
+        value = json.loads(weights_metadata(data).get(NORMALIZATION_KEY, "null"))
+    except (WeightsError, ValueError):
         return None
     return value if isinstance(value, dict) and "mean" in value else None
 
