@@ -13,6 +13,11 @@ import json
 import math
 from typing import Any
 
+# Names shared by the trainer, the exporter and the window (which must not import torch).
+RESUME_MEMBER = "resume.safetensors"  # archive member holding a stopped run's resume state
+NORMALIZATION_KEY = "cnnstudio.normalization"  # weights metadata: JSON {normalize, mean, std}
+
+
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
 
 # Bits per element of every dtype the safetensors format knows (sub-byte ones are packed).
@@ -129,3 +134,18 @@ def _is_count(value: Any) -> bool:
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
+
+def stored_normalization(data: bytes | None) -> dict[str, Any] | None:
+    """The normalization the trainer stored in the weights' safetensors metadata, if any
+    (None for missing, unreadable or malformed metadata); reads only the header."""
+    if not data or len(data) < 8:
+        return None
+    try:
+        size = int.from_bytes(data[:8], "little")
+        if size > min(len(data) - 8, MAX_HEADER_BYTES):
+            return None
+        metadata = json.loads(bytes(data[8:8 + size])).get("__metadata__") or {}
+        value = json.loads(metadata.get(NORMALIZATION_KEY, "null"))
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) and "mean" in value else None

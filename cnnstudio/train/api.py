@@ -30,10 +30,10 @@ from cnnstudio.nn import (
     WeightsError,
     build_module,
     load_weights,
-    weights_metadata,
     weights_to_bytes,
 )
 from cnnstudio.project import Project, fill_data, fill_training
+from cnnstudio.project.weights import NORMALIZATION_KEY, RESUME_MEMBER, stored_normalization
 from cnnstudio.train.callbacks import Callback
 from cnnstudio.train.losses import LogitsTap, final_activation
 from cnnstudio.train.record import FAILED, STOPPED, RunResult, now_iso, run_record
@@ -43,8 +43,7 @@ from cnnstudio.train.trainer import Trainer
 if TYPE_CHECKING:
     from cnnstudio.train.distributed import DistContext
 
-RESUME_ATTACHMENT = "resume.safetensors"
-NORMALIZATION_KEY = "cnnstudio.normalization"
+RESUME_ATTACHMENT = RESUME_MEMBER
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -196,18 +195,9 @@ def _write_back(project: Project, module: torch.nn.Module, result: RunResult, *,
 # ---- prediction ------------------------------------------------------------------------
 
 
-def _weights_normalization(data: bytes) -> dict[str, Any] | None:
-    """The normalization stored in the weights' safetensors header, if any."""
-    try:
-        value = json.loads(weights_metadata(data).get(NORMALIZATION_KEY, "null"))
-    except (WeightsError, ValueError):
-        return None
-    return value if isinstance(value, dict) and "mean" in value else None
-
-
 def _preprocessing(project: Project) -> tuple[dict[str, Any], list[str]]:
     """(normalization, class names) of the run that made the weights."""
-    norm = _weights_normalization(project.weights or b"")
+    norm = stored_normalization(project.weights)
     names: list[str] = []
     for record in reversed(project.runs):
         if isinstance(record, dict) and record.get("class_names"):

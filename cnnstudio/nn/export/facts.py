@@ -21,10 +21,8 @@ from cnnstudio.core.shapes import Inference, infer_shapes
 from cnnstudio.nn.builder import BuildError, GraphModule, build_module
 from cnnstudio.nn.weights import WeightsError, load_weights, weights_metadata
 from cnnstudio.project import Project, fill_data, fill_training
+from cnnstudio.project.weights import NORMALIZATION_KEY
 
-# The trainer's key (cnnstudio.train.api.NORMALIZATION_KEY; train sits above nn, so it is
-# repeated here and a test keeps the two equal).
-NORMALIZATION_KEY = "cnnstudio.normalization"
 COMPLETED = "completed"
 
 

@@ -8,7 +8,6 @@ when something is inspected.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from cnnstudio.core.graph import Graph
-
-NORMALIZATION_KEY = "cnnstudio.normalization"  # as train.api stores it in the weights
+from cnnstudio.project.weights import stored_normalization
 
 
 @dataclass
@@ -110,13 +108,7 @@ def saved_source(project: Any) -> InspectionSource | None:
     None when there are none."""
     if project.weights is None:
         return None
-    norm: dict[str, Any] | None = None
-    try:
-        size = int.from_bytes(project.weights[:8], "little")
-        header = json.loads(bytes(project.weights[8:8 + size]))
-        norm = json.loads(header.get("__metadata__", {}).get(NORMALIZATION_KEY, "null"))
-    except (ValueError, TypeError, AttributeError):
-        norm = None
+    norm = stored_normalization(project.weights)
     names: list[str] = []
     for record in reversed(project.runs):
         if isinstance(record, dict) and record.get("class_names"):

@@ -18,9 +18,10 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from cnnstudio.project import Project
+from cnnstudio.project.weights import RESUME_MEMBER
 from cnnstudio.ui.training.controls import RunControls
 
-RESUME_ATTACHMENT = "resume.safetensors"  # train.api's name; not imported: it loads torch
+RESUME_ATTACHMENT = RESUME_MEMBER
 _torch_ready = False
 
 
