@@ -124,11 +124,7 @@ def plan_folder(root: Path, target: Target, progress: ProgressFn | None) -> Sour
             x[i] = images.decode_image(root / files[i][0].rel, mode, size)
 
         reasons = images.decode_all(n, one, "decoding", progress)
-        keep = np.ones(n, bool)
-        skipped = list(top_skipped)
-        for i, reason in sorted(reasons.items()):
-            keep[i] = False
-            skipped.append(SkippedFile(files[i][0].rel, reason))
+        keep, skipped = _kept_and_skipped(n, reasons, [f.rel for f, _, _ in files], top_skipped)
         index = {name: c for c, name in enumerate(class_names)}
         labels = np.array([index[c] for _, _, c in files], np.int64).reshape(-1)
         groups = np.array([g for _, g, _ in files], np.int8)
@@ -229,11 +225,7 @@ def plan_segmentation_folder(images_dir: Path, masks_dir: Path, target: Target,
             y[i] = resize_masks(mask[None], target.spatial)[0]
 
         reasons = images.decode_all(n, one, "decoding", progress)
-        keep = np.ones(n, bool)
-        all_skipped = list(skipped)
-        for i, reason in sorted(reasons.items()):
-            keep[i] = False
-            all_skipped.append(SkippedFile(pairs[i][0].rel, reason))
+        keep, all_skipped = _kept_and_skipped(n, reasons, [im.rel for im, _ in pairs], skipped)
         kept = compact({"x": x, "y": y}, keep, alloc)
         names = class_names
         if names is None:
@@ -242,3 +234,15 @@ def plan_segmentation_folder(images_dir: Path, masks_dir: Path, target: Target,
         return Decoded(x=kept["x"], y=kept["y"], class_names=names, skipped=all_skipped)
 
     return SourcePlan(root=root, fingerprint=fingerprint, decode=decode)
+
+
+def _kept_and_skipped(n: int, reasons: dict[int, str], names: list[str],
+                      skipped_before: list[SkippedFile]) -> tuple[np.ndarray, list[SkippedFile]]:
+    """Which of `n` decoded files are kept, and the skipped list with the failed ones (by
+    reason, in file order) after those skipped before decoding."""
+    keep = np.ones(n, bool)
+    skipped = list(skipped_before)
+    for i, reason in sorted(reasons.items()):
+        keep[i] = False
+        skipped.append(SkippedFile(names[i], reason))
+    return keep, skipped
