@@ -74,8 +74,3 @@ def window(qtbot):
     yield win
     for box in win.findChildren(QMessageBox):
         box.close()
-    # Workaround (reported; test_gui_input has the xfail repro): nodes copied to the
-    # clipboard make the process segfault at exit. Clear it, as the app should on quit.
-    from PySide6.QtWidgets import QApplication
-
-    QApplication.clipboard().clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QPointF
+from PySide6.QtCore import QMimeData, QPointF, QStringListModel
 from PySide6.QtWidgets import QApplication
 
 from cnnstudio.core import registry
@@ -64,11 +64,29 @@ def copy_to_clipboard(scene: GraphScene, node_ids: list[str]) -> dict[str, Any] 
         if "pos" not in node and item is not None:
             node["pos"] = [item.x(), item.y()]
     text = json.dumps(data, indent=1)
-    mime = QMimeData()
+    mime = _qt_made_mime_data()
     mime.setData(MIME_NODES, text.encode("utf-8"))
     mime.setText(text)
     QApplication.clipboard().setMimeData(mime)
     return data
+
+
+def _qt_made_mime_data() -> QMimeData:
+    """An empty QMimeData that Qt allocated, for handing to the clipboard.
+
+    `QMimeData()` called from Python makes a shiboken wrapper subclass whose destructor
+    calls back into Python. The clipboard takes ownership, and on platforms with Qt's
+    generic clipboard (offscreen, minimal) keeps it in a process-wide static that the C
+    runtime destroys after Python has shut down: that destructor then segfaults at exit.
+    A QMimeData that Qt's C++ made is a plain QMimeData, so Qt may delete it whenever.
+    Clearing the clipboard at exit instead would also drop what X11/Windows hand over to
+    a clipboard manager, so the user's copy would vanish when the app closes.
+    """
+    model = QStringListModel([""])
+    mime = model.mimeData([model.index(0)])  # C++ `new QMimeData`, not owned by Python
+    for fmt in mime.formats():  # drop the model's own item payload
+        mime.removeFormat(fmt)
+    return mime
 
 
 def clipboard_nodes() -> dict[str, Any] | None:
