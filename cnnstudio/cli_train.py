@@ -7,6 +7,7 @@ torch.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import signal
@@ -136,11 +137,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         callbacks.append(ProgressPrinter(sys.stderr))
     if (folder := outcome_dir()) is not None:  # launch() with one process: its Stop
         callbacks.append(StopFileWatch(folder))
+    runs_before = copy.deepcopy(project.runs)
     with InterruptToStop() as interrupt:
         result = train_project(project, epochs=args.epochs, device=args.device,
                                callbacks=[*callbacks, interrupt],
                                progress=DataProgress(sys.stderr) if terminal else None)
-    trained = bool(result.epochs) or result.state_dict is not None
+    # Saved whenever the run was recorded, as the GUI does: also a run that failed at its
+    # first batch (no weights to keep, but its record says what went wrong). Failures
+    # before training began leave the project, and so the file, untouched.
+    trained = project.runs != runs_before
     if trained:
         try:
             write_project(project, out)
@@ -158,6 +163,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                        if isinstance(best.get(k), float)), "")
         print(f"trained {len(result.epochs)} epoch(s) on {result.device}; best epoch "
               f"{result.best_epoch} {metric}; saved {out}")
+        if result.message:  # early stopping, weights that did not fit: worth a line
+            print(result.message)
     if result.status != COMPLETED:
         hint = "; run 'cnnstudio train' again to resume" if result.status == "stopped" else ""
         print(f"cnnstudio: training {result.status}: {result.message or 'no message'}{hint}",
@@ -256,6 +263,8 @@ def _report(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
         print(f"trained {outcome['epochs']} epoch(s) on {processes} processes"
               f" ({outcome['device']} each); best epoch {outcome['best_epoch']} {metric};"
               f" saved {outcome['saved']}")
+        if outcome["message"]:
+            print(outcome["message"])
     if status != COMPLETED:
         hint = (f"; train again with {processes} processes to resume"
                 if status == "stopped" else "")

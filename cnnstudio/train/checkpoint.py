@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from cnnstudio.train.record import STOPPED, RunResult, now_iso
 from cnnstudio.train.resume import ResumeState, capture_rng, restore_rng
 from cnnstudio.train.steps import EpochStats, NonFiniteLoss, cpu_state
@@ -20,26 +18,39 @@ class Checkpointing:
     """Trainer methods about outcomes; they read and set the Trainer's run state."""
 
     def _handle_non_finite(self: Trainer, bad: NonFiniteLoss) -> str:
+        """Put sound weights back after a NaN/inf loss; return the run's one-line message."""
         what = "NaN" if math.isnan(bad.value) else "infinite"
         message = (f"the loss became {what} at epoch {bad.epoch + 1}, batch {bad.batch + 1}"
                    f" (learning rate {bad.lr:g} is probably too high); ")
-        if not self._stepped:
-            return message + "no step was applied, the weights are unchanged"
-        if all(bool(torch.isfinite(p).all()) for p in self.module.parameters()):
-            return message + "the weights of the last good step were kept"
-        # A finite loss can still have pushed weights to inf; fall back to sound weights.
-        if self._best_state is not None:
-            self.module.load_state_dict(self._best_state)
-            return message + f"the weights of epoch {self._best['epoch']} were restored"
-        if self._start_state is not None:
-            self.module.load_state_dict(self._start_state)
-        return message + "the weights from before this run were restored"
+        # The steps since the last validated epoch led to this loss: their weights, finite
+        # or not, give NaN again at once, so they are never kept. The run keeps its
+        # checkpoint of a validated epoch (the best, or the last, per the setting), else
+        # nothing (`_kept` None): the weights it started from stand, so a project keeps
+        # what it had before the run, or no weights at all when it had none (a random
+        # init is not worth storing). No resume state is made: the optimizer's state
+        # (momentum, Adam's moments) has taken in the steps that diverged.
+        self._non_finite = True
+        if self.settings["checkpoint"] == "best":
+            self._kept, epoch = self._best_state, self._best.get("epoch")
+        else:
+            self._kept, epoch = self._last_state, self._last_state_epoch
+        if self._kept is None or epoch is None:
+            self._kept = None
+            if self._start_state is not None:
+                self.module.load_state_dict(self._start_state)
+            return message + "the weights from before this run are kept"
+        self.module.load_state_dict(self._kept)
+        last = self.records[-1]["epoch"] if self.records else epoch
+        best = ", the best so far," if epoch != last else ""
+        return message + f"the weights of epoch {epoch}{best} are kept"
 
     def _result(self: Trainer) -> RunResult:
         checkpoint_best = self.settings["checkpoint"] == "best" and self._best_state is not None
         best = self._best if checkpoint_best else self._last_epoch()
         state = self._best_state if checkpoint_best else None
-        if state is None and (self._stepped or self._resume is not None):
+        if self._non_finite:  # only what `_handle_non_finite` chose, never the last steps
+            state = self._kept
+        elif state is None and (self._stepped or self._resume is not None):
             state = cpu_state(self.module)
         resume = self._resume_state() if self._status == STOPPED else None
         return RunResult(

@@ -70,7 +70,8 @@ class Trainer(Checkpointing):
 
     During `fit()` the module is moved to the device and, when the graph ends in Softmax or
     Sigmoid, returns its logits (a forward hook, removed at the end). Afterwards the module
-    holds the last weights; `RunResult.state_dict` holds the checkpoint to keep.
+    holds the last weights (after a NaN/inf loss: the validated checkpoint the run keeps,
+    or the weights it started from); `RunResult.state_dict` holds the checkpoint to keep.
 
     With `dist` (a `DistContext`, see `cnnstudio.train.distributed`) this is one rank of a
     distributed run: it trains on its shard with the model in DistributedDataParallel on
@@ -163,6 +164,11 @@ class Trainer(Checkpointing):
         self._best: dict[str, Any] = {}
         self._best_state: dict[str, torch.Tensor] | None = None
         self._start_state: dict[str, torch.Tensor] | None = None
+        # The last validated epoch's weights, with checkpoint "last" (see _handle_non_finite).
+        self._last_state: dict[str, torch.Tensor] | None = None
+        self._last_state_epoch: int | None = None
+        self._non_finite = False
+        self._kept: dict[str, torch.Tensor] | None = None
         self._bad_epochs = 0
         self._position = (0, 0)  # next (epoch, batch) to train, 0-based
         self._stats = EpochStats()
@@ -396,6 +402,8 @@ class Trainer(Checkpointing):
             self.scheduler.step(monitor)
         self.records.append(record)
         self._stats = EpochStats()
+        if self.settings["checkpoint"] == "last":  # what a later NaN loss falls back to
+            self._last_state, self._last_state_epoch = cpu_state(self.module), epoch + 1
         if not self._best or monitor < self._best["loss"]:
             self._best = {"epoch": epoch + 1, "loss": monitor, "metrics": {**record, **metrics},
                           "confusion_matrix": self._cm_list()}

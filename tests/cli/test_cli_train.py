@@ -106,3 +106,56 @@ def test_train_through_the_entry_point(project_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["status"] == "completed"
     assert "Traceback" not in result.stderr
+
+
+def nan_model(monkeypatch):
+    """Every training batch of the next run gets NaN inputs: its loss is NaN at batch 1."""
+    import math
+
+    import cnnstudio.train.api as api
+    from cnnstudio.nn import build_module
+
+    def build(graph):
+        module = build_module(graph)
+        module.register_forward_pre_hook(
+            lambda mod, args: (args[0] * math.nan,) if mod.training else None)
+        return module
+
+    monkeypatch.setattr(api, "build_module", build)
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_a_run_that_fails_at_its_first_batch_is_recorded(project_path, capsys, monkeypatch,
+                                                         json_lines):
+    nan_model(monkeypatch)
+    code = main(["train", str(project_path), *(["--json"] if json_lines else [])])
+    out, err = capsys.readouterr()
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("cnnstudio: training failed: the loss became NaN at epoch 1, batch 1")
+    project = read_project(project_path)
+    [run] = project.runs
+    assert run["status"] == "failed" and run["epochs"] == []
+    assert run["message"].startswith("the loss became NaN at epoch 1, batch 1")
+    assert run["message"].endswith("the weights from before this run are kept")
+    assert project.weights is None  # it had none; a random init is not kept
+    if json_lines:
+        end = json.loads(out.splitlines()[-1])
+        assert end["status"] == "failed" and end["saved"] == str(project_path)
+    else:
+        assert out == ""
+
+
+def test_text_mode_prints_a_completed_runs_message(project_path, capsys):
+    import torch
+
+    from cnnstudio.nn import weights_to_bytes
+
+    project = read_project(project_path)
+    project.weights = weights_to_bytes(torch.nn.Linear(2, 2))  # not this graph's
+    write_project(project, project_path)
+    assert main(["train", str(project_path), "--epochs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("trained 1 epoch(s)")
+    assert lines[1] == ("the saved weights do not fit the graph; training started from new"
+                        " weights")
+    assert read_project(project_path).runs[-1]["message"] == lines[1]

@@ -66,11 +66,14 @@ class At(Callback):
 # ---- NaN and infinite losses ------------------------------------------------------------------
 
 
-def diverge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """A good first run, then a second with a learning rate that blows up (via the CLI)."""
+def diverge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, bytes]:
+    """A good first run, then a second with a learning rate that blows up (via the CLI);
+    returns the path and the first run's weights."""
     path = project_with("xo", tmp_path, epochs=1)
     assert main(["train", str(path)]) == 0  # a good first run: weights to protect
     project = read_project(path)
+    assert project.weights is not None
+    good = bytes(project.weights)
     project.training = {**project.training, "epochs": 3,
                         "optimizer": {"name": "SGD", "lr": 1e15, "momentum": 0.9}}
     write_project(project, path)
@@ -79,29 +82,78 @@ def diverge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     err = capsys.readouterr().err
     assert_one_line(err)
     assert "training failed: the loss became" in err and "learning rate" in err
-    return path
+    return path, good
 
 
 def test_a_huge_learning_rate_fails_cleanly_and_records_the_run(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = diverge(tmp_path, capsys)
+    path, _ = diverge(tmp_path, capsys)
     saved = read_project(path)
     assert [r["status"] for r in saved.runs] == ["completed", "failed"]
     assert_one_line(saved.runs[-1]["message"])
     assert_sound_weights(path)  # present, loadable, finite
 
 
-@pytest.mark.xfail(reason="train/checkpoint.py _handle_non_finite keeps the weights after "
-                          "the last step when they are finite, but those are the weights "
-                          "whose loss was NaN/inf: the next run fails at batch 1; reported")
 def test_after_a_nan_loss_the_kept_weights_train_on(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = diverge(tmp_path, capsys)
+    path, good = diverge(tmp_path, capsys)
     saved = read_project(path)
+    # The diverging run validated no epoch: the first run's weights stay, untouched.
+    assert saved.runs[-1]["message"].endswith("the weights from before this run are kept")
+    assert saved.weights is not None and bytes(saved.weights) == good
+    assert "resume.safetensors" not in saved.attachments
     saved.training["optimizer"]["lr"] = 0.01  # the fix the message suggests
     write_project(saved, path)
     assert main(["train", str(path)]) == 0, capsys.readouterr().err
     assert read_project(path).runs[-1]["status"] == "completed"
+
+
+def nan_after(batches: int):  # noqa: ANN201
+    """build_module whose model's training inputs turn NaN after `batches` batches."""
+
+    def build(graph):  # noqa: ANN001, ANN202
+        module = build_module(graph)
+        seen = [0]
+
+        def poison(mod, args):  # noqa: ANN001, ANN202
+            if not mod.training:  # the output check and validation stay sound
+                return None
+            seen[0] += 1
+            return (args[0] * math.nan,) if seen[0] > batches else None
+
+        module.register_forward_pre_hook(poison)
+        return module
+
+    return build
+
+
+@pytest.mark.parametrize("checkpoint,kept", [("last", "from before this run"),
+                                              ("best", "of epoch 1")])
+def test_a_nan_loss_in_a_resumed_run_keeps_its_checkpoint_and_drops_the_resume_state(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoint: str, kept: str) -> None:
+    import cnnstudio.train.api as api
+
+    path = project_with("xo", tmp_path, epochs=3, checkpoint=checkpoint)
+    project = read_project(path)
+    stopped = train_project(project, callbacks=[At(2, 1, lambda t: t.request_stop())])
+    assert stopped.status == "stopped" and "resume.safetensors" in project.attachments
+    assert project.weights is not None
+    before = bytes(project.weights)
+    monkeypatch.setattr(api, "build_module", nan_after(1))  # resumes, then NaN next batch
+    result = train_project(project)
+    assert result.status == "failed"
+    assert_one_line(result.message)
+    assert result.message.startswith("the loss became NaN at epoch 2, batch 3 (")
+    assert result.message.endswith(f"the weights {kept} are kept")
+    # One run, now failed; its weights are the stopped run's (no step since is kept), and
+    # the resume state is gone: its optimizer state took in the step that diverged.
+    assert [r["status"] for r in project.runs] == ["failed"]
+    assert [e["epoch"] for e in project.runs[0]["epochs"]] == [1]
+    assert bytes(project.weights) == before
+    assert "resume.safetensors" not in project.attachments
+    monkeypatch.undo()
+    assert train_project(project).status == "completed"
+    assert [r["status"] for r in project.runs] == ["failed", "completed"]
 
 
 # ---- out of memory ----------------------------------------------------------------------------

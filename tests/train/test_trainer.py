@@ -150,41 +150,71 @@ class NanAt(Callback):
         self.good = cpu_copy(trainer.module)
 
 
-def test_nan_loss_fails_and_keeps_last_good_step() -> None:
+class Keep(Callback):
+    """Copies of the weights the run started from (key 0) and of each validated epoch."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_fit_start(self, trainer):
+        self.states[0] = cpu_copy(trainer.module)
+
+    def on_epoch_end(self, trainer, record):
+        self.states[record["epoch"]] = cpu_copy(trainer.module)
+
+
+@pytest.mark.parametrize("checkpoint", ["last", "best"])
+def test_nan_loss_fails_and_keeps_a_validated_epoch(checkpoint: str) -> None:
     module = build(small_graph())
-    nan = NanAt(module, at=5)
-    result = Trainer(module, make_dataset(), settings(epochs=3), callbacks=[nan]).fit()
-    assert result.status == "failed"
-    assert result.message.startswith("the loss became NaN at epoch 2, batch 2 (learning rate")
-    assert result.message.endswith("the weights of the last good step were kept")
-    assert state_equal(cpu_copy(module), nan.good)
-    assert result.state_dict is not None
-    assert all(torch.isfinite(t).all() for t in result.state_dict.values())
+    nan, keep = NanAt(module, at=8), Keep()  # 3 batches an epoch: epoch 3, batch 2
+    s = settings(epochs=4, checkpoint=checkpoint, optimizer={"name": "Adam", "lr": 0.3})
+    result = Trainer(module, make_dataset(), s, callbacks=[keep, nan]).fit()
+    assert result.status == "failed" and result.resume_state is None
+    assert [r["epoch"] for r in result.epochs] == [1, 2]
+    losses = [r["val_loss"] for r in result.epochs]
+    kept = 2 if checkpoint == "last" else losses.index(min(losses)) + 1
+    if checkpoint == "best":
+        assert kept == 1  # Adam at 0.3 is noisy: the best is not the last, as wanted here
+    assert result.best_epoch == kept
+    assert result.message.startswith("the loss became NaN at epoch 3, batch 2 (learning rate")
+    best = ", the best so far," if kept != 2 else ""
+    assert result.message.endswith(f"; the weights of epoch {kept}{best} are kept")
+    # The step of epoch 3 batch 1 led to the NaN: its (finite) weights are not kept.
+    assert not state_equal(nan.good, keep.states[kept])
+    assert state_equal(result.state_dict, keep.states[kept])
+    assert state_equal(cpu_copy(module), keep.states[kept])
 
 
-@pytest.mark.parametrize("epoch,restored", [(1, "from before this run"), (2, "of epoch 1")])
-def test_infinite_weights_fall_back_to_sound_ones(epoch: int, restored: str) -> None:
+@pytest.mark.parametrize("at", [1, 2])
+def test_nan_loss_before_the_first_epoch_keeps_the_starting_weights(at: int) -> None:
+    module = build(small_graph())
+    nan, keep = NanAt(module, at=at), Keep()
+    result = Trainer(module, make_dataset(), settings(epochs=2, checkpoint="last"),
+                     callbacks=[keep, nan]).fit()
+    assert result.status == "failed" and result.epochs == [] and result.best_epoch is None
+    assert result.message.startswith(f"the loss became NaN at epoch 1, batch {at} (")
+    assert result.message.endswith("; the weights from before this run are kept")
+    # Nothing of the run is kept: whoever started it keeps the weights it had, if any.
+    assert result.state_dict is None and result.resume_state is None
+    assert state_equal(cpu_copy(module), keep.states[0])
+    if at == 2:  # a step was applied, and undone
+        assert not state_equal(nan.good, keep.states[0])
+
+
+@pytest.mark.parametrize("epoch,kept", [(1, "from before this run"), (2, "of epoch 1")])
+def test_infinite_weights_fall_back_to_sound_ones(epoch: int, kept: str) -> None:
     class Poison(Callback):
         def on_batch_end(self, trainer, info):
             if (info.epoch, info.batch) == (epoch, 2):
                 with torch.no_grad():
                     trainer.module.get_submodule("fc").weight.fill_(math.inf)
 
-    class Keep(Callback):
-        states: dict = {}
-
-        def on_fit_start(self, trainer):
-            self.states[0] = cpu_copy(trainer.module)
-
-        def on_epoch_end(self, trainer, record):
-            self.states[record["epoch"]] = cpu_copy(trainer.module)
-
     module = build(small_graph())
     keep = Keep()
     result = Trainer(module, make_dataset(), settings(epochs=3),
                      callbacks=[keep, Poison()]).fit()
     assert result.status == "failed"
-    assert result.message.endswith(f"the weights {restored} were restored")
+    assert result.message.endswith(f"the weights {kept} are kept")
     assert state_equal(cpu_copy(module), keep.states[epoch - 1])
 
 
@@ -261,12 +291,6 @@ def test_early_stopping_on_a_flat_validation_loss() -> None:
 
 
 def test_best_checkpoint_is_a_copy_of_the_best_epoch() -> None:
-    class Keep(Callback):
-        states: dict[int, dict] = {}
-
-        def on_epoch_end(self, trainer, record):
-            self.states[record["epoch"]] = cpu_copy(trainer.module)
-
     keep = Keep()
     s = settings(epochs=4, optimizer={"name": "Adam", "lr": 0.3})  # noisy: the best is early
     result = Trainer(build(small_graph()), make_dataset(), s, callbacks=[keep]).fit()
