@@ -17,6 +17,7 @@ for a file named `stop` (the launcher's Ctrl-C, or the GUI's Stop button).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import tempfile
@@ -180,12 +181,14 @@ def _train(ctx: DistContext, project: Project, out: Path, *, epochs: int | None,
     ending = _Ending()
     extra: list[Callback] = [StopFileWatch(folder)] if folder is not None else []
     hooks = [*callbacks, *(main_callbacks if main else ()), ending, *extra]
+    runs_before = copy.deepcopy(project.runs)
     result = train_project(project, epochs=epochs, device=device, callbacks=hooks, dist=ctx)
     outcome = RankOutcome(ctx.rank, ctx.world_size, result.status, result.message,
                           together=ending.started and not ending.alone)
     _summary(outcome, result)
-    trained = bool(result.epochs) or result.state_dict is not None
-    if main and outcome.together and trained:
+    # Saved whenever the run was recorded, even one that failed before its first epoch
+    # (its weights are then those from before the run: nothing is lost by saving).
+    if main and outcome.together and project.runs != runs_before:
         try:
             write_project(project, out)
             outcome.saved = str(out)

@@ -31,9 +31,11 @@ class RunResult:
     `status` is "completed", "stopped" or "failed"; `message` one line for the user (empty
     when nothing needs saying). `state_dict` holds the weights to keep (CPU tensors): the
     best epoch's by validation loss or the last, per the `checkpoint` setting; None when
-    training failed before its first step. `best_epoch` (from 1) and `best` (its metrics,
-    per-class lists included) describe those weights; `confusion_matrix` is that epoch's
-    (classification and segmentation). `resume_state` is set when the run was stopped.
+    training failed before its first step, or its loss became NaN/inf before an epoch was
+    validated (the module then holds the weights the run started from). `best_epoch`
+    (from 1) and `best` (its metrics, per-class lists included) describe those weights;
+    `confusion_matrix` is that epoch's (classification and segmentation). `resume_state`
+    is set when the run was stopped.
     """
 
     status: str

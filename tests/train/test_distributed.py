@@ -219,6 +219,23 @@ def test_train_nproc_2_json_end_to_end(project_path: Path) -> None:
     load_weights(build_module(project.graph), project.weights)
 
 
+def test_a_distributed_run_diverging_before_its_first_epoch_is_recorded(
+        project_path: Path) -> None:
+    project = read_project(project_path)
+    project.training["optimizer"] = {"name": "SGD", "lr": 1e30}  # NaN after a step or two
+    write_project(project, project_path)
+    job = launch(project_path, 2, batch_events=0.0)
+    end = list(job.events())[-1]
+    job.wait(timeout=120)
+    assert end["event"] == "end" and end["status"] == "failed"
+    assert end["saved"] == str(project_path)  # the failed run is on record
+    saved = read_project(project_path)
+    [run] = saved.runs
+    assert run["status"] == "failed" and run["epochs"] == []
+    assert "before this run are kept" in run["message"]
+    assert saved.weights is None  # the diverged weights are not stored
+
+
 def _cli(project: Path, *args: str, env: dict[str, str] | None = None,
          **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "cnnstudio", "train", str(project),
