@@ -21,10 +21,16 @@ from cnnstudio.core.graph import Graph
 from cnnstudio.project import Project
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.training.controls import RunControls
+from cnnstudio.ui.training.distributed_worker import DistributedTrainingWorker, run_options
 from cnnstudio.ui.training.inspection import InspectionSource, saved_source
 from cnnstudio.ui.training.live import LiveRun
 from cnnstudio.ui.training.panel import IDLE, PAUSED, RUNNING, STARTING, STOPPING
-from cnnstudio.ui.training.worker import RESUME_ATTACHMENT, SamplesWorker, TrainingWorker
+from cnnstudio.ui.training.worker import (
+    RESUME_ATTACHMENT,
+    SamplesWorker,
+    TrainingWorker,
+    cuda_devices,
+)
 
 RUN_SWITCH_INTERVAL = 0.001  # seconds; see start()
 _orphans: list[tuple[QThread, QObject]] = []  # threads that outlived a shutdown wait
@@ -67,6 +73,7 @@ class TrainingController(QObject):
         self.pending_snapshot: dict[str, Any] | None = None
         self.last_outcome: dict[str, Any] | None = None
         self.run_graph: Graph | None = None  # the graph the current/last run trained
+        self.processes = 1  # of the current/last run: more than 1 is a distributed job
         self._thread: QThread | None = None
         self._worker: TrainingWorker | None = None
         self._token = 0
@@ -111,9 +118,16 @@ class TrainingController(QObject):
         self.controls = RunControls()
         self.controls.focus(**self.focus)
         self.pending_snapshot = None
-        worker = TrainingWorker(training_copy(project), self.controls, self._token,
-                                resume=not fresh, epochs=self.epochs_override,
-                                callbacks=list(self.extra_callbacks))
+        self.processes = run_options(self.doc).processes
+        worker: TrainingWorker
+        if self.processes > 1:
+            worker = DistributedTrainingWorker(training_copy(project), self.controls,
+                                               self._token, processes=self.processes,
+                                               resume=not fresh, epochs=self.epochs_override)
+        else:
+            worker = TrainingWorker(training_copy(project), self.controls, self._token,
+                                    resume=not fresh, epochs=self.epochs_override,
+                                    callbacks=list(self.extra_callbacks))
         thread = QThread()
         thread.setObjectName("cnnstudio-training")
         worker.moveToThread(thread)
@@ -135,10 +149,21 @@ class TrainingController(QObject):
         self._set_state(STARTING)
         what = "a new run" if fresh or not self.resumable() else "resuming the stopped run"
         self.log.emit(f"— {what} of {project.name or 'the project'}")
+        if self.processes > 1:
+            self.log.emit(f"training in {self.processes} processes: the curves and the"
+                          " progress are live; filters, activations and the confusion matrix"
+                          " show the weights the run saves, when it ends; no Pause (Stop keeps"
+                          " the weights, and Train resumes)")
         thread.start()
         return None
 
     def pause(self) -> None:
+        if self.running and self.processes > 1:
+            # A paused rank would block its peers in a collective until the group timed out.
+            self.log.emit("Pause is not available while training in several processes:"
+                          " Stop keeps the weights, and Train resumes the run")
+            self.state_changed.emit(self.state)  # the views un-check the Pause button
+            return
         if self.state in (RUNNING, STARTING):
             self.controls.pause()
             self._set_state(PAUSED)
@@ -221,6 +246,7 @@ class TrainingController(QObject):
             sys.setswitchinterval(self._switch_interval)
             self._switch_interval = None
         self.last_outcome = outcome
+        run_options(self.doc).note_gpus(cuda_devices())  # torch is loaded now: GPUs known
         project, self._run_project = self._run_project, None
         if project is not self.doc.project:
             self.log.emit("the run's results were dropped: another project was opened")
@@ -280,6 +306,7 @@ class TrainingController(QObject):
             thread, _ = self._loader
             thread.wait()
             self._loader = None
+        run_options(self.doc).note_gpus(cuda_devices())
         if (context.get("token") != self._samples_token or self.running
                 or self.live.context is not None or context.get("error")):
             return

@@ -5,6 +5,10 @@ undoable `SetSettingsCommand`; a value the schema refuses is shown in red and th
 goes back to what the project holds. The form stores only what the user set (defaults
 are filled when training reads the settings), so saving adds nothing the user did not
 write. It re-reads the project after undo/redo and when another project is opened.
+
+One row is not a project setting: the number of processes (or GPUs) a run trains in. It
+describes this machine rather than the project (and the project format has no field for
+it), so it is a session option of the window (`RunOptions`), 1 by default.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from cnnstudio.project.settings import (
 )
 from cnnstudio.ui.commands import SetSettingsCommand
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.training.distributed_worker import process_kind, run_options
 
 Path = tuple[str, ...]
 
@@ -185,6 +190,7 @@ class TrainingSettingsForm(QScrollArea):
                    "At most this many batches per epoch, for quick tries", none_text="all")
         self._choice("Device", ("device",), ("auto", "cpu", "cuda", "mps"),
                      "auto: CUDA, then MPS, then CPU; or cuda:N", editable=True)
+        self._processes_row()
         self._check("Mixed precision", "training", ("amp",), "float16 on CUDA (ignored on CPU)")
         self._spin("Seed", "training", ("seed",), 0, 2**31 - 1, "Same seed, same run")
         self._choice("Keep weights", ("checkpoint",), CHECKPOINTS,
@@ -227,6 +233,37 @@ class TrainingSettingsForm(QScrollArea):
                   "Random rotation up to ± this many degrees", show_rotation,
                   rotation.valueChanged, lambda v: int(v) if float(v).is_integer() else v)
 
+    def _processes_row(self) -> None:
+        self.options = run_options(self.doc)
+        self.processes_label = QLabel("Processes", self)
+        box = self.processes = QSpinBox(self)
+        box.setObjectName("processesSpin")
+        box.setRange(1, 1)
+        box.setKeyboardTracking(False)
+        box.setToolTip(
+            "Train in this many processes with torch.distributed, one per GPU on CUDA"
+            " (1: in this window, with live filters and activations). Each process takes"
+            " a batch of the size above: a step sees processes × batch size samples."
+            " Not saved in the project")
+        self.form.addRow(self.processes_label, box)
+        box.valueChanged.connect(self.options.set_processes)
+        self.options.changed.connect(self._show_processes)
+
+    def _show_processes(self) -> None:
+        """Label and range of the processes row for the device setting (GPUs or CPUs)."""
+        try:
+            device = fill_training(self.doc.project.training)["device"]
+        except FormatError:
+            device = "auto"
+        label, most = process_kind(device, self.options.gpus)
+        self.processes_label.setText(label)
+        box = self.processes
+        box.blockSignals(True)
+        box.setRange(1, most)
+        box.setValue(self.options.processes)  # clamped to the range
+        box.blockSignals(False)
+        self.options.set_processes(box.value())
+
     # ---- reading and editing ---------------------------------------------------------
 
     def reload(self) -> None:
@@ -244,6 +281,7 @@ class TrainingSettingsForm(QScrollArea):
         for load in self._loaders:
             load(training, data)
         self._show_rows(training)
+        self._show_processes()
         self.error.setText("\n".join(problems))
 
     def _show_rows(self, training: dict[str, Any]) -> None:

@@ -211,6 +211,11 @@ class TrainingUI(QObject):
 
     def _state_changed(self, state: str) -> None:
         self.controls.set_state(state, self.controller.resumable())
+        if state != IDLE and self.controller.processes > 1:  # ranks cannot pause alone
+            self.controls.pause_button.setEnabled(False)
+            self.controls.pause_button.setToolTip("Pause is not available while training"
+                                                  " in several processes; Stop keeps the"
+                                                  " weights and Train resumes")
         running = state != IDLE
         if running and not self.timer.isActive():
             self.timer.start()

@@ -23,6 +23,7 @@ from cnnstudio.ui.training.controls import RunControls
 
 RESUME_ATTACHMENT = RESUME_MEMBER
 _torch_ready = False
+_cuda_devices: int | None = None
 
 
 def prepare_torch() -> None:
@@ -32,14 +33,23 @@ def prepare_torch() -> None:
     of the heap) out of the garbage collector's reach; a full collection then scans only
     what training allocates, instead of pausing every thread for tens of milliseconds.
     """
-    global _torch_ready
+    global _torch_ready, _cuda_devices
     if _torch_ready:
         return
+    import torch
+
     from cnnstudio.train.optim import warm_up
 
     warm_up()
+    # Asked here, off the GUI thread: the first CUDA query can take a moment.
+    _cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
     gc.freeze()
     _torch_ready = True
+
+
+def cuda_devices() -> int | None:
+    """The CUDA devices torch sees; None until a worker thread has loaded torch."""
+    return _cuda_devices
 
 
 class TrainingWorker(QObject):
@@ -110,14 +120,11 @@ class TrainingWorker(QObject):
         except Exception as err:  # an import failure or a bug: say it, keep the app alive
             return {"token": self.token, "status": "failed", "changed": False,
                     "message": f"training could not run: {type(err).__name__}: {err}"}
-        message = result.message
-        if result.status == "failed" and not result.epochs and project.weights is not None:
-            # Steps that ended in a NaN (or a crash) before one epoch was validated are no
-            # better than the start: keep what the project had, lose nothing.
-            project.weights = weights_before
-            message += "; the project keeps the weights it had before this run"
+        # What the project keeps after a failure is the engine's rule, the same as the
+        # command line's: after a NaN/inf loss a validated epoch's weights (else those from
+        # before the run); after another fault, those of the last completed step.
         return {
-            "token": self.token, "status": result.status, "message": message,
+            "token": self.token, "status": result.status, "message": result.message,
             "device": result.device, "best_epoch": result.best_epoch,
             "changed": project.runs != runs_before or project.weights is not weights_before,
             "weights": project.weights, "runs": project.runs,

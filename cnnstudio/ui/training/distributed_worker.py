@@ -1,0 +1,351 @@
+"""Training in several processes (or GPUs) from the window: the job as a child process group.
+
+torch.distributed needs one process per rank, and the window's process cannot be one of
+them (its GIL is the window's, and a rank that crashes must not take the window down). So
+the training copy is saved to a temporary `.cnnproj`, `cnnstudio train TMP --nproc N
+--json` runs it (`distributed_launch.launch`), and the worker thread turns the job's JSON
+lines into the signals the in-process run emits. What comes back is what rank 0 prints:
+every batch's loss and learning rate, and each epoch's record. Filters, activations and
+the confusion matrix need the weights, which only the finished file holds: they are shown
+from the saved weights when the run ends. Pause is not offered (a paused rank would block
+its peers inside a collective until the group timed out); Stop writes the job's stop file,
+and the ranks stop together after the current batch and save.
+
+The number of processes is a session option of the window (`RunOptions`), not a project
+setting: it describes this machine (its cores, its GPUs), and the project format has no
+field for it. torch is imported on the worker thread only.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from cnnstudio.project import read_project, write_project
+from cnnstudio.project.settings import SOURCE_KINDS
+from cnnstudio.ui.training.worker import RESUME_ATTACHMENT, TrainingWorker, prepare_torch
+
+BATCH_INTERVAL = 0.05  # seconds between `batches_done` signals, as the in-process bridge
+STOP_GRACE_S = 30.0  # after Stop, the job may take this long to save before it is ended
+END_GRACE_S = 30.0  # after its output closed, the launcher may take this long to exit
+
+
+class RunOptions(QObject):
+    """How the window's next runs are started (per window, for the session; not saved).
+
+    `processes`: 1 trains in the window's process with every live view; more runs a
+    distributed job. `gpus`: the CUDA devices torch sees, None until torch was loaded
+    (on a worker thread: the window starts without torch).
+    """
+
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("runOptions")
+        self.processes = 1
+        self.gpus: int | None = None
+
+    def set_processes(self, count: int) -> None:
+        count = max(1, int(count))
+        if count != self.processes:
+            self.processes = count
+            self.changed.emit()
+
+    def note_gpus(self, count: int | None) -> None:
+        if count is not None and count != self.gpus:
+            self.gpus = count
+            self.changed.emit()
+
+
+def run_options(document: QObject) -> RunOptions:
+    """The run options of the window editing `document` (created on first use)."""
+    options = document.findChild(RunOptions, "runOptions")
+    return options if options is not None else RunOptions(document)
+
+
+def cpu_process_limit() -> int:
+    """The most CPU processes a run may have: one per core (the command line's rule)."""
+    return max(2, os.cpu_count() or 1)
+
+
+def process_kind(device: str, gpus: int | None) -> tuple[str, int]:
+    """(label, maximum) of the processes setting for a device setting: one process per
+    GPU when the ranks will train on CUDA (`cuda…`, or `auto` where torch sees a GPU),
+    else CPU processes, one per core."""
+    name = (device or "auto").lower()
+    if name.startswith("cuda") or (name == "auto" and gpus):
+        return "GPUs", max(1, gpus) if gpus is not None else cpu_process_limit()
+    return "Processes", cpu_process_limit()
+
+
+def absolute_sources(project: Any) -> None:
+    """Make the data source's relative paths absolute (they are relative to the project's
+    folder, and the copy the job trains is saved elsewhere)."""
+    source = (project.data or {}).get("source")
+    if not isinstance(source, dict):
+        return
+    base = Path(project.path).parent if project.path is not None else Path.cwd()
+    for key in SOURCE_KINDS.get(str(source.get("kind")), ()):
+        value = source.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            source[key] = str((base / value).resolve())
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _job_message(stderr_line: str) -> str:
+    """The job's last stderr line without the command line's own prefixes."""
+    return stderr_line.strip().removeprefix("cnnstudio: ").removeprefix("training failed: ")
+
+
+class _JobControl:
+    """Takes the Trainer's place in RunControls: Stop → the job's stop file (the ranks
+    stop together and save); if the job has not ended `STOP_GRACE_S` later, it is ended."""
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+        self.timer: threading.Timer | None = None
+
+    def request_stop(self) -> None:
+        self.job.stop()
+        if self.timer is None:
+            self.timer = threading.Timer(STOP_GRACE_S, self.job.abort)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def pause(self) -> None:
+        """Not offered for a distributed run (the controller says so)."""
+
+    def resume(self) -> None:
+        """Nothing was paused."""
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class _Refused(Exception):
+    """The run cannot start; `str()` is the one-line reason."""
+
+
+class DistributedTrainingWorker(TrainingWorker):
+    """Trains `project` in `processes` child processes; emits what `TrainingWorker` does
+    (`run_started` with the first batch, `batches_done`, `epoch_finished`, and one
+    `snapshot_taken` from the saved weights before `run_finished`)."""
+
+    def __init__(self, project: Any, controls: Any, token: int, *, processes: int,
+                 resume: bool = True, epochs: int | None = None) -> None:
+        super().__init__(project, controls, token, resume=resume, epochs=epochs)
+        self.processes = processes
+        self.job: Any = None  # the running DistributedJob
+        self._context: dict[str, Any] = {}
+        self._started = False
+        self._samples: tuple[Any, Any, bool] | None = None  # dataset, indices, normalize
+        self._pending: list[tuple[int, float, float]] = []
+        self._progress_info: dict[str, Any] = {}
+        self._last_flush = 0.0
+
+    def _failed(self, message: str) -> dict[str, Any]:
+        return {"token": self.token, "status": "failed", "changed": False, "message": message}
+
+    def _train(self) -> dict[str, Any]:
+        try:
+            self.loading.emit("Starting PyTorch", 0, 0)
+            prepare_torch()
+            with tempfile.TemporaryDirectory(prefix="cnnstudio-run-") as folder:
+                return self._run(Path(folder) / "training.cnnproj")
+        except _Refused as err:
+            return self._failed(str(err))
+        except Exception as err:  # a bug or a system failure: say it, keep the app alive
+            return self._failed(f"training could not run: {type(err).__name__}: {err}")
+
+    def _run(self, path: Path) -> dict[str, Any]:
+        from cnnstudio.train.distributed_launch import launch
+
+        unit = self._prepare(path)
+        if self.controls.stop_requested:  # while the data loaded: nothing to start
+            return {"token": self.token, "status": "stopped", "changed": False,
+                    "message": "stopped before training started"}
+        self.loading.emit(f"Starting {self.processes} {unit}", 0, 0)
+        job = self.job = launch(path, self.processes, epochs=self.epochs, batch_events=0.0)
+        control = _JobControl(job)
+        self.controls.attach(control)  # from now on Stop reaches the job
+        try:
+            end = self._follow(job)
+            try:
+                code = job.wait(timeout=END_GRACE_S)
+            except subprocess.TimeoutExpired:
+                job.abort()
+                code = job.wait(timeout=END_GRACE_S)
+        finally:
+            control.cancel()
+            if job.process.poll() is None:  # an error on this side: leave nothing running
+                job.abort()
+                job.wait(timeout=END_GRACE_S)
+        return self._outcome(path, end, code, job.error)
+
+    def _prepare(self, path: Path) -> str:
+        """Check what every rank would fail on (said once, and before any process
+        starts), load the samples the views show, save the copy the job trains to `path`.
+        Returns the unit ("processes" or "GPUs"); raises _Refused."""
+        from cnnstudio.project import ProjectError, fill_data, fill_training
+        from cnnstudio.train.api import load_project_data
+        from cnnstudio.train.distributed import DistError, rank_device
+        from cnnstudio.ui.training.bridge import samples_context
+
+        project, n = self.project, self.processes
+        try:
+            settings = fill_training(project.training)
+            device = rank_device(settings["device"], n - 1)
+            if device.type == "cpu" and n > cpu_process_limit():
+                raise DistError(f"{n} processes are more than this machine has CPU cores"
+                                f" ({os.cpu_count()}): each process needs one")
+            data = fill_data(project.data)
+            dataset = load_project_data(project, self._progress)  # the ranks read its cache
+        except Exception as err:  # DistError, DataError, BuildError, FormatError
+            raise _Refused(_first_line(err)) from None
+        context, index = samples_context(dataset, data["normalize"])
+        self._samples = (dataset, index, data["normalize"])
+        last = project.runs[-1] if project.runs else None
+        resuming = (self.resume and isinstance(last, dict) and last.get("status") == "stopped"
+                    and RESUME_ATTACHMENT in project.attachments)
+        unit = "GPUs" if device.type == "cuda" else "processes"
+        context.update({"token": self.token, "device": f"{device.type} × {n} {unit}",
+                        "threads": None, "epochs": self.epochs or settings["epochs"],
+                        "batch_size": settings["batch_size"] * n,  # every rank's batch
+                        "amp": False, "processes": n,
+                        "records": list(last.get("epochs") or []) if resuming else []})
+        self._context = context
+        if not self.resume:
+            project.attachments.pop(RESUME_ATTACHMENT, None)  # "New run": no resume state
+        absolute_sources(project)
+        try:
+            write_project(project, path, backup=False)
+        except ProjectError as err:
+            raise _Refused(str(err)) from None
+        return unit
+
+    # ---- the job's lines → the signals the views know ---------------------------------
+
+    def _follow(self, job: Any) -> dict[str, Any] | None:
+        """Turn the job's lines into signals until its output ends; its end line."""
+        end = None
+        for event in job.events():
+            kind = event.get("event")
+            if kind == "batch":
+                self._batch(event)
+            elif kind == "epoch":
+                self._epoch(event)
+            elif kind == "end":
+                end = event
+        self._flush()
+        return end
+
+    def _start_views(self, batches: int) -> None:
+        """The run context goes out with the first line: only then is the number of
+        batches per epoch known (each rank has its share of the data)."""
+        if not self._started:
+            self._started = True
+            self._context["batches"] = batches
+            self.run_started.emit(self._context)
+            self._last_flush = time.perf_counter()
+
+    def _batch(self, event: dict[str, Any]) -> None:
+        epoch, batch, batches = int(event["epoch"]), int(event["batch"]), int(event["batches"])
+        self._start_views(batches)
+        loss, lr = event.get("loss"), event.get("lr")  # None: NaN or infinite
+        self._pending.append(((epoch - 1) * batches + batch,
+                              np.nan if loss is None else float(loss),
+                              np.nan if lr is None else float(lr)))
+        self._progress_info = {"epoch": epoch, "batch": batch, "batches": batches,
+                               "images_per_second": event.get("images_per_second") or 0.0,
+                               "samples_seen": event.get("samples_seen")}
+        # An epoch's last batch is sent at once: validation comes before the next line.
+        if time.perf_counter() - self._last_flush >= BATCH_INTERVAL or batch == batches:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._last_flush = time.perf_counter()
+        if not self._pending:
+            return
+        steps, losses, lrs = zip(*self._pending, strict=True)
+        self._pending = []
+        self.batches_done.emit({"token": self.token, "steps": np.asarray(steps, np.int64),
+                                "losses": np.asarray(losses, np.float64),
+                                "lrs": np.asarray(lrs, np.float64), **self._progress_info})
+
+    def _epoch(self, event: dict[str, Any]) -> None:
+        from cnnstudio.train.record import epoch_entry
+
+        self._flush()
+        self._start_views(int(self._progress_info.get("batches") or 1))
+        record = epoch_entry(event)
+        record["train_accuracy"] = None  # counted by the in-process bridge only
+        self.epoch_finished.emit({"token": self.token, "record": record, "per_class": {},
+                                  "confusion": None, "state": None})
+
+    # ---- the end ---------------------------------------------------------------------
+
+    def _outcome(self, path: Path, end: dict[str, Any] | None, code: int,
+                 error: str) -> dict[str, Any]:
+        """The outcome `run_finished` carries, from the end line and the saved file."""
+        if end is None:  # it ended before it could say how: its last stderr line says why
+            return self._failed(_job_message(error) or f"the training processes ended"
+                                f" without a result (exit status {code})")
+        status, message = str(end.get("status")), str(end.get("message") or "")
+        outcome: dict[str, Any] = {"token": self.token, "status": status, "message": message,
+                                   "device": end.get("device"), "processes": self.processes,
+                                   "best_epoch": end.get("best_epoch"), "changed": False}
+        if not end.get("saved"):
+            return outcome
+        saved = read_project(path)
+        project = self.project
+        weights = saved.weights  # what the engine kept (its rule after a failure too)
+        outcome.update({"weights": weights, "runs": saved.runs,
+                        "resume": saved.attachments.get(RESUME_ATTACHMENT),
+                        "changed": saved.runs != project.runs or weights != project.weights})
+        if weights is not None and weights != project.weights:
+            self._final_snapshot(weights)
+        return outcome
+
+    def _final_snapshot(self, weights: bytes) -> None:
+        """Filters and feature maps of the watched layers, from the weights the run saved
+        (what the in-process bridge sends as the run ends)."""
+        from cnnstudio.nn import build_module, load_weights
+        from cnnstudio.nn.inspect import layer_filters, node_activation
+
+        controls = self.controls
+        if self._samples is None:
+            return
+        dataset, index, normalize = self._samples
+        snap: dict[str, Any] = {"token": self.token, "sample": controls.sample_index}
+        try:
+            module = build_module(self.project.graph)
+            load_weights(module, weights)
+            module.eval()
+            if controls.filter_node:
+                snap["filter_node"] = controls.filter_node
+                snap["filters"] = layer_filters(module, controls.filter_node)
+            if controls.activation_node and len(index):
+                i = index[min(max(0, snap["sample"]), len(index) - 1)]
+                xb = dataset.batch_to_float(dataset.x[i][None], normalize)
+                snap["activation_node"] = controls.activation_node
+                snap["activation"] = node_activation(module, controls.activation_node,
+                                                     xb)[0].numpy()
+        except KeyError:
+            snap["missing"] = True  # a node the trained model does not have (added since)
+        except Exception as err:  # a view's trouble must never fail the run
+            snap["error"] = f"{type(err).__name__}: {err}"
+        self.snapshot_taken.emit(snap)

@@ -1,0 +1,218 @@
+"""Training in several processes from the window: the processes option, a real 2-process
+run that fills the live views, Stop, and failures that leave the app usable.
+
+Each real run starts `cnnstudio train --nproc 2` as a child process group (3 imports of
+torch): 8-15 s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QPushButton, QSpinBox, QWidget
+
+from cnnstudio.nn import read_weights
+from cnnstudio.project import Project
+from cnnstudio.train import distributed_launch
+from cnnstudio.ui.training.distributed_worker import (
+    absolute_sources,
+    process_kind,
+    run_options,
+)
+
+RUN_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def ui(window, tmp_path, monkeypatch):
+    """The training UI on digits-lenet set for short runs in 2 processes; temporary files
+    go to a folder of the test's own (checked empty afterwards), launched jobs are kept."""
+    monkeypatch.setenv("CNNSTUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    jobs = []
+    real_launch = distributed_launch.launch
+
+    def launch(*args, **kwargs):
+        jobs.append(real_launch(*args, **kwargs))
+        return jobs[-1]
+
+    monkeypatch.setattr(distributed_launch, "launch", launch)
+    window.project.training.update({"epochs": 2, "max_batches_per_epoch": 5, "batch_size": 16,
+                                    "device": "cpu"})
+    training = window.training
+    training.settings.reload()
+    training.jobs, training.temp = jobs, temp
+    _spin(window).setValue(2)
+    return training
+
+
+def _spin(window) -> QSpinBox:
+    spin = window.findChild(QSpinBox, "processesSpin")
+    assert spin is not None
+    return spin
+
+
+def _press(qtbot, window, name: str) -> None:
+    button = window.findChild(QPushButton, name)
+    assert button is not None, name
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def _wait_end(qtbot, ui) -> None:
+    qtbot.waitUntil(lambda: not ui.controller.running, timeout=RUN_TIMEOUT_MS)
+
+
+def _processes_of(job) -> list[int]:
+    """Live processes of a job: the launcher and its ranks all carry its folder in their
+    environment (the ranks are in sessions of their own, so no process group holds them)."""
+    if not Path("/proc").is_dir():
+        pytest.skip("looks for processes in /proc")
+    marker = f"{distributed_launch.OUTCOME_DIR_VAR}={job.folder}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                status = (entry / "status").read_text()
+                if "\nState:\tZ" not in status:  # a zombie has ended
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+# ---- the option ----------------------------------------------------------------------
+
+
+def test_processes_is_a_session_option_labelled_for_the_device(window, qtbot):
+    spin = _spin(window)
+    label = window.training.settings.processes_label
+    assert isinstance(label, QLabel) and label.text() == "Processes"
+    assert spin.value() == 1 and spin.minimum() == 1
+    assert spin.maximum() == max(2, os.cpu_count() or 1)
+    spin.setValue(2)
+    options = run_options(window.document)
+    assert options.processes == 2
+    assert "processes" not in window.project.training  # not a project setting
+    assert window.undo_stack.count() == 0 and not window.isWindowModified()
+    assert window.training.settings.edit("training", ("device",), "cuda", "device")
+    assert label.text() == "GPUs"
+    options.note_gpus(1)  # torch has looked: one GPU, so at most one process per run
+    assert spin.maximum() == 1 and spin.value() == 1 and options.processes == 1
+    window.undo_stack.undo()  # device auto: GPUs where torch sees one
+    assert label.text() == "GPUs" and spin.maximum() == 1
+    options.note_gpus(0)
+    assert label.text() == "Processes" and spin.maximum() == max(2, os.cpu_count() or 1)
+    spin.setValue(2)
+    window.new_project("digits-lenet")  # the option belongs to the window, not the project
+    assert run_options(window.document) is options and spin.value() == 2
+
+
+def test_process_kind_and_absolute_sources(tmp_path):
+    cores = max(2, os.cpu_count() or 1)
+    assert process_kind("cpu", 4) == ("Processes", cores)
+    assert process_kind("auto", 0) == ("Processes", cores)
+    assert process_kind("auto", None) == ("Processes", cores)  # torch not loaded yet
+    assert process_kind("auto", 3) == ("GPUs", 3)
+    assert process_kind("cuda:1", 2) == ("GPUs", 2)
+    assert process_kind("cuda", None) == ("GPUs", cores)
+    project = Project(data={"source": {"kind": "folder", "path": "images"}},
+                      path=tmp_path / "p.cnnproj")
+    absolute_sources(project)
+    assert project.data["source"]["path"] == str((tmp_path / "images").resolve())
+    unsaved = Project(data={"source": {"kind": "idx", "images": "/abs/x", "labels": "y"}})
+    absolute_sources(unsaved)
+    assert unsaved.data["source"] == {"kind": "idx", "images": "/abs/x",
+                                      "labels": str(Path.cwd() / "y")}
+
+
+# ---- real runs -------------------------------------------------------------------------
+
+
+def test_a_two_process_run_streams_curves_and_saves_the_run(window, ui, qtbot, errors):
+    epochs_seen = []
+    ui.controller.epoch_added.connect(lambda e: epochs_seen.append(e["record"]["epoch"]))
+    _press(qtbot, window, "trainButton")
+    assert ui.controller.running
+    _wait_end(qtbot, ui)
+    assert not errors, errors
+    assert epochs_seen == [1, 2]  # each epoch's record arrived as it ended
+    run = window.project.runs[-1]
+    assert run["status"] == "completed" and len(run["epochs"]) == 2
+    assert run["distributed"]["world_size"] == 2 and run["distributed"]["global_batch_size"] == 32
+    assert window.project.weights is not None and not window.undo_stack.isClean()
+    loss = ui.curves.curve_data(window.findChild(QWidget, "lossPlot"))
+    x, values = loss["train (batch)"]
+    assert len(values) == 10 and np.all(np.isfinite(values))  # every batch of rank 0
+    assert np.allclose(x, np.arange(1, 11) / 5)  # in epochs: 5 batches each
+    assert list(loss["validation"][0]) == [1.0, 2.0]
+    accuracy = ui.curves.curve_data(window.findChild(QWidget, "accuracyPlot"))
+    assert len(accuracy["validation"][1]) == 2
+    # Filters come from the weights the run saved, once it has ended.
+    filters = window.findChild(QWidget, "filterView")
+    saved = read_weights(window.project.weights)["conv1.weight"][0, 0].numpy()
+    assert filters.tile_count == 16 and np.allclose(filters.image[:3, :3], saved)
+    matrix = window.findChild(QWidget, "confusionMatrix").matrix
+    assert matrix.shape == (10, 10) and matrix.sum() == len(ui.controller.live.context["y"])
+    assert "2 processes" in ui.controls.device.text()
+    assert ui.controls.progress.format().startswith("Completed")
+    assert any("training in 2 processes" in line for line in ui.log.lines())
+    [job] = ui.jobs
+    assert not _processes_of(job) and not list(ui.temp.glob("cnnstudio-*"))  # nothing left behind
+
+
+def test_stop_ends_every_process_and_keeps_the_weights(window, ui, qtbot, errors):
+    window.project.training.update({"epochs": 200, "max_batches_per_epoch": None})
+    _press(qtbot, window, "trainButton")
+    qtbot.waitUntil(lambda: len(ui.controller.live.epochs) >= 1, timeout=RUN_TIMEOUT_MS)
+    [job] = ui.jobs
+    assert len(_processes_of(job)) >= 3  # the launcher and 2 ranks
+    pause = window.findChild(QPushButton, "pauseButton")
+    assert not pause.isEnabled() and "not available" in pause.toolTip()  # not offered
+    window.training.toggle_pause()  # the menu's Pause (Ctrl+Shift+P): says so, runs on
+    assert ui.controller.state == "running"
+    assert not pause.isChecked()
+    assert any("Pause is not available" in line for line in ui.log.lines())
+    _press(qtbot, window, "stopButton")
+    _wait_end(qtbot, ui)
+    assert not errors, errors
+    run = window.project.runs[-1]
+    assert run["status"] == "stopped" and 1 <= len(run["epochs"]) < 200
+    assert window.project.weights is not None
+    assert window.findChild(QPushButton, "trainButton").text() == "Resume"
+    assert not _processes_of(job) and not list(ui.temp.glob("cnnstudio-*"))
+
+
+def test_unreadable_data_fails_at_once_with_one_line(window, ui, qtbot, errors, tmp_path):
+    window.project.data = {"source": {"kind": "folder", "path": str(tmp_path / "missing")}}
+    _press(qtbot, window, "trainButton")
+    _wait_end(qtbot, ui)
+    assert len(errors) == 1 and errors[0].startswith("Training failed: ")
+    assert "missing" in errors[0] and "\n" not in errors[0]
+    assert not ui.jobs and not window.project.runs  # no job was started, nothing changed
+    assert window.findChild(QPushButton, "trainButton").isEnabled()  # the app goes on
+
+
+def test_a_failing_job_reports_its_message_and_the_app_goes_on(window, ui, qtbot, errors):
+    window.project.training["optimizer"] = {"name": "SGD", "lr": 1e6}
+    _press(qtbot, window, "trainButton")
+    _wait_end(qtbot, ui)
+    assert len(ui.jobs) == 1 and errors and errors[-1].startswith("Training failed: ")
+    assert "NaN" in errors[-1] or "infinite" in errors[-1]
+    assert window.project.weights is None  # nothing better than the start was learned
+    assert not _processes_of(ui.jobs[0]) and not list(ui.temp.glob("cnnstudio-*"))
+    errors.clear()
+    window.project.training["optimizer"] = {"name": "SGD", "lr": 0.05}
+    _spin(window).setValue(1)  # the same window trains in its own process again
+    _press(qtbot, window, "trainButton")
+    _wait_end(qtbot, ui)
+    assert not errors and window.project.runs[-1]["status"] == "completed"
+    assert "distributed" not in window.project.runs[-1] and len(ui.jobs) == 1
