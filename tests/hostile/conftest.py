@@ -64,12 +64,6 @@ def window(qtbot):
     win = MainWindow()
     qtbot.addWidget(win)
     win.confirm_unsaved = False
-    # Workaround (reported; test_gui_input has the xfail repro): opening a trained project
-    # starts the training panel's background sample loader, and a process that exits while
-    # one runs aborts. That panel is not what this suite tests: keep it from loading.
-    controller = getattr(getattr(win, "training", None), "controller", None)
-    if controller is not None and hasattr(controller, "load_samples"):
-        controller.load_samples = lambda: False
     win.new_project("digits-lenet")
     yield win
     for box in win.findChildren(QMessageBox):

@@ -283,12 +283,23 @@ from cnnstudio.ui import MainWindow
 window = MainWindow()
 window.confirm_unsaved = False
 window.open_project(sys.argv[1])
-window.close()
+if sys.argv[2] == "train":  # a run going (loading data, or training) as the script ends
+    import time
+    window.project.training["epochs"] = 10_000  # still training when the script ends
+    window.training.train()
+    end = time.monotonic() + float(sys.argv[3])
+    while time.monotonic() < end:
+        app.processEvents()
+if sys.argv[2] == "close":
+    window.close()
+# else the script just ends: teardown meets the sample loader (or run) still going
 """
 
 
+@pytest.mark.parametrize("ending,seconds", [("close", 0), ("end", 0), ("train", 0.5),
+                                            ("train", 6.0)])
 def test_quitting_right_after_opening_a_trained_project_exits_cleanly(
-        tmp_path, isolated_user_dirs) -> None:
+        tmp_path, isolated_user_dirs, ending, seconds) -> None:
     import subprocess
     import sys
 
@@ -300,8 +311,9 @@ def test_quitting_right_after_opening_a_trained_project_exits_cleanly(
     write_project(template_project("xo", weights=True), path)
     env = cli_env(CNNSTUDIO_SETTINGS_DIR=str(isolated_user_dirs / "settings"),
                   CNNSTUDIO_DATA_DIR=str(isolated_user_dirs / "data"))
-    result = subprocess.run([sys.executable, "-c", EXIT_SOON, str(path)], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", EXIT_SOON, str(path), ending,
+                             str(seconds)], env=env, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr[-500:]
 
 

@@ -11,8 +11,11 @@ outcome is dropped and the log says so.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
 import sys
+import weakref
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -33,7 +36,26 @@ from cnnstudio.ui.training.worker import (
 )
 
 RUN_SWITCH_INTERVAL = 0.001  # seconds; see start()
+EXIT_WAIT_MS = 60_000  # at interpreter exit, how long a training or sample load may take
 _orphans: list[tuple[QThread, QObject]] = []  # threads that outlived a shutdown wait
+_controllers: weakref.WeakSet[TrainingController] = weakref.WeakSet()
+
+
+@atexit.register
+def _wait_for_threads_at_exit() -> None:
+    """Qt aborts the process when a QThread is destroyed while it runs — which is what
+    interpreter teardown does to a sample load or a run still going when a script (or a
+    test) ends without closing its window. Stop the runs and wait for every thread
+    first. (Closing a window does this already, in `shutdown`.)"""
+    threads: list[QThread] = [thread for thread, _ in _orphans]
+    for controller in list(_controllers):
+        controller.controls.request_stop()
+        for pair in (controller._loader, (controller._thread, controller._worker)):
+            if pair is not None and pair[0] is not None:
+                threads.append(pair[0])
+    for thread in threads:
+        with contextlib.suppress(RuntimeError):  # its C++ object is already gone
+            thread.wait(EXIT_WAIT_MS)
 
 
 def training_copy(project: Project) -> Project:
@@ -82,6 +104,7 @@ class TrainingController(QObject):
         self._switch_interval: float | None = None
         self._loader: tuple[QThread, SamplesWorker] | None = None
         document.project_replaced.connect(self._project_replaced)
+        _controllers.add(self)
 
     # ---- state -----------------------------------------------------------------------
 
