@@ -82,15 +82,14 @@ class _TrainAccuracy:
 
     def __init__(self, trainer: Trainer) -> None:
         loss, module = trainer.loss, trainer.module
-        self.correct: torch.Tensor | None = None
+        self.hits: list[torch.Tensor] = []  # per batch; summed once, at the epoch's end
         self.total = 0
 
         def counted(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             value = loss.fn(z, y)
             if module.training:  # validation calls the loss too, in eval mode
                 with torch.no_grad():
-                    hits = (loss.predict(z.detach()) == y).sum()
-                self.correct = hits if self.correct is None else self.correct + hits
+                    self.hits.append((loss.predict(z.detach()) == y).sum())
                 self.total += y.numel()
             return value
 
@@ -98,10 +97,10 @@ class _TrainAccuracy:
 
     def take(self) -> float | None:
         """The accuracy since the last call (None without batches); starts afresh."""
-        if self.correct is None or not self.total:
+        if not self.hits or not self.total:
             return None
-        value = float(self.correct) / self.total
-        self.correct, self.total = None, 0
+        value = float(torch.stack(self.hits).sum()) / self.total
+        self.hits, self.total = [], 0
         return value
 
 
@@ -109,7 +108,7 @@ class LiveBridge(Callback):
     """Feeds the live views of one run."""
 
     def __init__(self, sink: Sink, controls: RunControls, token: int, *,
-                 interval: float = 0.05, snapshot_interval: float = 1.0) -> None:
+                 interval: float = 0.1, snapshot_interval: float = 1.0) -> None:
         self.sink, self.controls, self.token = sink, controls, token
         self.interval, self.snapshot_interval = interval, snapshot_interval
         self._steps: list[int] = []

@@ -33,7 +33,7 @@ from cnnstudio.project import read_project, write_project
 from cnnstudio.project.settings import SOURCE_KINDS
 from cnnstudio.ui.training.worker import RESUME_ATTACHMENT, TrainingWorker, prepare_torch
 
-BATCH_INTERVAL = 0.05  # seconds between `batches_done` signals, as the in-process bridge
+BATCH_INTERVAL = 0.1  # seconds between `batches_done` signals, as the in-process bridge
 STOP_GRACE_S = 30.0  # after Stop, the job may take this long to save before it is ended
 END_GRACE_S = 30.0  # after its output closed, the launcher may take this long to exit
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QTabWidget, QVBoxLayout, QWidget
 
@@ -37,7 +37,10 @@ if TYPE_CHECKING:
     from cnnstudio.ui.main_window import MainWindow
 
 REFRESH_MS = 100  # 10 Hz: smooth enough to the eye, a small share of the GUI thread
-DRAW_SHARE = 0.05  # at most this share of the wall time goes to redrawing live views
+# At most this share of the wall time goes to redrawing live views. Drawing is Python
+# (pyqtgraph) holding the GIL the training thread needs between its torch operations, so
+# this share comes straight off a small model's throughput (bench_gui_training.py).
+DRAW_SHARE = 0.05
 PROGRESS_S = 0.25  # the progress bar's text changes at most this often
 CONV_TYPES = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d")
 
@@ -308,6 +311,9 @@ class TrainingUI(QObject):
                 self._next_job = index + 1
                 for widget in widgets:  # paint now, to know what a redraw costs
                     if widget.isVisible():
+                        # The scene's changes are queued calls; deliver them first, so
+                        # this paint is the only one (else Qt paints again after it).
+                        QCoreApplication.sendPostedEvents(widget.scene(), 0)
                         widget.viewport().repaint()
                 break
         cost = time.perf_counter() - now
