@@ -2,7 +2,7 @@
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tests/ui/screenshot_training.py \
         /tmp/training.png [--template digits-lenet] [--tab Curves] [--epochs 3] \
-        [--select conv1] [--dialog predict|kernel|samples|settings]
+        [--select conv1] [--dialog predict|kernel|samples|settings] [--processes 2]
 
 Opens the window at 1280×800, starts training, waits until `--epochs` epochs are done,
 selects a node, shows a tab of the Training dock (or a dialog) and saves `grab()`s while
@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=3, help="epochs done before the shot")
     parser.add_argument("--select", default="conv1")
     parser.add_argument("--dialog", choices=("predict", "kernel", "samples", "settings"))
+    parser.add_argument("--processes", type=int, default=1, help="more: a distributed run")
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="cnnstudio-shot-")
     os.environ["CNNSTUDIO_SETTINGS_DIR"] = os.path.join(scratch, "settings")
@@ -46,6 +47,10 @@ def main() -> int:
     window.resize(1280, 800)
     window.show()
     ui = window.training
+    if args.processes > 1:
+        from cnnstudio.ui.training.distributed_worker import run_options
+
+        run_options(window.document).set_processes(args.processes)
 
     def pump(seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -240,7 +240,8 @@ class TrainingUI(QObject):
         device = str(context.get("device", "?"))
         where = f"{device} · {threads} thread{'s' if threads != 1 else ''}" \
             if device == "cpu" and threads else device
-        self.controls.device.setText(f"device: {where}")
+        self.controls.device.setText(where)  # short: the progress text needs the room
+        self.controls.device.setToolTip(f"This run trains on {where}")
         if hasattr(self.window, "status"):
             self.window.status.set_device(where)
         self.curves.clear()
