@@ -35,6 +35,7 @@ from cnnstudio.nn import (
 from cnnstudio.project import Project, fill_data, fill_training
 from cnnstudio.project.weights import NORMALIZATION_KEY, RESUME_MEMBER, stored_normalization
 from cnnstudio.train.callbacks import Callback
+from cnnstudio.train.checkpoint import KEPT_START
 from cnnstudio.train.losses import LogitsTap, final_activation
 from cnnstudio.train.record import FAILED, STOPPED, RunResult, now_iso, run_record
 from cnnstudio.train.resume import ResumeError, ResumeState
@@ -165,6 +166,10 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
     if trainer is None:
         trainer = Trainer(module, dataset, settings, **trainer_kwargs)
     result = trainer.fit()
+    if project.weights is None and result.message.endswith(KEPT_START):
+        # The trainer cannot tell a project's weights from a fresh init: say what it means.
+        result.message = (result.message.removesuffix(KEPT_START)
+                          + "no weights are kept (the project had none before this run)")
     if notes:
         result.message = "; ".join(filter(None, [result.message, *notes]))
     _write_back(project, module, result, resumed=state is not None, started=started,

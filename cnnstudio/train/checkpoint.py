@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from cnnstudio.train.trainer import Trainer
 
 
+KEPT_START = "the weights from before this run are kept"  # `train_project` may reword it
+
+
 class Checkpointing:
     """Trainer methods about outcomes; they read and set the Trainer's run state."""
 
@@ -38,7 +41,7 @@ class Checkpointing:
             self._kept = None
             if self._start_state is not None:
                 self.module.load_state_dict(self._start_state)
-            return message + "the weights from before this run are kept"
+            return message + KEPT_START
         self.module.load_state_dict(self._kept)
         last = self.records[-1]["epoch"] if self.records else epoch
         best = ", the best so far," if epoch != last else ""

@@ -179,7 +179,7 @@ def rank_device(device_name: str | None, local_rank: int) -> torch.device:
     name = (device_name or "auto").lower()
     if name == "mps":
         raise DistError("distributed training runs on CPUs or CUDA GPUs, not on MPS"
-                        " (set the device to cpu)")
+                        " (set the device to cpu, or --device cpu)")
     wants_cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
     if not wants_cuda:
         if name not in ("auto", "cpu"):
@@ -188,11 +188,11 @@ def rank_device(device_name: str | None, local_rank: int) -> torch.device:
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
         raise DistError(f"device {name!r} was asked for, but CUDA is not available on this"
-                        " machine (set the device to cpu)")
+                        " machine (set the device to cpu, or --device cpu)")
     if local_rank >= count:
         raise DistError(f"process {local_rank} of this machine needs GPU {local_rank}, but"
                         f" CUDA sees {count} GPU(s): start at most {count} process(es) per"
-                        " machine, or set the device to cpu")
+                        " machine, or set the device to cpu (--device cpu)")
     return torch.device("cuda", local_rank)
 
 

@@ -136,7 +136,8 @@ def test_a_run_that_fails_at_its_first_batch_is_recorded(project_path, capsys, m
     [run] = project.runs
     assert run["status"] == "failed" and run["epochs"] == []
     assert run["message"].startswith("the loss became NaN at epoch 1, batch 1")
-    assert run["message"].endswith("the weights from before this run are kept")
+    assert run["message"].endswith("no weights are kept (the project had none before this"
+                                   " run)")
     assert project.weights is None  # it had none; a random init is not kept
     if json_lines:
         end = json.loads(out.splitlines()[-1])

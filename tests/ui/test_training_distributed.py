@@ -8,6 +8,7 @@ torch): 8-15 s on a 2-core machine.
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -19,11 +20,16 @@ from PySide6.QtWidgets import QLabel, QPushButton, QSpinBox, QWidget
 from cnnstudio.nn import read_weights
 from cnnstudio.project import Project
 from cnnstudio.train import distributed_launch
+from cnnstudio.ui.training import distributed_worker
 from cnnstudio.ui.training.distributed_worker import (
+    _end,
+    _resumes_in,
     absolute_sources,
     process_kind,
     run_options,
 )
+from cnnstudio.ui.training.panel import PAUSE_TIP
+from cnnstudio.ui.training.worker import RESUME_ATTACHMENT
 
 RUN_TIMEOUT_MS = 120_000
 
@@ -189,6 +195,59 @@ def test_stop_ends_every_process_and_keeps_the_weights(window, ui, qtbot, errors
     assert window.project.weights is not None
     assert window.findChild(QPushButton, "trainButton").text() == "Resume"
     assert not _processes_of(job) and not list(ui.temp.glob("cnnstudio-*"))
+    assert pause.toolTip() == PAUSE_TIP  # idle again: the usual tip for the next runs
+    # The stored stop position counts 2 ranks' batches: only 2 processes continue it (the
+    # views show its earlier epochs only then; otherwise the engine starts afresh).
+    resume = window.project.attachments[RESUME_ATTACHMENT]
+    assert _resumes_in(resume, 2) and not _resumes_in(resume, 1)
+    assert not _resumes_in(None, 2) and not _resumes_in(b"not a resume state", 2)
+
+
+def test_closing_the_window_ends_a_job_that_does_not_stop(window, ui, qtbot, monkeypatch):
+    window.project.training.update({"epochs": 200, "max_batches_per_epoch": None})
+    _press(qtbot, window, "trainButton")
+    qtbot.waitUntil(lambda: len(ui.controller.live.step) > 0, timeout=RUN_TIMEOUT_MS)
+    [job] = ui.jobs
+    monkeypatch.setattr(job, "stop", lambda: None)  # a job deaf to the stop file
+    assert ui.controller.shutdown(timeout_s=3)  # waits 3 s, then ends the processes
+    outcome = ui.controller.last_outcome
+    assert outcome["status"] == "failed" and "ended at once" in outcome["message"]
+    assert not _processes_of(job) and not list(ui.temp.glob("cnnstudio-*"))
+
+
+class _DeafJob:
+    """A launcher that outlives its grace periods until it is killed."""
+
+    def __init__(self, survives: int) -> None:
+        self.calls: list[str] = []
+        self.survives = survives
+        self.process = self
+
+    def abort(self) -> None:
+        self.calls.append("terminate")
+
+    def kill(self) -> None:
+        self.calls.append("kill")
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.calls.append("wait")
+        if self.survives > 0 and timeout is not None:
+            self.survives -= 1
+            raise subprocess.TimeoutExpired("launcher", timeout)
+        return -9 if "kill" in self.calls else 0
+
+
+def test_a_launcher_is_terminated_then_killed_when_it_does_not_end(monkeypatch):
+    monkeypatch.setattr(distributed_worker, "END_GRACE_S", 0.01)
+    job = _DeafJob(survives=0)
+    assert _end(job) == 0 and job.calls == ["wait"]
+    job = _DeafJob(survives=1)
+    assert _end(job) == 0 and job.calls == ["wait", "terminate", "wait"]
+    job = _DeafJob(survives=2)
+    assert _end(job) == -9 and job.calls == ["wait", "terminate", "wait", "kill", "wait"]
+    job = _DeafJob(survives=1)
+    assert _end(job, terminate=True) == -9 and job.calls == ["terminate", "wait", "kill",
+                                                               "wait"]
 
 
 def test_unreadable_data_fails_at_once_with_one_line(window, ui, qtbot, errors, tmp_path):

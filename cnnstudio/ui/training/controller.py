@@ -217,7 +217,11 @@ class TrainingController(QObject):
         if thread is None or worker is None:
             return True
         self.stop()
-        if not thread.wait(int(timeout_s * 1000)):
+        finished = thread.wait(int(timeout_s * 1000))
+        if not finished and isinstance(worker, DistributedTrainingWorker):
+            worker.abort_job()  # the window goes: its child processes must not outlive it
+            finished = thread.wait(int(timeout_s * 1000))
+        if not finished:
             _orphans.append((thread, worker))  # never destroy a running QThread
             return False
         if worker.outcome is not None:

@@ -18,10 +18,10 @@ field for it. torch is imported on the worker thread only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,7 @@ from cnnstudio.project.settings import SOURCE_KINDS
 from cnnstudio.ui.training.worker import RESUME_ATTACHMENT, TrainingWorker, prepare_torch
 
 BATCH_INTERVAL = 0.1  # seconds between `batches_done` signals, as the in-process bridge
-STOP_GRACE_S = 30.0  # after Stop, the job may take this long to save before it is ended
-END_GRACE_S = 30.0  # after its output closed, the launcher may take this long to exit
+END_GRACE_S = 30.0  # after its output closed (or SIGTERM), the launcher may take this long
 
 
 class RunOptions(QObject):
@@ -112,18 +111,20 @@ def _job_message(stderr_line: str) -> str:
 
 class _JobControl:
     """Takes the Trainer's place in RunControls: Stop → the job's stop file (the ranks
-    stop together and save); if the job has not ended `STOP_GRACE_S` later, it is ended."""
+    stop together after the current batch and save, however long validation and saving
+    take: no deadline, which could throw a long run away). Only `abort` — the window
+    closing and its wait running out — ends the processes at once."""
 
     def __init__(self, job: Any) -> None:
         self.job = job
-        self.timer: threading.Timer | None = None
+        self.aborted = False
 
     def request_stop(self) -> None:
         self.job.stop()
-        if self.timer is None:
-            self.timer = threading.Timer(STOP_GRACE_S, self.job.abort)
-            self.timer.daemon = True
-            self.timer.start()
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.job.abort()
 
     def pause(self) -> None:
         """Not offered for a distributed run (the controller says so)."""
@@ -131,9 +132,34 @@ class _JobControl:
     def resume(self) -> None:
         """Nothing was paused."""
 
-    def cancel(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+
+def _resumes_in(resume: bytes | None, processes: int) -> bool:
+    """Whether the engine will continue the stored stopped run with this many processes
+    (it starts afresh otherwise: a stop position counts one rank's batches), so the views
+    show its earlier epochs only then."""
+    from cnnstudio.train.resume import ResumeError, ResumeState
+
+    if resume is None:
+        return False
+    try:
+        return ResumeState.from_bytes(resume).extra.get("world_size", 1) == processes
+    except ResumeError:
+        return False
+
+
+def _end(job: Any, terminate: bool = False) -> int:
+    """Wait for the launcher and return its exit status: SIGTERM first if `terminate`, or
+    once it outlived its output by `END_GRACE_S`; SIGKILL if it ignores SIGTERM too."""
+    if terminate:
+        job.abort()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        return job.wait(timeout=END_GRACE_S)
+    if not terminate:
+        job.abort()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return job.wait(timeout=END_GRACE_S)
+    job.process.kill()
+    return job.wait()
 
 
 class _Refused(Exception):
@@ -180,21 +206,24 @@ class DistributedTrainingWorker(TrainingWorker):
                     "message": "stopped before training started"}
         self.loading.emit(f"Starting {self.processes} {unit}", 0, 0)
         job = self.job = launch(path, self.processes, epochs=self.epochs, batch_events=0.0)
-        control = _JobControl(job)
+        control = self.control = _JobControl(job)
         self.controls.attach(control)  # from now on Stop reaches the job
         try:
             end = self._follow(job)
-            try:
-                code = job.wait(timeout=END_GRACE_S)
-            except subprocess.TimeoutExpired:
-                job.abort()
-                code = job.wait(timeout=END_GRACE_S)
+            code = _end(job)
         finally:
-            control.cancel()
             if job.process.poll() is None:  # an error on this side: leave nothing running
-                job.abort()
-                job.wait(timeout=END_GRACE_S)
+                _end(job, terminate=True)
+        if end is None and control.aborted:
+            return self._failed("the training processes were ended at once (the window"
+                                " closed): this run's progress is not kept")
         return self._outcome(path, end, code, job.error)
+
+    def abort_job(self) -> None:
+        """End the processes now (from the GUI thread, when the window closes)."""
+        control = getattr(self, "control", None)
+        if control is not None:
+            control.abort()
 
     def _prepare(self, path: Path) -> str:
         """Check what every rank would fail on (said once, and before any process
@@ -220,7 +249,7 @@ class DistributedTrainingWorker(TrainingWorker):
         self._samples = (dataset, index, data["normalize"])
         last = project.runs[-1] if project.runs else None
         resuming = (self.resume and isinstance(last, dict) and last.get("status") == "stopped"
-                    and RESUME_ATTACHMENT in project.attachments)
+                    and _resumes_in(project.attachments.get(RESUME_ATTACHMENT), n))
         unit = "GPUs" if device.type == "cuda" else "processes"
         context.update({"token": self.token, "device": f"{device.type} × {n} {unit}",
                         "threads": None, "epochs": self.epochs or settings["epochs"],

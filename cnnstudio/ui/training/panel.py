@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
+PAUSE_TIP = "Hold training after the current batch"
 
 
 def format_eta(seconds: float) -> str:
@@ -70,7 +71,7 @@ class TrainingControls(QWidget):
         self.restart_button = self._button("restartButton", "New run", None,
                                            "Start a new run instead of resuming the stopped one")
         self.pause_button = self._button("pauseButton", "Pause", QStyle.StandardPixmap.SP_MediaPause,
-                                         "Hold training after the current batch")
+                                         PAUSE_TIP)
         self.pause_button.setCheckable(True)
         self.stop_button = self._button("stopButton", "Stop", QStyle.StandardPixmap.SP_MediaStop,
                                         "Stop after the current batch; the weights are kept"

@@ -22,6 +22,7 @@ from cnnstudio.ui.training.history import HistoryView
 from cnnstudio.ui.training.images import ActivationView, FilterView
 from cnnstudio.ui.training.panel import (
     IDLE,
+    PAUSE_TIP,
     PAUSED,
     STARTING,
     STOPPING,
@@ -214,11 +215,12 @@ class TrainingUI(QObject):
 
     def _state_changed(self, state: str) -> None:
         self.controls.set_state(state, self.controller.resumable())
-        if state != IDLE and self.controller.processes > 1:  # ranks cannot pause alone
+        several = state != IDLE and self.controller.processes > 1  # ranks cannot pause alone
+        if several:
             self.controls.pause_button.setEnabled(False)
-            self.controls.pause_button.setToolTip("Pause is not available while training"
-                                                  " in several processes; Stop keeps the"
-                                                  " weights and Train resumes")
+        self.controls.pause_button.setToolTip(
+            "Pause is not available while training in several processes; Stop keeps the"
+            " weights and Train resumes" if several else PAUSE_TIP)
         running = state != IDLE
         if running and not self.timer.isActive():
             self.timer.start()

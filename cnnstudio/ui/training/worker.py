@@ -121,8 +121,9 @@ class TrainingWorker(QObject):
             return {"token": self.token, "status": "failed", "changed": False,
                     "message": f"training could not run: {type(err).__name__}: {err}"}
         # What the project keeps after a failure is the engine's rule, the same as the
-        # command line's: after a NaN/inf loss a validated epoch's weights (else those from
-        # before the run); after another fault, those of the last completed step.
+        # command line's: after a NaN/inf loss a validated epoch's weights (else those the
+        # run started from); after another fault what a completed run keeps (the best
+        # epoch with checkpoint "best", else the last completed step).
         return {
             "token": self.token, "status": result.status, "message": result.message,
             "device": result.device, "best_epoch": result.best_epoch,
