@@ -28,14 +28,25 @@ from cnnstudio.train import (
 )
 
 
+def _print_line(line: dict[str, Any]) -> None:
+    from cnnstudio.train.record import json_safe
+
+    print(json.dumps(json_safe(line), ensure_ascii=False, allow_nan=False), flush=True)
+
+
 class JsonLines(Callback):
-    """One JSON object per epoch on stdout (SPEC §2.2), flushed as it happens."""
+    """One JSON object per epoch on stdout (SPEC §2.2), flushed as it happens.
+    `confusion`: each line also holds the epoch's validation `confusion_matrix` (a list
+    of rows; the GUI's distributed runs ask for it, through SNAPSHOTS_VAR)."""
+
+    def __init__(self, confusion: bool = False) -> None:
+        self.confusion = confusion
 
     def on_epoch_end(self, trainer, record: dict[str, Any]) -> None:
-        from cnnstudio.train.record import json_safe
-
-        line = {"event": "epoch", **json_safe(record)}
-        print(json.dumps(line, ensure_ascii=False, allow_nan=False), flush=True)
+        line = {"event": "epoch", **record}
+        if self.confusion and trainer.confusion_matrix is not None:
+            line["confusion_matrix"] = trainer.confusion_matrix.tolist()
+        _print_line(line)
 
 
 class JsonBatchLines(Callback):
@@ -52,17 +63,17 @@ class JsonBatchLines(Callback):
         if now - self._last < self.interval and info.batch != info.batches:
             return
         self._last = now
-        from cnnstudio.train.record import json_safe
-
-        line = {"event": "batch", "epoch": info.epoch, "batch": info.batch,
-                "batches": info.batches, "loss": info.loss, "lr": info.lr,
-                "samples_seen": info.samples_seen,
-                "images_per_second": info.images_per_second}
-        print(json.dumps(json_safe(line), allow_nan=False), flush=True)
+        _print_line({"event": "batch", "epoch": info.epoch, "batch": info.batch,
+                     "batches": info.batches, "loss": info.loss, "lr": info.lr,
+                     "samples_seen": info.samples_seen,
+                     "images_per_second": info.images_per_second})
 
 
 def _json_callbacks(args: argparse.Namespace) -> list[Callback]:
-    from cnnstudio.train.distributed_launch import BATCH_EVENTS_VAR
+    """The `--json` lines; more of them when the GUI's launch() asked through the
+    environment (batch lines; snapshot lines and confusion matrices)."""
+    from cnnstudio.train.distributed_launch import BATCH_EVENTS_VAR, SNAPSHOTS_VAR
+    from cnnstudio.train.distributed_run import outcome_dir
 
     if not args.json:
         return []
@@ -70,7 +81,16 @@ def _json_callbacks(args: argparse.Namespace) -> list[Callback]:
         interval = float(os.environ.get(BATCH_EVENTS_VAR, "nan"))
     except ValueError:
         interval = float("nan")
-    return [JsonLines()] + ([JsonBatchLines(interval)] if interval >= 0 else [])
+    # Snapshots go to the launcher's folder, where the window also writes what to watch.
+    folder = outcome_dir() if os.environ.get(SNAPSHOTS_VAR) == "1" else None
+    callbacks: list[Callback] = [JsonLines(confusion=folder is not None)]
+    if interval >= 0:
+        callbacks.append(JsonBatchLines(interval))
+    if folder is not None:
+        from cnnstudio.train.snapshots import SnapshotFiles
+
+        callbacks.append(SnapshotFiles(folder, _print_line))
+    return callbacks
 
 
 class InterruptToStop(Callback):

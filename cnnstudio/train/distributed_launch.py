@@ -35,9 +35,13 @@ from typing import Any, TextIO
 
 from cnnstudio.train.distributed_run import OUTCOME_DIR_VAR, STOP_FILE
 from cnnstudio.train.record import FAILED
+from cnnstudio.train.snapshots import read_arrays, write_watch
 
 # Min seconds between `{"event": "batch"}` lines of `train --json` (the GUI asks for them).
 BATCH_EVENTS_VAR = "CNNSTUDIO_JSON_BATCHES"
+# "1": `train --json` also gives each epoch's confusion matrix and writes snapshots of the
+# watched layers into the job folder (`cnnstudio.train.snapshots`), for the GUI's views.
+SNAPSHOTS_VAR = "CNNSTUDIO_JSON_SNAPSHOTS"
 
 
 @dataclass
@@ -211,10 +215,11 @@ def _interrupts(folder: Path, stderr: TextIO) -> Iterator[None]:
 class DistributedJob:
     """A `cnnstudio train PROJECT --nproc N --json` child process and its workers.
 
-    Read `events()` (one dict per JSON line: `{"event": "batch" | "epoch" | "end", …}`)
-    from a worker thread; call `stop()` or `abort()` from any thread; `wait()` for the
-    exit status (0 completed, 1 stopped or failed, 2 bad input). `error` is the last
-    line the job wrote on stderr (the one-line reason when it failed).
+    Read `events()` (one dict per JSON line: `{"event": "batch" | "epoch" | "snapshot" |
+    "end", …}`) from a worker thread; call `stop()` or `abort()` from any thread; `wait()`
+    for the exit status (0 completed, 1 stopped or failed, 2 bad input). `error` is the
+    last line the job wrote on stderr (the one-line reason when it failed). With
+    snapshots, `watch()` says what they show and `snapshot_arrays()` reads one.
     """
 
     def __init__(self, process: subprocess.Popen[str], folder: Path) -> None:
@@ -240,6 +245,21 @@ class DistributedJob:
                 event = json.loads(line)
                 if isinstance(event, dict):
                     yield event
+
+    def watch(self, *, filter_node: str | None, activation_node: str | None,
+              sample_index: int) -> None:
+        """What rank 0's snapshots show from its next epoch's end on: the filters of
+        `filter_node`, the feature maps of `activation_node` for view sample
+        `sample_index`. Raises OSError when the job folder cannot be written."""
+        write_watch(self.folder, filter_node=filter_node, activation_node=activation_node,
+                    sample_index=sample_index)
+
+    def snapshot_arrays(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The arrays (`filters`, `activation`) of a `{"event": "snapshot"}` line, read
+        from its file, which is then deleted; {} when it has none. Raises OSError or
+        ValueError for a file that cannot be read."""
+        path = event.get("path")
+        return read_arrays(self.folder, str(path)) if path else {}
 
     def stop(self) -> None:
         """Stop gracefully: all ranks stop after the current batch; rank 0 saves a
@@ -267,17 +287,24 @@ class DistributedJob:
 
 def launch(project: str | Path, nproc: int, *, epochs: int | None = None,
            device: str | None = None, out: str | Path | None = None,
-           batch_events: float | None = 0.1, python: str | None = None,
-           env: dict[str, str] | None = None) -> DistributedJob:
+           batch_events: float | None = 0.1, snapshots: bool = False,
+           python: str | None = None, env: dict[str, str] | None = None) -> DistributedJob:
     """Start `python -m cnnstudio train PROJECT --nproc N --json` as a child process
     group and return the job. `batch_events` (seconds) adds a throttled
     `{"event": "batch", "epoch", "batch", "batches", "loss", "lr", "samples_seen",
-    "images_per_second"}` line for live plots; None leaves them out. `env` adds variables.
-    Raises OSError if the process cannot be started."""
+    "images_per_second"}` line for live plots; None leaves them out. `snapshots` adds
+    each epoch's `confusion_matrix` to its line and, once `job.watch()` said what to
+    show, a `{"event": "snapshot", "epoch", "path", "sample", "filter_node",
+    "activation_node"}` line after it (and one at the end when the weights moved since),
+    its arrays in the file `path` (see `snapshot_arrays`). `env` adds variables. Raises
+    OSError if the process cannot be started."""
     folder = Path(tempfile.mkdtemp(prefix="cnnstudio-dist-"))
     child_env = {**os.environ, **(env or {}), OUTCOME_DIR_VAR: str(folder)}
+    child_env.pop(SNAPSHOTS_VAR, None)  # only this call decides
     if batch_events is not None:
         child_env[BATCH_EVENTS_VAR] = str(batch_events)
+    if snapshots:
+        child_env[SNAPSHOTS_VAR] = "1"
     command = [python or sys.executable, *worker_args(project, epochs=epochs, device=device,
                                                       out=out, json_lines=True),
                "--nproc", str(nproc)]

@@ -38,11 +38,43 @@ def test_train_json_prints_epoch_lines_and_an_end_line(project_path, capsys):
         assert line["epoch"] == number
         assert {"train_loss", "val_loss", "val_accuracy", "seconds"} <= set(line)
         assert 0 <= line["val_accuracy"] <= 1 and line["seconds"] > 0
+        assert "confusion_matrix" not in line  # only the GUI's jobs ask for it
     assert lines[-1]["status"] == "completed"
     project = read_project(project_path)
     assert project.weights is not None
     assert [run["status"] for run in project.runs] == ["completed"]
     assert len(project.runs[0]["epochs"]) == 2
+
+
+def test_train_json_for_the_gui_adds_confusion_matrices_and_snapshots(
+        project_path, tmp_path, capsys, monkeypatch):
+    """What `launch(snapshots=True)` asks for (here in one process, as `--nproc 1` runs):
+    the variable alone changes nothing; with the job folder, each epoch line holds its
+    confusion matrix and a snapshot line follows it, its arrays in the folder."""
+    from cnnstudio.train.distributed_launch import SNAPSHOTS_VAR
+    from cnnstudio.train.distributed_run import OUTCOME_DIR_VAR
+    from cnnstudio.train.snapshots import read_arrays, write_watch
+
+    monkeypatch.setenv(SNAPSHOTS_VAR, "1")
+    assert main(["train", str(project_path), "--json", "--epochs", "1"]) == 0
+    kinds = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [k["event"] for k in kinds] == ["epoch", "end"] and "confusion_matrix" not in kinds[0]
+    folder = tmp_path / "job"
+    folder.mkdir()
+    monkeypatch.setenv(OUTCOME_DIR_VAR, str(folder))
+    write_watch(folder, filter_node="conv1", activation_node="conv2", sample_index=1)
+    assert main(["train", str(project_path), "--json", "--epochs", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["event"] for line in lines] == ["epoch", "snapshot", "epoch", "snapshot",
+                                                 "end"]
+    classes = len(read_project(project_path).runs[-1]["class_names"])
+    for epoch, snap in (lines[0:2], lines[2:4]):
+        matrix = np.asarray(epoch["confusion_matrix"])
+        assert matrix.shape == (classes, classes) == (10, 10) and matrix.sum() == 359
+        assert snap["epoch"] == epoch["epoch"] and snap["sample"] == 1
+        arrays = read_arrays(folder, snap["path"])
+        assert arrays["filters"].shape == (16, 1, 3, 3) and arrays["activation"].ndim == 3
+    assert lines[-1]["status"] == "completed"
 
 
 def test_train_epochs_override_and_out_path(project_path, tmp_path, capsys):

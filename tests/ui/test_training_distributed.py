@@ -18,16 +18,21 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPushButton, QSpinBox, QWidget
 
 from cnnstudio.nn import read_weights
+from cnnstudio.nn.inspect import node_activation
 from cnnstudio.project import Project
 from cnnstudio.train import distributed_launch
+from cnnstudio.train.snapshots import read_watch
 from cnnstudio.ui.training import distributed_worker
+from cnnstudio.ui.training.controls import RunControls
 from cnnstudio.ui.training.distributed_worker import (
+    DistributedTrainingWorker,
     _end,
     _resumes_in,
     absolute_sources,
     process_kind,
     run_options,
 )
+from cnnstudio.ui.training.inspection import saved_source
 from cnnstudio.ui.training.panel import PAUSE_TIP
 from cnnstudio.ui.training.worker import RESUME_ATTACHMENT
 
@@ -144,13 +149,22 @@ def test_process_kind_and_absolute_sources(tmp_path):
 
 
 def test_a_two_process_run_streams_curves_and_saves_the_run(window, ui, qtbot, errors):
-    epochs_seen = []
-    ui.controller.epoch_added.connect(lambda e: epochs_seen.append(e["record"]["epoch"]))
+    window.project.training["checkpoint"] = "last"  # the saved weights: the last epoch's
+    ui.controller.set_focus(activation_node="conv2", sample_index=3)
+    epochs_seen, snaps = [], []
+    ui.controller.epoch_added.connect(epochs_seen.append)
     _press(qtbot, window, "trainButton")
     assert ui.controller.running
+    # Long before the processes have trained an epoch: every snapshot is seen.
+    ui.controller._worker.snapshot_taken.connect(snaps.append)
     _wait_end(qtbot, ui)
     assert not errors, errors
-    assert epochs_seen == [1, 2]  # each epoch's record arrived as it ended
+    # Each epoch's record arrived as it ended, with its confusion matrix.
+    assert [e["record"]["epoch"] for e in epochs_seen] == [1, 2]
+    ctx = ui.controller.live.context
+    assert len(ctx["y"]) == ctx["total"] == 359  # the whole validation split is shown
+    for epoch in epochs_seen:
+        assert epoch["confusion"].shape == (10, 10) and epoch["confusion"].sum() == 359
     run = window.project.runs[-1]
     assert run["status"] == "completed" and len(run["epochs"]) == 2
     assert run["distributed"]["world_size"] == 2 and run["distributed"]["global_batch_size"] == 32
@@ -162,15 +176,31 @@ def test_a_two_process_run_streams_curves_and_saves_the_run(window, ui, qtbot, e
     assert list(loss["validation"][0]) == [1.0, 2.0]
     accuracy = ui.curves.curve_data(window.findChild(QWidget, "accuracyPlot"))
     assert len(accuracy["validation"][1]) == 2
-    # Filters come from the weights the run saved, once it has ended.
+    best = epochs_seen[run["best_epoch"] - 1]["confusion"]
+    assert best.tolist() == run["confusion_matrix"]  # live = what the run recorded
+    # Rank 0 sent the watched layers at each epoch's end (a completed run: no more).
+    assert [s["token"] for s in snaps] == [ui.controller._token] * 2
+    assert all(s["sample"] == 3 and s["filter_node"] == "conv1"
+               and s["activation_node"] == "conv2" for s in snaps)
+    assert all(s["filters"].shape == (16, 1, 3, 3) and np.isfinite(s["filters"]).all()
+               for s in snaps)
+    assert not np.array_equal(snaps[0]["filters"], snaps[1]["filters"])  # it trained
+    saved = read_weights(window.project.weights)
+    assert np.array_equal(snaps[1]["filters"], saved["conv1.weight"].numpy())
+    # Rank 0 picked the sample shown here as sample 3: the same maps from the saved weights.
+    source = saved_source(window.project)
+    maps = node_activation(source.module(), "conv2", source.to_float(ctx["x"][3:4]))[0]
+    assert snaps[1]["activation"].shape == (32, 8, 8)
+    assert np.allclose(snaps[1]["activation"], maps.numpy(), atol=1e-5)
     filters = window.findChild(QWidget, "filterView")
-    saved = read_weights(window.project.weights)["conv1.weight"][0, 0].numpy()
-    assert filters.tile_count == 16 and np.allclose(filters.image[:3, :3], saved)
+    assert filters.tile_count == 16
+    assert np.allclose(filters.image[:3, :3], saved["conv1.weight"][0, 0].numpy())
     matrix = window.findChild(QWidget, "confusionMatrix").matrix
-    assert matrix.shape == (10, 10) and matrix.sum() == len(ui.controller.live.context["y"])
+    assert matrix.shape == (10, 10) and matrix.sum() == len(ctx["y"])
     assert "2 processes" in ui.controls.device.text()
     assert ui.controls.progress.format().startswith("Completed")
-    assert any("training in 2 processes" in line for line in ui.log.lines())
+    assert any("training in 2 processes" in line and "each epoch's end" in line
+               for line in ui.log.lines())
     [job] = ui.jobs
     assert not _processes_of(job) and not list(ui.temp.glob("cnnstudio-*"))  # nothing left behind
 
@@ -213,6 +243,64 @@ def test_closing_the_window_ends_a_job_that_does_not_stop(window, ui, qtbot, mon
     outcome = ui.controller.last_outcome
     assert outcome["status"] == "failed" and "ended at once" in outcome["message"]
     assert not _processes_of(job) and not list(ui.temp.glob("cnnstudio-*"))
+
+
+class _LinesJob:
+    """A job that replays lines, its folder a real one (watch and snapshot files)."""
+
+    def __init__(self, folder: Path, lines) -> None:
+        self.folder, self.lines = folder, lines
+
+    def events(self):
+        yield from self.lines(self)
+
+    watch = distributed_launch.DistributedJob.watch
+    snapshot_arrays = distributed_launch.DistributedJob.snapshot_arrays
+
+
+def test_the_worker_turns_lines_and_files_into_the_bridges_signals(qtbot, tmp_path):
+    controls = RunControls()
+    controls.focus(filter_node="conv1", activation_node="conv1", sample_index=2)
+    worker = DistributedTrainingWorker(Project(), controls, 7, processes=2)
+    epochs, snaps = [], []
+    worker.epoch_finished.connect(epochs.append)
+    worker.snapshot_taken.connect(snaps.append)
+    filters = np.arange(18, dtype=np.float32).reshape(2, 1, 3, 3)
+    np.savez(tmp_path / "snapshot-1.npz", filters=filters, activation=np.ones((2, 4, 4)))
+    (tmp_path / "snapshot-2.npz").write_bytes(b"not a zip")
+    watched = []
+
+    def lines(job):
+        worker._watch(job)  # as _run does, right after launch()
+        watched.append(read_watch(tmp_path))
+        yield {"event": "batch", "epoch": 1, "batch": 1, "batches": 1, "loss": 0.5, "lr": 0.1}
+        controls.focus(activation_node="relu1", sample_index=5)  # the user picked a layer
+        yield {"event": "epoch", "epoch": 1, "train_loss": 0.5, "val_loss": 0.4,
+               "confusion_matrix": [[3, 1], [0, 4]]}
+        watched.append(read_watch(tmp_path))  # written before that line was handled
+        yield {"event": "snapshot", "epoch": 1, "path": str(tmp_path / "snapshot-1.npz"),
+               "sample": 2, "filter_node": "conv1", "activation_node": "conv1"}
+        yield {"event": "snapshot", "epoch": 1, "path": "snapshot-2.npz", "sample": 5,
+               "filter_node": "conv1"}
+        yield {"event": "snapshot", "epoch": 2, "path": None, "sample": 5,
+               "filter_node": "conv9", "missing": True}
+        yield {"event": "end", "status": "completed"}
+
+    end = worker._follow(_LinesJob(tmp_path, lines))
+    assert end == {"event": "end", "status": "completed"}
+    assert watched == [{"filter_node": "conv1", "activation_node": "conv1", "sample_index": 2},
+                       {"filter_node": "conv1", "activation_node": "relu1", "sample_index": 5}]
+    [epoch] = epochs
+    assert epoch["confusion"].tolist() == [[3, 1], [0, 4]] and epoch["confusion"].dtype == np.int64
+    assert "confusion_matrix" not in epoch["record"] and epoch["token"] == 7
+    first, unreadable, missing = snaps
+    assert first["token"] == 7 and first["sample"] == 2
+    assert np.array_equal(first["filters"], filters) and first["activation"].shape == (2, 4, 4)
+    assert unreadable["error"].startswith("the snapshot could not be read")
+    assert unreadable["filter_node"] == "conv1" and unreadable["filters"] is None
+    assert missing == {"token": 7, "sample": 5, "missing": True, "filter_node": "conv9",
+                       "filters": None}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["watch.json"]  # files consumed
 
 
 class _DeafJob:

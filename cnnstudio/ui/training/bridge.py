@@ -18,14 +18,11 @@ import numpy as np
 import torch
 
 from cnnstudio.data import Dataset
-from cnnstudio.nn.inspect import layer_filters, node_activation
 from cnnstudio.train import BatchInfo, Callback, Trainer
 from cnnstudio.train.record import epoch_entry
+from cnnstudio.train.snapshots import take_snapshot, view_index
 from cnnstudio.ui.training.controls import RunControls
 
-# Samples copied for the views (activations, confusion-cell thumbnails): bounded memory.
-MAX_CONTEXT_BYTES = 200 << 20
-MAX_CONTEXT_SAMPLES = 20_000
 # Weights copied at each epoch's end for inspection (clicking a confusion cell mid-run).
 MAX_STATE_VALUES = 50_000_000
 
@@ -44,11 +41,7 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 def samples_context(dataset: Dataset, normalize: bool) -> tuple[dict[str, Any], torch.Tensor]:
     """The samples the views show (validation, else training; bounded in memory) as NumPy
     copies, with their labels, class names and preprocessing; and their dataset indices."""
-    split = "val" if len(dataset.splits.get("val", ())) else "train"
-    index = dataset.splits[split]
-    per_sample = max(1, dataset.x[0].numel() * dataset.x.element_size())
-    count = min(len(index), MAX_CONTEXT_SAMPLES, max(1, MAX_CONTEXT_BYTES // per_sample))
-    index = index[:count]
+    split, index = view_index(dataset)  # the rule rank 0 of a distributed run follows too
     return {"split": split, "total": int(len(dataset.splits[split])),
             "x": _numpy(dataset.x[index]), "y": _numpy(dataset.y[index]),
             "class_names": list(dataset.class_names), "mean": list(dataset.mean),
@@ -196,21 +189,8 @@ class LiveBridge(Callback):
         controls = self.controls
         controls.refresh_requested = False
         self._last_snapshot = now
-        snap: dict[str, Any] = {"token": self.token, "sample": controls.sample_index}
-        module = trainer.module
-        fnode, anode = controls.filter_node, controls.activation_node
-        try:
-            if fnode:
-                snap["filter_node"] = fnode
-                snap["filters"] = layer_filters(module, fnode)
-            if anode and self._samples is not None and len(self._samples):
-                index = self._samples[min(max(0, snap["sample"]), len(self._samples) - 1)]
-                xb = trainer.dataset.batch_to_float(trainer.dataset.x[index][None],
-                                                    trainer.normalize)
-                snap["activation_node"] = anode
-                snap["activation"] = node_activation(module, anode, xb)[0].numpy()
-        except KeyError:
-            snap["missing"] = True  # a node the running model does not have (added since)
-        except Exception as err:  # a view's trouble must never end the run
-            snap["error"] = f"{type(err).__name__}: {err}"
-        self.sink.snapshot(snap)
+        snap = take_snapshot(trainer.module, trainer.dataset, trainer.normalize, self._samples,
+                             filter_node=controls.filter_node,
+                             activation_node=controls.activation_node,
+                             sample=controls.sample_index)
+        self.sink.snapshot({"token": self.token, **snap})

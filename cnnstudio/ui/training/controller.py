@@ -174,9 +174,10 @@ class TrainingController(QObject):
         self.log.emit(f"— {what} of {project.name or 'the project'}")
         if self.processes > 1:
             self.log.emit(f"training in {self.processes} processes: the curves and the"
-                          " progress are live; filters, activations and the confusion matrix"
-                          " show the weights the run saves, when it ends; no Pause (Stop keeps"
-                          " the weights, and Train resumes)")
+                          " progress are live; the confusion matrix, filters and activations"
+                          " follow at each epoch's end (another layer shows from the next"
+                          " one); no training accuracy and no Pause (Stop keeps the weights,"
+                          " and Train resumes)")
         thread.start()
         return None
 

@@ -5,11 +5,17 @@ them (its GIL is the window's, and a rank that crashes must not take the window 
 the training copy is saved to a temporary `.cnnproj`, `cnnstudio train TMP --nproc N
 --json` runs it (`distributed_launch.launch`), and the worker thread turns the job's JSON
 lines into the signals the in-process run emits. What comes back is what rank 0 prints:
-every batch's loss and learning rate, and each epoch's record. Filters, activations and
-the confusion matrix need the weights, which only the finished file holds: they are shown
-from the saved weights when the run ends. Pause is not offered (a paused rank would block
-its peers inside a collective until the group timed out); Stop writes the job's stop file,
-and the ranks stop together after the current batch and save.
+every batch's loss and learning rate, and each epoch's record with its confusion matrix
+(the validation sums are all-reduced: it covers the whole validation split). Filters and
+feature maps are live once per epoch, not per second: the worker writes what the views
+watch into the job's folder (`job.watch`, again whenever the user picks another layer or
+sample), and rank 0, at each epoch's end, writes a snapshot of those layers there and
+announces it with a line (`cnnstudio.train.snapshots`); a pick shows at the next epoch's
+end. Not live: the training accuracy (the in-process bridge counts it inside the loss)
+and the weights a confusion cell's samples are classified with (the saved ones, until the
+run ends). Pause is not offered (a paused rank would block its peers inside a collective
+until the group timed out); Stop writes the job's stop file, and the ranks stop together
+after the current batch and save.
 
 The number of processes is a session option of the window (`RunOptions`), not a project
 setting: it describes this machine (its cores, its GPUs), and the project format has no
@@ -168,8 +174,8 @@ class _Refused(Exception):
 
 class DistributedTrainingWorker(TrainingWorker):
     """Trains `project` in `processes` child processes; emits what `TrainingWorker` does
-    (`run_started` with the first batch, `batches_done`, `epoch_finished`, and one
-    `snapshot_taken` from the saved weights before `run_finished`)."""
+    (`run_started` with the first batch, `batches_done`, `epoch_finished` with the
+    confusion matrix, `snapshot_taken` once per epoch, `run_finished`)."""
 
     def __init__(self, project: Any, controls: Any, token: int, *, processes: int,
                  resume: bool = True, epochs: int | None = None) -> None:
@@ -178,7 +184,6 @@ class DistributedTrainingWorker(TrainingWorker):
         self.job: Any = None  # the running DistributedJob
         self._context: dict[str, Any] = {}
         self._started = False
-        self._samples: tuple[Any, Any, bool] | None = None  # dataset, indices, normalize
         self._pending: list[tuple[int, float, float]] = []
         self._progress_info: dict[str, Any] = {}
         self._last_flush = 0.0
@@ -205,7 +210,9 @@ class DistributedTrainingWorker(TrainingWorker):
             return {"token": self.token, "status": "stopped", "changed": False,
                     "message": "stopped before training started"}
         self.loading.emit(f"Starting {self.processes} {unit}", 0, 0)
-        job = self.job = launch(path, self.processes, epochs=self.epochs, batch_events=0.0)
+        job = self.job = launch(path, self.processes, epochs=self.epochs, batch_events=0.0,
+                                snapshots=True)
+        self._watch(job)  # long before rank 0 ends its first epoch
         control = self.control = _JobControl(job)
         self.controls.attach(control)  # from now on Stop reaches the job
         try:
@@ -245,8 +252,9 @@ class DistributedTrainingWorker(TrainingWorker):
             dataset = load_project_data(project, self._progress)  # the ranks read its cache
         except Exception as err:  # DistError, DataError, BuildError, FormatError
             raise _Refused(_first_line(err)) from None
-        context, index = samples_context(dataset, data["normalize"])
-        self._samples = (dataset, index, data["normalize"])
+        # Rank 0 loads the same data (same source, split seed and fraction), so its view
+        # sample i (`view_index`) is the one shown here as sample i.
+        context = samples_context(dataset, data["normalize"])[0]
         last = project.runs[-1] if project.runs else None
         resuming = (self.resume and isinstance(last, dict) and last.get("status") == "stopped"
                     and _resumes_in(project.attachments.get(RESUME_ATTACHMENT), n))
@@ -272,11 +280,15 @@ class DistributedTrainingWorker(TrainingWorker):
         """Turn the job's lines into signals until its output ends; its end line."""
         end = None
         for event in job.events():
+            if self.controls.refresh_requested:  # the user picked another layer or sample
+                self._watch(job)
             kind = event.get("event")
             if kind == "batch":
                 self._batch(event)
             elif kind == "epoch":
                 self._epoch(event)
+            elif kind == "snapshot":
+                self._snapshot(job, event)
             elif kind == "end":
                 end = event
         self._flush()
@@ -322,8 +334,34 @@ class DistributedTrainingWorker(TrainingWorker):
         self._start_views(int(self._progress_info.get("batches") or 1))
         record = epoch_entry(event)
         record["train_accuracy"] = None  # counted by the in-process bridge only
+        cm = event.get("confusion_matrix")
         self.epoch_finished.emit({"token": self.token, "record": record, "per_class": {},
-                                  "confusion": None, "state": None})
+                                  "confusion": None if cm is None else np.asarray(cm, np.int64),
+                                  "state": None})
+
+    def _watch(self, job: Any) -> None:
+        """Tell rank 0 what the views watch now (the flag is cleared first: a pick made
+        meanwhile is written the next time)."""
+        controls = self.controls
+        controls.refresh_requested = False
+        with contextlib.suppress(OSError):  # the job is ending: nothing to watch any more
+            job.watch(filter_node=controls.filter_node, activation_node=controls.activation_node,
+                      sample_index=controls.sample_index)
+
+    def _snapshot(self, job: Any, event: dict[str, Any]) -> None:
+        """Rank 0's snapshot line and file → what the in-process bridge sends."""
+        snap: dict[str, Any] = {"token": self.token, "sample": event.get("sample", 0)}
+        snap.update({k: event[k] for k in ("missing", "error") if event.get(k)})
+        try:
+            arrays = job.snapshot_arrays(event)
+        except Exception as err:  # a view's trouble must never end the run
+            snap["error"] = f"the snapshot could not be read: {err}"
+            arrays = {}
+        for node, key in (("filter_node", "filters"), ("activation_node", "activation")):
+            if event.get(node):
+                snap[node] = event[node]
+                snap[key] = arrays.get(key)
+        self.snapshot_taken.emit(snap)
 
     # ---- the end ---------------------------------------------------------------------
 
@@ -345,36 +383,4 @@ class DistributedTrainingWorker(TrainingWorker):
         outcome.update({"weights": weights, "runs": saved.runs,
                         "resume": saved.attachments.get(RESUME_ATTACHMENT),
                         "changed": saved.runs != project.runs or weights != project.weights})
-        if weights is not None and weights != project.weights:
-            self._final_snapshot(weights)
         return outcome
-
-    def _final_snapshot(self, weights: bytes) -> None:
-        """Filters and feature maps of the watched layers, from the weights the run saved
-        (what the in-process bridge sends as the run ends)."""
-        from cnnstudio.nn import build_module, load_weights
-        from cnnstudio.nn.inspect import layer_filters, node_activation
-
-        controls = self.controls
-        if self._samples is None:
-            return
-        dataset, index, normalize = self._samples
-        snap: dict[str, Any] = {"token": self.token, "sample": controls.sample_index}
-        try:
-            module = build_module(self.project.graph)
-            load_weights(module, weights)
-            module.eval()
-            if controls.filter_node:
-                snap["filter_node"] = controls.filter_node
-                snap["filters"] = layer_filters(module, controls.filter_node)
-            if controls.activation_node and len(index):
-                i = index[min(max(0, snap["sample"]), len(index) - 1)]
-                xb = dataset.batch_to_float(dataset.x[i][None], normalize)
-                snap["activation_node"] = controls.activation_node
-                snap["activation"] = node_activation(module, controls.activation_node,
-                                                     xb)[0].numpy()
-        except KeyError:
-            snap["missing"] = True  # a node the trained model does not have (added since)
-        except Exception as err:  # a view's trouble must never fail the run
-            snap["error"] = f"{type(err).__name__}: {err}"
-        self.snapshot_taken.emit(snap)
