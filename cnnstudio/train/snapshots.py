@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -38,6 +39,7 @@ MAX_CONTEXT_BYTES = 200 << 20
 MAX_CONTEXT_SAMPLES = 20_000
 WATCH_FILE = "watch.json"
 ARRAYS = ("filters", "activation")  # the snapshot's keys that hold arrays
+SNAPSHOT_NAME = re.compile(r"snapshot-\d+\.npz")  # what SnapshotFiles writes
 
 
 def view_index(dataset: Dataset) -> tuple[str, torch.Tensor]:
@@ -117,7 +119,10 @@ def read_watch(folder: Path) -> dict[str, Any] | None:
 def read_arrays(folder: Path, name: str) -> dict[str, np.ndarray]:
     """The arrays of the snapshot file `name` in `folder` (no pickles), which is then
     deleted. Raises OSError or ValueError when it cannot be read."""
-    path = folder / Path(name).name  # only ever a file of the job's own folder
+    base = Path(name).name  # only ever a file of the job's own folder,
+    if not SNAPSHOT_NAME.fullmatch(base):  # and only a snapshot: never stop, watch, outcome
+        raise ValueError(f"{base!r} is not a snapshot file name")
+    path = folder / base
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -186,6 +191,10 @@ class SnapshotFiles(Callback):
                     lambda f: np.savez(f, **arrays), "wb"))
         except Exception as err:  # a full disk, …: the views wait for the next one
             event["error"] = f"{type(err).__name__}: {err}"
-        with contextlib.suppress(Exception):
+        try:
             self.emit(event)
+        except Exception:  # nobody will read it (stdout closed): leave nothing behind
+            if event["path"]:
+                with contextlib.suppress(OSError):
+                    os.remove(event["path"])
 

@@ -81,20 +81,32 @@ def test_watch_files_are_read_forgivingly(tmp_path: Path) -> None:
 
 
 def test_snapshot_files_refuse_pickles_and_are_deleted_once_read(tmp_path: Path) -> None:
-    np.savez(tmp_path / "a.npz", filters=np.ones((2, 1, 3, 3), np.float32), other=np.zeros(1))
-    arrays = read_arrays(tmp_path, "/elsewhere/a.npz")  # only the name counts
+    np.savez(tmp_path / "snapshot-1.npz", filters=np.ones((2, 1, 3, 3), np.float32),
+             other=np.zeros(1))
+    arrays = read_arrays(tmp_path, "/elsewhere/snapshot-1.npz")  # only the name counts
     assert set(arrays) == {"filters"} and arrays["filters"].sum() == 18
-    assert not (tmp_path / "a.npz").exists()
-    np.savez(tmp_path / "b.npz", filters=np.array([{"x": 1}], dtype=object))
+    assert not (tmp_path / "snapshot-1.npz").exists()
+    np.savez(tmp_path / "snapshot-2.npz", filters=np.array([{"x": 1}], dtype=object))
     with pytest.raises(ValueError, match="pickle"):
-        read_arrays(tmp_path, "b.npz")
-    (tmp_path / "c.npz").write_bytes(b"PK\x03\x04 cut short")  # a damaged zip
-    with pytest.raises(ValueError, match="c.npz"):
-        read_arrays(tmp_path, "c.npz")
-    np.save(tmp_path / "d.npy", np.zeros(3))
+        read_arrays(tmp_path, "snapshot-2.npz")
+    (tmp_path / "snapshot-3.npz").write_bytes(b"PK\x03\x04 cut short")  # a damaged zip
+    with pytest.raises(ValueError, match="snapshot-3.npz"):
+        read_arrays(tmp_path, "snapshot-3.npz")
+    np.save(tmp_path / "snapshot-4.npz", np.zeros(3))  # an .npy under a snapshot's name
+    (tmp_path / "snapshot-4.npz.npy").rename(tmp_path / "snapshot-4.npz")
     with pytest.raises(ValueError, match="not a snapshot"):
-        read_arrays(tmp_path, "d.npy")
+        read_arrays(tmp_path, "snapshot-4.npz")
     assert not list(tmp_path.iterdir())  # each was deleted, read or not
+
+
+@pytest.mark.parametrize("name", ["stop", "watch.json", "rank0.json", "snapshot-1.npz.tmp",
+                                  "../snapshot-1.npz/x"])
+def test_a_snapshot_line_cannot_name_the_jobs_other_files(tmp_path: Path, name: str) -> None:
+    target = tmp_path / Path(name).name
+    target.write_text("the job's own")
+    with pytest.raises(ValueError, match="not a snapshot file name"):
+        read_arrays(tmp_path, name)
+    assert target.read_text() == "the job's own"  # neither read nor deleted
 
 
 class _Watcher(Callback):
@@ -175,3 +187,4 @@ def test_no_watch_no_snapshot_and_no_trouble_reaches_the_run(tmp_path: Path,
     monkeypatch.undo()
     trainer.epoch += 1  # the weights "moved": a new snapshot is due
     SnapshotFiles(tmp_path, closed).snapshot(trainer)  # a closed stdout: no exception
+    assert sorted(p.name for p in tmp_path.iterdir()) == [S.WATCH_FILE]  # nor a file left

@@ -303,6 +303,27 @@ def test_the_worker_turns_lines_and_files_into_the_bridges_signals(qtbot, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["watch.json"]  # files consumed
 
 
+def test_a_pick_reaches_rank_zero_at_once_and_a_failed_write_is_retried(tmp_path):
+    controls = RunControls()
+    worker = DistributedTrainingWorker(Project(), controls, 7, processes=2)
+    job = _LinesJob(tmp_path, lambda _job: iter(()))
+    controls.focus_listener = lambda: worker._watch(job)  # as _run sets it after launch()
+    controls.focus(filter_node="conv2", sample_index=4)  # during validation: no lines come
+    assert read_watch(tmp_path) == {"filter_node": "conv2", "activation_node": None,
+                                    "sample_index": 4}
+    assert not controls.refresh_requested
+
+    def busy(**_kwargs):
+        raise PermissionError("the file is in use")
+
+    job.watch = busy  # this write fails
+    controls.focus(sample_index=6)
+    assert controls.refresh_requested  # so _follow writes it with the next line
+    del job.watch
+    worker._watch(job)
+    assert read_watch(tmp_path)["sample_index"] == 6 and not controls.refresh_requested
+
+
 class _DeafJob:
     """A launcher that outlives its grace periods until it is killed."""
 

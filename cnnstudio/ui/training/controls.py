@@ -8,6 +8,7 @@ thread-safe, so no lock is needed. A stop or pause asked for before the trainer 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -22,6 +23,9 @@ class RunControls:
         self.activation_node: str | None = None  # node whose feature maps are shown
         self.sample_index = 0  # index into the samples of the run context
         self.refresh_requested = True  # the views changed: send a snapshot at the next batch
+        # Called (on the GUI thread) after each focus change, when a run must be told
+        # at once rather than polled between batches (a distributed job's watch file).
+        self.focus_listener: Callable[[], None] | None = None
 
     def attach(self, trainer: Any) -> None:
         """Called on the training thread when the trainer starts; applies early requests."""
@@ -60,3 +64,6 @@ class RunControls:
         if sample_index is not None:
             self.sample_index = sample_index
         self.refresh_requested = True
+        listener = self.focus_listener
+        if listener is not None:
+            listener()

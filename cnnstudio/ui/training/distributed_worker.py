@@ -213,12 +213,16 @@ class DistributedTrainingWorker(TrainingWorker):
         job = self.job = launch(path, self.processes, epochs=self.epochs, batch_events=0.0,
                                 snapshots=True)
         self._watch(job)  # long before rank 0 ends its first epoch
+        # A pick during validation (no lines then) must reach rank 0 before it reads the
+        # watch file at the epoch's end: write it from the focus change itself.
+        self.controls.focus_listener = lambda: self._watch(job)
         control = self.control = _JobControl(job)
         self.controls.attach(control)  # from now on Stop reaches the job
         try:
             end = self._follow(job)
             code = _end(job)
         finally:
+            self.controls.focus_listener = None
             if job.process.poll() is None:  # an error on this side: leave nothing running
                 _end(job, terminate=True)
         if end is None and control.aborted:
@@ -340,13 +344,16 @@ class DistributedTrainingWorker(TrainingWorker):
                                   "state": None})
 
     def _watch(self, job: Any) -> None:
-        """Tell rank 0 what the views watch now (the flag is cleared first: a pick made
-        meanwhile is written the next time)."""
+        """Tell rank 0 what the views watch now: at once from a focus change (GUI
+        thread), and again from `_follow` if that write failed. The flag is cleared first,
+        so a pick made meanwhile is written the next time."""
         controls = self.controls
         controls.refresh_requested = False
-        with contextlib.suppress(OSError):  # the job is ending: nothing to watch any more
+        try:
             job.watch(filter_node=controls.filter_node, activation_node=controls.activation_node,
                       sample_index=controls.sample_index)
+        except OSError:  # a busy file (or the job ending): try again at the next line
+            controls.refresh_requested = True
 
     def _snapshot(self, job: Any, event: dict[str, Any]) -> None:
         """Rank 0's snapshot line and file → what the in-process bridge sends."""
