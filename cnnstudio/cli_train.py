@@ -43,7 +43,9 @@ class JsonLines(Callback):
         self.confusion = confusion
 
     def on_epoch_end(self, trainer, record: dict[str, Any]) -> None:
-        line = {"event": "epoch", **record}
+        # SPEC §2.2's keys are always there: null without a validation split.
+        metric = "val_iou" if trainer.dataset.task == "segmentation" else "val_accuracy"
+        line = {"event": "epoch", "val_loss": None, metric: None, **record}
         if self.confusion and trainer.confusion_matrix is not None:
             line["confusion_matrix"] = trainer.confusion_matrix.tolist()
         _print_line(line)
@@ -138,6 +140,40 @@ class DataProgress:
         self.stream.flush()
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """What the command line got wrong is a usage error (exit 2), said before any data
+    loads, the same with one process or several."""
+    from cnnstudio.core.errors import FormatError
+    from cnnstudio.project import fill_training
+
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    if args.device is not None:
+        try:
+            fill_training({"device": args.device})
+        except FormatError:
+            raise UsageError(f"--device {args.device!r}: use auto, cpu, cuda, cuda:N or"
+                             " mps") from None
+        if not (args.nproc and args.nproc > 1):  # the launcher checks each rank's GPU
+            from cnnstudio.train import DeviceError, resolve_device
+
+            try:
+                resolve_device(args.device)
+            except DeviceError as err:
+                raise UsageError(f"--device: {err}") from None
+    out = Path(args.out) if args.out else Path(args.project)
+    if out.suffix.lower() == ".json":  # SPEC §2.1: a bare project.json has no weights
+        raise UsageError(f"{out.name} cannot hold the trained weights: give --out"
+                         f" {out.with_suffix('.cnnproj').name} (a .cnnproj keeps them)")
+
+
+def _skipped_line(skipped: list[tuple[str, str]]) -> str:
+    """The files the data left out, on one line (the first few, then a count)."""
+    shown = "; ".join(f"{path} ({reason})" for path, reason in skipped[:3])
+    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return f"skipped {len(skipped)} file(s) the data could not use: {shown}{more}"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnstudio.project import ProjectError, write_project
     from cnnstudio.train.distributed import torchrun_env
@@ -145,6 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.nproc is not None and args.nproc < 1:
         raise UsageError("--nproc must be at least 1")
+    _check_options(args)
     if torchrun_env() is not None:  # started by torchrun (or by --nproc below): one rank
         return _train_rank(args)
     if args.nproc and args.nproc > 1:
@@ -175,9 +212,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         end = {"event": "end", "status": result.status, "message": result.message,
                "best_epoch": result.best_epoch, "device": result.device,
-               "saved": str(out) if trained else None}
+               "saved": str(out) if trained else None,
+               "skipped": [{"file": f, "reason": r} for f, r in result.skipped]}
         print(json.dumps(end, ensure_ascii=False), flush=True)
-    elif result.status == COMPLETED:
+    elif result.skipped:
+        print(_skipped_line(result.skipped))
+    if not args.json and result.status == COMPLETED:
         best = result.best or {}
         metric = next((f"{k} {best[k]:.4f}" for k in ("val_accuracy", "val_iou")
                        if isinstance(best.get(k), float)), "")

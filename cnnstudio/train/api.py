@@ -166,6 +166,7 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
     if trainer is None:
         trainer = Trainer(module, dataset, settings, **trainer_kwargs)
     result = trainer.fit()
+    result.skipped = [(f.path, f.reason) for f in dataset.skipped]
     if project.weights is None and result.message.endswith(KEPT_START):
         # The trainer cannot tell a project's weights from a fresh init: say what it means.
         result.message = (result.message.removesuffix(KEPT_START)

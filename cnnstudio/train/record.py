@@ -52,6 +52,7 @@ class RunResult:
     started: str = ""
     finished: str = ""
     normalization: dict[str, Any] = field(default_factory=dict)  # mean, std, normalize
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not used
 
     @property
     def ok(self) -> bool:

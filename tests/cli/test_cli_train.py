@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +193,85 @@ def test_text_mode_prints_a_completed_runs_message(project_path, capsys):
     assert lines[1] == ("the saved weights do not fit the graph; training started from new"
                         " weights")
     assert read_project(project_path).runs[-1]["message"] == lines[1]
+
+
+# ---- options checked before any data loads; SPEC keys; skipped files -----------------
+
+
+@pytest.mark.parametrize("option,said", [(["--epochs", "0"], "--epochs must be at least 1"),
+                                         (["--epochs", "-3"], "--epochs must be at least 1"),
+                                         (["--device", "nope"], "--device 'nope': use auto")])
+def test_bad_options_are_usage_errors_before_training(project_path, capsys, option, said):
+    before = project_path.read_bytes()
+    code = main(["train", str(project_path), *option])
+    _, err = capsys.readouterr()
+    assert code == 2 and said in err and err.count("\n") == 1
+    assert project_path.read_bytes() == before
+
+
+def test_a_missing_gpu_is_a_usage_error_with_one_process_too(project_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code = main(["train", str(project_path), "--device", "cuda"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "CUDA is not available" in err
+
+
+def test_a_json_project_is_not_trained_into_itself(project_path, tmp_path, capsys):
+    bare = tmp_path / "bare.json"
+    write_project(read_project(project_path), bare)
+    before = bare.read_bytes()
+    code = main(["train", str(bare)])
+    _, err = capsys.readouterr()
+    assert code == 2 and "bare.json cannot hold the trained weights" in err
+    assert "--out bare.cnnproj" in err and bare.read_bytes() == before
+    out = tmp_path / "trained.cnnproj"
+    assert main(["train", str(bare), "--out", str(out)]) == 0
+    assert read_project(out).weights is not None and bare.read_bytes() == before
+
+
+def test_json_epoch_lines_name_the_validation_keys_without_validation(project_path, capsys):
+    project = read_project(project_path)
+    project.data["val_fraction"] = 0.0
+    write_project(project, project_path)
+    assert main(["train", str(project_path), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr()[0].splitlines()]
+    epochs = [line for line in lines if line["event"] == "epoch"]
+    assert len(epochs) == 2
+    assert all(e["val_loss"] is None and e["val_accuracy"] is None for e in epochs)
+    assert all(isinstance(e["train_loss"], float) for e in epochs)
+
+
+def _folder_project(tmp_path: Path) -> Path:
+    root = tmp_path / "images"
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.full((8, 8), 20 * i + (0 if label == "a" else 130), np.uint8)
+            Image.fromarray(pixels).save(root / label / f"{i}.png")
+    (root / "a" / "broken.png").write_bytes(b"not an image")
+    path = tmp_path / "folder.cnnproj"
+    assert main(["new", "--template", "digits-lenet", str(path)]) == 0
+    project = read_project(path)
+    project.data = {"source": {"kind": "folder", "path": "images"}, "val_fraction": 0.25}
+    project.training.update({"epochs": 1, "device": "cpu"})
+    for node in project.graph:  # two classes
+        if node.type == "Linear" and not any(node.id in n.inputs for n in project.graph):
+            node.params["out_features"] = 2
+    write_project(project, path)
+    return path
+
+
+def test_skipped_files_are_listed_by_the_command_line(tmp_path, capsys):
+    path = _folder_project(tmp_path)
+    capsys.readouterr()
+    assert main(["train", str(path)]) == 0
+    out = capsys.readouterr()[0]
+    assert "skipped 1 file(s) the data could not use: " in out
+    assert f"{tmp_path / 'images' / 'a' / 'broken.png'} (" in out
+    assert main(["train", str(path), "--json"]) == 0
+    end = json.loads(capsys.readouterr()[0].splitlines()[-1])
+    [skipped] = end["skipped"]
+    assert skipped["file"].endswith("images/a/broken.png") and skipped["reason"]
