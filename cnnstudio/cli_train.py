@@ -175,7 +175,7 @@ def _skipped_line(skipped: list[tuple[str, str]]) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cnnstudio.project import ProjectError, write_project
+    from cnnstudio.project import ProjectError, rebase_data_paths, write_project
     from cnnstudio.train.distributed import torchrun_env
     from cnnstudio.train.distributed_run import StopFileWatch, outcome_dir
 
@@ -204,6 +204,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     # before training began leave the project, and so the file, untouched.
     trained = project.runs != runs_before
     if trained:
+        # Relative data paths are relative to the project's folder: keep them pointing
+        # at the same data when --out saves elsewhere.
+        project.data = rebase_data_paths(project.data, Path(args.project).parent, out.parent)
         try:
             write_project(project, out)
         except ProjectError as err:

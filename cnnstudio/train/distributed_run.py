@@ -28,7 +28,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnstudio.project import Project, ProjectError, fill_training, write_project
+from cnnstudio.project import (
+    Project,
+    ProjectError,
+    fill_training,
+    rebase_data_paths,
+    write_project,
+)
 from cnnstudio.train.api import ProgressFn, load_project_data, train_project
 from cnnstudio.train.callbacks import Callback
 from cnnstudio.train.distributed import DistContext, DistError, close, init_from_env
@@ -189,6 +195,8 @@ def _train(ctx: DistContext, project: Project, out: Path, *, epochs: int | None,
     # Saved whenever the run was recorded, even one that failed before its first epoch
     # (its weights are then those from before the run: nothing is lost by saving).
     if main and outcome.together and project.runs != runs_before:
+        base = Path(project.path).parent if project.path is not None else None
+        project.data = rebase_data_paths(project.data, base, Path(out).parent)  # --out
         try:
             write_project(project, out)
             outcome.saved = str(out)

@@ -3,11 +3,14 @@
 Everything the user changes goes through the Document's undo stack; the window only
 replaces whole projects (new, open, recover), which clears the stack. Questions to the
 user go through small methods (`ask_unsaved_changes`, `ask_open_path`, `ask_save_path`,
-`ask_template`, `show_error`) so tests can answer them without a modal dialog.
+`ask_save_without_weights`, `ask_template`, `show_error`) so tests can answer them without
+a modal dialog; where nobody can answer (`confirm_unsaved` off: offscreen), the questions
+about losing something are not asked and the action goes ahead.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
@@ -15,10 +18,17 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplicat
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from cnnstudio.core.errors import GraphError
-from cnnstudio.project import Project, ProjectError, read_project, write_project
+from cnnstudio.project import (
+    Project,
+    ProjectError,
+    read_project,
+    rebase_data_paths,
+    write_project,
+)
 from cnnstudio.ui import autosave
 from cnnstudio.ui.actions import WindowActions, icon
 from cnnstudio.ui.canvas import GraphView
+from cnnstudio.ui.commands import SetSettingsCommand
 from cnnstudio.ui.data_view import install_data_view
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.export_menu import install_export_menu
@@ -160,7 +170,9 @@ class MainWindow(QMainWindow):
 
     def save_project(self, path: str | Path | None = None) -> bool:
         """Save to `path`, or where the project came from (asking for a path when it has
-        none). `.json` writes the bare project.json. Returns False on failure or cancel."""
+        none). `.json` writes the bare project.json (asking first when that leaves trained
+        weights out). Relative data paths are rewritten for the new folder. Returns False
+        on failure or cancel (the project is then unchanged)."""
         target = Path(path) if path else self.project.path
         if target is None:
             chosen = self.ask_save_path()
@@ -170,20 +182,47 @@ class MainWindow(QMainWindow):
         if target.suffix.lower() not in PROJECT_SUFFIXES:
             target = target.with_name(target.name + ".cnnproj")
         project = self.project
-        if project.name == "Untitled":
-            project.name = target.stem
+        left_out = target.suffix.lower() == ".json" and (project.weights is not None
+                                                         or bool(project.attachments))
+        if left_out and self.confirm_unsaved and not self.ask_save_without_weights(target):
+            return False
+        old_dir = project.path.parent if project.path is not None else None  # None: cwd
+        data = rebase_data_paths(project.data, old_dir, target.parent)
+        name = target.stem if project.name == "Untitled" else project.name
         try:
-            write_project(project, target)
+            write_project(replace(project, name=name, data=data), target)
         except ProjectError as err:
             self.show_error(str(err))
             return False
-        project.path = target
-        self.undo_stack.setClean()
+        project.name, project.path = name, target
+        self._rebase_history(old_dir, target.parent)  # even when today's source is built in
+        if data != project.data:
+            project.data = data
+            self._document.settings_changed.emit("data")  # the Data form shows the new text
         self.autosaver.discard()
+        if left_out:
+            # Memory still holds the weights the file lacks: stay modified, so closing asks
+            # (and autosave keeps them) instead of dropping them without a word.
+            self.undo_stack.resetClean()
+        else:
+            self.undo_stack.setClean()
         add_recent_file(target)
         self._update_title()
-        self.status.showMessage(f"Saved {target.name}", 4000)
+        self.status.showMessage(f"Saved {target.name} without the trained weights" if left_out
+                                else f"Saved {target.name}", 6000 if left_out else 4000)
         return True
+
+    def _rebase_history(self, old_dir: Path | None, new_dir: Path) -> None:
+        """The data sections that undo and redo put back must name the same files from the
+        project's new folder as the project's own section does."""
+        stack = self.undo_stack
+        pending = [stack.command(i) for i in range(stack.count())]
+        while pending:  # macros hold their commands as children
+            command = pending.pop()
+            pending.extend(command.child(i) for i in range(command.childCount()))
+            if isinstance(command, SetSettingsCommand) and command.section == "data":
+                command.old = rebase_data_paths(command.old, old_dir, new_dir)
+                command.new = rebase_data_paths(command.new, old_dir, new_dir)
 
     def set_project(self, project: Project, modified: bool = False) -> None:
         """Replace the open project (not undoable: the history starts afresh)."""
@@ -249,6 +288,17 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open Project", self._folder(),
                                               PROJECT_FILTER)
         return path or None
+
+    def ask_save_without_weights(self, target: Path) -> bool:
+        """Ask whether to save to a bare `.json` file, which cannot hold trained weights."""
+        box = QMessageBox(QMessageBox.Icon.Question, APP_TITLE,
+                          f"Save “{target.name}” without the trained weights?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setInformativeText("A .json project holds the network and settings only; the "
+                               "weights and any paused run's state are left out. Save as "
+                               ".cnnproj to keep them.")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
 
     def ask_save_path(self) -> str | None:
         start = str(Path(self._folder()) / f"{self._display_name(stem=True)}.cnnproj")

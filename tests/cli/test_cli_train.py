@@ -275,3 +275,14 @@ def test_skipped_files_are_listed_by_the_command_line(tmp_path, capsys):
     end = json.loads(capsys.readouterr()[0].splitlines()[-1])
     [skipped] = end["skipped"]
     assert skipped["file"].endswith("images/a/broken.png") and skipped["reason"]
+
+
+def test_out_elsewhere_keeps_relative_data_paths_pointing_at_the_data(tmp_path, capsys):
+    path = _folder_project(tmp_path)
+    out = tmp_path / "elsewhere" / "deeper" / "moved.cnnproj"
+    out.parent.mkdir(parents=True)
+    assert main(["train", str(path), "--out", str(out)]) == 0
+    moved = read_project(out)
+    assert moved.data["source"]["path"] == "../../images"
+    assert main(["train", str(out), "--epochs", "1"]) == 0  # its data is found from there
+    assert read_project(path).data["source"]["path"] == "images"  # the original untouched

@@ -35,8 +35,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from cnnstudio.project import read_project, write_project
-from cnnstudio.project.settings import SOURCE_KINDS
+from cnnstudio.project import absolute_data_paths, read_project, write_project
 from cnnstudio.ui.training.worker import RESUME_ATTACHMENT, TrainingWorker, prepare_torch
 
 BATCH_INTERVAL = 0.1  # seconds between `batches_done` signals, as the in-process bridge
@@ -95,14 +94,8 @@ def process_kind(device: str, gpus: int | None) -> tuple[str, int]:
 def absolute_sources(project: Any) -> None:
     """Make the data source's relative paths absolute (they are relative to the project's
     folder, and the copy the job trains is saved elsewhere)."""
-    source = (project.data or {}).get("source")
-    if not isinstance(source, dict):
-        return
-    base = Path(project.path).parent if project.path is not None else Path.cwd()
-    for key in SOURCE_KINDS.get(str(source.get("kind")), ()):
-        value = source.get(key)
-        if isinstance(value, str) and value and not Path(value).is_absolute():
-            source[key] = str((base / value).resolve())
+    base = Path(project.path).parent if project.path is not None else None  # None: cwd
+    project.data = absolute_data_paths(project.data, base)
 
 
 def _first_line(err: BaseException) -> str:
