@@ -90,18 +90,31 @@ def headless_round(template: str, epochs: int) -> float:
     return timing.rate
 
 
+def tick_timer(ticks: list[float]):
+    """A precise TICK_MS timer that notes the time of each of its ticks in `ticks`."""
+    from PySide6.QtCore import Qt, QTimer
+
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    return timer
+
+
+def lateness(ticks: list[float]) -> list[float]:
+    """How late each tick came after the one before, in ms."""
+    return [(b - a) * 1e3 - TICK_MS for a, b in zip(ticks, ticks[1:], strict=False)]
+
+
 def floor_round(app, template: str, epochs: int, late: list[float]) -> float:
     """The lateness floor: the same timer while `train_project` runs in a plain thread and
     no window exists (what the machine and the GIL cost before any view draws)."""
     import threading
 
-    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtCore import QEventLoop, QTimer
 
     ticks: list[float] = []
-    timer = QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-    timer.setInterval(TICK_MS)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer = tick_timer(ticks)
     loop = QEventLoop()
     done = threading.Event()
     rate: list[float] = []
@@ -121,12 +134,12 @@ def floor_round(app, template: str, epochs: int, late: list[float]) -> float:
     thread.join()
     timer.stop()
     poll.stop()
-    late.extend((b - a) * 1e3 - TICK_MS for a, b in zip(ticks, ticks[1:], strict=False))
+    late.extend(lateness(ticks))
     return rate[0]
 
 
 def gui_round(app, template: str, epochs: int, late: list[float]) -> float:
-    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtCore import QEventLoop
 
     from cnnstudio.ui.main_window import MainWindow
 
@@ -143,10 +156,7 @@ def gui_round(app, template: str, epochs: int, late: list[float]) -> float:
     timing = timing_callback()
     ui.controller.extra_callbacks = [timing]
     ticks: list[float] = []
-    timer = QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-    timer.setInterval(TICK_MS)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer = tick_timer(ticks)
     # The event loop runs as in the app (exec), not a processEvents() polling loop;
     # the lateness timer starts with the first batch, not during loading and warm-up.
     loop = QEventLoop()
@@ -168,8 +178,7 @@ def gui_round(app, template: str, epochs: int, late: list[float]) -> float:
     assert ui.train()
     loop.exec()
     timer.stop()
-    gaps = [(b - a) * 1e3 - TICK_MS for a, b in zip(ticks, ticks[1:], strict=False)]
-    late.extend(gaps)
+    late.extend(lateness(ticks))
     outcome = ui.controller.last_outcome or {}
     assert outcome.get("status") == "completed", outcome.get("message")
     (cpu0, wall0), (cpu1, wall1) = marks

@@ -191,3 +191,7 @@ class SetSettingsCommand(QUndoCommand):
 
     def undo(self) -> None:
         self._apply(self.old)
+
+    def rebase(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Rewrite both states it puts back (e.g. data paths after a save elsewhere)."""
+        self.old, self.new = change(self.old), change(self.new)

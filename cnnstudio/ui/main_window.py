@@ -221,8 +221,7 @@ class MainWindow(QMainWindow):
             command = pending.pop()
             pending.extend(command.child(i) for i in range(command.childCount()))
             if isinstance(command, SetSettingsCommand) and command.section == "data":
-                command.old = rebase_data_paths(command.old, old_dir, new_dir)
-                command.new = rebase_data_paths(command.new, old_dir, new_dir)
+                command.rebase(lambda data: rebase_data_paths(data, old_dir, new_dir))
 
     def set_project(self, project: Project, modified: bool = False) -> None:
         """Replace the open project (not undoable: the history starts afresh)."""
