@@ -69,6 +69,16 @@ def test_a_member_declared_over_its_limit_is_refused_before_decompressing(
     assert opened == []
 
 
+def error_and_peak_memory(path: Path) -> tuple[str, int]:
+    """The one-line error reading `path` gives, and the peak Python memory meanwhile."""
+    tracemalloc.start()
+    try:
+        message = error_of(path)
+        return message, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_a_deflate_bomb_within_the_size_limit_is_refused_by_its_ratio(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bomb, crc = deflate_bomb(200 * 1024**2)  # 200 MiB of zeros in ~200 KiB
@@ -78,12 +88,7 @@ def test_a_deflate_bomb_within_the_size_limit_is_refused_by_its_ratio(
         Member("weights.safetensors", b"", zipfile.ZIP_DEFLATED, 200 * 1024**2, crc,
                payload=bomb)]))
     opened = opened_members(monkeypatch)
-    tracemalloc.start()
-    try:
-        message = error_of(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    message, peak = error_and_peak_memory(path)
     assert "weights.safetensors would unpack from" in message and "zip bomb" in message
     assert opened == ["project.json"]  # the bomb was judged on its directory entry alone
     assert peak < 20 * 1024**2
@@ -95,12 +100,7 @@ def test_a_member_lying_small_is_cut_at_its_declared_size(tmp_path: Path) -> Non
     path.write_bytes(raw_zip([
         Member("project.json", project_json()),
         Member("weights.safetensors", b"", zipfile.ZIP_DEFLATED, 1024, 0, payload=bomb)]))
-    tracemalloc.start()
-    try:
-        message = error_of(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    message, peak = error_and_peak_memory(path)
     assert "weights.safetensors is damaged in the archive" in message
     assert peak < 20 * 1024**2
 
