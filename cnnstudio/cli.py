@@ -10,7 +10,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -42,7 +43,7 @@ def load_project(path: str):
     try:
         return read_project(Path(path))
     except ProjectError as err:
-        raise UsageError(str(err)) from None
+        raise UsageError(err.full()) from None
 
 
 def _num_classes(project) -> int | None:
@@ -106,6 +107,9 @@ def cmd_new(args: argparse.Namespace) -> int:
     except KeyError as err:
         raise UsageError(err.args[0]) from None
     path = Path(args.project)
+    if path.suffix.lower() not in (".cnnproj", ".json"):
+        raise UsageError(f"{path}: a project file ends in .cnnproj (or .json: the graph and"
+                         f" settings without weights); e.g. {path.with_suffix('.cnnproj')}")
     if path.exists() and not args.force:
         raise UsageError(f"{path} already exists (use --force to replace it)")
     name = path.stem.replace("_", " ").replace("-", " ").strip() or template.title
@@ -113,7 +117,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     try:
         write_project(project, path)
     except ProjectError as err:
-        raise UsageError(str(err)) from None
+        raise UsageError(err.full()) from None
     print(f"created {path} from template {template.name}")
     return EXIT_OK
 
@@ -136,7 +140,44 @@ def cmd_export(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# Qt platform plugins that draw without a display server (into memory, a framebuffer, VNC).
+_HEADLESS_PLATFORMS = ("offscreen", "minimal", "minimalegl", "eglfs", "linuxfb", "vnc",
+                       "vkkhrdisplay")
+
+
+def display_problem(environ: Mapping[str, str], platform: str) -> str | None:
+    """Why the window cannot open on this machine (a one-line message), or None when it
+    can, told before Qt loads: Qt itself aborts the process (exit 134) when its platform
+    plugin finds no display. Only Linux and the BSDs need a display server named in the
+    environment."""
+    if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return None
+    wanted = environ.get("QT_QPA_PLATFORM", "").strip()
+    # "wayland;xcb" lists fallbacks; "vnc:size=800x600" carries options.
+    names = [name.split(":")[0].strip().lower() for name in wanted.split(";") if name.strip()]
+    if any(name in _HEADLESS_PLATFORMS for name in names):
+        return None
+    has_x, has_wayland = bool(environ.get("DISPLAY")), bool(environ.get("WAYLAND_DISPLAY"))
+    if not names and (has_x or has_wayland):
+        return None
+    if ("xcb" in names and has_x) or ("wayland" in names and has_wayland):
+        return None
+    if names and not {"xcb", "wayland"} & set(names):
+        return None  # a platform we do not know: let Qt try it
+    needs = [var for name, var in (("xcb", "DISPLAY"), ("wayland", "WAYLAND_DISPLAY"))
+             if name in names]
+    why = (f"QT_QPA_PLATFORM={wanted} and {' or '.join(needs)} is not set" if names
+           else "DISPLAY and WAYLAND_DISPLAY are not set")
+    return (f"there is no display to open the window on ({why}); the command-line commands (summary, train, predict, export, new,"
+            " templates) work without one. For the window: connect with 'ssh -X', run"
+            " 'xvfb-run cnnstudio', or set QT_QPA_PLATFORM=offscreen (draws it nowhere,"
+            " for scripts)")
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
+    problem = display_problem(os.environ, sys.platform)
+    if problem is not None:
+        raise UsageError(problem)
     try:
         from cnnstudio.ui.app import run_app
     except ImportError as err:  # e.g. Qt's system libraries are missing
@@ -175,6 +216,9 @@ def _command_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PATH", help="save the trained project here instead")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--nproc", type=int, metavar="N", help="worker processes (distributed)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start from new weights (seeded by training.seed) instead of the"
+                        " project's trained ones; a stopped run is not resumed")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="top-K classes with probabilities per image")
@@ -231,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse(sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except UsageError as err:
+        if os.environ.get("CNNSTUDIO_DEBUG"):  # where the message came from, for a report
+            traceback.print_exc()
         _fail(str(err))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from cnnstudio.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, load_project
+from cnnstudio.core.templates import BUILTIN_CLASSES
 from cnnstudio.nn.export import (
     FORMATS,
     DestinationError,
@@ -24,6 +25,8 @@ from cnnstudio.nn.export import (
     export_project,
     format_for_path,
 )
+from cnnstudio.nn.export.classes import class_count_warning
+from cnnstudio.project import Project
 
 
 def _size(n: int) -> str:
@@ -31,6 +34,13 @@ def _size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} bytes"
+
+
+def builtin_classes(project: Project) -> int | None:
+    """The class count of a built-in data source (known without loading the data)."""
+    source = (project.data or {}).get("source") if isinstance(project.data, dict) else None
+    source = source if isinstance(source, dict) else {"kind": "builtin", "name": "digits"}
+    return BUILTIN_CLASSES.get(source.get("name")) if source.get("kind") == "builtin" else None
 
 
 def choose_format(output: str, given: str | None) -> str:
@@ -60,7 +70,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     except (DestinationError, MissingDependency, ExportError) as err:
         raise UsageError(str(err)) from None
-    for warning in result.warnings:
+    classes = class_count_warning(project, builtin_classes(project))
+    for warning in [*result.warnings, *([classes] if classes else [])]:
         print(f"cnnstudio: warning: {warning}", file=sys.stderr)
     print(f"exported {project.name} as {FORMATS[fmt].title} to {result.path}"
           f" ({_size(result.size)})")

@@ -10,13 +10,18 @@ import argparse
 import copy
 import json
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from cnnstudio.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, UsageError, load_project
+from cnnstudio.cli_lines import (
+    DataProgress,
+    InterruptToStop,
+    StartLine,
+    json_callbacks,
+    test_hooks,
+)
 from cnnstudio.train import (
     COMPLETED,
     FAILED,
@@ -26,118 +31,6 @@ from cnnstudio.train import (
     predict,
     train_project,
 )
-
-
-def _print_line(line: dict[str, Any]) -> None:
-    from cnnstudio.train.record import json_safe
-
-    print(json.dumps(json_safe(line), ensure_ascii=False, allow_nan=False), flush=True)
-
-
-class JsonLines(Callback):
-    """One JSON object per epoch on stdout (SPEC §2.2), flushed as it happens.
-    `confusion`: each line also holds the epoch's validation `confusion_matrix` (a list
-    of rows; the GUI's distributed runs ask for it, through SNAPSHOTS_VAR)."""
-
-    def __init__(self, confusion: bool = False) -> None:
-        self.confusion = confusion
-
-    def on_epoch_end(self, trainer, record: dict[str, Any]) -> None:
-        # SPEC §2.2's keys are always there: null without a validation split.
-        metric = "val_iou" if trainer.dataset.task == "segmentation" else "val_accuracy"
-        line = {"event": "epoch", "val_loss": None, metric: None, **record}
-        if self.confusion and trainer.confusion_matrix is not None:
-            line["confusion_matrix"] = trainer.confusion_matrix.tolist()
-        _print_line(line)
-
-
-class JsonBatchLines(Callback):
-    """`{"event": "batch", ...}` lines for live plots, at most one per `interval` seconds
-    plus each epoch's last batch. Not part of the SPEC's `--json` output: only printed
-    when CNNSTUDIO_JSON_BATCHES=SECONDS asks for them (the GUI's distributed runs do)."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._last = float("-inf")
-
-    def on_batch_end(self, trainer, info) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval and info.batch != info.batches:
-            return
-        self._last = now
-        _print_line({"event": "batch", "epoch": info.epoch, "batch": info.batch,
-                     "batches": info.batches, "loss": info.loss, "lr": info.lr,
-                     "samples_seen": info.samples_seen,
-                     "images_per_second": info.images_per_second})
-
-
-def _json_callbacks(args: argparse.Namespace) -> list[Callback]:
-    """The `--json` lines; more of them when the GUI's launch() asked through the
-    environment (batch lines; snapshot lines and confusion matrices)."""
-    from cnnstudio.train.distributed_launch import BATCH_EVENTS_VAR, SNAPSHOTS_VAR
-    from cnnstudio.train.distributed_run import outcome_dir
-
-    if not args.json:
-        return []
-    try:
-        interval = float(os.environ.get(BATCH_EVENTS_VAR, "nan"))
-    except ValueError:
-        interval = float("nan")
-    # Snapshots go to the launcher's folder, where the window also writes what to watch.
-    folder = outcome_dir() if os.environ.get(SNAPSHOTS_VAR) == "1" else None
-    callbacks: list[Callback] = [JsonLines(confusion=folder is not None)]
-    if interval >= 0:
-        callbacks.append(JsonBatchLines(interval))
-    if folder is not None:
-        from cnnstudio.train.snapshots import SnapshotFiles
-
-        callbacks.append(SnapshotFiles(folder, _print_line))
-    return callbacks
-
-
-class InterruptToStop(Callback):
-    """Ctrl-C asks the trainer to stop after the current batch (weights and resume state
-    are then saved); a second Ctrl-C aborts at once. `announce=False` keeps quiet (the
-    ranks of a distributed run other than rank 0)."""
-
-    def __init__(self, announce: bool = True) -> None:
-        self.trainer = None
-        self.interrupted = False
-        self.announce = announce
-        self._previous = None
-
-    def __enter__(self) -> InterruptToStop:
-        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-
-    def _on_sigint(self, signum: int, frame: object) -> None:
-        if self.trainer is None or self.interrupted:
-            raise KeyboardInterrupt
-        self.interrupted = True
-        self.trainer.request_stop()
-        if self.announce:
-            print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr,
-                  flush=True)
-
-    def on_fit_start(self, trainer) -> None:
-        self.trainer = trainer
-
-
-class DataProgress:
-    """Scanning/decoding progress of the dataset on a terminal."""
-
-    def __init__(self, stream) -> None:
-        self.stream = stream
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        percent = 100 * done // total if total else 100
-        self.stream.write(f"\r{stage} data: {done}/{total} ({percent}%)   ")
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -163,8 +56,36 @@ def _check_options(args: argparse.Namespace) -> None:
                 raise UsageError(f"--device: {err}") from None
     out = Path(args.out) if args.out else Path(args.project)
     if out.suffix.lower() == ".json":  # SPEC §2.1: a bare project.json has no weights
-        raise UsageError(f"{out.name} cannot hold the trained weights: give --out"
-                         f" {out.with_suffix('.cnnproj').name} (a .cnnproj keeps them)")
+        raise UsageError(f"{out} cannot hold the trained weights: give --out"
+                         f" {out.with_suffix('.cnnproj')} (a .cnnproj keeps them)")
+    if args.out or out.is_file():  # a missing project: reading it says so, better
+        _check_destination(out, bool(args.out))
+
+
+def _check_destination(out: Path, given: bool) -> None:
+    """Refuse a destination the trained project could not be saved to (`given`: it is
+    --out's, else the project's own file), before hours of training are spent on it:
+    a folder, a missing or unwritable folder, another suffix than .cnnproj."""
+    import tempfile
+
+    what = f"--out {out}" if given else f"cannot save the trained project to {out}"
+    if given and out.suffix.lower() != ".cnnproj":
+        raise UsageError(f"{what}: give a .cnnproj file (it keeps the trained weights)")
+    if out.is_dir():
+        raise UsageError(f"{what}: it is a folder; give a file name")
+    folder = out.parent
+    if not folder.exists():
+        raise UsageError(f"{what}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise UsageError(f"{what}: {folder} is not a folder")
+    try:  # the one reliable test (ACLs, read-only mounts, root): create a file there
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        hint = "" if given else "; give --out a .cnnproj in a folder you can write to"
+        raise UsageError(f"{what}: cannot write in the folder {folder}"
+                         f" ({err.strerror or err}){hint}") from None
 
 
 def _skipped_line(skipped: list[tuple[str, str]]) -> str:
@@ -189,16 +110,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     project = load_project(args.project)
     out = Path(args.out) if args.out else Path(args.project)
     terminal = sys.stderr.isatty()
-    callbacks: list[Callback] = _json_callbacks(args)
-    if terminal:
-        callbacks.append(ProgressPrinter(sys.stderr))
+    callbacks: list[Callback] = json_callbacks(args)
+    printer = None
+    # A bar on a terminal (stderr); elsewhere (a pipe, a log) one line per epoch on stdout,
+    # with the start and end lines: stderr then holds errors alone.
+    if terminal or not args.json:
+        printer = ProgressPrinter(sys.stderr if terminal else sys.stdout, bar=terminal)
+        callbacks.append(printer)
+    if not args.json:
+        callbacks.append(StartLine(project, sys.stdout, args.fresh))
     if (folder := outcome_dir()) is not None:  # launch() with one process: its Stop
         callbacks.append(StopFileWatch(folder))
     runs_before = copy.deepcopy(project.runs)
-    with InterruptToStop() as interrupt:
-        result = train_project(project, epochs=args.epochs, device=args.device,
-                               callbacks=[*callbacks, interrupt],
-                               progress=DataProgress(sys.stderr) if terminal else None)
+    try:
+        with InterruptToStop(printer=printer) as interrupt:
+            result = train_project(project, epochs=args.epochs, device=args.device,
+                                   callbacks=[*test_hooks(), *callbacks, interrupt],
+                                   progress=DataProgress(sys.stderr) if terminal else None,
+                                   fresh=args.fresh)
+    finally:  # a second Ctrl-C aborts: its message must not land on the bar's line
+        if printer is not None:
+            printer.end_line()
     # Saved whenever the run was recorded, as the GUI does: also a run that failed at its
     # first batch (no weights to keep, but its record says what went wrong). Failures
     # before training began leave the project, and so the file, untouched.
@@ -210,12 +142,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             write_project(project, out)
         except ProjectError as err:
-            print(f"cnnstudio: {err}", file=sys.stderr)
+            print(f"cnnstudio: {err.full()}", file=sys.stderr)
             return EXIT_BAD_INPUT
     if args.json:
         end = {"event": "end", "status": result.status, "message": result.message,
                "best_epoch": result.best_epoch, "device": result.device,
                "saved": str(out) if trained else None,
+               "init": project.runs[-1].get("init") if trained else None,
                "skipped": [{"file": f, "reason": r} for f, r in result.skipped]}
         print(json.dumps(end, ensure_ascii=False), flush=True)
     elif result.skipped:
@@ -259,7 +192,8 @@ def _train_launcher(args: argparse.Namespace) -> int:
         raise UsageError(f"--nproc {args.nproc} is more processes than this machine has CPU"
                          f" cores ({cores}): each process needs one")
     outcome = run_local(worker_args(args.project, epochs=args.epochs, device=args.device,
-                                    out=args.out, json_lines=args.json), args.nproc)
+                                    out=args.out, json_lines=args.json, fresh=args.fresh),
+                        args.nproc)
     if outcome.main is not None:
         return _report(args, outcome.main)
     if args.json:
@@ -284,13 +218,22 @@ def _train_rank(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.project)
     main = place.get("rank") == 0
     terminal = main and sys.stderr.isatty()
-    shown: list[Callback] = _json_callbacks(args)
-    if terminal:
-        shown.append(ProgressPrinter(sys.stderr))
-    with InterruptToStop(announce=main) as interrupt:
-        outcome = run_rank(project, out, epochs=args.epochs, device=args.device,
-                           callbacks=[interrupt], main_callbacks=shown,
-                           progress=DataProgress(sys.stderr) if terminal else None)
+    shown: list[Callback] = json_callbacks(args)
+    printer = None
+    if main and (terminal or not args.json):
+        printer = ProgressPrinter(sys.stderr if terminal else sys.stdout, bar=terminal)
+        shown.append(printer)
+    if main and not args.json:
+        shown.append(StartLine(project, sys.stdout, args.fresh))
+    try:
+        with InterruptToStop(announce=main, printer=printer) as interrupt:
+            outcome = run_rank(project, out, epochs=args.epochs, device=args.device,
+                               callbacks=[interrupt], main_callbacks=shown,
+                               progress=DataProgress(sys.stderr) if terminal else None,
+                               fresh=args.fresh)
+    finally:
+        if printer is not None:
+            printer.end_line()
     launched = outcome_dir() is not None  # by --nproc: the launcher speaks for the run
     if not outcome.together:
         if not launched:
@@ -319,7 +262,8 @@ def _report(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
     if args.json:
         end = {"event": "end", "status": status, "message": outcome["message"],
                "best_epoch": outcome["best_epoch"], "device": outcome["device"],
-               "saved": outcome["saved"], "processes": processes}
+               "saved": outcome["saved"], "init": outcome.get("init"),
+               "processes": processes}
         print(json.dumps(end, ensure_ascii=False), flush=True)
     elif status == COMPLETED:
         metric = " ".join(f"{k} {v:.4f}" for k, v in outcome["best"].items())
@@ -337,12 +281,39 @@ def _report(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
     return EXIT_OK
 
 
+def _expand_images(paths: list[str]) -> list[str]:
+    """The image files to classify: each file as given, each folder's images (the files
+    directly in it that Pillow reads by their suffix, in name order). A folder without
+    any is a UsageError."""
+    from PIL import Image
+
+    suffixes = set(Image.registered_extensions())
+    files: list[str] = []
+    for given in paths:
+        folder = Path(given)
+        if not folder.is_dir():
+            files.append(given)
+            continue
+        try:
+            found = sorted(str(entry) for entry in folder.iterdir() if entry.is_file()
+                           and not entry.name.startswith(".")
+                           and entry.suffix.lower() in suffixes)
+        except OSError as err:
+            raise UsageError(f"cannot read the folder {given}: {err.strerror or err}") from None
+        if not found:
+            raise UsageError(f"{given} is a folder with no image files in it (.png, .jpg,"
+                             " …; its subfolders are not searched)")
+        files += found
+    return files
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     project = load_project(args.project)
     if args.top < 1:
         raise UsageError("--top must be at least 1")
+    images = _expand_images(args.images)
     try:
-        results = predict(project, args.images, top=args.top)
+        results = predict(project, images, top=args.top)
     except PredictError as err:
         print(f"cnnstudio: {err}", file=sys.stderr)
         return EXIT_PROBLEMS

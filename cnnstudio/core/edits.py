@@ -41,6 +41,8 @@ def apply_fix(graph: Graph, fix: Fix) -> None:
         graph.set_param(fix.node, fix.arg("param"), fix.arg("value"))
     elif fix.kind == "remove_node":
         graph.remove_node(fix.node)
+    elif fix.kind == "connect_after":
+        graph.connect(fix.arg("source"), fix.node)
     else:
         raise ValueError(f"unknown fix {fix.kind}")
 

@@ -52,7 +52,18 @@ class MissingNodeError(GraphError):
 
 
 class ShapeError(Exception):
-    """Raised by a layer's shape rule; the message is for a student, without the node id."""
+    """Raised by a layer's shape rule; the message is for a student, without the node id.
+
+    `formulas`: the arithmetic that failed, with the student's numbers (shown where the
+    result would be). `fixes`: repairs to offer, as (label, parameter, new value); shape
+    inference keeps only those that really make the layer fit.
+    """
+
+    def __init__(self, message: str, formulas: list[str] | None = None,
+                 fixes: list[tuple[str, str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.formulas = list(formulas or [])
+        self.fixes = list(fixes or [])
 
 
 class FormatError(Exception):

@@ -25,7 +25,8 @@ _PASS_THROUGH = {"ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "Sigmoid", 
 
 @dataclass(frozen=True)
 class Fix:
-    """A one-click repair: `kind` is insert_flatten | set_param | remove_node."""
+    """A one-click repair: `kind` is insert_flatten | set_param | remove_node |
+    connect_after (connect `source`'s output to `node`)."""
 
     kind: str
     label: str
@@ -41,7 +42,13 @@ class Problem:
     node: str | None
     message: str
     severity: str = ERROR
-    fix: Fix | None = None
+    fix: Fix | None = None  # the first repair offered
+    alternatives: tuple[Fix, ...] = ()  # further repairs, offered beside it
+
+    @property
+    def fixes(self) -> tuple[Fix, ...]:
+        """Every repair offered, the first (`fix`) first."""
+        return (self.fix, *self.alternatives) if self.fix is not None else ()
 
     def __str__(self) -> str:
         return f"{self.node}: {self.message}" if self.node else self.message
@@ -192,7 +199,10 @@ def _infer_node(graph: Graph, node_id: str, infos: dict[str, NodeInfo],
     try:
         result = layer.rule(info.input_shapes, params)
     except ShapeError as err:
-        problems.append(Problem(node.id, str(err)))
+        info.formulas = err.formulas  # the arithmetic that fails, to show where it fails
+        fixes = _working_fixes(node, info.input_shapes, err.fixes)
+        problems.append(Problem(node.id, str(err), ERROR, fixes[0] if fixes else None,
+                                tuple(fixes[1:])))
         return
     info.shape = tuple(result.shape)
     info.params, info.macs = result.params, result.macs
@@ -209,6 +219,68 @@ def _infer_node(graph: Graph, node_id: str, infos: dict[str, NodeInfo],
     else:
         rfs = [s.receptive_field for s in sources if s and s.receptive_field]  # type: ignore[union-attr]
         info.receptive_field = _propagate_rf(rfs, result)
+
+
+def _working_fixes(node, input_shapes: list[Shape],
+                   proposals: list[tuple[str, str, Any]]) -> list[Fix]:
+    """The proposed parameter changes that make the node's shape rule succeed."""
+    fixes = []
+    for label, name, value in proposals:
+        params = {**node.params, name: value}
+        try:
+            node.layer.rule(input_shapes, node.layer.resolve(params, node=node.id))
+        except (ParameterError, ShapeError):
+            continue
+        fixes.append(Fix("set_param", label, node.id, (("param", name), ("value", value))))
+    return fixes
+
+
+def _accepts(node, shape: Shape) -> bool:
+    """Whether `node`'s layer takes `shape` as its only input."""
+    try:
+        node.layer.rule([shape], node.layer.resolve(node.params, node=node.id))
+    except (ParameterError, ShapeError):
+        return False
+    return True
+
+
+def _connect_source(graph: Graph, inference: Inference, node_id: str) -> str | None:
+    """The layer a lone node most sensibly follows: of the layers whose output it accepts,
+    the nearest above where it was dropped; without positions, the network's output (or
+    the deepest such layer)."""
+    node = graph.node(node_id)
+    candidates = [nid for nid in inference.order if nid != node_id
+                  and inference.nodes[nid].shape is not None
+                  and _accepts(node, inference.nodes[nid].shape)]  # type: ignore[arg-type]
+    if not candidates:
+        return None
+    if node.pos is not None:
+        x, y = node.pos
+        above = [(abs(pos[0] - x) + (y - pos[1]), nid) for nid in candidates
+                 if (pos := graph.node(nid).pos) is not None and pos[1] < y]
+        if above:
+            return min(above)[1]
+    if inference.output in candidates:
+        return inference.output
+    return candidates[-1]
+
+
+def _offer_connections(graph: Graph, inference: Inference) -> None:
+    """A lone node (no input, no consumer: freshly dropped) may be meant to follow a layer:
+    offer "Connect after <layer>" before "Delete"."""
+    for i, problem in enumerate(inference.problems):
+        fix = problem.fix
+        if fix is None or fix.kind != "remove_node" or problem.node is None:
+            continue
+        node = graph.node(problem.node)
+        if node.inputs or graph.consumers(node.id) or node.layer.max_inputs == 0:
+            continue
+        source = _connect_source(graph, inference, node.id)
+        if source is not None:
+            connect = Fix("connect_after", f"Connect after {source}", node.id,
+                          (("source", source),))
+            inference.problems[i] = Problem(problem.node, problem.message, problem.severity,
+                                            connect, (fix, *problem.alternatives))
 
 
 def _find_classifier(graph: Graph, node_id: str) -> str | None:
@@ -282,4 +354,5 @@ def infer_shapes(graph: Graph, *, task: str = "classification",
         infos.setdefault(node.id, NodeInfo(node.id, node.type))
     inference = Inference(infos, problems, order, None)
     _check_output(graph, inference, task, num_classes)
+    _offer_connections(graph, inference)
     return inference

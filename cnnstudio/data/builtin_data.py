@@ -24,7 +24,7 @@ from importlib import resources
 
 import numpy as np
 
-from .convert import fit_images, fit_signals, resize_masks
+from .convert import array_formats, fit_images, fit_signals, resize_masks
 from .errors import DataError
 from .sources.base import Decoded, Target
 
@@ -176,5 +176,6 @@ def load_builtin(source: dict, target: Target, task: str) -> Decoded:
     else:
         x, y = make_shapes_seg(n, seed)
         return Decoded(fit_images(x, target, what), resize_masks(y, target.spatial),
-                       ["background", "circle", "square", "triangle"])
-    return Decoded(fit_images(x, target, what), y, names)
+                       ["background", "circle", "square", "triangle"],
+                       formats=array_formats(x))
+    return Decoded(fit_images(x, target, what), y, names, formats=array_formats(x))

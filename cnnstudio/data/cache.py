@@ -2,7 +2,8 @@
 
 An entry is a folder named by a hash of what the source is made of (relative file names,
 sizes, mtimes), the Input shape, the task and :data:`CACHE_VERSION`. It holds ``x.npy``,
-``y.npy``, optionally ``group.npy`` and a ``meta.json`` (class names, skipped files). No
+``y.npy``, optionally ``group.npy`` and a ``meta.json`` (class names, skipped files, the
+samples' sizes and modes before fitting). No
 pickle: arrays are plain ``.npy`` loaded with ``allow_pickle=False``. Every file is written
 to a temporary name and moved into place with ``os.replace``; ``meta.json`` goes last, so
 an entry without it is incomplete. An entry that fails validation is ignored and rebuilt.
@@ -36,7 +37,7 @@ from .errors import SkippedFile
 from .sources.base import Decoded
 
 #: Bump when decoding changes what an entry holds: older entries are then never read.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: meta.json holds the samples' sizes and modes before fitting
 _FORMAT = "cnnstudio.datacache"
 _STALE_TEMP_S = 24 * 3600
 _log = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ class CacheEntry:
                 x=loaded["x"], y=loaded["y"], class_names=[str(c) for c in meta["class_names"]],
                 group=loaded.get("group"),
                 skipped=[SkippedFile(str(p), str(r)) for p, r in meta["skipped"]],
+                formats={(int(h), int(w), str(m)): int(n) for h, w, m, n in meta["formats"]},
             )
         except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
             _log.info("ignoring dataset cache entry %s: %s", self.dir, exc)
@@ -208,6 +210,7 @@ class CacheEntry:
                 "format": _FORMAT, "version": CACHE_VERSION, "key": self.key,
                 "created": time.time(), "class_names": decoded.class_names,
                 "skipped": [[s.path, s.reason] for s in decoded.skipped],
+                "formats": [[h, w, m, n] for (h, w, m), n in decoded.formats.items()],
                 "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str}
                            for k, a in arrays.items()},
             }
@@ -224,7 +227,7 @@ class CacheEntry:
         # Re-open copy-on-write: the writable maps used while decoding point at the cache.
         return Decoded(x=self._open("x", True), y=self._open("y", True),
                        class_names=decoded.class_names, group=decoded.group,
-                       skipped=decoded.skipped)
+                       skipped=decoded.skipped, formats=decoded.formats)
 
     def discard_temps(self) -> None:
         """Delete this entry's temporary files that were not moved into place."""

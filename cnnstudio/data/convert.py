@@ -24,6 +24,19 @@ PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _LUMA = (0.299, 0.587, 0.114)
 
 
+def array_mode(channels: int) -> str:
+    """The Pillow mode an array's channel count stands for ("L", "RGB", "RGBA"), else
+    "<C>ch"."""
+    return PIL_MODES.get(channels, f"{channels}ch")
+
+
+def array_formats(x: np.ndarray) -> dict[tuple[int, int, str], int]:
+    """{(height, width, mode): count} of (N, C, H, W) images before they are fitted."""
+    if x.ndim != 4 or not len(x):
+        return {}
+    return {(int(x.shape[2]), int(x.shape[3]), array_mode(int(x.shape[1]))): int(len(x))}
+
+
 def pil_mode(target: Target, what: str) -> str:
     """Return the Pillow mode for the target's channel count; raises DataError if none fits."""
     try:

@@ -34,6 +34,9 @@ class Dataset:
     skipped: list[SkippedFile]
     mean: list[float]
     std: list[float]
+    # The images as the source held them, before fitting to the Input: (height, width,
+    # Pillow mode) → samples (see `Decoded.formats`); empty when not known.
+    source_formats: dict[tuple[int, int, str], int] = field(default_factory=dict)
     # (scale, shift) per device/dtype/rank/stats: built once, not per batch.
     _affine: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = field(
         default_factory=dict, init=False, repr=False, compare=False)

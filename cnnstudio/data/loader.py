@@ -152,4 +152,5 @@ def _assemble(decoded: Decoded, task: str, val_fraction: float, seed: int) -> Da
                          task, decoded.group, float(val_fraction), seed)
     mean, std = channel_stats(x, splits["train"])
     return Dataset(x=x, y=y, class_names=list(decoded.class_names), task=task, splits=splits,
-                   skipped=list(decoded.skipped), mean=mean, std=std)
+                   skipped=list(decoded.skipped), mean=mean, std=std,
+                   source_formats=dict(decoded.formats))

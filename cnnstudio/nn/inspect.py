@@ -19,20 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnstudio.core.graph import Graph
+from cnnstudio.core.kernels import KERNEL_PRESETS  # noqa: F401 (the playground's presets)
 from cnnstudio.core.shapes import infer_shapes
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
               nn.ConvTranspose3d)
-
-# Hand-set kernels for the kernel playground (cross-correlation, as torch's conv2d).
-KERNEL_PRESETS: dict[str, list[list[float]]] = {
-    "Sobel x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
-    "Sobel y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
-    "Laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
-    "Blur": [[1 / 9] * 3] * 3,
-    "Sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
-    "Identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
-}
 
 
 def _submodule(module: nn.Module, node: str | nn.Module) -> nn.Module:
@@ -135,9 +126,11 @@ def grad_cam(module: nn.Module, node: str | nn.Module, x: torch.Tensor,
              class_index: int) -> np.ndarray:
     """Grad-CAM heat map of class `class_index` for one sample `x` (1 × C × H × W,
     normalized) at the convolutional `node`: ReLU(Σ_k α_k A_k), α_k the spatial mean of
-    ∂score/∂A_k, resized (bilinear) to the input's H × W and scaled to 0…1.
+    ∂score/∂A_k, resized (bilinear) to the input's H × W and scaled from its minimum to
+    its maximum (`scale_cam`).
 
-    Returns a float32 (H, W) array, all zeros when nothing speaks for the class. The
+    Returns a float32 (H, W) array in 0…1, all zeros when the map is flat (nothing speaks
+    for one region more than another). The
     module's parameters get no gradients (they are left as they were). Raises ValueError
     when `node`'s output is not a C × h × w map.
     """
@@ -166,9 +159,19 @@ def grad_cam(module: nn.Module, node: str | nn.Module, x: torch.Tensor,
     cam = torch.relu((weights[:, None, None] * activation[0].detach()).sum(0))
     cam = F.interpolate(cam[None, None].float(), size=tuple(x.shape[-2:]), mode="bilinear",
                         align_corners=False)[0, 0]
-    top = float(cam.max())
-    cam = cam / top if top > 0 else torch.zeros_like(cam)
-    return cam.clamp_(0, 1).cpu().numpy().astype(np.float32)
+    return scale_cam(cam.cpu().numpy())
+
+
+def scale_cam(cam: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """A heat map scaled from its minimum (0) to its maximum (1), as pytorch-grad-cam's
+    `scale_cam_image` does. Dividing by the maximum alone made a flat map uniformly hot;
+    a map whose values span less than `eps` (relative to its largest magnitude) says
+    nothing about where the evidence lies and becomes all zeros. Returns float32."""
+    cam = np.nan_to_num(np.asarray(cam, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(cam.min()), float(cam.max())) if cam.size else (0.0, 0.0)
+    if high - low <= eps * max(1.0, abs(high), abs(low)):
+        return np.zeros(cam.shape, np.float32)
+    return np.clip((cam - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
 def last_conv_node(module: nn.Module) -> str | None:

@@ -55,7 +55,8 @@ _MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeErro
 
 class ProjectError(Exception):
     """A project file cannot be read or written. str is one line: `NAME: fault`, or
-    `cannot save NAME: fault` / `cannot read NAME: fault` for system errors.
+    `cannot save NAME: fault` / `cannot read NAME: fault` for system errors (NAME the
+    file's name; `full()` says the path as given instead, as the command line does).
 
     `path` is the file, `reason` the fault alone, `cause` the FormatError if any.
     """
@@ -63,6 +64,7 @@ class ProjectError(Exception):
     def __init__(self, path: str | os.PathLike[str], reason: str, *, action: str | None = None,
                  cause: FormatError | None = None) -> None:
         self.path = Path(path)
+        self.given = os.fspath(path)  # shown as the user gave it, folders included
         reason = " ".join(reason.split())  # one line, whatever the source said
         # A hostile file can make a message quote megabytes (a 60 MB string as a layer
         # type); the path at fault and the fault come first, so the head is enough.
@@ -72,7 +74,14 @@ class ProjectError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        name = self.path.name or str(self.path)
+        return self._line(self.path.name or str(self.path))
+
+    def full(self) -> str:
+        """The line with the path as the caller gave it, folders included (what the
+        command line shows: the user typed it), not only the file's name."""
+        return self._line(self.given or str(self.path))
+
+    def _line(self, name: str) -> str:
         # A file name may hold a newline or a NUL: the message stays one printable line.
         name = "".join(c if c.isprintable() else "?" for c in name)
         where = f"cannot {self.action} {name}" if self.action else name
@@ -80,7 +89,7 @@ class ProjectError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuildable from its words (e.g. across a process pool); the cause stays behind.
-        return (type(self), (self.path, self.reason), {"action": self.action, "cause": None})
+        return (type(self), (self.given, self.reason), {"action": self.action, "cause": None})
 
 
 def is_attachment_name(name: str) -> bool:

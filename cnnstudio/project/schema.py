@@ -14,7 +14,7 @@ from typing import Any
 from cnnstudio.core.errors import FormatError
 from cnnstudio.core.graph import Graph
 from cnnstudio.project.model import TASKS, Project
-from cnnstudio.project.settings import fill_data, fill_training, show_value
+from cnnstudio.project.settings import canonical_data, canonical_training, show_value
 
 FORMAT = "cnnstudio.project"
 CURRENT_VERSION = 1
@@ -102,10 +102,9 @@ def project_from_dict(doc: Any) -> Project:
     except FormatError as err:
         raise FormatError(f"graph.{err.path}" if err.path else "graph", err.message) from None
 
-    data = doc.get("data", {})
-    fill_data(data)  # validate only: the file's own form is what gets saved back
-    training = doc.get("training", {})
-    fill_training(training)
+    # Validated; kept in the file's own form (no defaults added), names spelled canonically.
+    data = canonical_data(doc.get("data", {}))
+    training = canonical_training(doc.get("training", {}))
     runs = doc.get("runs", [])
     if not isinstance(runs, list):
         raise FormatError("runs", f"must be a list, got {show_value(runs)}")

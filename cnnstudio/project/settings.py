@@ -5,7 +5,10 @@ A project file stores these sections as the user (or the GUI) gave them; `fill_d
 the data loader and the trainer read. Unknown keys are kept at every level, so a file
 written by a newer CNN Studio survives a round trip through this one. Choice values are
 matched without regard to case and returned in their canonical spelling (`"adam"` →
-`"Adam"`).
+`"Adam"`); `canonical_data` and `canonical_training` put that spelling into a section
+as stored (reading a project does), so no reader ever meets another spelling. That is
+the one rule for names everywhere (files, the window, the command line): any case in,
+the canonical spelling kept.
 
 **data**
 
@@ -333,3 +336,39 @@ def _fill_loss(loss: Any, path: str) -> dict[str, Any]:
         "label_smoothing": _number(loss.get("label_smoothing", 0.0), f"{path}.label_smoothing",
                                    low=0.0, high=1.0, high_open=True),
     })
+
+
+# ---- canonical spelling of the names a section holds -----------------------------------
+
+_DATA_NAMES = (("source", "kind"), ("source", "name"))
+_TRAINING_NAMES = (("optimizer", "name"), ("schedule", "name"), ("loss", "name"),
+                   ("checkpoint",), ("device",))
+
+
+def _canonical(given: Any, filled: dict[str, Any], paths: tuple[tuple[str, ...], ...]
+               ) -> dict[str, Any]:
+    """A copy of `given` with the names at `paths` spelled as `filled` (the checked
+    section) spells them; keys `given` lacks stay absent (no defaults are added)."""
+    out = copy.deepcopy(given)
+    for path in paths:
+        holder, fill = out, filled
+        for key in path[:-1]:
+            holder, fill = holder.get(key), fill.get(key)
+            if not isinstance(holder, dict) or not isinstance(fill, dict):
+                break
+        else:
+            if path[-1] in holder and isinstance(holder[path[-1]], str):
+                holder[path[-1]] = fill[path[-1]]
+    return out
+
+
+def canonical_data(data: Any, path: str = "data") -> dict[str, Any]:
+    """`data` as given, with its names (`source.kind`, a builtin's `name`) in canonical
+    spelling. Raises FormatError as `fill_data` does."""
+    return _canonical(data, fill_data(data, path), _DATA_NAMES)
+
+
+def canonical_training(training: Any, path: str = "training") -> dict[str, Any]:
+    """`training` as given, with its names (optimizer, schedule, loss, checkpoint, device)
+    in canonical spelling. Raises FormatError as `fill_training` does."""
+    return _canonical(training, fill_training(training, path), _TRAINING_NAMES)

@@ -4,7 +4,13 @@
 >>> result = train_project(project)  # data, model, training and write-back in one call
 """
 
-from cnnstudio.train.api import PredictError, predict, train_project
+from cnnstudio.project.origin import starting_point, weights_run
+from cnnstudio.train.api import (
+    PredictError,
+    predict,
+    resuming_run,
+    train_project,
+)
 from cnnstudio.train.callbacks import BatchInfo, Callback, ProgressPrinter
 from cnnstudio.train.device import DeviceError, default_cpu_threads, resolve_device
 from cnnstudio.train.record import COMPLETED, FAILED, STOPPED, RunResult, run_record
@@ -27,6 +33,9 @@ __all__ = [
     "default_cpu_threads",
     "predict",
     "resolve_device",
+    "resuming_run",
     "run_record",
+    "starting_point",
     "train_project",
+    "weights_run",
 ]

@@ -33,12 +33,14 @@ from cnnstudio.nn import (
     weights_to_bytes,
 )
 from cnnstudio.project import Project, fill_data, fill_training
+from cnnstudio.project.origin import starting_point, weights_digest
 from cnnstudio.project.weights import NORMALIZATION_KEY, RESUME_MEMBER, stored_normalization
 from cnnstudio.train.callbacks import Callback
 from cnnstudio.train.checkpoint import KEPT_START
 from cnnstudio.train.losses import LogitsTap, final_activation
 from cnnstudio.train.record import FAILED, STOPPED, RunResult, now_iso, run_record
 from cnnstudio.train.resume import ResumeError, ResumeState
+from cnnstudio.train.steps import debug_traceback
 from cnnstudio.train.trainer import Trainer
 
 if TYPE_CHECKING:
@@ -108,16 +110,31 @@ def _stored_resume(project: Project) -> ResumeState | None:
         return None  # unreadable: train afresh rather than fail
 
 
+def resuming_run(project: Project, fresh: bool = False) -> dict[str, Any] | None:
+    """The record of the stopped run a new `train_project` call would continue (when its
+    resume state is readable and still fits), or None."""
+    if fresh or _stored_resume(project) is None:
+        return None
+    return project.runs[-1]  # the settings or data may still have changed since
+
+
 def train_project(project: Project, *, epochs: int | None = None, device: str | None = None,
                   callbacks: Iterable[Callback] = (), progress: ProgressFn | None = None,
-                  resume: bool = True, dist: DistContext | None = None) -> RunResult:
+                  resume: bool = True, dist: DistContext | None = None,
+                  fresh: bool = False) -> RunResult:
     """Train `project`'s model on its data; return the RunResult (never raises for bad
     settings, data, graphs or training faults: those give status "failed").
 
     `epochs` and `device` override the settings. The project's weights are the starting
     point when they fit the graph. With `resume`, a run whose last record is "stopped"
     continues from the `resume.safetensors` attachment (replacing that record) when the
-    settings and data are unchanged. Afterwards the project holds the checkpoint weights,
+    settings and data are unchanged. With `fresh` the model starts from new weights
+    (initialised with training.seed) whatever the project holds, and a stopped run's
+    resume state is ignored: a new run starts. The run record says where its weights
+    started in `init` ("fresh" or {"from_run": RUN_ID or None}, see `starting_point`;
+    a resumed run keeps its record's) and, when it left weights, their `weights_sha256`.
+    The Trainer's `init` attribute holds the same before `fit()` (for callbacks to show
+    it in `on_fit_start`). Afterwards the project holds the checkpoint weights,
     the run record (in `runs`) and, only if this run was stopped, the resume attachment.
     Failures before training starts leave the project untouched. The file is not saved.
 
@@ -137,16 +154,19 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
         dataset, module = _load(project, settings["seed"], progress)
         data = fill_data(project.data)
     except Exception as err:  # bad settings, data or graph: one line, project untouched
+        debug_traceback(err)
         text = str(err).strip().splitlines()
         return RunResult(FAILED, text[0] if text else type(err).__name__, started=started,
                          finished=now_iso())
-    if project.weights is not None:
+    init = starting_point(project, fresh)
+    if init != "fresh":
         try:
             load_weights(module, project.weights)
         except WeightsError:
+            init = "fresh"
             notes.append("the saved weights do not fit the graph; training started from new"
                          " weights")
-    state = _stored_resume(project) if resume else None
+    state = _stored_resume(project) if resume and not fresh else None
     trainer_kwargs: dict[str, Any] = {
         "augmentation": data["augmentation"], "task": project.task, "callbacks": callbacks,
         "normalize": data["normalize"]}
@@ -165,6 +185,11 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
             state = None
     if trainer is None:
         trainer = Trainer(module, dataset, settings, **trainer_kwargs)
+    last = project.runs[-1] if project.runs else None
+    if state is not None and isinstance(last, dict):
+        # Older records have no init: a resumed one keeps "unknown" rather than guess.
+        init = last.get("init", {"from_run": None})
+    trainer.init = init
     result = trainer.fit()
     result.skipped = [(f.path, f.reason) for f in dataset.skipped]
     if project.weights is None and result.message.endswith(KEPT_START):
@@ -174,7 +199,7 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
     if notes:
         result.message = "; ".join(filter(None, [result.message, *notes]))
     _write_back(project, module, result, resumed=state is not None, started=started,
-                extra=extra)
+                extra={"init": init, **extra})
     return result
 
 
@@ -184,6 +209,10 @@ def _write_back(project: Project, module: torch.nn.Module, result: RunResult, *,
         module.load_state_dict(result.state_dict)
         meta = {NORMALIZATION_KEY: json.dumps(result.normalization)}
         project.weights = weights_to_bytes(module, meta)
+        extra = {**extra, "weights_sha256": weights_digest(project.weights)}
+    else:
+        # Says "this run left no weights" (older records lack the key altogether).
+        extra = {**extra, "weights_sha256": None}
     last = project.runs[-1] if project.runs else None
     if resumed and isinstance(last, dict):
         record = run_record(result, str(last.get("id")), started=last.get("started", started),
@@ -241,6 +270,11 @@ def predict(project: Project, images: Sequence[str | Path], top: int = 5) -> lis
 
     if project.task != "classification":
         raise PredictError("predict gives classes; this project does segmentation")
+    inputs = [n for n in project.graph if n.type == "Input"]
+    shape = list(inputs[0].resolved_params()["shape"]) if inputs else None
+    if shape is not None and len(shape) != 3:
+        raise PredictError(f"predict classifies image files, for networks whose Input is"
+                           f" [channels, height, width]; this network's Input is {shape}")
     if project.weights is None:
         raise PredictError("the project has no trained weights; train it first")
     try:

@@ -71,15 +71,33 @@ def overriding(callbacks: tuple[Callback, ...], hook: str) -> list[Any]:
 
 class ProgressPrinter(Callback):
     """A one-line text progress bar for the command line, redrawn at most every
-    `interval` seconds: epoch, batch, loss, images/s and ETA of the epoch."""
+    `interval` seconds: epoch, batch, loss, images/s and ETA of the epoch; and a line per
+    epoch. `bar=False` (a log file or pipe, where a redrawn line is noise) prints only
+    the epoch lines. Whoever else writes to the stream calls `end_line()` first, so that
+    nothing is glued to a bar still on screen."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float = 0.2, width: int = 24):
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.2, width: int = 24,
+                 bar: bool = True):
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval
         self.width = width
+        self.bar = bar
+        self.open = False  # a bar is drawn and its line not yet ended
         self._last = 0.0
 
+    def end_line(self) -> None:
+        """End the bar's line, if one is drawn (the next output starts on a line of its own)."""
+        if self.open:
+            self.open = False
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def on_fit_end(self, trainer: Trainer, result: RunResult) -> None:
+        self.end_line()
+
     def on_batch_end(self, trainer: Trainer, info: BatchInfo) -> None:
+        if not self.bar or trainer.stop_requested:  # stopping: the bar stays as it was
+            return
         now = time.monotonic()
         if now - self._last < self.interval and info.batch != info.batches:
             return
@@ -93,6 +111,7 @@ class ProgressPrinter(Callback):
         self.stream.write(f"\repoch {info.epoch}/{trainer.epochs} [{bar}] {info.batch}/"
                           f"{info.batches} loss {info.loss:.4f} {info.images_per_second:.0f} img/s"
                           f" ETA {eta:.0f}s ")
+        self.open = True
         self.stream.flush()
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
@@ -101,5 +120,9 @@ class ProgressPrinter(Callback):
             if record.get(key) is not None:
                 parts.append(f"{key} {record[key]:.4f}")
         parts.append(f"{record['seconds']:.1f}s")
-        self.stream.write("\r" + "  ".join(parts) + " " * 12 + "\n")
+        if self.bar:  # over the bar's line, wiping what is left of it
+            self.stream.write("\r" + "  ".join(parts) + " " * 12 + "\n")
+        else:
+            self.stream.write("  ".join(parts) + "\n")
+        self.open = False
         self.stream.flush()

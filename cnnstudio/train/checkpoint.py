@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from cnnstudio.train.record import STOPPED, RunResult, now_iso
 from cnnstudio.train.resume import ResumeState, capture_rng, restore_rng
 from cnnstudio.train.steps import EpochStats, NonFiniteLoss, cpu_state
@@ -15,6 +17,17 @@ if TYPE_CHECKING:
 
 
 KEPT_START = "the weights from before this run are kept"  # `train_project` may reword it
+
+
+def _private(value: Any) -> Any:
+    """`value` (a nested state_dict) with every tensor replaced by a CPU copy of its own."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _private(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_private(v) for v in value)
+    return value
 
 
 class Checkpointing:
@@ -77,11 +90,16 @@ class Checkpointing:
         assert self.optimizer is not None
         epoch, batch = self._position
         stats = self._stats
+        # Private copies, never views: `state_dict()` shares the live tensors, and the
+        # caller then loads the checkpoint to keep (with checkpoint "best", the best
+        # epoch's weights) into the same module, which silently rewrote a resume state
+        # made of views into the best weights: the resumed run continued from those.
         return ResumeState(
-            epoch=epoch, batch=batch, model=self.module.state_dict(),
-            optimizer=self.optimizer.state_dict(),
-            scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
-            scaler=self.scaler.state_dict() if self.scaler is not None else None,
+            epoch=epoch, batch=batch, model=cpu_state(self.module),
+            optimizer=_private(self.optimizer.state_dict()),
+            scheduler=(_private(self.scheduler.state_dict()) if self.scheduler is not None
+                       else None),
+            scaler=_private(self.scaler.state_dict()) if self.scaler is not None else None,
             rng=capture_rng(), best_state=self._best_state,
             epoch_loss_sum=stats.loss_sum, epoch_samples=stats.samples,
             epoch_seconds=stats.seconds, records=list(self.records),

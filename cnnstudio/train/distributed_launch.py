@@ -57,9 +57,10 @@ class LaunchOutcome:
 
 
 def worker_args(project: str | Path, *, epochs: int | None = None, device: str | None = None,
-                out: str | Path | None = None, json_lines: bool = False) -> list[str]:
+                out: str | Path | None = None, json_lines: bool = False,
+                fresh: bool = False) -> list[str]:
     """The arguments after `python` that make a process one rank of the run."""
-    args = ["-m", "cnnstudio", "train", str(project)]
+    args = ["-m", "cnnstudio", "train", str(project), *(["--fresh"] if fresh else [])]
     if epochs is not None:
         args += ["--epochs", str(epochs)]
     if device is not None:
@@ -288,7 +289,8 @@ class DistributedJob:
 def launch(project: str | Path, nproc: int, *, epochs: int | None = None,
            device: str | None = None, out: str | Path | None = None,
            batch_events: float | None = 0.1, snapshots: bool = False,
-           python: str | None = None, env: dict[str, str] | None = None) -> DistributedJob:
+           python: str | None = None, env: dict[str, str] | None = None,
+           fresh: bool = False) -> DistributedJob:
     """Start `python -m cnnstudio train PROJECT --nproc N --json` as a child process
     group and return the job. `batch_events` (seconds) adds a throttled
     `{"event": "batch", "epoch", "batch", "batches", "loss", "lr", "samples_seen",
@@ -296,7 +298,8 @@ def launch(project: str | Path, nproc: int, *, epochs: int | None = None,
     each epoch's `confusion_matrix` to its line and, once `job.watch()` said what to
     show, a `{"event": "snapshot", "epoch", "path", "sample", "filter_node",
     "activation_node"}` line after it (and one at the end when the weights moved since),
-    its arrays in the file `path` (see `snapshot_arrays`). `env` adds variables. Raises
+    its arrays in the file `path` (see `snapshot_arrays`). `env` adds variables. `fresh`
+    starts from new weights (`train --fresh`). Raises
     OSError if the process cannot be started."""
     folder = Path(tempfile.mkdtemp(prefix="cnnstudio-dist-"))
     child_env = {**os.environ, **(env or {}), OUTCOME_DIR_VAR: str(folder)}
@@ -306,7 +309,7 @@ def launch(project: str | Path, nproc: int, *, epochs: int | None = None,
     if snapshots:
         child_env[SNAPSHOTS_VAR] = "1"
     command = [python or sys.executable, *worker_args(project, epochs=epochs, device=device,
-                                                      out=out, json_lines=True),
+                                                      out=out, json_lines=True, fresh=fresh),
                "--nproc", str(nproc)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, bufsize=1, env=child_env,

@@ -63,6 +63,7 @@ class RankOutcome:
     best: dict[str, float] = field(default_factory=dict)
     saved: str | None = None
     save_error: str | None = None
+    init: Any = None  # the run record's `init`: "fresh" or {"from_run": ID}
     time: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,10 +140,11 @@ def _summary(outcome: RankOutcome, result: RunResult) -> None:
 def run_rank(project: Project, out: Path, *, epochs: int | None = None,
              device: str | None = None, callbacks: Sequence[Callback] = (),
              main_callbacks: Sequence[Callback] = (),
-             progress: ProgressFn | None = None) -> RankOutcome:
+             progress: ProgressFn | None = None, fresh: bool = False) -> RankOutcome:
     """Run this process's rank of a distributed training of `project` (the torchrun
     variables must be set); rank 0 saves the result to `out`. `callbacks` go to every
-    rank (e.g. a Ctrl-C handler), `main_callbacks` and `progress` to rank 0 only.
+    rank (e.g. a Ctrl-C handler), `main_callbacks` and `progress` to rank 0 only;
+    `fresh` as in `train_project`.
 
     Never raises for training faults: the outcome says what happened. When
     `outcome.together` is False the caller must end the process at once, with status 1.
@@ -159,7 +161,8 @@ def run_rank(project: Project, out: Path, *, epochs: int | None = None,
             write_outcome(folder, outcome)
         return outcome
     outcome = _train(ctx, project, out, epochs=epochs, device=device, callbacks=callbacks,
-                     main_callbacks=main_callbacks, progress=progress, folder=folder)
+                     main_callbacks=main_callbacks, progress=progress, folder=folder,
+                     fresh=fresh)
     if folder is not None:
         write_outcome(folder, outcome)
     if outcome.together:
@@ -172,7 +175,7 @@ def run_rank(project: Project, out: Path, *, epochs: int | None = None,
 def _train(ctx: DistContext, project: Project, out: Path, *, epochs: int | None,
            device: str | None, callbacks: Sequence[Callback],
            main_callbacks: Sequence[Callback], progress: ProgressFn | None,
-           folder: Path | None) -> RankOutcome:
+           folder: Path | None, fresh: bool = False) -> RankOutcome:
     main = ctx.is_main
     try:
         # Local rank 0 decodes into the disk cache first; the others then read the cache
@@ -188,10 +191,13 @@ def _train(ctx: DistContext, project: Project, out: Path, *, epochs: int | None,
     extra: list[Callback] = [StopFileWatch(folder)] if folder is not None else []
     hooks = [*callbacks, *(main_callbacks if main else ()), ending, *extra]
     runs_before = copy.deepcopy(project.runs)
-    result = train_project(project, epochs=epochs, device=device, callbacks=hooks, dist=ctx)
+    result = train_project(project, epochs=epochs, device=device, callbacks=hooks, dist=ctx,
+                           fresh=fresh)
     outcome = RankOutcome(ctx.rank, ctx.world_size, result.status, result.message,
                           together=ending.started and not ending.alone)
     _summary(outcome, result)
+    if project.runs != runs_before and isinstance(project.runs[-1], dict):
+        outcome.init = project.runs[-1].get("init")
     # Saved whenever the run was recorded, even one that failed before its first epoch
     # (its weights are then those from before the run: nothing is lost by saving).
     if main and outcome.together and project.runs != runs_before:
@@ -201,7 +207,7 @@ def _train(ctx: DistContext, project: Project, out: Path, *, epochs: int | None,
             write_project(project, out)
             outcome.saved = str(out)
         except ProjectError as err:
-            outcome.save_error = str(err)
+            outcome.save_error = err.full()
     return outcome
 
 

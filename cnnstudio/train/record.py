@@ -83,7 +83,10 @@ def run_record(result: RunResult, run_id: str, *, started: str | None = None,
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON-safe run record for `project.runs` (SPEC: id, started, finished, status,
     message, device, settings, epochs, best_epoch, best, confusion_matrix, class_names,
-    plus `normalization` so predictions can preprocess like training did)."""
+    plus `normalization` so predictions can preprocess like training did). `train_project`
+    adds `init` (where the weights started: "fresh" or {"from_run": RUN_ID or None}) and
+    `weights_sha256` (of the weights the run left, None when it left none) through
+    `extra`; older records lack both and still load."""
     record = {
         "id": run_id,
         "started": started or result.started,

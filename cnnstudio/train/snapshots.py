@@ -77,6 +77,29 @@ def take_snapshot(module: nn.Module, dataset: Dataset, normalize: bool,
     return snap
 
 
+def training_seed(training: Any) -> int:
+    """The seed a run of these training settings starts from (0 when they are invalid:
+    the views then show some initialisation, and Train says what is wrong)."""
+    from cnnstudio.project import fill_training
+
+    try:
+        return int(fill_training(training)["seed"])
+    except Exception:
+        return 0
+
+
+def initial_module(graph: Any, seed: int) -> nn.Module:
+    """The network as a run with this training `seed` starts it, before any step: the
+    same recipe as `train_project` (seed torch, then build), so the untrained filters a
+    view shows are the ones training will begin from. torch's global random state is
+    left as it was. Raises BuildError for a graph that cannot be built."""
+    from cnnstudio.nn import build_module
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_module(graph)
+
+
 # ---- the job folder: watch file and snapshot files ---------------------------------------
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
 from dataclasses import dataclass
 
 import torch
@@ -59,3 +62,14 @@ def failure_message(err: BaseException, where: str | None, batch_size: int,
     if where is None:  # set-up errors (device, data, model) are already worded for users
         return reason
     return f"training failed at {where}: {type(err).__name__}: {reason}"
+
+
+DEBUG_VAR = "CNNSTUDIO_DEBUG"
+
+
+def debug_traceback(err: BaseException) -> None:
+    """With CNNSTUDIO_DEBUG set, print `err`'s traceback on stderr: a fault that becomes
+    one line for the user (a failed run, data that cannot load) shows where it came from
+    when someone reports it."""
+    if os.environ.get(DEBUG_VAR):
+        traceback.print_exception(err, file=sys.stderr)

@@ -52,7 +52,13 @@ from cnnstudio.train.resume import (
     ResumeState,
     resume_mismatch,
 )
-from cnnstudio.train.steps import EpochStats, NonFiniteLoss, cpu_state, failure_message
+from cnnstudio.train.steps import (
+    EpochStats,
+    NonFiniteLoss,
+    cpu_state,
+    debug_traceback,
+    failure_message,
+)
 
 if TYPE_CHECKING:
     from cnnstudio.train.distributed import DistContext
@@ -130,6 +136,9 @@ class Trainer(Checkpointing):
         self._net: nn.Module = module  # what trains: the module, or DDP around it
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
+        # Where the weights started, as the run record says it ("fresh" or {"from_run":
+        # ID}); `train_project` sets it before `fit()`, None for a bare Trainer.
+        self.init: str | dict[str, Any] | None = None
 
     # ---- control (any thread) --------------------------------------------------------
 
@@ -153,6 +162,11 @@ class Trainer(Checkpointing):
     @property
     def stop_requested(self) -> bool:
         return self._stop
+
+    @property
+    def resumed_at(self) -> tuple[int, int] | None:
+        """(epoch, batch), 0-based, where this run continues a stopped one; else None."""
+        return None if self._resume is None else (self._resume.epoch, self._resume.batch)
 
     # ---- the run ---------------------------------------------------------------------
 
@@ -186,6 +200,7 @@ class Trainer(Checkpointing):
         except NonFiniteLoss as bad:
             self._message = self._handle_non_finite(bad)
         except Exception as err:
+            debug_traceback(err)
             self._message = failure_message(err, self._where() if self._in_loop else None,
                                             self.batch_size, self.device)
             if isinstance(err, torch.OutOfMemoryError) and self.device.type == "cuda":

@@ -12,15 +12,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRectF, QSize, Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QApplication, QMenu, QToolBar
+from PySide6.QtWidgets import QAbstractButton, QApplication, QMenu, QToolBar, QToolButton
 
 import cnnstudio
 
 if TYPE_CHECKING:
     from cnnstudio.ui.main_window import MainWindow
+    from cnnstudio.ui.training.panel import TrainingControls
 
 _ICON_SIZES = (16, 20, 24, 32, 48)
 StandardKey = QKeySequence.StandardKey
@@ -96,6 +97,35 @@ def _standard(key: StandardKey, fallback: str) -> list[QKeySequence | StandardKe
     return [key] if QKeySequence.keyBindings(key) else [fallback]
 
 
+class _ButtonAction(QAction):
+    """A toolbar action standing for a push button elsewhere: triggering it clicks the
+    button; the button's enabled state, text and tooltip are copied whenever they change."""
+
+    def __init__(self, button: QAbstractButton, name: str, icon_name: str,
+                 parent: QObject) -> None:
+        super().__init__(button.text(), parent)
+        self.button = button
+        self.setObjectName(name)
+        self.setIcon(icon(icon_name) if not icon(icon_name).isNull() else button.icon())
+        self.triggered.connect(lambda _checked=False: button.click())
+        button.installEventFilter(self)
+        self._copy()
+
+    def _copy(self) -> None:
+        self.setEnabled(self.button.isEnabled())
+        self.setText(self.button.text())
+        self.setToolTip(self.button.toolTip())
+        self.setStatusTip(self.button.toolTip())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # The panel sets a button's text just before its tooltip (Train ↔ Resume), and
+        # both changes are sent to the button at once, shown or hidden.
+        if watched is self.button and event.type() in (QEvent.Type.EnabledChange,
+                                                       QEvent.Type.ToolTipChange):
+            self._copy()
+        return False
+
+
 class WindowActions:
     """Creates the main window's actions, its menu bar and its toolbar."""
 
@@ -133,8 +163,10 @@ class WindowActions:
                              keys=[StandardKey.Paste])
         self.duplicate = _action(w, "D&uplicate", view("duplicate_selection"),
                                  icon_name="duplicate", keys=["Ctrl+D"])
+        # Not StandardKey.Delete: on X11 it also binds Ctrl+D, which is Duplicate here, and
+        # an ambiguous shortcut fires neither action.
         self.delete = _action(w, "&Delete", view("delete_selection"), icon_name="delete",
-                              keys=_standard(StandardKey.Delete, "Del"))
+                              keys=["Del"])
         self.select_all = _action(w, "Select &All", view("select_all"), icon_name="select-all",
                                   keys=[StandardKey.SelectAll])
 
@@ -189,6 +221,21 @@ class WindowActions:
         bar.addActions([self.zoom_in, self.zoom_out, self.fit, self.auto_layout])
         self.window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         return bar
+
+    def add_training_buttons(self, controls: TrainingControls) -> None:
+        """Train and Stop at the toolbar's end, for a user who has not found the Training
+        tab yet. They press the training panel's own buttons (so they do exactly what
+        those do) and mirror their enabled state, text and tip."""
+        self.train = _ButtonAction(controls.train_button, "actionTrainToolbar", "train",
+                                   self.window)
+        self.stop = _ButtonAction(controls.stop_button, "actionStopToolbar", "stop",
+                                  self.window)
+        self.toolbar.addSeparator()
+        self.toolbar.addActions([self.train, self.stop])
+        for action in (self.train, self.stop):  # icon and text: a first-time user reads it
+            button = self.toolbar.widgetForAction(action)
+            if isinstance(button, QToolButton):
+                button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
 
     def _fill_recent(self) -> None:
         from cnnstudio.ui.settings import clear_recent_files, recent_files

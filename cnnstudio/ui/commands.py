@@ -10,6 +10,7 @@ by swapping whole graph snapshots.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,10 @@ from cnnstudio.ui.document import Document
 
 # Ids for QUndoCommand.id(): consecutive commands with the same id may merge.
 MERGE_PARAMS = 1001
+# Edits of one field closer together than this are one gesture (spin-box steps held down,
+# wheel turns): they merge. A later edit of the same field is a new undo entry.
+MERGE_WINDOW_S = 1.0
+clock = time.monotonic  # tests replace it to step time
 
 
 class AddNodeCommand(QUndoCommand):
@@ -97,21 +102,36 @@ class DisconnectCommand(QUndoCommand):
 
 class SetParamsCommand(QUndoCommand):
     """Replace one node's params. Validation happens before the push: construct it only
-    with params that `LayerType.resolve` accepted. Successive edits of one node merge."""
+    with params that `LayerType.resolve` accepted.
 
-    def __init__(self, doc: Document, node_id: str, params: dict[str, Any]) -> None:
-        super().__init__(f"Edit {node_id}")
+    `field` names the parameter the user edited (found from the change when not given).
+    Only edits of the same field of the same node within MERGE_WINDOW_S of each other
+    merge (the steps of one spin box held down are one gesture), so three fields edited
+    one after another are three undo steps, and so is one field edited three times.
+    """
+
+    def __init__(self, doc: Document, node_id: str, params: dict[str, Any],
+                 field: str | None = None) -> None:
         self.doc, self.node_id = doc, node_id
         self.old = copy.deepcopy(doc.graph.node(node_id).params)
         self.new = copy.deepcopy(params)
+        if field is None:
+            changed = {k for k in {*self.old, *self.new} if self.old.get(k) != self.new.get(k)}
+            field = next(iter(changed)) if len(changed) == 1 else None
+        self.field = field
+        self.when = clock()
+        super().__init__(f"Edit {node_id}.{field}" if field else f"Edit {node_id}")
 
     def id(self) -> int:
         return MERGE_PARAMS
 
     def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, SetParamsCommand) or other.node_id != self.node_id:
+        if (not isinstance(other, SetParamsCommand) or other.node_id != self.node_id
+                or self.field is None or other.field != self.field
+                or other.when - self.when > MERGE_WINDOW_S):
             return False
-        self.new = other.new
+        self.new, self.when = other.new, other.when
+        self.setObsolete(self.new == self.old)  # stepped back to the start: no entry at all
         return True
 
     def redo(self) -> None:

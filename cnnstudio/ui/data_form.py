@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -86,8 +88,56 @@ def _set_key(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
         data[path[-1]] = value
 
 
+def wrap_path(path: str, fits: Callable[[str], bool]) -> list[str]:
+    """`path` cut into lines that each `fits`: after a separator where possible, else
+    anywhere (a folder name longer than the line), so nothing of it is ever hidden."""
+    lines: list[str] = []
+    rest = path
+    while rest:
+        if fits(rest):
+            lines.append(rest)
+            break
+        cut = 1
+        while cut < len(rest) and fits(rest[:cut + 1]):
+            cut += 1
+        separator = max(rest.rfind("/", 0, cut), rest.rfind("\\", 0, cut))
+        if separator > 0:
+            cut = separator + 1
+        lines.append(rest[:cut])
+        rest = rest[cut:]
+    return lines
+
+
+class PathLabel(QLabel):
+    """A whole path in as many lines as the width needs (never cut, never elided); the
+    path is also its tooltip."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.path = ""
+        # Takes the width it is given (the lines follow it) instead of asking for the path's.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+
+    def set_path(self, path: str) -> None:
+        self.path = path
+        self.setToolTip(path)
+        self._reflow()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._reflow()
+
+    def _reflow(self) -> None:
+        metrics, room = self.fontMetrics(), max(self.contentsRect().width(), 40)
+        text = "\n".join(wrap_path(self.path, lambda t: metrics.horizontalAdvance(t) <= room))
+        if text != self.text():
+            self.setText(text)
+
+
 class _PathRow(QWidget):
-    """A path field with its Browse… button."""
+    """A path field with its Browse… button, and under them the whole path it stands for
+    (wrapped, never cut: the field is narrow and may hold a relative path)."""
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
@@ -95,11 +145,28 @@ class _PathRow(QWidget):
         self.browse = QToolButton(self)  # narrower than a push button: room for the path
         self.browse.setText("Browse…")
         self.browse.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        layout = QHBoxLayout(self)
+        self.full = PathLabel(self)
+        self.full.hide()
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(4)
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.browse)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        layout.addWidget(self.edit, 1)
-        layout.addWidget(self.browse)
+        layout.setSpacing(1)
+        layout.addLayout(row)
+        layout.addWidget(self.full)
+
+    def show_full(self, path: str) -> None:
+        """Show (and give as tooltip) the whole resolved path; '' hides it."""
+        self.edit.setToolTip(path)
+        self.full.set_path(path)
+        self.full.setVisible(bool(path))
+
+    def full_path(self) -> str:
+        """The whole path shown under the field, as its lines joined ('' when none)."""
+        return self.full.text().replace("\n", "") if self.full.isVisibleTo(self) else ""
 
 
 class DataSettingsForm(QWidget):
@@ -319,7 +386,13 @@ class DataSettingsForm(QWidget):
         edit = self.paths[i].edit
         edit.setText(text)
         edit.setCursorPosition(len(text))  # the end (the folder's own name) matters most
-        edit.setToolTip(str(self.doc.project.resolve_path(text)) if text.strip() else "")
+        self.paths[i].show_full(self._full_path(text))
+
+    def _full_path(self, text: str) -> str:
+        """The absolute path a path field stands for, as the loader resolves it ('' if
+        empty): relative to the project file's folder, else to the working folder."""
+        text = text.strip()
+        return str(self.doc.project.resolve_path(text).absolute()) if text else ""
 
     def _path_finished(self, i: int) -> None:
         kind = self.kind.currentData()
@@ -327,8 +400,7 @@ class DataSettingsForm(QWidget):
         if i < len(fields):
             text = self.paths[i].edit.text().strip()
             self._drafts.setdefault(kind, {})[fields[i][0]] = text
-            self.paths[i].edit.setToolTip(str(self.doc.project.resolve_path(text)) if text
-                                          else "")
+            self.paths[i].show_full(self._full_path(text))
             self._apply_source(kind)
 
     # ---- file dialogs (tests replace `ask_directory` / `ask_file`) ---------------------

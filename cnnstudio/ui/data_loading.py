@@ -126,7 +126,8 @@ class _LoadWorker(QObject):
                 self.failed.emit(self.job, _one_line(err))
                 return
             self._progress("preview", 0, 1)
-            preview = make_preview(dataset)
+            kind = str(r.source.get("kind", ""))
+            preview = make_preview(dataset, files=kind in ("folder", "segmentation_folder"))
             # The chart's pyqtgraph takes ~1 s to import: here, not in the GUI thread.
             import cnnstudio.ui.data_chart  # noqa: F401
             preview.seconds = time.perf_counter() - began

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnstudio.ui.commands import SetParamsCommand
 from cnnstudio.ui.data_form import DataSettingsForm
 from cnnstudio.ui.data_loading import DataLoader, LoadRequest, request_for, source_root
 from cnnstudio.ui.data_preview import SPLIT_COLORS, SkippedList, ThumbnailGrid
@@ -127,12 +128,30 @@ class DataView(QWidget):
         self.info = _muted(QLabel("Samples", self))
         self.info.setObjectName("dataInfo")
         self.info.setWordWrap(True)  # a long line must not widen the dock past the canvas
+        # What the files were and what the Input makes of them (a conversion is no error,
+        # but a student must see that 32×32 colour pictures became 8×8 grey ones).
+        self.formats = QLabel(self)
+        self.formats.setObjectName("dataFormats")
+        self.formats.setWordWrap(True)
+        self.formats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fit_input = QPushButton(self)
+        self.fit_input.setObjectName("dataFitInput")
+        self.fit_input.setToolTip("Change the Input node's shape to the data's own, so the"
+                                  " images are used as they are (one undoable step)")
+        self.fit_input.clicked.connect(lambda _checked=False: self.set_input_to_data())
+        self.fit_input.hide()
+        fit_row = QHBoxLayout()
+        fit_row.setContentsMargins(0, 0, 0, 0)
+        fit_row.addWidget(self.fit_input)
+        fit_row.addStretch(1)
         self.samples = ThumbnailGrid(self)
         samples = QWidget(self)
         middle = QVBoxLayout(samples)
         middle.setContentsMargins(4, 4, 4, 4)
         middle.setSpacing(3)
         middle.addWidget(self.info)
+        middle.addWidget(self.formats)
+        middle.addLayout(fit_row)
         middle.addWidget(self.message)
         middle.addWidget(self.samples, 1)
 
@@ -321,10 +340,39 @@ class DataView(QWidget):
         """The load message shown in the view (a load error, or '')."""
         return self.message.text()
 
+    def _show_formats(self, preview: Preview | None) -> None:
+        line = preview.formats_line if preview is not None else ""
+        self.formats.setText(line)
+        self.formats.setVisible(bool(line))
+        # A conversion in normal text; data used as it is, muted.
+        self.formats.setForegroundRole(QPalette.ColorRole.WindowText if preview is not None
+                                       and preview.converted
+                                       else QPalette.ColorRole.PlaceholderText)
+        shape = preview.suggested_shape if preview is not None else None
+        if shape:
+            self.fit_input.setText(f"Set the Input to {'×'.join(map(str, shape))}")
+        self.fit_input.setVisible(bool(shape))
+
+    def set_input_to_data(self) -> bool:
+        """Set the Input node's shape to the loaded data's own (as the button offers), as
+        one undo step; False when there is nothing to set."""
+        shape = self._preview.suggested_shape if self._preview is not None else None
+        node = next((n for n in self.doc.graph if n.type == "Input"), None)
+        if not shape or node is None or list(node.params.get("shape") or []) == list(shape):
+            return False
+        text = f"Set the Input to {'×'.join(map(str, shape))}"
+        params = dict(node.params, shape=list(shape))
+        # A macro: never merged with an earlier edit of the shape, one entry in the history.
+        self.doc.undo_stack.beginMacro(text)
+        self.doc.undo_stack.push(SetParamsCommand(self.doc, node.id, params, field="shape"))
+        self.doc.undo_stack.endMacro()
+        return True
+
     def _show_nothing(self, placeholder: str) -> None:
         self.samples.clear()
         self.samples.set_placeholder(placeholder)
         self.info.setText("Samples")
+        self._show_formats(None)
         self.splits.setText("")
         self.skipped.show_skipped([])
         self.tabs.setTabText(1, "Skipped")
@@ -341,6 +389,7 @@ class DataView(QWidget):
         self.info.setText(f"{_count(total)} samples · {shape} {dtype} · {classes} "
                           f"class{'es' if classes != 1 else ''}")
         self.info.setToolTip(f"Thumbnails from the {where}; loaded in {preview.seconds:.1f} s")
+        self._show_formats(preview)
         sizes = preview.split_sizes
         # The split line doubles as the chart's legend: a square in each split's colour.
         self.splits.setText("&nbsp;&nbsp; ".join(

@@ -4,8 +4,8 @@ Each entry asks for a file with `ExportMenu.ask_export_path` (tests replace it),
 exports the project as it is in the window, unsaved edits included. torch is imported
 only when an export runs, so the window still appears before torch loads. Exports take
 at most a few seconds (ONNX is the slowest), so they run on the GUI thread under a busy
-cursor; failures go to `window.show_error`, warnings (an untrained project) and success
-to the status bar.
+cursor; failures go to `window.show_error`, warnings (an untrained project, a classifier
+whose outputs differ from the class count) and success to the status bar.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class ExportMenu(QObject):
         self.menu = QMenu("&Export", window)
         self.menu.setObjectName("exportMenu")
         self.actions: dict[str, QAction] = {}
+        self.warnings: list[str] = []  # of the last export (shown in the status bar)
         for entry in ENTRIES:
             action = QAction(entry.label, window)
             action.setStatusTip(entry.tip)
@@ -112,10 +113,23 @@ class ExportMenu(QObject):
             self.window.show_error(error)
             return False
         message = f"Exported {Path(result.path).name}"
-        if result.warnings:
-            message += f" — {result.warnings[0]}"
+        self.warnings = [*result.warnings, *filter(None, [self._class_warning()])]
+        if self.warnings:
+            message += " — " + "; ".join(self.warnings)
         self.window.statusBar().showMessage(message, 10000)
         return True
+
+    def _class_warning(self) -> str | None:
+        """The classifier's output size against the trained run's classes, else the
+        loaded data's (what the problems list checks); torch is loaded by now."""
+        from cnnstudio.nn.export.classes import class_count_warning
+
+        document = getattr(self.window, "document", None)
+        classes = document.class_count() if document is not None else None
+        try:
+            return class_count_warning(self.window.project, classes)
+        except Exception:  # a check that fails must not turn a written file into an error
+            return None
 
     def _run(self, fmt: str, path: str) -> tuple[ExportResult | None, str]:
         """(the result, "") or (None, the error to show)."""

@@ -6,6 +6,8 @@ layer cannot take is shown in red under its field and not applied.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QPalette
 from PySide6.QtWidgets import (
@@ -35,6 +37,21 @@ from cnnstudio.ui.problems import apply_fix
 _DETAILS = (("inputs", "Input"), ("output", "Output"), ("params", "Trainable params"),
             ("macs", "Multiply-adds"), ("memory", "Activation memory"),
             ("rf", "Receptive field"))
+
+
+def formulas_html(formulas: list[str]) -> str:
+    """The arithmetic as rich text: a line whose result is impossible (`… = −7 < 1`) and
+    the lines saying why are red, so the student sees where the shape breaks."""
+    if not formulas:
+        return "—"
+    impossible = any(line.endswith("< 1") for line in formulas)
+    lines = []
+    for line in formulas:
+        text = html.escape(line)
+        if impossible and (line.endswith("< 1") or " = " not in line):  # or why not
+            text = f'<span style="color: {ERROR_COLOR};">{text}</span>'
+        lines.append(text)
+    return "<br>".join(lines)
 
 
 def _muted(label: QLabel) -> QLabel:
@@ -176,6 +193,7 @@ class Inspector(QScrollArea):
         self.formulas = QLabel()
         self.formulas.setObjectName("formulas")
         self.formulas.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.formulas.setTextFormat(Qt.TextFormat.RichText)
         self.formulas.setWordWrap(True)
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         mono.setPointSizeF(self.font().pointSizeF() * 0.95)
@@ -238,7 +256,7 @@ class Inspector(QScrollArea):
         }
         for key, label in self.details.items():
             label.setText(values[key])
-        self.formulas.setText("\n".join(info.formulas) or "—")
+        self.formulas.setText(formulas_html(info.formulas))
         self._show_problems()
 
     def _show_problems(self) -> None:
@@ -265,9 +283,11 @@ class Inspector(QScrollArea):
             line.addWidget(badge)
             line.addWidget(text, 1)
             self.problems_box.addWidget(row)
-            if problem.fix is not None:
-                button = QPushButton(icon("fix"), f"Fix: {problem.fix.label}")
-                button.clicked.connect(lambda _c=False, f=problem.fix: apply_fix(self.doc, f))
+            for fix in problem.fixes:  # one button a line: long labels stay whole
+                button = QPushButton(icon("fix"), f"Fix: {fix.label}")
+                button.setObjectName("inspectorFix")
+                button.setToolTip(f"{fix.label} (one undo step)")
+                button.clicked.connect(lambda _c=False, f=fix: apply_fix(self.doc, f))
                 self.problems_box.addWidget(button)
 
     # ---- editing --------------------------------------------------------------------------
@@ -300,7 +320,7 @@ class Inspector(QScrollArea):
         field.set_error(None)
         field.accept_shown()
         if params != node.params:
-            self.doc.undo_stack.push(SetParamsCommand(self.doc, node.id, params))
+            self.doc.undo_stack.push(SetParamsCommand(self.doc, node.id, params, field=name))
 
     def _rename(self, edit: QLineEdit) -> None:
         """Rename the node from the id field (one undo entry); bad ids show an error."""

@@ -32,6 +32,7 @@ from cnnstudio.ui.commands import SetSettingsCommand
 from cnnstudio.ui.data_view import install_data_view
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.export_menu import install_export_menu
+from cnnstudio.ui.help import install_help
 from cnnstudio.ui.inspector import Inspector
 from cnnstudio.ui.palette import PalettePanel, insert_entry
 from cnnstudio.ui.problems import ProblemsList
@@ -88,6 +89,8 @@ class MainWindow(QMainWindow):
         self.autosaver.failed.connect(self._autosave_failed)
         self.training = install_training_ui(self)  # Training docks, menu, image drops
         install_export_menu(self)  # File → Export ▸, right after Save As
+        self.actions_.add_training_buttons(self.training.controls)  # Train/Stop in the toolbar
+        self.help = install_help(self)  # last: Help ends the menu bar
         self._connect()
         self._restore_settings()
         self._update_title()

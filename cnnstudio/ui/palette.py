@@ -56,6 +56,20 @@ def chip_icon(category: str, stacked: bool = False) -> QIcon:
     return QIcon(pixmap)
 
 
+def match_rank(query: str, name: str) -> int:
+    """How well an entry's `name` matches a search `query` (lower is better): 0 the exact
+    name, 1 a name prefix, 2 inside the name, 3 only in its help text or category.
+
+    Names first: "relu" must find ReLU, not GELU (whose help says "smooth ReLU").
+    """
+    query, name = " ".join(query.lower().split()), name.lower()
+    if query == name:
+        return 0
+    if name.startswith(query):
+        return 1
+    return 2 if query in name else 3
+
+
 class LayerPalette(QTreeWidget):
     """The tree of layer types and blocks (objectName `layerPalette`).
 
@@ -152,7 +166,8 @@ class LayerPalette(QTreeWidget):
         return out
 
     def set_filter(self, text: str) -> None:
-        """Show only entries whose name, help or category contains every word of `text`."""
+        """Show only entries whose name, help or category contains every word of `text`;
+        make the best match (see `match_rank`) current, so Enter inserts it."""
         words = text.lower().split()
         for i in range(self.topLevelItemCount()):
             group = self.topLevelItem(i)
@@ -166,10 +181,13 @@ class LayerPalette(QTreeWidget):
             group.setHidden(visible == 0)
             if words:
                 group.setExpanded(True)
-        if words:  # let Enter in the search box insert the first match
-            first = next((it for it in self.entries() if not it.isHidden()), None)
-            if first is not None:
-                self.setCurrentItem(first)
+        if words:  # let Enter in the search box insert the best match
+            shown = [it for it in self.entries() if not it.isHidden()]
+            if shown:
+                # min() keeps the first of equals: ties go to the display order.
+                best = min(shown, key=lambda it: match_rank(text, str(it.data(0, NAME_ROLE))))
+                self.setCurrentItem(best)
+                self.scrollToItem(best)
             else:
                 self.clearSelection()
 

@@ -1,21 +1,37 @@
 """The problems list: every inference problem, on the node at fault, with its quick fix.
 
-Clicking a problem selects its node; the "Fix: …" button (or the context menu) applies
-`core.edits.apply_fix` as one undo entry.
+Clicking a problem selects its node; each "Fix: …" button (or the context menu) applies
+`core.edits.apply_fix` as one undo entry. A problem may offer several repairs (shrink the
+kernel or pad the input; connect a lone layer or delete it): the buttons sit in a row under
+the wrapped text, so they never hide any of it.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QGuiApplication, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
-    QHBoxLayout,
+    QApplication,
+    QBoxLayout,
+    QListView,
     QListWidget,
     QListWidgetItem,
     QMenu,
     QPushButton,
+    QSizePolicy,
+    QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -25,7 +41,51 @@ from cnnstudio.ui.actions import icon
 from cnnstudio.ui.commands import push_snapshot
 from cnnstudio.ui.document import Document
 
-RESERVE_ROLE = Qt.ItemDataRole.UserRole + 1  # pixels kept free at the right for the button
+FIXES_ROLE = Qt.ItemDataRole.UserRole + 1  # the widths of the fix buttons under the text
+_PAD, _ICON, _GAP = 4, 16, 6  # row padding, icon size, icon-to-text gap (pixels)
+_BUTTON_ROW = 30  # height of one row of fix buttons under a problem's text
+_SPACING = 6  # between two fix buttons
+_INDENT = _PAD + _ICON + _GAP  # buttons line up with the text, not the icon
+
+
+def button_rows(widths: list[int], room: int) -> int:
+    """How many rows the fix buttons take: one beside the other when they fit in `room`
+    pixels, else one above the other."""
+    if not widths:
+        return 0
+    return 1 if sum(widths) + _SPACING * (len(widths) - 1) <= room else len(widths)
+
+
+class _FixRow(QWidget):
+    """The fix buttons of one problem, under its text: side by side while they fit the
+    row's width, stacked when the list is too narrow (never clipped, never over text)."""
+
+    def __init__(self) -> None:
+        super().__init__()  # a plain QWidget: clicks beside the buttons reach the row
+        column = QVBoxLayout(self)
+        column.setContentsMargins(_INDENT, 0, _PAD, _PAD)
+        column.addStretch(1)
+        self.line = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.line.setSpacing(_SPACING)
+        column.addLayout(self.line)
+        self.line.addStretch(1)  # buttons keep their size, packed to the left (or top)
+        self.buttons: list[QPushButton] = []
+
+    def add(self, button: QPushButton) -> None:
+        button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.line.insertWidget(len(self.buttons), button)
+        self.buttons.append(button)
+
+    def widths(self) -> list[int]:
+        for button in self.buttons:  # the style's font and margins: as they will show
+            button.ensurePolished()
+        return [b.sizeHint().width() for b in self.buttons]
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001 (QResizeEvent)
+        rows = button_rows(self.widths(), self.width() - _INDENT - _PAD)
+        self.line.setDirection(QBoxLayout.Direction.LeftToRight if rows <= 1
+                               else QBoxLayout.Direction.TopToBottom)
+        super().resizeEvent(event)
 
 
 def apply_fix(doc: Document, fix: Fix) -> None:
@@ -40,15 +100,56 @@ def problem_text(problem: Problem) -> str:
 
 
 class _Delegate(QStyledItemDelegate):
-    """Paints the row's icon and text short of the fix button at its right."""
+    """Paints the icon and the whole text, wrapped to the list's width; the fix buttons
+    get a row of their own under the text, so they never cover it."""
+
+    def _row_width(self) -> int:
+        view = self.parent()
+        return view.viewport().width() if isinstance(view, QListWidget) else 300
+
+    def _text_width(self) -> int:
+        return max(60, self._row_width() - 2 * _PAD - _ICON - _GAP)
+
+    def _text_height(self, option: QStyleOptionViewItem, text: str) -> int:
+        bounds = option.fontMetrics.boundingRect(
+            QRect(0, 0, self._text_width(), 100_000), Qt.TextFlag.TextWordWrap, text)
+        return max(bounds.height(), _ICON)
+
+    def sizeHint(self, option: QStyleOptionViewItem,
+                 index: QModelIndex | QPersistentModelIndex) -> QSize:
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        room = self._row_width() - _INDENT - _PAD  # as _FixRow measures it
+        buttons = _BUTTON_ROW * button_rows(list(index.data(FIXES_ROLE) or []), room)
+        height = self._text_height(option, text) + 2 * _PAD + buttons
+        return QSize(self._text_width() + 2 * _PAD + _ICON + _GAP, height)
+
+    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem,
+                             index: QModelIndex | QPersistentModelIndex) -> None:
+        # The fix buttons' holder covers the whole row (the base class would start it
+        # right of the icon), so its layout measures the same width as sizeHint does.
+        editor.setGeometry(option.rect)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:
-        reserve = index.data(RESERVE_ROLE) or 0
-        if reserve:
-            option = QStyleOptionViewItem(option)
-            option.rect = option.rect.adjusted(0, 0, -int(reserve), 0)
-        super().paint(painter, option, index)
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, opt, painter, widget)
+        rect = opt.rect
+        icon_rect = QRect(rect.left() + _PAD, rect.top() + _PAD + 1, _ICON, _ICON)
+        opt.icon.paint(painter, icon_rect)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        painter.save()
+        painter.setPen(opt.palette.color(role))
+        painter.setFont(opt.font)
+        text_rect = QRect(icon_rect.right() + 1 + _GAP, rect.top() + _PAD,
+                          rect.width() - 2 * _PAD - _ICON - _GAP,
+                          self._text_height(opt, opt.text))
+        painter.drawText(text_rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+                                        | Qt.TextFlag.TextWordWrap), opt.text)
+        painter.restore()
 
 
 class ProblemsList(QListWidget):
@@ -64,8 +165,11 @@ class ProblemsList(QListWidget):
         self._problems: list[Problem] = []
         self.setItemDelegate(_Delegate(self))
         self.setUniformItemSizes(False)
-        self.setWordWrap(False)
-        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setWordWrap(True)
+        # Re-measure rows when the width changes: the wrapped text takes more or fewer lines.
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._context_menu)
         self.itemClicked.connect(self._on_item)
@@ -106,22 +210,18 @@ class ProblemsList(QListWidget):
         item = QListWidgetItem(icon("error" if problem.severity == ERROR else "warning"),
                                problem_text(problem), self)
         item.setToolTip(f"{problem.severity}: {problem_text(problem)}")
-        if problem.fix is None:
+        fixes = problem.fixes
+        if not fixes:
             return
-        holder = QWidget()  # plain QWidget: clicks beside the button fall through to the row
-        layout = QHBoxLayout(holder)
-        layout.setContentsMargins(0, 1, 4, 1)
-        layout.addStretch(1)
-        button = QPushButton(icon("fix"), f"Fix: {problem.fix.label}", holder)
-        button.setObjectName("fixButton")
-        button.setToolTip(f"{problem.fix.label} (one undo step)")
-        button.setCursor(Qt.CursorShape.PointingHandCursor)
-        fix = problem.fix
-        button.clicked.connect(lambda _c=False, f=fix: self.apply(f))
-        layout.addWidget(button)
-        hint = holder.sizeHint()
-        item.setData(RESERVE_ROLE, button.sizeHint().width() + 12)
-        item.setSizeHint(hint.expandedTo(item.sizeHint()).expandedTo(hint))
+        holder = _FixRow()
+        for fix in fixes:
+            button = QPushButton(icon("fix"), f"Fix: {fix.label}", holder)
+            button.setObjectName("fixButton")
+            button.setToolTip(f"{fix.label} (one undo step)")
+            button.setCursor(Qt.CursorShape.PointingHandCursor)
+            button.clicked.connect(lambda _c=False, f=fix: self.apply(f))
+            holder.add(button)
+        item.setData(FIXES_ROLE, holder.widths())
         self.setItemWidget(item, holder)
 
     def apply(self, fix: Fix) -> None:
@@ -130,10 +230,11 @@ class ProblemsList(QListWidget):
         if fix.node in self.doc.graph:
             self.doc.set_selection([fix.node])
 
-    def apply_fix_at(self, row: int) -> bool:
-        """Apply the fix of the problem in `row`; False if it has none."""
-        if 0 <= row < len(self._problems) and self._problems[row].fix is not None:
-            self.apply(self._problems[row].fix)  # type: ignore[arg-type]
+    def apply_fix_at(self, row: int, choice: int = 0) -> bool:
+        """Apply fix number `choice` (0: the first offered) of the problem in `row`; False
+        if it has no such fix."""
+        if 0 <= row < len(self._problems) and 0 <= choice < len(self._problems[row].fixes):
+            self.apply(self._problems[row].fixes[choice])
             return True
         return False
 
@@ -151,9 +252,8 @@ class ProblemsList(QListWidget):
         if problem.node:
             menu.addAction(f"Select {problem.node}",
                            lambda: self.node_activated.emit(problem.node))
-        if problem.fix is not None:
-            menu.addAction(icon("fix"), f"Fix: {problem.fix.label}",
-                           lambda: self.apply_fix_at(row))
+        for fix in problem.fixes:
+            menu.addAction(icon("fix"), f"Fix: {fix.label}", lambda f=fix: self.apply(f))
         menu.addAction("Copy Message",
                        lambda: QGuiApplication.clipboard().setText(problem_text(problem)))
         menu.exec(self.viewport().mapToGlobal(pos))

@@ -183,4 +183,38 @@ def test_command_line_mistakes_are_exit_2(argv: list[str], message: str, untrain
 def test_unreadable_project_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "export", str(tmp_path / "none.cnnproj"), "-o",
                        str(tmp_path / "m.py"))
-    assert code == 2 and err.startswith("cnnstudio: cannot read none.cnnproj")
+    # The path as given (not only the file's name): the user can tell which file it is.
+    assert code == 2 and err.startswith(f"cnnstudio: cannot read {tmp_path / 'none.cnnproj'}")
+    assert err.count("\n") == 1
+
+
+def test_outputs_that_differ_from_the_trained_classes_warn_in_one_line(
+        trained_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cnnstudio.project import read_project, write_project
+
+    project = read_project(trained_file)
+    project.graph.set_param("classifier", "out_features", 7)  # ten digits trained, 7 outputs now
+    project.weights = None  # the old weights no longer fit: exported untrained
+    edited = tmp_path / "edited.cnnproj"
+    write_project(project, edited)
+    code, out, err = run(capsys, "export", str(edited), "-o", str(tmp_path / "m.py"))
+    assert code == 0 and (tmp_path / "m.py").is_file()  # the export still happens
+    lines = err.splitlines()
+    assert lines[-1] == ("cnnstudio: warning: the classifier gives 7 outputs but the trained"
+                         " run has 10 classes (0, 1, 2, 3, …): its outputs and the class"
+                         " names do not match")
+
+
+def test_an_untrained_builtin_project_is_checked_against_its_dataset(
+        untrained_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cnnstudio.project import read_project, write_project
+
+    project = read_project(untrained_file)  # xo: 2 classes
+    output = [n for n in project.graph if n.type == "Linear"][-1]
+    project.graph.set_param(output.id, "out_features", 3)
+    write_project(project, untrained_file)
+    code, _out, err = run(capsys, "export", str(untrained_file), "-o", str(tmp_path / "m.md"))
+    assert code == 0
+    assert err.splitlines()[-1] == ("cnnstudio: warning: the classifier gives 3 outputs but"
+                                    " the data has 2 classes: its outputs and the class names"
+                                    " do not match")

@@ -175,8 +175,8 @@ def test_a_run_that_fails_at_its_first_batch_is_recorded(project_path, capsys, m
     if json_lines:
         end = json.loads(out.splitlines()[-1])
         assert end["status"] == "failed" and end["saved"] == str(project_path)
-    else:
-        assert out == ""
+    else:  # where the weights started; no epoch ended
+        assert out == "starting from new weights (seed 0)\n"
 
 
 def test_text_mode_prints_a_completed_runs_message(project_path, capsys):
@@ -189,10 +189,13 @@ def test_text_mode_prints_a_completed_runs_message(project_path, capsys):
     write_project(project, project_path)
     assert main(["train", str(project_path), "--epochs", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and lines[0].startswith("trained 1 epoch(s)")
-    assert lines[1] == ("the saved weights do not fit the graph; training started from new"
+    # The start line, the epoch line (not on a terminal), the result and the message.
+    assert len(lines) == 4 and lines[1].startswith("epoch 1/1  train_loss")
+    assert lines[0] == "starting from new weights (seed 0)"  # those weights do not fit
+    assert lines[2].startswith("trained 1 epoch(s)")
+    assert lines[3] == ("the saved weights do not fit the graph; training started from new"
                         " weights")
-    assert read_project(project_path).runs[-1]["message"] == lines[1]
+    assert read_project(project_path).runs[-1]["message"] == lines[3]
 
 
 # ---- options checked before any data loads; SPEC keys; skipped files -----------------
@@ -226,7 +229,7 @@ def test_a_json_project_is_not_trained_into_itself(project_path, tmp_path, capsy
     code = main(["train", str(bare)])
     _, err = capsys.readouterr()
     assert code == 2 and "bare.json cannot hold the trained weights" in err
-    assert "--out bare.cnnproj" in err and bare.read_bytes() == before
+    assert f"--out {tmp_path / 'bare.cnnproj'}" in err and bare.read_bytes() == before
     out = tmp_path / "trained.cnnproj"
     assert main(["train", str(bare), "--out", str(out)]) == 0
     assert read_project(out).weights is not None and bare.read_bytes() == before

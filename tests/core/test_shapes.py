@@ -126,11 +126,14 @@ def test_dangling_nodes_and_missing_inputs_are_errors_with_fixes():
     inference = infer_shapes(g)
     by_node = {p.node: p for p in inference.problems}
     assert "needs an input" in by_node["lonely"].message
-    assert by_node["lonely"].fix.kind == "remove_node"
+    # A lone layer is offered a place first (no positions: after the output), then Delete.
+    assert [(f.kind, f.label) for f in by_node["lonely"].fixes] == [
+        ("connect_after", "Connect after fc"), ("remove_node", "Delete lonely")]
     assert "goes nowhere" in by_node["side"].message
     assert inference.output == "fc"
     apply_fix(g, by_node["side"].fix)
     apply_fix(g, infer_shapes(g).problems[0].fix)
+    assert g.node("lonely").inputs == ["fc"]
     assert infer_shapes(g).ok
 
 

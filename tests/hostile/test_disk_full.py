@@ -104,7 +104,7 @@ def test_cli_train_on_a_full_disk_keeps_the_old_file(
     assert main(["train", str(path)]) == 2
     err = capsys.readouterr().err
     assert_one_line(err)
-    assert err.strip() == f"cnnstudio: cannot save p.cnnproj: {FULL}"
+    assert err.strip() == f"cnnstudio: cannot save {path}: {FULL}"  # the path as given
     assert path.read_bytes() == before
     no_temp_files(tmp_path)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +19,20 @@ from cnnstudio.core import registry
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.templates import TEMPLATES
 from cnnstudio.nn.export import gather, python_source
-from cnnstudio.nn.export.pytext import class_name
+from cnnstudio.nn.export.pytext import class_name, width
 from cnnstudio.project import Project, project_from_dict
 
 torch.set_num_threads(1)
-RUFF_RULES = "E,F,W,I,B,UP"
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_RULES = "E,F,W,I,B,UP"  # pyproject.toml's selection (there without E501)
+# Ruff's default rules (no --select: since ruff 0.15 a wide set that checks unused `noqa`
+# comments but not line length), this project's selection with ruff's default line length
+# of 88 (E501 on), and this project's own configuration.
+RUFF_MODES = {
+    "default": ["--isolated"],
+    "project rules at 88 columns": ["--isolated", "--select", PROJECT_RULES],
+    "pyproject.toml": ["--config", str(ROOT / "pyproject.toml")],
+}
 _COUNTER = itertools.count()
 
 
@@ -80,10 +90,20 @@ def check_source_matches(project: Project, tmp_path: Path, stem: str) -> tuple[s
 
 
 def ruff_check(*paths: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--isolated", "--no-cache", "--select",
-         RUFF_RULES, *map(str, paths)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    """The files pass `ruff check` in every mode of RUFF_MODES."""
+    for mode, options in RUFF_MODES.items():
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise",
+             *options, *map(str, paths)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"ruff ({mode}):\n{result.stdout}{result.stderr}"
+
+
+def assert_fits(text: str) -> None:
+    """Every line within 88 columns (wide characters count two, as ruff counts them) and
+    no `noqa` anywhere: under ruff's default rules an unused one is itself an error."""
+    too_long = [line for line in text.splitlines() if width(line) > 88]
+    assert not too_long, too_long
+    assert "noqa" not in text
 
 
 # ---- graphs that use every layer type, with non-default parameters -----------------------
@@ -225,9 +245,71 @@ def test_generated_files_pass_ruff(tmp_path: Path) -> None:
     projects["odd"] = project_of(odd_ids(), 'Odd "names" \\ 1-D\nnet' * 4)
     for stem, project in projects.items():
         path = tmp_path / f"{stem.replace('-', '_')}.py"
-        path.write_text(python_source(gather(project)), encoding="utf-8")
+        text = python_source(gather(project))
+        assert_fits(text)
+        path.write_text(text, encoding="utf-8")
         paths.append(path)
     ruff_check(*paths)
+
+
+def long_names() -> Graph:
+    """Ids at the 100-character limit (ASCII, hyphenated, CJK: 200 columns), an Add and
+    a Concat of many of them, a Maxout of one: nothing a line can be shortened around."""
+    ascii_id = ("branch_" * 15)[:99] + "a"
+    g = Graph()
+    g.add_node("Input", {"shape": [4, 6, 6]}, id="入" * 100)
+    stem = g.add_node("Conv2d", {"out_channels": 4, "kernel_size": 1}, id=ascii_id,
+                      inputs=["入" * 100]).id
+    branches = [g.add_node("Conv2d", {"out_channels": 4, "kernel_size": 1},
+                           id=f"{chr(ord('a') + i)}{'-' if i % 2 else '_'}{ascii_id[:98]}",
+                           inputs=[stem]).id for i in range(12)]
+    g.add_node("Add", {}, id="層" * 100, inputs=branches)
+    g.add_node("Concat", {}, id="c" + ascii_id[1:], inputs=["層" * 100, *branches])
+    g.add_node("Maxout", {"pieces": 4}, id="m-" + ascii_id[2:], inputs=["c" + ascii_id[1:]])
+    g.add_node("Flatten", {}, id="f" * 100, inputs=["m-" + ascii_id[2:]])
+    g.add_node("Linear", {"out_features": 3}, id="l-" + "猫" * 98, inputs=["f" * 100])
+    return g
+
+
+def test_long_names_fit_every_line_and_pass_ruff(tmp_path: Path) -> None:
+    from cnnstudio.nn import build_module, weights_to_bytes
+
+    graph = long_names()
+    odd = 'a "quoted" \\ name\nover two lines, ' * 10
+    project = project_of(graph, "長い名前のネットワーク" * 10, runs=[{
+        "id": "run-" + "x" * 300, "status": "completed " * 30, "best_epoch": 3,
+        "best": {"val_accuracy": 0.5}, "class_names": [odd, "猫" * 200, "dog"],
+        "normalization": {"normalize": True, "mean": [0.48215827338129496] * 4,
+                          "std": [0.24703225141799082] * 4}}])
+    project.weights = weights_to_bytes(build_module(graph))
+    text, path = check_source_matches(project, tmp_path, "long")
+    assert_fits(text)
+    ruff_check(path)
+    module = load_source(path)
+    assert module.CLASS_NAMES == [odd, "猫" * 200, "dog"]
+    assert list(model_class(module)().state_dict()) == list(gather(project).module.state_dict())
+    assert 'self.get_submodule(\n' in text  # an id too long for a line, asked for in pieces
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_class_docstring_counts_the_layers_summary_lists(name: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from cnnstudio.cli import main
+
+    path = tmp_path / "p.cnnproj"
+    assert main(["new", "--template", name, str(path)]) == 0
+    assert main(["summary", str(path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["layers"]
+    text = python_source(gather(template_project(name)))
+    class_doc = text.split("(nn.Module):\n", 1)[1].split('"""')[1]
+    assert f": {len(rows)} layers (Input included), " in " ".join(class_doc.split())
+
+
+def test_digits_class_docstring_says_eleven_layers() -> None:
+    """The case that was wrong: `summary` lists 11 rows (Input and 10 layers)."""
+    text = python_source(gather(template_project("digits-lenet")))
+    assert ('    """Digits LeNet: 11 layers (Input included), 38,282 parameters, 1×8×8 → 10."""\n'
+            in text)
 
 
 def test_hostile_project_text_cannot_break_out_of_the_file(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from cnnstudio.nn.inspect import (
     layer_filters,
     node_activation,
     receptive_field_box,
+    scale_cam,
 )
 
 
@@ -74,6 +75,62 @@ def test_grad_cam_is_input_sized_non_negative_and_finds_the_region_that_matters(
     assert other[5:, 5:].mean() > 5 * other[:3, :3].mean()
     assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
     assert all(p.grad is None and p.requires_grad for p in module.parameters())
+
+
+def test_scale_cam_maps_the_minimum_to_0_and_the_maximum_to_1():
+    cam = np.array([[1.0, 2.0], [3.0, 5.0]], np.float32)
+    np.testing.assert_allclose(scale_cam(cam), [[0.0, 0.25], [0.5, 1.0]], atol=1e-7)
+    # An offset changes nothing (dividing by the maximum alone gave 0.2 … 1 here).
+    np.testing.assert_allclose(scale_cam(cam + 100.0), scale_cam(cam), atol=1e-5)
+    flat = np.full((4, 4), 3.7, np.float32)
+    assert scale_cam(flat).dtype == np.float32 and not scale_cam(flat).any()  # not hot
+    assert not scale_cam(np.zeros((3, 3))).any()
+    assert not scale_cam(flat + np.float32(1e-9)).any()  # rounding noise is flat too
+
+
+def _flat_map_classifier() -> nn.Module:
+    """A network whose convolution output is the same everywhere (weight 0, bias 1)."""
+    graph = Graph()
+    graph.add_node("Input", {"shape": [1, 6, 6]}, id="input")
+    graph.add_node("Conv2d", {"out_channels": 1, "kernel_size": 1}, id="conv", inputs=["input"])
+    graph.add_node("ReLU", {}, id="relu", inputs=["conv"])
+    graph.add_node("AdaptiveAvgPool2d", {"output_size": 1}, id="gap", inputs=["relu"])
+    graph.add_node("Flatten", {}, id="flat", inputs=["gap"])
+    graph.add_node("Linear", {"out_features": 2}, id="fc", inputs=["flat"])
+    module = build_module(graph)
+    with torch.no_grad():
+        module.conv.weight.zero_()
+        module.conv.bias.fill_(1.0)
+        module.fc.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+    return module
+
+
+def test_grad_cam_of_a_flat_map_is_not_uniformly_hot():
+    cam = grad_cam(_flat_map_classifier(), "relu", torch.rand(1, 1, 6, 6), class_index=0)
+    assert cam.shape == (6, 6) and not cam.any()  # divided by its maximum it was all 1.0
+
+
+def test_grad_cam_equals_the_hand_computed_min_max_scaled_map():
+    torch.manual_seed(3)
+    module = build_module(get_template("digits-lenet").graph())
+    x = torch.randn(1, 1, 8, 8)
+    # By hand: A = relu2's maps, α_k = mean of ∂score/∂A_k, ReLU(Σ α_k A_k), then
+    # (cam − min) / (max − min) (the input is 8×8 and so are the maps: no resizing).
+    store = {}
+    handle = module.module_for("relu2").register_forward_hook(
+        lambda _m, _a, out: store.setdefault("a", out))
+    module.eval()
+    xin = x.clone().requires_grad_(True)
+    score = module(xin).reshape(-1)[4]
+    handle.remove()
+    (grad,) = torch.autograd.grad(score, store["a"])
+    raw = torch.relu((grad[0].mean(dim=(1, 2))[:, None, None] * store["a"][0]).sum(0))
+    raw = raw.detach().numpy()
+    expected = (raw - raw.min()) / (raw.max() - raw.min())
+    cam = grad_cam(module, "relu2", x, class_index=4)
+    assert raw.max() > raw.min()
+    np.testing.assert_allclose(cam, expected, atol=1e-5)
+    assert cam.min() == 0.0 and cam.max() == pytest.approx(1.0)
 
 
 def test_grad_cam_refuses_a_layer_without_a_spatial_map():

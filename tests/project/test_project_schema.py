@@ -33,12 +33,20 @@ def test_missing_optional_sections_take_defaults_without_writing_them():
     assert out["data"] == {} and out["training"] == {}
 
 
-def test_data_and_training_are_stored_as_given_not_filled():
-    doc = minimal_doc(training={"optimizer": {"name": "sgd"}})
+def test_data_and_training_are_stored_as_given_not_filled_names_canonical():
+    """Not filled with defaults; names in any case are read, and kept in their canonical
+    spelling (the one rule: any case in, canonical spelling stored)."""
+    doc = minimal_doc(training={"optimizer": {"name": "sgd"}, "schedule": {"name": "COSINE"},
+                                "loss": {"name": "Cross_Entropy"}, "checkpoint": "Last",
+                                "device": "CPU", "lr_note": "Adam"},
+                      data={"source": {"kind": "BuiltIn", "name": "XO"}})
     project = project_from_dict(doc)
-    assert project.training == {"optimizer": {"name": "sgd"}}
+    assert project.training == {"optimizer": {"name": "SGD"}, "schedule": {"name": "cosine"},
+                                "loss": {"name": "cross_entropy"}, "checkpoint": "last",
+                                "device": "cpu", "lr_note": "Adam"}
+    assert project.data == {"source": {"kind": "builtin", "name": "xo"}}
     assert project.training_settings()["optimizer"]["name"] == "SGD"
-    assert project_to_dict(project)["training"] == {"optimizer": {"name": "sgd"}}
+    assert project_to_dict(project)["training"]["optimizer"] == {"name": "SGD"}
 
 
 def test_unknown_keys_survive_at_every_level_we_own():

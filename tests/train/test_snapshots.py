@@ -188,3 +188,29 @@ def test_no_watch_no_snapshot_and_no_trouble_reaches_the_run(tmp_path: Path,
     trainer.epoch += 1  # the weights "moved": a new snapshot is due
     SnapshotFiles(tmp_path, closed).snapshot(trainer)  # a closed stdout: no exception
     assert sorted(p.name for p in tmp_path.iterdir()) == [S.WATCH_FILE]  # nor a file left
+
+
+class _StartWeights(Callback):
+    def on_fit_start(self, trainer: Any) -> None:
+        self.state = {k: v.detach().clone() for k, v in trainer.module.state_dict().items()}
+
+
+def test_initial_module_is_the_network_a_run_starts_from(tmp_path, monkeypatch) -> None:
+    from cnnstudio.core.templates import TEMPLATES
+    from cnnstudio.project import project_from_dict
+    from cnnstudio.train import train_project
+
+    monkeypatch.setenv("CNNSTUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    project = project_from_dict(TEMPLATES["digits-lenet"].project_dict())
+    project.training.update({"epochs": 1, "max_batches_per_epoch": 1, "seed": 7})
+    start = _StartWeights()
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    module = S.initial_module(project.graph, S.training_seed(project.training))
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global state is kept
+    assert train_project(project, callbacks=[start]).status == "completed"
+    assert start.state.keys() == module.state_dict().keys()
+    assert all(torch.equal(start.state[k], v) for k, v in module.state_dict().items())
+    other = S.initial_module(project.graph, 8).state_dict()
+    assert not torch.equal(other["conv1.weight"], start.state["conv1.weight"])
+    assert S.training_seed({"seed": -1}) == 0  # invalid settings: some initialisation

@@ -73,7 +73,7 @@ def main() -> int:
     pump(1.5)  # a snapshot or two arrive and the timer redraws
     if args.tab == "Activations" and ui.activations.maps.ndim == 3:
         h, w = ui.activations.maps.shape[1:]
-        ui.activations._clicked(h // 2, w // 2)  # outline the field of a central pixel
+        ui.activations._clicked(0, h // 2, w // 2)  # outline the field of a central pixel
         pump(0.2)
     target = window
     if args.dialog == "kernel":
@@ -82,7 +82,10 @@ def main() -> int:
         m = ui.confusion.matrix
         off = m - m.diagonal() * (m == m.diagonal()[:, None])
         r, c = divmod(int(off.argmax()), m.shape[0]) if off.max() > 0 else (0, 0)
-        target = ui.actions.show_cell(r, c) or window
+        ui.actions.show_cell(r, c)  # the samples are classified on the inspection worker
+        while ui.actions.background.pending():
+            pump(0.05)
+        target = ui.actions.last_cell or window
     elif args.dialog == "predict":
         from PIL import Image
 
@@ -92,7 +95,10 @@ def main() -> int:
         ui.controller.stop()  # predictions use the saved weights once the run ended
         while ui.controller.running:
             pump(0.05)
-        target = ui.actions.predict_file(path) or window
+        ui.actions.predict_file(path)  # predicted on the inspection worker
+        while ui.actions.background.pending():
+            pump(0.05)
+        target = ui.actions.last_prediction or window
     pump(0.5)
     ok = target.grab().save(args.out)
     print(f"saved {args.out}" if ok else f"could not save {args.out}",

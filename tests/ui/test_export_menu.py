@@ -113,3 +113,18 @@ def test_installing_the_menu_does_not_load_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_classifier_whose_outputs_differ_from_the_data_warns_and_still_exports(
+        window, menu: ExportMenu, errors: list[str], tmp_path: Path) -> None:
+    window.project.graph.set_param("classifier", "out_features", 4)  # digits: 10 classes
+    answer(menu, tmp_path / "m.py")
+    menu.actions["python"].trigger()
+    assert errors == [] and (tmp_path / "m.py").is_file()
+    warning = ("the classifier gives 4 outputs but the data has 10 classes: its outputs and"
+               " the class names do not match")
+    assert menu.warnings[-1] == warning
+    assert warning in window.statusBar().currentMessage()
+    window.project.graph.set_param("classifier", "out_features", 10)
+    menu.export("python", str(tmp_path / "ok.py"))
+    assert not any("classifier" in w for w in menu.warnings)

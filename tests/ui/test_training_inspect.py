@@ -24,7 +24,20 @@ RUN_TIMEOUT_MS = 60_000
 def ui(window, tmp_path, monkeypatch):
     monkeypatch.setenv("CNNSTUDIO_CACHE_DIR", str(tmp_path / "cache"))
     window.project.training.update({"epochs": 2, "max_batches_per_epoch": 8, "batch_size": 32})
+    window.training.chooser.ask = lambda run_id: "continue"  # Train on trained weights asks
     return window.training
+
+
+def show_view(qtbot, window, ui, view) -> None:
+    """Show the window with `view`'s tab raised: the idle views compute only when seen."""
+    window.resize(1200, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    ui.dock.show()
+    ui.dock.raise_()
+    ui.tabs.setCurrentWidget(view)
+    window.resizeDocks([ui.dock], [420], Qt.Orientation.Vertical)
+    qtbot.waitUntil(view.isVisible)
 
 
 def _train(qtbot, window, ui) -> None:
@@ -62,13 +75,15 @@ def test_settings_edits_are_validated_and_undoable(window, ui, qtbot):
 
 def test_selecting_a_node_shows_it_in_the_filter_and_activation_views(window, ui, qtbot):
     _train(qtbot, window, ui)
+    show_view(qtbot, window, ui, ui.filters)
     window.document.set_selection(["conv2"])
-    assert ui.filters.node == "conv2" and ui.filters.kind == "pairs"
+    qtbot.waitUntil(lambda: ui.filters.node == "conv2" and ui.filters.kind == "pairs")
     assert ui.filters.tile_count == 32 * 16
-    assert ui.activations.maps.shape == (32, 8, 8)
+    assert ui.filters.header.caption.text() == "the saved weights"
+    qtbot.waitUntil(lambda: ui.activations.maps.shape == (32, 8, 8))
     window.document.set_selection(["pool1"])
+    qtbot.waitUntil(lambda: ui.activations.maps.shape == (32, 4, 4))
     assert ui.filters.node == "conv2"  # not a convolution: the filter view keeps conv2
-    assert ui.activations.maps.shape == (32, 4, 4)
     ui.activations.sample.setValue(5)
     assert ui.controller.focus["sample_index"] == 5
     assert ui.activations.sample_image.shape == (8, 8)
@@ -76,11 +91,15 @@ def test_selecting_a_node_shows_it_in_the_filter_and_activation_views(window, ui
 
 def test_clicking_a_map_pixel_outlines_its_receptive_field(window, ui, qtbot):
     _train(qtbot, window, ui)
+    show_view(qtbot, window, ui, ui.activations)
     window.document.set_selection(["pool1"])
+    qtbot.waitUntil(lambda: ui.activations.maps.shape == (32, 4, 4))
     got: list[tuple[int, int, int]] = []
     ui.activations.pixel_clicked.connect(lambda *a: got.append(a))
-    ui.activations._clicked(2, 3)  # map 0, pixel (2, 3)
-    assert got == [(0, 2, 3)]
+    grid = ui.activations.grid
+    qtbot.mouseClick(grid.plot.viewport(), Qt.MouseButton.LeftButton,
+                     pos=grid.picture_point(5, 2, 3).toPoint())  # map 5, pixel (2, 3)
+    qtbot.waitUntil(lambda: got == [(5, 2, 3)])
     box = receptive_field_box(window.project.graph, "pool1", (2, 3))
     assert box.size == (6, 6) and box.start == (2 * 2 - 2, 3 * 2 - 2)  # two 3×3 p1 convs, 2×2 pool
     rect = ui.activations.field.rect()
@@ -94,12 +113,14 @@ def test_a_confusion_cell_lists_its_samples_most_confident_first(window, ui, qtb
     _train(qtbot, window, ui)
     matrix = ui.confusion.matrix
     r = int(np.argmax(np.diag(matrix)))
-    dialog = ui.actions.show_cell(r, r)
-    assert dialog is not None and dialog.list.count() == matrix[r, r]
+    assert ui.actions.show_cell(r, r) is None  # the samples are classified on the worker
+    qtbot.waitUntil(lambda: ui.actions.last_cell is not None)
+    dialog = ui.actions.last_cell
+    assert dialog.list.count() == matrix[r, r]
     assert np.all(np.diff(dialog.confidences) <= 0)
     off = np.argwhere(matrix - np.diag(np.diag(matrix)) > 0)
     if len(off):
-        t, p = off[0]
+        t, p = off[0]  # classified already: at once
         assert ui.actions.show_cell(int(t), int(p)).list.count() == matrix[t, p]
     ui.confusion.cellClicked.emit(r, r)  # the table's own click does the same
     assert ui.actions.dialogs[-1].list.count() == matrix[r, r]
@@ -113,12 +134,16 @@ def _digit_png(ui, tmp_path: Path) -> Path:
 
 
 def test_predict_an_image_gives_top_classes_and_a_grad_cam(window, ui, qtbot, tmp_path, errors):
-    assert ui.actions.predict_file(tmp_path / "none.png") is None
+    assert ui.actions.predict_file(tmp_path / "none.png") is False
     assert errors and "Train the network first" in errors[-1]
     _train(qtbot, window, ui)
+    assert ui.actions.predict_file(tmp_path / "none.png") is True  # read on the worker
+    qtbot.waitUntil(lambda: "Cannot predict none.png" in errors[-1])
     path = _digit_png(ui, tmp_path)
     ui.actions.ask_image_path = lambda: str(path)
-    dialog = ui.actions.open_image()
+    assert ui.actions.open_image()
+    qtbot.waitUntil(lambda: ui.actions.last_prediction is not None)
+    dialog = ui.actions.last_prediction
     top = dialog.prediction.top
     assert len(top) == 5 and top[0][1] >= top[1][1] and sum(p for _, p in top) <= 1.0001
     assert dialog.prediction.cam.shape == (8, 8) and dialog.prediction.cam.min() >= 0
@@ -156,7 +181,7 @@ def test_kernel_playground_sobel_x_finds_the_vertical_edges(qtbot):
     dialog.preset.setCurrentText("Sobel y")
     assert np.all(np.abs(dialog.output[rows][:, 10:18]) < 1e-6)
     dialog.kernel.item(1, 1).setText("2")
-    assert dialog.preset.currentText() == "Custom" and dialog.kernel_values()[1, 1] == 2
+    assert dialog.preset.currentText() == "Custom" and dialog.kernel_values()[0][1, 1] == 2
 
 
 def test_history_lists_runs_and_overlays_two_of_them(window, ui, qtbot):
@@ -188,9 +213,13 @@ def test_a_trained_project_opened_later_can_be_inspected(window, ui, qtbot, tmp_
     assert ui.controller.live.context is None and ui.confusion.matrix.size == 0
     assert window.open_project(path)
     assert ui.confusion.matrix.sum() > 0  # the last run's, from the file
-    assert ui.filters.tile_count == 16  # from the saved weights, no run needed
+    show_view(qtbot, window, ui, ui.filters)
+    qtbot.waitUntil(lambda: ui.filters.tile_count == 16)  # the saved weights, no run needed
+    assert ui.filters.header.caption.text() == "the saved weights"
     qtbot.waitUntil(lambda: ui.controller.live.context is not None, timeout=RUN_TIMEOUT_MS)
-    assert ui.activations.maps.shape == (16, 8, 8)
+    qtbot.waitUntil(lambda: ui.activations.maps.shape == (16, 8, 8))
     r = int(np.argmax(np.diag(ui.confusion.matrix)))
-    assert ui.actions.show_cell(r, r).list.count() == ui.confusion.matrix[r, r]
+    ui.actions.show_cell(r, r)
+    qtbot.waitUntil(lambda: ui.actions.last_cell is not None)
+    assert ui.actions.last_cell.list.count() == ui.confusion.matrix[r, r]
     assert len(ui.curves.curve_data(ui.curves.loss_plot)["run-1 train"][1]) == 2

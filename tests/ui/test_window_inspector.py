@@ -62,7 +62,6 @@ def test_kernel_edit_updates_shapes_downstream_and_problems(window, qtbot):
     qtbot.waitUntil(lambda: inspector.findChild(QWidget, "detail_output").text() == "?")
     _type_into(qtbot, kernel, "3")
     assert _problem_texts(window) == []
-    assert window.undo_stack.count() == 1  # successive edits of one node merge
 
 
 @pytest.mark.parametrize("text", ["0", "abc", "3, 3, 3", "-1", "2.5"])
@@ -125,7 +124,7 @@ def test_spin_checkbox_and_combo_apply(window, qtbot):
     combo.setCurrentIndex(combo.findText("reflect"))
     combo.activated.emit(combo.currentIndex())
     assert window.project.graph.node("conv1").params["padding_mode"] == "reflect"
-    assert window.undo_stack.count() == 1
+    assert window.undo_stack.count() == 3  # three fields: three undo entries
 
 
 def test_undo_shows_the_old_value_in_the_editor(window, qtbot):

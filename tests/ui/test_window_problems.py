@@ -25,10 +25,18 @@ def _problems(window):
     return widget
 
 
-def _fix_button(problems, row: int) -> QPushButton:
+def _fix_buttons(problems, row: int) -> list[QPushButton]:
     holder = problems.itemWidget(problems.item(row))
     assert holder is not None, "this problem has no fix button"
-    return holder.findChild(QPushButton, "fixButton")
+    return holder.findChildren(QPushButton, "fixButton")
+
+
+def _fix_button(problems, row: int, label: str | None = None) -> QPushButton:
+    """The row's first fix button, or the one whose text is `Fix: <label>`."""
+    buttons = _fix_buttons(problems, row)
+    if label is None:
+        return buttons[0]
+    return next(b for b in buttons if b.text() == f"Fix: {label}")
 
 
 def _row_of(problems, needle: str) -> int:
@@ -76,7 +84,9 @@ def test_dangling_node_fix_deletes_it(window, qtbot):
     problems = _problems(window)
     row = _row_of(problems, "lonely:")
     assert problems.item(row).toolTip().startswith("error:")
-    qtbot.mouseClick(_fix_button(problems, row), Qt.MouseButton.LeftButton)
+    assert [b.text() for b in _fix_buttons(problems, row)] == [
+        "Fix: Connect after classifier", "Fix: Delete lonely"]
+    qtbot.mouseClick(_fix_button(problems, row, "Delete lonely"), Qt.MouseButton.LeftButton)
     assert "lonely" not in window.project.graph
     assert window.undo_stack.count() == 2
     window.undo_stack.undo()
@@ -132,8 +142,9 @@ def test_undo_everything_then_redo_everything(window, qtbot, drop_on):
     window.palette_tree.itemDoubleClicked.emit(window.palette_tree.entry("BatchNorm2d"), 0)
     step()
     inspector = window.findChild(QWidget, "inspector")
-    window.document.set_selection(["conv2"])  # parameter edits (merge into one entry)
+    window.document.set_selection(["conv2"])  # parameter edits: one entry per field
     _type_into(qtbot, inspector.field("kernel_size").editor, "5")
+    step()
     _type_into(qtbot, inspector.field("padding").editor, "2")
     step()
     _type_into(qtbot, inspector.findChild(QLineEdit, "nodeIdEdit"), "features")  # rename
@@ -142,9 +153,15 @@ def test_undo_everything_then_redo_everything(window, qtbot, drop_on):
     view = window.findChild(QWidget, "graphView").viewport()
     assert drop_on(view, mime, QPointF(view.width() - 10, 10))
     step()
-    problems = _problems(window)  # the dropped Tanh dangles: fix by deleting it
-    assert problems.apply_fix_at(_row_of(problems, "tanh"))
+    [tanh] = doc.selection  # the dropped node
+    problems = _problems(window)  # the dropped Tanh dangles: connect it, then delete it
+    assert problems.apply_fix_at(_row_of(problems, f"{tanh}:"))
     step()
+    assert doc.graph.node(tanh).inputs
+    window.view.graph_scene.select_nodes([tanh])  # and delete it from the canvas
+    window.view.delete_selection()
+    step()
+    assert tanh not in doc.graph
     stack.push(RemoveNodesCommand(doc, ["dropout1"]))  # plain commands
     step()
     stack.push(AddNodeCommand(doc, "Dropout", {"p": 0.25}, inputs=["relu3"], pos=(0.0, 0.0)))

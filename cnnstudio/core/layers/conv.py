@@ -105,6 +105,44 @@ def _params_formula(k: tuple[int, ...], c_per_group: int, out: int, bias: bool) 
     return weights, f"params = {taps}·{out} = {weights}"
 
 
+def minus(value: int) -> str:
+    """A number as formulas print it: a true minus sign, not a hyphen."""
+    return str(value).replace("-", "−")
+
+
+def _uniform(values: list[int]) -> int | list[int]:
+    """One number when every dimension agrees (how a student types it), else the list."""
+    return values[0] if len(set(values)) == 1 else values
+
+
+def _kernel_too_large(p: dict[str, Any], sizes: Shape, names: tuple[str, ...],
+                      too_small: list[int], formulas: list[str]) -> ShapeError:
+    """The error for a kernel that does not fit its padded input: the failing arithmetic,
+    what each dimension lacks, and two repairs (shrink the kernel, pad the input)."""
+    k, d, pad = p["kernel_size"], p["dilation"], p["padding"]
+    pads = [0 if pad == "valid" else pad[i] for i in range(len(sizes))]
+    extents = [d[i] * (k[i] - 1) + 1 for i in range(len(sizes))]
+    what = "dilated kernel" if any(d[i] > 1 for i in too_small) else "kernel"
+    lines = list(formulas)
+    gaps = {(extents[i], sizes[i] + 2 * pads[i]) for i in too_small}
+    for i in too_small:  # one line when every dimension falls short alike
+        where = f"{names[i]}: " if len(gaps) > 1 else ""
+        lines.append(f"{where}the {what} spans {extents[i]}, the padded input only"
+                     f" {sizes[i] + 2 * pads[i]}")
+        if len(gaps) == 1:
+            break
+    fitting = [min(k[i], (sizes[i] + 2 * pads[i] - 1) // d[i] + 1) for i in range(len(sizes))]
+    needed = [max(pads[i], -(-(extents[i] - sizes[i]) // 2)) for i in range(len(sizes))]
+    fixes: list[tuple[str, str, object]] = [
+        (f"Shrink kernel_size to {fmt_pair(_squash(tuple(fitting)))}", "kernel_size",
+         _uniform(fitting)),
+        (f"Set padding to {fmt_pair(_squash(tuple(needed)))}", "padding", _uniform(needed)),
+    ]
+    return ShapeError(
+        f"{what} {fmt_pair(k)} is larger than its input {fmt_pair(sizes)}"
+        f" with padding {fmt_pair(_squash(tuple(pads)))}", lines, fixes)
+
+
 def _conv_rule(layer: str, ndim: int):
     def rule(inputs: list[Shape], p: dict[str, Any]) -> LayerResult:
         shape = inputs[0]
@@ -113,7 +151,7 @@ def _conv_rule(layer: str, ndim: int):
         _check_groups(c_in, p)
         k, s, d, pad = p["kernel_size"], p["stride"], p["dilation"], p["padding"]
         names = spatial_names(ndim)
-        out_sizes, formulas = [], []
+        out_sizes, formulas, too_small = [], [], []
         for i, size in enumerate(sizes):
             extent = d[i] * (k[i] - 1) + 1
             if pad == "same":
@@ -125,17 +163,15 @@ def _conv_rule(layer: str, ndim: int):
             pi = 0 if pad == "valid" else pad[i]
             _check_padding_mode(p["padding_mode"], pi, size)
             out = (size + 2 * pi - extent) // s[i] + 1
-            if size + 2 * pi < extent:
-                what = "dilated kernel" if d[i] > 1 else "kernel"
-                raise ShapeError(
-                    f"{what} {fmt_pair(k)} is larger than its input {fmt_pair(sizes)}"
-                    f" with padding {pi}"
-                )
             dil = f"{k[i]}" if d[i] == 1 else f"{d[i]}·({k[i]} − 1) − 1"
-            formulas.append(
-                f"{names[i]}_out = ⌊({size} + 2·{pi} − {dil})/{s[i]}⌋ + 1 = {out}"
-            )
+            text = f"{names[i]}_out = ⌊({size} + 2·{pi} − {dil})/{s[i]}⌋ + 1 = {minus(out)}"
+            if size + 2 * pi < extent:
+                too_small.append(i)
+                text += " < 1"
+            formulas.append(text)
             out_sizes.append(out)
+        if too_small:
+            raise _kernel_too_large(p, sizes, names, too_small, formulas)
         c_out = p["out_channels"]
         c_group = c_in // p["groups"]
         count, params_text = _params_formula(k, c_group, c_out, p["bias"])

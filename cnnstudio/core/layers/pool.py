@@ -78,10 +78,20 @@ def _pool_rule(layer: str, ndim: int, is_max: bool):
             # Only an empty output is refused: with ceil_mode torch keeps one partial
             # window even when the window is larger than the padded input.
             if out < 1:
+                # The window fits when d·(k − 1) + 1 ≤ size + 2·padding: offer that k.
+                fit = [min(k[j], (shape[1 + j] + 2 * pad[j] - 1) // d[j] + 1)
+                       for j in range(ndim)]
+                fit = [max(v, 2 * pad[j]) for j, v in enumerate(fit)]  # padding ≤ k/2 stays
+                span = str(k[i]) if d[i] == 1 else f"{d[i]}·({k[i]} − 1) − 1"
+                left, right = ("⌈", "⌉") if p["ceil_mode"] else ("⌊", "⌋")
+                formula = (f"{names[i]}_out = {left}({size} + 2·{pad[i]} − {span})/{s[i]}"
+                           f"{right} + 1 = {str(out).replace('-', '−')} < 1")
                 raise ShapeError(
                     f"window {fmt_pair(k)} is larger than its input {fmt_pair(shape[1:])}"
-                    f" with padding {pad[i]}"
-                )
+                    f" with padding {pad[i]}", [formula],
+                    [(f"Shrink kernel_size to {fmt_pair(fit[:1] if len(set(fit)) == 1 else fit)}",
+                      "kernel_size",
+                      fit[0] if len(set(fit)) == 1 else fit)])
             extent = str(k[i]) if d[i] == 1 else f"{d[i]}·({k[i]} − 1) − 1"
             left, right = ("⌈", "⌉") if p["ceil_mode"] else ("⌊", "⌋")
             # ceil_mode drops a last window that would start in the right padding: say so,

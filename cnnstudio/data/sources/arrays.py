@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..convert import fit_images, fit_signals, image_dtype, layout_images, resize_masks
+from ..convert import (
+    array_formats,
+    fit_images,
+    fit_signals,
+    image_dtype,
+    layout_images,
+    resize_masks,
+)
 from ..errors import DataError
 from .base import Allocator, Decoded, Progress, ProgressFn, SourcePlan, Target, file_fingerprint
 
@@ -58,10 +65,15 @@ def encode_labels(y: np.ndarray, names: list[str] | None, what: str
     return y, list(names)
 
 
-def fit_samples(x: np.ndarray, target: Target, what: str) -> np.ndarray:
-    """Fit an array of samples to the Input: images, 1-D signals, or an exact N-D shape."""
+def fit_samples(x: np.ndarray, target: Target, what: str,
+                formats: dict[tuple[int, int, str], int] | None = None) -> np.ndarray:
+    """Fit an array of samples to the Input: images, 1-D signals, or an exact N-D shape.
+    For images, `formats` (when given) receives their size and mode before fitting."""
     if target.is_image:
-        return fit_images(layout_images(x, target, what), target, what)
+        x = layout_images(x, target, what)
+        if formats is not None:
+            formats.update(array_formats(x))
+        return fit_images(x, target, what)
     if target.is_signal:
         return fit_signals(x, target, what)
     if tuple(x.shape[1:]) != target.shape:
@@ -77,7 +89,8 @@ def finish(x: np.ndarray, y: np.ndarray, names: list[str] | None, target: Target
         raise DataError(f"{what}: {len(x)} samples but {len(y)} labels")
     if len(x) == 0:
         raise DataError(f"{what}: no sample")
-    x = fit_samples(x, target, what)
+    formats: dict[tuple[int, int, str], int] = {}
+    x = fit_samples(x, target, what, formats)
     if task == "segmentation":
         if y.ndim != 3 or not np.issubdtype(y.dtype, np.integer):
             raise DataError(f"{what}: segmentation masks must be integers shaped (N, H, W)")
@@ -88,9 +101,9 @@ def finish(x: np.ndarray, y: np.ndarray, names: list[str] | None, target: Target
             names = [f"class_{i}" for i in range(int(y.max()) + 1)]
         elif y.max() >= len(names):
             raise DataError(f"{what}: mask value {int(y.max())} but only {len(names)} classes")
-        return Decoded(x=x, y=y, class_names=list(names), group=group)
+        return Decoded(x=x, y=y, class_names=list(names), group=group, formats=formats)
     labels, names = encode_labels(y, names, what)
-    return Decoded(x=x, y=labels, class_names=names, group=group)
+    return Decoded(x=x, y=labels, class_names=names, group=group, formats=formats)
 
 
 def plan_npz(path: Path, target: Target, task: str) -> SourcePlan:

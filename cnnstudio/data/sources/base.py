@@ -100,6 +100,10 @@ class Decoded:
     class_names: list[str]
     group: np.ndarray | None = None  # (N,) int8 GROUP_*; None when the source has no splits
     skipped: list[SkippedFile] = field(default_factory=list)  # paths relative to the plan root
+    # What the samples were before fitting to the Input: (height, width, Pillow mode) →
+    # how many samples had it ("L", "RGB", "P"…; arrays: "L"/"RGB"/"RGBA" or "<C>ch").
+    # Images only; empty for signals and for sources that do not say.
+    formats: dict[tuple[int, int, str], int] = field(default_factory=dict)
 
 
 @dataclass

@@ -119,9 +119,12 @@ def plan_folder(root: Path, target: Target, progress: ProgressFn | None) -> Sour
         out = alloc({"x": ((n, *target.shape), np.uint8)})
         x = out["x"]
         size = target.pil_size
+        seen: list[tuple[int, int, str] | None] = [None] * n  # each file's own size, mode
 
         def one(i: int) -> None:
-            x[i] = images.decode_image(root / files[i][0].rel, mode, size)
+            found: list[tuple[int, int, str]] = []
+            x[i] = images.decode_image(root / files[i][0].rel, mode, size, found)
+            seen[i] = found[0]
 
         reasons = images.decode_all(n, one, "decoding", progress)
         keep, skipped = _kept_and_skipped(n, reasons, [f.rel for f, _, _ in files], top_skipped)
@@ -142,6 +145,7 @@ def plan_folder(root: Path, target: Target, progress: ProgressFn | None) -> Sour
             x=kept["x"], y=remap[labels[keep]].astype(np.int64),
             class_names=[nm for nm, ok in zip(class_names, present, strict=True) if ok],
             group=groups[keep] if has_splits else None, skipped=skipped,
+            formats=_count_formats(seen, keep),
         )
 
     return SourcePlan(root=root, fingerprint=fingerprint, decode=decode)
@@ -210,11 +214,13 @@ def plan_segmentation_folder(images_dir: Path, masks_dir: Path, target: Target,
         out = alloc({"x": ((n, *target.shape), np.uint8), "y": ((n, *target.spatial), np.int64)})
         x, y = out["x"], out["y"]
         size = target.pil_size
+        seen: list[tuple[int, int, str] | None] = [None] * n
 
         def one(i: int) -> None:
             img_file, mask_file = pairs[i]
             mask = images.decode_mask(root / mask_file.rel)
             sample = images.open_image(root / img_file.rel)
+            seen[i] = (sample.size[1], sample.size[0], sample.mode)
             if sample.size != (mask.shape[1], mask.shape[0]):
                 raise SkipFile(f"mask size {mask.shape[1]}x{mask.shape[0]} differs from the "
                                f"image's {sample.size[0]}x{sample.size[1]}")
@@ -231,7 +237,8 @@ def plan_segmentation_folder(images_dir: Path, masks_dir: Path, target: Target,
         if names is None:
             top = int(kept["y"].max()) if kept["y"].size else 0
             names = [f"class_{i}" for i in range(top + 1)]
-        return Decoded(x=kept["x"], y=kept["y"], class_names=names, skipped=all_skipped)
+        return Decoded(x=kept["x"], y=kept["y"], class_names=names, skipped=all_skipped,
+                       formats=_count_formats(seen, keep))
 
     return SourcePlan(root=root, fingerprint=fingerprint, decode=decode)
 
@@ -246,3 +253,13 @@ def _kept_and_skipped(n: int, reasons: dict[int, str], names: list[str],
         keep[i] = False
         skipped.append(SkippedFile(names[i], reason))
     return keep, skipped
+
+
+def _count_formats(seen: list[tuple[int, int, str] | None],
+                   keep: np.ndarray) -> dict[tuple[int, int, str], int]:
+    """{(height, width, mode): files} over the files kept."""
+    counts: dict[tuple[int, int, str], int] = {}
+    for found, kept in zip(seen, keep, strict=True):
+        if kept and found is not None:
+            counts[found] = counts.get(found, 0) + 1
+    return counts

@@ -28,11 +28,13 @@ _EXIF_FORMATS = {"JPEG", "MPO", "TIFF", "WEBP", "HEIF"}
 _CHUNK = 64
 
 
-def open_image(path: Path, draft: tuple[str, tuple[int, int]] | None = None) -> Image.Image:
+def open_image(path: Path, draft: tuple[str, tuple[int, int]] | None = None,
+               seen: list[tuple[int, int, str]] | None = None) -> Image.Image:
     """Open ``path`` and decode its first frame fully; return the Pillow image.
 
     ``draft`` (mode, (W, H)) lets JPEGs decode at a reduced scale no smaller than (W, H).
-    Raises SkipFile with the reason when the file cannot be used.
+    ``seen``, when given, gets the file's own (height, width, mode) appended, as stored
+    (before a draft scale). Raises SkipFile with the reason when the file cannot be used.
     """
     try:
         if os.path.getsize(path) == 0:
@@ -41,6 +43,8 @@ def open_image(path: Path, draft: tuple[str, tuple[int, int]] | None = None) -> 
         raise SkipFile(f"cannot read: {exc.strerror or exc}") from None
     try:
         with Image.open(path) as img:
+            if seen is not None:
+                seen.append((img.size[1], img.size[0], img.mode))
             if draft is not None and img.format == "JPEG":
                 # libjpeg then decodes big photos at 1/2..1/8 scale (never below `size`).
                 img.draft("L" if draft[0] == "L" else "RGB", draft[1])
@@ -74,12 +78,14 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     return img.convert(mode)
 
 
-def decode_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
-    """Decode one image file into a (C, H, W) uint8 array of ``mode`` and ``size`` (W, H).
+def decode_image(path: Path, mode: str, size: tuple[int, int],
+                 seen: list[tuple[int, int, str]] | None = None) -> np.ndarray:
+    """Decode one image file into a (C, H, W) uint8 array of ``mode`` and ``size`` (W, H);
+    ``seen`` as for :func:`open_image`.
 
     Raises SkipFile with the reason when the file cannot be used.
     """
-    return image_to_array(open_image(path, (mode, size)), mode, size)
+    return image_to_array(open_image(path, (mode, size), seen), mode, size)
 
 
 def image_to_array(img: Image.Image, mode: str, size: tuple[int, int]) -> np.ndarray:

@@ -188,13 +188,37 @@ def _results(facts: ExportFacts, record: dict[str, Any] | None) -> list[str]:
     count = len(epochs) if isinstance(epochs, list) else "?"
     lines.append(f"Run `{md(record.get('id'))}` ({md(record.get('status'))}, finished"
                  f" {md(record.get('finished') or '—')} on {md(record.get('device') or '?')}):"
-                 f" best epoch {_number(record.get('best_epoch'))} of {count}.")
+                 f" best epoch {_number(record.get('best_epoch'))} of {count}."
+                 + _started(record))
     lines.append("")
     rows = [[name, _number(best[name])] for name in _metric_names(best)]
     lines += _table(["Metric", "Value"], rows, 1) + [""]
     names = record.get("class_names") if isinstance(record.get("class_names"), list) else []
     names = [str(n) for n in names] or facts.class_names
     return lines + _per_class(best, names) + _confusion(record.get("confusion_matrix"), names)
+
+
+def _init(record: dict[str, Any]) -> str:
+    """Where a run's weights started, for the history table."""
+    init = record.get("init")
+    if init == "fresh":
+        return "fresh"
+    if isinstance(init, dict):
+        run = init.get("from_run")
+        return f"from `{md(run)}`" if run else "from weights of no recorded run"
+    return "—"  # a record older than `init`
+
+
+def _started(record: dict[str, Any]) -> str:
+    """A sentence on where the run's weights started ('' for older records)."""
+    init = record.get("init")
+    if init == "fresh":
+        return " It started from a new random initialisation."
+    if isinstance(init, dict) and init.get("from_run"):
+        return f" It continued from the weights of run `{md(init['from_run'])}` (a warm start)."
+    if isinstance(init, dict):
+        return " It continued from weights of no recorded run (a warm start)."
+    return ""
 
 
 def _history(facts: ExportFacts) -> list[str]:
@@ -206,13 +230,17 @@ def _history(facts: ExportFacts) -> list[str]:
         best = r.get("best") if isinstance(r.get("best"), dict) else {}
         epochs = r.get("epochs")
         rows.append([f"`{md(r.get('id', '?'))}`", md(r.get("status", "?")),
-                     md(r.get("started") or "—"), str(len(epochs)) if isinstance(epochs, list)
+                     md(r.get("started") or "—"), _init(r),
+                     str(len(epochs)) if isinstance(epochs, list)
                      else "—", _number(r.get("best_epoch")), _number(best.get(metric)),
                      _number(best.get("val_loss")), md(r.get("device") or "—"),
                      md(r.get("message") or "")])
-    header = ["Run", "Status", "Started", "Epochs", "Best epoch", f"Best {metric}",
+    header = ["Run", "Status", "Started", "Weights", "Epochs", "Best epoch", f"Best {metric}",
               "Best val_loss", "Device", "Message"]
-    return ["## Run history", "", *_table(header, rows), ""]
+    return ["## Run history", "",
+            "Weights: where each run's weights started — fresh (a new random"
+            " initialisation) or from an earlier run's weights (a warm start).", "",
+            *_table(header, rows), ""]
 
 
 def model_card(facts: ExportFacts) -> str:

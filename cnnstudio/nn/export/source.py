@@ -10,31 +10,35 @@ prepare a batch as training did and read the exported safetensors weights.
 
 The state_dict keys of the class are those of `GraphModule` (`<node id>.<param>`): ids that
 are not plain ASCII identifiers are registered with `add_module` and read with `getattr`.
-The file needs only torch (and safetensors for `load_weights`) and passes `ruff check`.
+The file needs only torch (and safetensors for `load_weights`) and passes `ruff check`
+both with ruff's default rules and with this project's selection (E, F, W, I, B, UP,
+line length included): every line fits in 88 columns and no line needs a `noqa`.
 """
 
 from __future__ import annotations
-
-import textwrap
 
 from cnnstudio import __version__
 from cnnstudio.core import registry
 from cnnstudio.core.graph import Node
 from cnnstudio.core.layer_type import fmt_shape
+from cnnstudio.core.summary import summary_rows
 from cnnstudio.nn.builder import _INFERRED_SIZES  # the builder's own rule: one source of truth
 from cnnstudio.nn.export.facts import ExportFacts
 from cnnstudio.nn.export.pytext import (
     INDENT,
+    LINE,
     Names,
     call,
     class_name,
-    doc_text,
+    doc_lines,
+    fit,
     is_plain_attribute,
     literal,
     nested_call,
-    noqa_long_lines,
     py_str,
+    string_lines,
     submodule_ref,
+    width,
     with_comment,
 )
 
@@ -58,34 +62,66 @@ def _kwargs(node: Node, facts: ExportFacts) -> list[str]:
 
 
 def _init_lines(facts: ExportFacts) -> list[str]:
-    lines = [f"{INDENT}def __init__(self) -> None:", f"{INDENT * 2}super().__init__()"]
+    body = INDENT * 2
+    lines = [f"{INDENT}def __init__(self) -> None:", f"{body}super().__init__()"]
     for node_id in facts.inference.order:
         node = facts.graph.node(node_id)
         layer = registry.get(node.type)
         if layer.torch_class is None:
             continue  # our own types hold nothing: forward writes them inline
         ctor = f"nn.{layer.torch_class}("
-        if is_plain_attribute(node_id):
-            lines += call(f"self.{node_id} = {ctor}", _kwargs(node, facts), ")", INDENT * 2)
+        head = f"self.{node_id} = {ctor}"
+        if is_plain_attribute(node_id) and width(body + head) <= LINE:
+            lines += call(head, _kwargs(node, facts), ")", body)
         else:
-            # Not an attribute name (a `-`, a keyword): register it under the exact id so
-            # the state_dict keys stay `<node id>.<param>`.
-            lines += nested_call("self.add_module(", py_str(node_id), ctor, _kwargs(node, facts),
-                                 ")", INDENT * 2)
+            # Not an attribute name (a `-`, a keyword) or too long for a line: register it
+            # under the exact id so the state_dict keys stay `<node id>.<param>`.
+            lines += nested_call("self.add_module(", node_id, ctor, _kwargs(node, facts),
+                                 ")", body)
     return lines
 
 
-def _expression(node: Node, args: list[str], facts: ExportFacts) -> str:
+def _assign(target: str, expr: str, body: str) -> list[str]:
+    """`target = expr`, in parentheses over three lines when one is too long."""
+    one = f"{body}{target} = {expr}"
+    if width(one) <= LINE:
+        return [one]
+    return [f"{body}{target} = (", f"{body}{INDENT}{expr}", f"{body})"]
+
+
+def _expression(node: Node, target: str, args: list[str], facts: ExportFacts,
+                body: str) -> list[str]:
+    """The lines computing `node` from `args` into `target`."""
+    inner = body + INDENT
     if node.type == "Add":
-        return " + ".join(args)
+        one = _assign(target, " + ".join(args), body)
+        if all(width(line) <= LINE for line in one):
+            return one
+        return [f"{body}{target} = (", f"{inner}{args[0]}",
+                *(f"{inner}+ {a}" for a in args[1:]), f"{body})"]
     if node.type == "Concat":
-        return f"torch.cat([{', '.join(args)}], dim=1)"
+        one = f"{body}{target} = torch.cat([{', '.join(args)}], dim=1)"
+        listed = f"{inner}[{', '.join(args)}],"
+        if width(one) <= LINE:
+            return [one]
+        if width(listed) > LINE:
+            listed_lines = [f"{inner}[", *(f"{inner}{INDENT}{a}," for a in args), f"{inner}],"]
+        else:
+            listed_lines = [listed]
+        return [f"{body}{target} = torch.cat(", *listed_lines, f"{inner}dim=1,", f"{body})"]
     if node.type == "Maxout":
         pieces = node.resolved_params()["pieces"]
         channels = facts.inference.nodes[node.id].input_shapes[0][0]
         # Groups of `pieces` consecutive channels, as cnnstudio's Maxout reshapes them.
-        return f"{args[0]}.unflatten(1, ({channels // pieces}, {pieces})).amax(dim=2)"
-    return f"{submodule_ref(node.id)}({args[0]})"
+        return _assign(target,
+                       f"{args[0]}.unflatten(1, ({channels // pieces}, {pieces})).amax(dim=2)",
+                       body)
+    head = f"{target} = {submodule_ref(node.id)}("
+    if width(body + head) <= LINE:
+        return call(head, [args[0]], ")", body)
+    # An id too long for a line: ask for the submodule by name, the name split in pieces.
+    return [f"{body}{target} = self.get_submodule(", *string_lines(node.id, inner),
+            f"{body})({args[0]})"]
 
 
 def _forward_lines(facts: ExportFacts) -> list[str]:
@@ -111,12 +147,13 @@ def _forward_lines(facts: ExportFacts) -> list[str]:
         shape = fmt_shape(facts.inference.nodes[node_id].shape or ())
         if node.type == "Input":
             if where[node_id] == "x":
-                lines.append(f"{body}# x: {shape} per sample ({doc_text(node_id, 40)})")
+                prefix = f"{body}# x: {shape} per sample ("
+                lines.append(f"{prefix}{fit(node_id, LINE - width(prefix) - 1)})")
             else:
                 lines += with_comment(f"{body}{where[node_id]} = x", shape)
             continue
-        expr = _expression(node, [where[s] for s in node.inputs], facts)
-        lines += with_comment(f"{body}{where[node_id]} = {expr}", shape)
+        code = _expression(node, where[node_id], [where[s] for s in node.inputs], facts, body)
+        lines += with_comment(code, shape)
     lines.append(f"{body}return {where[facts.module.output_id]}")
     return lines
 
@@ -126,8 +163,9 @@ def _trained_line(facts: ExportFacts) -> str:
     record = facts.latest_result()
     if record is None:
         return "Trained."
-    # Run records come from the project file: escaped, they cannot end the docstring.
-    run, status = doc_text(str(record.get("id", "a run"))), doc_text(str(record.get("status")))
+    # Run records come from the project file: `doc_lines` escapes them (they cannot end
+    # the docstring); cut, they cannot fill it.
+    run, status = fit(str(record.get("id", "a run")), 60), fit(str(record.get("status")), 60)
     parts = [f"Trained: {run} ({status})"]
     best = record.get("best") if isinstance(record.get("best"), dict) else {}
     if isinstance(record.get("best_epoch"), int):
@@ -159,30 +197,43 @@ def _header(facts: ExportFacts, cls: str) -> list[str]:
         "",
         "The weights file comes from `cnnstudio export PROJECT --format safetensors`.",
     ]
-    title = f"{doc_text(facts.name)}: a PyTorch model exported by CNN Studio {__version__}."
-    text = textwrap.wrap(title, 86, initial_indent='"""') + [""]
+    title = f"{fit(facts.name, 60)}: a PyTorch model exported by CNN Studio {__version__}."
+    text = doc_lines(title, LINE - 3)
+    text = [f'"""{text[0]}', *text[1:], ""]
     for paragraph in (summary, state):
-        text += textwrap.wrap(paragraph, 86) + [""]
+        text += doc_lines(paragraph, LINE) + [""]
     return text + usage + ['"""']
+
+
+def _class_names(names: list[str]) -> list[str]:
+    literals = [py_str(n) for n in names]
+    if all(width(f"{INDENT}{lit},") <= LINE for lit in literals):
+        return call("CLASS_NAMES = [", literals, "]", "")
+    lines = ["CLASS_NAMES = ["]
+    for name, lit in zip(names, literals, strict=True):
+        if width(f"{INDENT}{lit},") <= LINE:
+            lines.append(f"{INDENT}{lit},")
+        else:  # split in pieces, in parentheses (a bare split reads like a missing comma)
+            lines += [f"{INDENT}(", *string_lines(name, INDENT * 2), f"{INDENT}),"]
+    return [*lines, "]"]
 
 
 def _constants(facts: ExportFacts) -> list[str]:
     mean, std = facts.mean_std()
     if facts.normalization is None:
         why = "not measured: the project is untrained" if not facts.trained else "unknown"
-        note = f"  # {why}; identity"
+        note = f"{why}; identity"
     elif not facts.normalization.get("normalize", True):
-        note = "  # training did not normalize"
+        note = "training did not normalize"
     else:
-        note = ""
-    names = [py_str(n) for n in facts.class_names]
-    lines = call("CLASS_NAMES = [", names, "]", "")
-    if not names:
+        note = "per channel, of inputs scaled to 0…1"
+    lines = _class_names(facts.class_names)
+    if not facts.class_names:
         lines = ["CLASS_NAMES: list[str] = []  # unknown until the project is trained"]
-    lines += [f"INPUT_SHAPE = {literal(tuple(facts.input_shape))}  # one sample, channels first"]
-    lines += call("MEAN = (", [literal(float(v)) for v in mean], ",)" if len(mean) == 1 else ")",
-                  "")
-    lines[-1] += note or "  # per channel, of inputs scaled to 0…1"
+    lines += with_comment(f"INPUT_SHAPE = {literal(tuple(facts.input_shape))}",
+                          "one sample, channels first")
+    lines += with_comment(call("MEAN = (", [literal(float(v)) for v in mean],
+                               ",)" if len(mean) == 1 else ")", ""), note)
     lines += call("STD = (", [literal(float(v)) for v in std], ",)" if len(std) == 1 else ")", "")
     return lines
 
@@ -214,17 +265,25 @@ def load_weights(model: nn.Module, path: str) -> nn.Module:
 def python_source(facts: ExportFacts) -> str:
     """The model as a Python source file (text), ready to write to `NAME.py`."""
     cls = class_name(facts.name, MODULE_NAMES)[:MAX_CLASS_NAME]
-    layers = sum(1 for n in facts.graph if n.type != "Input")
     lines = _header(facts, cls)
-    docstring = set(range(len(lines)))  # a noqa comment there would be docstring text
     lines += ["", "import torch", "from torch import nn", ""]
     lines += _constants(facts)
-    lines += ["", "", f"class {cls}(nn.Module):"]
-    lines.append(f'{INDENT}"""{doc_text(facts.name, 40)}: {layers} layers, '
-                 f"{facts.inference.total_params:,} parameters, "
-                 f'{fmt_shape(facts.input_shape)} → {fmt_shape(facts.output_shape)}."""')
-    lines.append("")
+    lines += ["", "", f"class {cls}(nn.Module):", *_class_docstring(facts), ""]
     lines += _init_lines(facts)
     lines.append("")
     lines += _forward_lines(facts)
-    return "\n".join(noqa_long_lines(lines, docstring)) + "\n" + _HELPERS
+    return "\n".join(lines) + "\n" + _HELPERS
+
+
+def _class_docstring(facts: ExportFacts) -> list[str]:
+    # Layers counted as `cnnstudio summary` lists them: one row per node, Input included.
+    layers = len(summary_rows(facts.graph, facts.inference))
+    text = (f"{fit(facts.name, 40)}: {layers} layers (Input included), "
+            f"{facts.inference.total_params:,} parameters, "
+            f"{fmt_shape(facts.input_shape)} → {fmt_shape(facts.output_shape)}.")
+    one = doc_lines(text, LINE - width(INDENT) - 6)
+    if len(one) == 1:
+        return [f'{INDENT}"""{one[0]}"""']
+    wrapped = doc_lines(text, LINE - width(INDENT) - 3)
+    return [f'{INDENT}"""{wrapped[0]}', *(f"{INDENT}{line}" for line in wrapped[1:]),
+            f'{INDENT}"""']

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsSceneHoverEvent,
@@ -31,6 +31,37 @@ IN_PORT, OUT_PORT = "in", "out"
 _W, _H = style.NODE_WIDTH, style.NODE_HEIGHT
 _RECT = QRectF(-_W / 2, -_H / 2, _W, _H)
 _PAD = 10.0
+
+
+TITLE_POINTS = (8.5, 8.0, 7.5)  # the card's type line shrinks this far before eliding
+
+
+def fit_title(type_name: str, caption: str, width: float) -> tuple[QFont, str]:
+    """The font and text of a card's type line within `width`: the full "type caption" at
+    the largest size that fits; else the smallest size with the type name shortened in its
+    middle ("ConvTr…e2d") and the caption, which carries the numbers, kept whole."""
+    full = f"{type_name} {caption}".strip()
+    for points in TITLE_POINTS:
+        title_font = style.font(points)
+        if QFontMetricsF(title_font).horizontalAdvance(full) <= width:
+            return title_font, full
+    metrics = QFontMetricsF(title_font)
+    room = width - metrics.horizontalAdvance(f" {caption}") if caption else width
+    if caption and room >= metrics.horizontalAdvance("Co…d"):
+        name = metrics.elidedText(type_name, Qt.TextElideMode.ElideMiddle, room)
+        return title_font, f"{name} {caption}"
+    return title_font, metrics.elidedText(full, Qt.TextElideMode.ElideRight, width)
+
+
+def fit_id(node_id: str, width: float) -> tuple[QFont, str]:
+    """The card's id at 9 pt bold, else 8 pt, else shortened in its middle: ids differ
+    at their end ("convtranspose2d1", "…2d2"), so the end stays."""
+    for points in (9.0, 8.0):
+        id_font = style.font(points, bold=True)
+        metrics = QFontMetricsF(id_font)
+        if metrics.horizontalAdvance(node_id) <= width:
+            return id_font, node_id
+    return id_font, metrics.elidedText(node_id, Qt.TextElideMode.ElideMiddle, width)
 
 
 class NodeItem(QGraphicsItem):
@@ -258,19 +289,17 @@ class NodeItem(QGraphicsItem):
         painter.drawText(top_line, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                          shape_text)
 
-        id_font = style.font(9.0, bold=True)
+        room = inner - shape_width - (8 if shape_width else 0)
+        id_font, id_text = fit_id(self.node_id, room)
         painter.setFont(id_font)
         painter.setPen(style.text_color(pal))
-        room = inner - shape_width - (8 if shape_width else 0)
         painter.drawText(top_line, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         QFontMetricsF(id_font).elidedText(self.node_id,
-                                                           Qt.TextElideMode.ElideRight, room))
+                         id_text)
 
-        title_font = style.font(8.5)
+        title_font, title = fit_title(self.type_name, self.caption, inner)
         painter.setFont(title_font)
         painter.drawText(bottom_line, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         QFontMetricsF(title_font).elidedText(self.title,
-                                                              Qt.TextElideMode.ElideRight, inner))
+                         title)
 
     def _paint_ports(self, painter: QPainter, pal, accent: QColor) -> None:
         base = pal.color(pal.ColorRole.Base)

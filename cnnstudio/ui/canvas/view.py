@@ -36,6 +36,9 @@ from cnnstudio.ui.mime import MIME_BLOCK, MIME_LAYER
 
 MIN_ZOOM, MAX_ZOOM = 0.1, 4.0
 ZOOM_STEP = 1.2
+# Below this zoom a card's 8.5 pt title is under ~8 px high: no longer comfortably read.
+MIN_LEGIBLE_ZOOM = 0.7
+START_MAX_ZOOM = 1.0  # a small network (or a blank canvas) opens at actual size
 
 
 class GraphView(QGraphicsView):
@@ -65,6 +68,9 @@ class GraphView(QGraphicsView):
         self._space = False
         self._paste_round = 0
         self._drop_edge: EdgeItem | None = None
+        self._auto_view = False  # True from opening a project until the user navigates
+        for bar in (self.horizontalScrollBar(), self.verticalScrollBar()):
+            bar.actionTriggered.connect(lambda _action: self._user_navigated())  # user only
         self._scene.sceneRectChanged.connect(self._update_scene_rect)
         # The document announces a new project before the scene has rebuilt: wait a turn.
         self._start_timer = QTimer(self)
@@ -97,12 +103,15 @@ class GraphView(QGraphicsView):
         self._update_scene_rect()
 
     def zoom_in(self) -> None:
+        self._user_navigated()
         self.set_zoom(self.zoom() * ZOOM_STEP)
 
     def zoom_out(self) -> None:
+        self._user_navigated()
         self.set_zoom(self.zoom() / ZOOM_STEP)
 
     def reset_zoom(self) -> None:
+        self._user_navigated()
         self.set_zoom(1.0)
 
     def _content_rect(self) -> QRectF:
@@ -113,6 +122,7 @@ class GraphView(QGraphicsView):
 
     def fit_all(self) -> None:
         """Show every node (never magnified beyond 1.5×: a lone node stays node-sized)."""
+        self._user_navigated()
         rect = self._content_rect()
         if rect.isEmpty():
             self.reset_zoom()
@@ -124,24 +134,38 @@ class GraphView(QGraphicsView):
         self.centerOn(rect.center())
 
     def show_start(self) -> None:
-        """After opening: the whole graph if it is readable so, else its top at a readable
-        zoom (long networks become a strip of unreadable cards when fitted)."""
+        """The first view of a project: the whole network at up to 100 % when it is
+        legible so (≥ MIN_LEGIBLE_ZOOM); else that least legible zoom, showing the top (the
+        Input) and as much of the width as fits. Until the user zooms, scrolls or edits,
+        a resize (the window settling its docks) re-applies this view."""
+        self._auto_view = True
         rect = self._content_rect()
         if rect.isEmpty():
-            self.reset_zoom()
+            self.set_zoom(1.0)
             return
         port = self.viewport().rect()
         fit = min(port.width() / rect.width(), port.height() / rect.height())
-        if fit >= 0.7:
-            self.fit_all()
+        if fit >= MIN_LEGIBLE_ZOOM:
+            self.set_zoom(min(fit, START_MAX_ZOOM))
+            self.centerOn(rect.center())
             return
-        self.set_zoom(max(0.7, min(1.0, port.width() / rect.width())))
+        self.set_zoom(MIN_LEGIBLE_ZOOM)
         visible = self.mapToScene(port).boundingRect()
-        self.centerOn(QPointF(rect.center().x(), rect.top() + visible.height() / 2))
+        x = rect.center().x()
+        if rect.width() > visible.width():  # too wide as well: keep the Input in sight
+            top = min(self._scene.node_items(), key=lambda item: item.sceneBoundingRect().top())
+            x = min(max(top.sceneBoundingRect().center().x(),
+                        rect.left() + visible.width() / 2), rect.right() - visible.width() / 2)
+        self.centerOn(QPointF(x, rect.top() + visible.height() / 2))
+
+    def _user_navigated(self) -> None:
+        """The user moved the view: a resize must no longer re-apply the start view."""
+        self._auto_view = False
 
     def center_on(self, node_id: str) -> None:
         item = self._scene.item_for(node_id)
         if item is not None:
+            self._user_navigated()
             self.centerOn(item)
 
     def _update_scene_rect(self) -> None:
@@ -154,8 +178,11 @@ class GraphView(QGraphicsView):
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._update_scene_rect()
+        if self._auto_view:  # the window is still settling: show the start view again
+            self._start_timer.start()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
+        self._user_navigated()
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = event.angleDelta().y() / 120.0
             if steps:
@@ -214,6 +241,7 @@ class GraphView(QGraphicsView):
     # ---- mouse: ports, panning, moves ---------------------------------------------------
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        self._user_navigated()
         pos = event.position()
         if event.button() == Qt.MouseButton.MiddleButton or (
                 event.button() == Qt.MouseButton.LeftButton and self._space):
@@ -275,6 +303,7 @@ class GraphView(QGraphicsView):
     # ---- keys ---------------------------------------------------------------------------
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        self._user_navigated()
         key = event.key()
         if key == Qt.Key.Key_Escape and self._wire is not None:
             self._wire.cancel()
@@ -364,15 +393,30 @@ class GraphView(QGraphicsView):
             new = editing.drop_layer(self._scene, name, scene_pos)
             if new:
                 self._scene.select_nodes([new])
+                self._reveal([new])
         else:
             name = bytes(mime.data(MIME_BLOCK).data()).decode("utf-8").strip()
             ids = editing.drop_block(self._scene, name)
             if ids:
                 self._scene.select_nodes(ids)
+                self._reveal(ids)
             else:
                 self.message.emit("Add an Input layer first: a block goes after a layer")
         event.acceptProposedAction()
         self.setFocus()
+
+    def _reveal(self, node_ids: list[str]) -> None:
+        """Scroll just enough that the new cards are whole on screen (a card dropped at
+        the edge of the view would otherwise hang half outside it)."""
+        self._user_navigated()
+        self._update_scene_rect()
+        rect = QRectF()
+        for nid in node_ids:
+            item = self._scene.item_for(nid)
+            if item is not None:
+                rect = rect.united(item.sceneBoundingRect())
+        if not rect.isEmpty():
+            self.ensureVisible(rect, 16, 16)
 
     # ---- context menus ------------------------------------------------------------------
 

@@ -16,15 +16,18 @@ import contextlib
 import copy
 import sys
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from cnnstudio.core.graph import Graph
 from cnnstudio.project import Project
+from cnnstudio.project.origin import weights_run
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.training.controls import RunControls
 from cnnstudio.ui.training.distributed_worker import DistributedTrainingWorker, run_options
+from cnnstudio.ui.training.history import from_run, run_offsets, weights_epoch
 from cnnstudio.ui.training.inspection import InspectionSource, saved_source
 from cnnstudio.ui.training.live import LiveRun
 from cnnstudio.ui.training.panel import IDLE, PAUSED, RUNNING, STARTING, STOPPING
@@ -67,6 +70,40 @@ def training_copy(project: Project) -> Project:
                    attachments=dict(project.attachments), path=project.path)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a run's weights start, in words for the log, and where its epoch 0 lies on
+    the curves' axis (a warm start goes on from the epoch its weights came from)."""
+
+    text: str = "new weights (seeded)"
+    x_offset: int = 0
+    from_run: str | None = None
+    from_epoch: int = 0
+
+
+def run_origin(project: Project, fresh: bool, resuming: bool) -> Origin:
+    """The origin of the run `start` is about to begin (what the engine will record as
+    its `init`; it may still start fresh if the weights no longer fit the graph)."""
+    runs = [r for r in project.runs if isinstance(r, dict)]
+    offsets = run_offsets(runs)
+    by_id = {str(r.get("id")): r for r in runs}
+    if resuming:
+        run = runs[-1]
+        parent = from_run(run)
+        epoch = weights_epoch(by_id[parent]) if parent in by_id else 0
+        return Origin(f"continuing {run.get('id')}", offsets.get(str(run.get("id")), 0),
+                      parent, epoch)
+    if fresh or project.weights is None:
+        return Origin("new weights (seeded)" + (", not the trained ones" if fresh
+                                                and project.weights is not None else ""))
+    parent = weights_run(project)
+    if parent not in by_id:
+        return Origin("from the project's weights (of no recorded run)")
+    epoch = weights_epoch(by_id[parent])
+    return Origin(f"from the weights of {parent} (its epoch {epoch})",
+                  offsets.get(parent, 0) + epoch, parent, epoch)
+
+
 def _structure(graph: Graph) -> list[tuple[str, str, Any, list[str]]]:
     return [(n.id, n.type, n.params, list(n.inputs)) for n in graph]
 
@@ -96,6 +133,7 @@ class TrainingController(QObject):
         self.last_outcome: dict[str, Any] | None = None
         self.run_graph: Graph | None = None  # the graph the current/last run trained
         self.processes = 1  # of the current/last run: more than 1 is a distributed job
+        self.origin = Origin()  # where the current/last run's weights started
         self._thread: QThread | None = None
         self._worker: TrainingWorker | None = None
         self._token = 0
@@ -126,8 +164,10 @@ class TrainingController(QObject):
 
     # ---- commands (GUI thread) -------------------------------------------------------
 
-    def start(self, fresh: bool = False) -> str | None:
-        """Start a run (resuming a stopped one unless `fresh`); return why not, or None."""
+    def start(self, fresh: bool = False, resume: bool = True) -> str | None:
+        """Start a run; return why not, or None. `resume`: a stopped run continues where
+        it stopped; else a new run starts from the project's trained weights, or with
+        `fresh` from new weights (seeded), whatever the project holds."""
         if self.running:
             return "a training is already running"
         errors = self.doc.inference.errors
@@ -142,15 +182,18 @@ class TrainingController(QObject):
         self.controls.focus(**self.focus)
         self.pending_snapshot = None
         self.processes = run_options(self.doc).processes
+        resuming = resume and not fresh and self.resumable()
+        self.origin = run_origin(project, fresh, resuming)
         worker: TrainingWorker
         if self.processes > 1:
             worker = DistributedTrainingWorker(training_copy(project), self.controls,
                                                self._token, processes=self.processes,
-                                               resume=not fresh, epochs=self.epochs_override)
+                                               resume=resuming, epochs=self.epochs_override,
+                                               fresh=fresh)
         else:
             worker = TrainingWorker(training_copy(project), self.controls, self._token,
-                                    resume=not fresh, epochs=self.epochs_override,
-                                    callbacks=list(self.extra_callbacks))
+                                    resume=resuming, epochs=self.epochs_override,
+                                    callbacks=list(self.extra_callbacks), fresh=fresh)
         thread = QThread()
         thread.setObjectName("cnnstudio-training")
         worker.moveToThread(thread)
@@ -170,8 +213,8 @@ class TrainingController(QObject):
             self._switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(self._switch_interval, RUN_SWITCH_INTERVAL))
         self._set_state(STARTING)
-        what = "a new run" if fresh or not self.resumable() else "resuming the stopped run"
-        self.log.emit(f"— {what} of {project.name or 'the project'}")
+        what = "resuming the stopped run" if resuming else "a new run"
+        self.log.emit(f"— {what} of {project.name or 'the project'}: {self.origin.text}")
         if self.processes > 1:
             self.log.emit(f"training in {self.processes} processes: the curves and the"
                           " progress are live; the confusion matrix, filters and activations"
@@ -242,7 +285,7 @@ class TrainingController(QObject):
     def _on_started(self, context: dict[str, Any]) -> None:
         if not self._current(context):
             return
-        self.live.reset(context)
+        self.live.reset(context, self.origin.x_offset)
         if self.state == STARTING:
             self._set_state(RUNNING)
         self.context_ready.emit(context)

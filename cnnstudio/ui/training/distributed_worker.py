@@ -171,8 +171,8 @@ class DistributedTrainingWorker(TrainingWorker):
     confusion matrix, `snapshot_taken` once per epoch, `run_finished`)."""
 
     def __init__(self, project: Any, controls: Any, token: int, *, processes: int,
-                 resume: bool = True, epochs: int | None = None) -> None:
-        super().__init__(project, controls, token, resume=resume, epochs=epochs)
+                 resume: bool = True, epochs: int | None = None, fresh: bool = False) -> None:
+        super().__init__(project, controls, token, resume=resume, epochs=epochs, fresh=fresh)
         self.processes = processes
         self.job: Any = None  # the running DistributedJob
         self._context: dict[str, Any] = {}
@@ -204,7 +204,7 @@ class DistributedTrainingWorker(TrainingWorker):
                     "message": "stopped before training started"}
         self.loading.emit(f"Starting {self.processes} {unit}", 0, 0)
         job = self.job = launch(path, self.processes, epochs=self.epochs, batch_events=0.0,
-                                snapshots=True)
+                                snapshots=True, fresh=self.fresh)
         self._watch(job)  # long before rank 0 ends its first epoch
         # A pick during validation (no lines then) must reach rank 0 before it reads the
         # watch file at the epoch's end: write it from the focus change itself.

@@ -15,7 +15,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-COLUMNS = ("run", "status", "epochs", "best", "device", "started")
+from cnnstudio.ui.training.start_choice import describe_init
+
+COLUMNS = ("run", "status", "epochs", "best", "starts from", "device", "started")
+INIT_TIP = {"fresh": "Started from new random weights (seeded by the training seed)",
+            "—": "Recorded before runs noted where their weights started",
+            "weights from no run": "Started from weights that no recorded run left"
+                                   " (imported, or the project was edited by hand)"}
 
 
 def best_metric(run: dict[str, Any]) -> str:
@@ -40,6 +46,44 @@ def when(text: Any) -> str:
         return str(text or "")
 
 
+def weights_epoch(run: dict[str, Any]) -> int:
+    """The epoch of `run` whose weights it left: the best one when a completed run kept
+    the best checkpoint, else its last recorded epoch."""
+    epochs = [e.get("epoch") for e in run.get("epochs", []) if isinstance(e, dict)]
+    last = max((e for e in epochs if isinstance(e, int)), default=0)
+    settings = run.get("settings") if isinstance(run.get("settings"), dict) else {}
+    best = run.get("best_epoch")
+    if (run.get("status") == "completed" and settings.get("checkpoint", "best") == "best"
+            and isinstance(best, int)):
+        return best
+    return last
+
+
+def from_run(run: dict[str, Any]) -> str | None:
+    """The id of the run whose weights `run` started from (None: fresh or unknown)."""
+    init = run.get("init")
+    return str(init["from_run"]) if isinstance(init, dict) and init.get("from_run") else None
+
+
+def run_offsets(runs: list[dict[str, Any]]) -> dict[str, int]:
+    """Where each run's epoch 0 lies on a shared axis: a warm start goes on from the
+    epoch its weights came from (run-2 from run-1's epoch 5 begins at 5), so a chain of
+    runs reads as one curve. Fresh runs, and runs of unknown origin, begin at 0."""
+    by_id = {str(r.get("id")): r for r in runs if isinstance(r, dict)}
+    out: dict[str, int] = {}
+
+    def offset(run_id: str, depth: int) -> int:
+        if run_id not in out:
+            parent = from_run(by_id[run_id])
+            out[run_id] = 0 if parent not in by_id or depth > len(by_id) else (
+                offset(str(parent), depth + 1) + weights_epoch(by_id[str(parent)]))
+        return out[run_id]
+
+    for run_id in by_id:
+        offset(run_id, 0)
+    return out
+
+
 class HistoryView(QTreeWidget):
     """Lists `project.runs`; `shown_changed` carries the runs to draw (selected first,
     then the ticked ones)."""
@@ -58,6 +102,7 @@ class HistoryView(QTreeWidget):
         self.header().setStretchLastSection(True)
         self.setToolTip("Select a run to show its curves; tick runs to overlay them")
         self._runs: list[dict[str, Any]] = []
+        self.offsets: dict[str, int] = {}  # run id → where its epoch 0 lies (run_offsets)
         self._filling = False
         self.itemSelectionChanged.connect(self._emit)
         self.itemChanged.connect(lambda _item, column: self._emit() if column == 0 else None)
@@ -68,10 +113,14 @@ class HistoryView(QTreeWidget):
         self._filling = True
         self.clear()
         self._runs = [r for r in runs if isinstance(r, dict)]
+        self.offsets = run_offsets(self._runs)
+        by_id = {str(r.get("id")): r for r in self._runs}
+        start = COLUMNS.index("starts from")
         for index, run in reversed(list(enumerate(self._runs))):
             epochs = [e for e in run.get("epochs", []) if isinstance(e, dict)]
+            init = describe_init(run.get("init"))
             item = QTreeWidgetItem([str(run.get("id", "?")), str(run.get("status", "")),
-                                    str(len(epochs)), best_metric(run),
+                                    str(len(epochs)), best_metric(run), init,
                                     str(run.get("device", "")), when(run.get("started"))])
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(0, Qt.CheckState.Checked if run.get("id") in ticked
@@ -80,6 +129,11 @@ class HistoryView(QTreeWidget):
             if run.get("message"):
                 for column in range(len(COLUMNS)):
                     item.setToolTip(column, str(run["message"]))
+            parent = by_id.get(init)
+            item.setToolTip(start, INIT_TIP.get(init) or (
+                f"Started from the weights {init} left (its epoch {weights_epoch(parent)}):"
+                " the curves go on from there" if parent is not None
+                else f"Started from the weights {init} left"))
             self.addTopLevelItem(item)
         self._filling = False
         self._emit()

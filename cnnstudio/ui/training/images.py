@@ -1,80 +1,61 @@
-"""Image views of a network's insides: filter grids and feature maps (pyqtgraph).
+"""Views of a network's insides: filter grids, feature maps, a dense layer's outputs.
 
-Each view keeps one ImageItem, created once, and replaces its pixels (`setImage` with
-explicit levels) when new data arrives; the arrays it shows are exposed as properties
-(`image`, `maps`) for tests and inspection.
+Each picture goes through a colour table with explicit levels, shown by a colour bar
+(`TileGrid`); one line under each view says what it shows, another what is under the
+mouse. The arrays shown are exposed as properties (`image`, `maps`) for tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
     QComboBox,
-    QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from cnnstudio.ui.training import tiles
+from cnnstudio.ui.training.colorbar import value_text
+from cnnstudio.ui.training.tilegrid import (
+    DIVERGING,
+    GRAY,
+    SEQUENTIAL,
+    TileGrid,
+    image_panel,
+    outline,
+    set_rgba,
+)
 
-DIVERGING = pg.colormap.get("CET-D1").getLookupTable(nPts=256)  # blue – white – red
-SEQUENTIAL = pg.colormap.get("viridis").getLookupTable(nPts=256)
-GRAY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+__all__ = ["DIVERGING", "GRAY", "SEQUENTIAL", "ActivationView", "FilterView", "image_panel"]
 
-
-class ClickableImage(pg.ImageItem):
-    """An ImageItem that reports left clicks as (row, col) pixel indices."""
-
-    def __init__(self) -> None:
-        super().__init__(axisOrder="row-major")
-        self.clicked: Callable[[int, int], None] | None = None
-
-    def mouseClickEvent(self, ev) -> None:  # noqa: ANN001 (pyqtgraph's event)
-        if ev.button() != Qt.MouseButton.LeftButton or self.clicked is None:
-            return
-        ev.accept()
-        pos = ev.pos()
-        self.clicked(int(np.floor(pos.y())), int(np.floor(pos.x())))
+UNTRAINED = "untrained, random initialisation"
 
 
-def image_panel(parent: QWidget) -> tuple[pg.GraphicsLayoutWidget, pg.ViewBox, ClickableImage]:
-    """A pixel-exact image area: square pixels, origin top left, no mouse menu."""
-    widget = pg.GraphicsLayoutWidget(parent)
-    widget.setBackground(None)
-    widget.ci.setContentsMargins(2, 2, 2, 2)
-    box = widget.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
-    item = ClickableImage()
-    box.addItem(item)
-    return widget, box, item
+def _line(parent: QWidget, name: str) -> QLabel:
+    """A label of up to two lines, always two lines high: a longer or shorter text must
+    not resize the picture above it (under the user's mouse)."""
+    label = QLabel(parent)
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    label.setFixedHeight(2 * label.fontMetrics().lineSpacing() + 2)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
-def _outline(parent: pg.ImageItem, color: str) -> QGraphicsRectItem:
-    rect = QGraphicsRectItem(parent)
-    pen = QPen(QColor(color))
-    pen.setWidthF(2.0)
-    pen.setCosmetic(True)  # two screen pixels at any zoom
-    rect.setPen(pen)
-    rect.setVisible(False)
-    return rect
-
-
-def _set_rgba(item: pg.ImageItem, box: pg.ViewBox, rgba: np.ndarray, keep_view: bool) -> None:
-    item.setImage(rgba, autoLevels=False, levels=(0, 255))
-    if not keep_view:
-        box.autoRange(padding=0.02)
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class LayerHeader(QWidget):
-    """A row with a layer chooser and a caption."""
+    """A row with a layer chooser and a caption (whose weights these are, or a problem)."""
 
     def __init__(self, label: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -86,6 +67,7 @@ class LayerHeader(QWidget):
         self.layer.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         row.addWidget(self.layer)
         self.caption = QLabel(self)
+        self.caption.setObjectName("viewState")
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         row.addWidget(self.caption, 1)
 
@@ -119,19 +101,25 @@ class FilterView(QWidget):
         self.header = LayerHeader("Layer", self)
         self.header.layer.currentTextChanged.connect(self._chosen)
         layout.addWidget(self.header)
-        self.plot, self.box, self.item = image_panel(self)
-        layout.addWidget(self.plot, 1)
+        self.grid = TileGrid("filter", self)
+        self.grid.describe = self._describe
+        self.grid.tile_names = self._tile_name
+        layout.addWidget(self.grid, 1)
+        self.what = _line(self, "viewExplanation")
+        layout.addWidget(self.what)
+        self.hover = self.grid.status  # the hovered filter and weight
+        self.plot, self.box, self.item = self.grid.plot, self.grid.box, self.grid.item
         self.node: str | None = None
-        self._image = np.zeros((0, 0), np.float32)
+        self.weights = np.zeros((0, 0, 0, 0), np.float32)
         self.tile_count = 0
         self.tile_shape: tuple[int, int] = (0, 0)
         self.kind = ""
-        self._shape: tuple[int, ...] = ()
+        self.state = ""
 
     @property
     def image(self) -> np.ndarray:
         """The grid shown: (H, W), or (H, W, 3) for RGB filters; NaN in the gaps."""
-        return self._image
+        return self.grid.image
 
     def _chosen(self, node_id: str) -> None:
         if node_id:
@@ -141,40 +129,123 @@ class FilterView(QWidget):
         self.header.set_layers(ids, current)
 
     def clear(self, message: str = "") -> None:
-        self._image = np.zeros((0, 0), np.float32)
         self.tile_count = 0
-        self.item.clear()
+        self.grid.clear()
         self.header.caption.setText(message)
+        self.what.clear()
 
-    def show_filters(self, node: str, weights: np.ndarray | None) -> None:
-        """Show `weights` (out, in, kh, kw) of convolution `node` (None: not a conv)."""
-        self.node = node
+    def _pair(self, index: int) -> tuple[int, int]:
+        """(filter, input channel) of tile `index`."""
+        if self.kind == "pairs":
+            cols = self.grid.fixed_columns or 1
+            return index % cols, index // cols
+        return index, -1
+
+    def _tile_name(self, index: int) -> str:
+        f, c = self._pair(index)
+        return f"{self.node} filter {f}" + (f", input channel {c}" if c >= 0 else "")
+
+    def _describe(self, index: int, y: int, x: int) -> str:
+        f, c = self._pair(index)
+        w = self.weights
+        if self.kind == "rgb":
+            rgb = ", ".join(f"{ch} {value_text(v)}" for ch, v in zip("RGB", w[f, :, y, x],
+                                                                     strict=True))
+            return f"filter {f}, weight ({y}, {x}): {rgb}"
+        value = w[f, max(c, 0), y, x]
+        where = f", input channel {c}" if c >= 0 else ""
+        return f"filter {f}{where}, weight ({y}, {x}) = {value_text(float(value))}"
+
+    def show_filters(self, node: str, weights: np.ndarray | None, state: str = "") -> None:
+        """Show `weights` (out, in, kh, kw) of convolution `node` (None: not a conv);
+        `state` says whose weights they are (e.g. "untrained, random initialisation")."""
+        self.node, self.state = node, state
         self.header.select(node)
         if weights is None:
             self.clear(f"{node} has no filters: choose a convolution")
             return
-        tile_images, cols, kind = tiles.filter_tiles(weights)
-        grid = tiles.tile(tile_images, cols)
-        m = tiles.symmetric_level(weights)
-        if kind == "rgb":
-            rgba = tiles.to_rgba(grid, (-m, m), GRAY)
-        else:
-            rgba = tiles.to_rgba(grid, (-m, m), DIVERGING)
-        same = self._shape == grid.shape
-        self._image, self._shape = grid, grid.shape
-        self.tile_count, self.tile_shape, self.kind = len(tile_images), weights.shape[2:4], kind
-        _set_rgba(self.item, self.box, rgba, keep_view=same)
+        self.weights = np.asarray(weights, np.float32)
+        tile_images, cols, kind = tiles.filter_tiles(self.weights)
+        m = tiles.symmetric_level(self.weights)
+        self.kind = kind
+        self.tile_count, self.tile_shape = len(tile_images), tuple(weights.shape[2:4])
+        self.grid.set_tiles(tile_images, (-m, m), GRAY if kind == "rgb" else DIVERGING,
+                            columns=cols if kind == "pairs" else None,
+                            scale_title="weight" + (" per channel" if kind == "rgb" else ""))
+        self.header.caption.setText(state)
         out_c, in_c, kh, kw = weights.shape
-        shown = "" if kind != "pairs" or len(tile_images) == out_c * in_c else " (part shown)"
-        what = {"rgb": " RGB", "single": "",
-                "pairs": f" (columns) × {in_c} input channels (rows)"}[kind]
-        self.header.caption.setText(f"{out_c} filters {kh}×{kw}{what}{shown} ·"
-                                    f" colour scale ±{m:.3g}")
+        size = f"{kh}×{kw}"
+        if kind == "rgb":
+            text = (f"Each square is one {size} filter of {node} ({_plural(out_c, 'filter')})"
+                    f" over its 3 input channels drawn as red, green and blue; mid-grey is 0.")
+        elif kind == "single":
+            text = (f"Each square is one {size} filter of {node}: {_plural(out_c, 'filter')}"
+                    f" × 1 input channel; blue negative, red positive, white 0.")
+        else:
+            shown_f, shown_c = cols, len(tile_images) // cols
+            part = "" if shown_f * shown_c == out_c * in_c else \
+                f" ({shown_f} of {out_c} filters × {shown_c} of {in_c} channels shown)"
+            text = (f"Each square is one {size} kernel of {node}: a column per filter"
+                    f" ({out_c}), a row per input channel ({in_c}){part}; blue negative,"
+                    " red positive, white 0.")
+        self.what.setText(text)
+
+
+class BarChart(pg.PlotWidget):
+    """A dense layer's outputs for one sample: one bar per unit, labelled by class when
+    they are the network's class scores; the hovered bar's value goes to `hovered`."""
+
+    hovered = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("outputBars")
+        self.setBackground(None)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(False, False)
+        self.hideButtons()
+        self.showGrid(y=True, alpha=0.3)
+        self.values = np.zeros(0, np.float32)
+        self.labels: list[str] = []
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#3b7dd8")
+        self.addItem(self.bars)
+        self.scene().sigMouseMoved.connect(self._moved)
+
+    def set_values(self, values: np.ndarray, labels: list[str] | None = None) -> None:
+        self.values = np.asarray(values, np.float32).ravel()
+        n = len(self.values)
+        self.labels = list(labels) if labels and len(labels) == n else []
+        brushes = ["#d8553b" if v < 0 else "#3b7dd8" for v in self.values]
+        self.bars.setOpts(x=np.arange(n), height=self.values, width=0.8, brushes=brushes)
+        axis = self.getAxis("bottom")
+        if self.labels and n <= 40:
+            axis.setTicks([list(enumerate(self.labels))])
+        else:
+            axis.setTicks(None)
+        low, high = min(0.0, float(self.values.min(initial=0))), max(0.0, float(
+            self.values.max(initial=0)))
+        pad = 0.05 * (high - low or 1.0)
+        self.setXRange(-0.6, max(n, 1) - 0.4, padding=0)
+        self.setYRange(low - pad, high + pad, padding=0)
+
+    def text_at(self, index: int) -> str:
+        if not 0 <= index < len(self.values):
+            return ""
+        name = f" ({self.labels[index]})" if self.labels else ""
+        return f"output {index}{name} = {value_text(float(self.values[index]))}"
+
+    def _moved(self, pos) -> None:  # noqa: ANN001 (a QPointF in scene coordinates)
+        if not self.plotItem.vb.sceneBoundingRect().contains(pos):
+            self.hovered.emit("")
+            return
+        x = self.plotItem.vb.mapSceneToView(pos).x()
+        self.hovered.emit(self.text_at(int(np.floor(x + 0.5))))
 
 
 class ActivationView(QWidget):
     """The feature maps of one layer for one sample, beside that sample; click a pixel of
-    a map to outline the input region it sees (its receptive field)."""
+    a map to outline the input region it sees (its receptive field), double-click a map
+    to see it large. A dense layer's outputs are bars."""
 
     layer_chosen = Signal(str)
     sample_chosen = Signal(int)
@@ -197,28 +268,40 @@ class ActivationView(QWidget):
         layout.addWidget(self.header)
         split = QSplitter(Qt.Orientation.Horizontal, self)
         self.input_plot, self.input_box, self.input_item = image_panel(split)
-        self.plot, self.box, self.item = image_panel(split)
+        self.stack = QStackedWidget(split)
+        self.grid = TileGrid("map", self.stack)
+        self.grid.describe = self._describe
+        self.grid.tile_names = lambda i: f"{self.node} map {i}"
+        self.grid.pixel_clicked.connect(self._clicked)
+        self.bars = BarChart(self.stack)
+        self.stack.addWidget(self.grid)
+        self.stack.addWidget(self.bars)
         split.addWidget(self.input_plot)
-        split.addWidget(self.plot)
-        split.setSizes([160, 400])
+        split.addWidget(self.stack)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 4)
+        split.setSizes([150, 600])
         layout.addWidget(split, 1)
-        self.field = _outline(self.input_item, "#ff2a2a")
-        self.marker = _outline(self.item, "#ff2a2a")
-        self.item.clicked = self._clicked
-        self.info = QLabel("Click a pixel of a map to see which input pixels it sees.", self)
-        self.info.setWordWrap(True)
+        self.plot, self.box, self.item = self.grid.plot, self.grid.box, self.grid.item
+        self.field = outline(self.input_item, "#ff2a2a")
+        self.marker = self.grid.marker
+        self.what = _line(self, "viewExplanation")
+        layout.addWidget(self.what)
+        self.info = _line(self, "fieldInfo")
         layout.addWidget(self.info)
+        self.hover = self.grid.status  # the hovered map, pixel and value (bars: their own)
+        self.bars.hovered.connect(lambda text: self.info.setText(
+            text or "Hover over a bar to read its value."))
         self.node: str | None = None
-        self._image = np.zeros((0, 0), np.float32)
+        self.state = ""
         self._maps = np.zeros((0, 0, 0), np.float32)
-        self._cols = 1
-        self._tile = (0, 0)
         self._sample_image = np.zeros((0, 0), np.float32)
 
     @property
     def image(self) -> np.ndarray:
-        """The grid of maps shown (H, W), NaN in the gaps."""
-        return self._image
+        """The grid of maps shown (H, W), NaN in the gaps (empty for bars)."""
+        return self.grid.image if self.stack.currentWidget() is self.grid else \
+            np.zeros((0, 0), np.float32)
 
     @property
     def maps(self) -> np.ndarray:
@@ -229,6 +312,10 @@ class ActivationView(QWidget):
     def sample_image(self) -> np.ndarray:
         return self._sample_image
 
+    @property
+    def showing_bars(self) -> bool:
+        return self.stack.currentWidget() is self.bars
+
     def set_layers(self, ids: list[str], current: str | None) -> None:
         self.header.set_layers(ids, current)
 
@@ -238,12 +325,13 @@ class ActivationView(QWidget):
         self.sample.blockSignals(False)
 
     def clear(self, message: str = "") -> None:
-        self._image = np.zeros((0, 0), np.float32)
         self._maps = np.zeros((0, 0, 0), np.float32)
-        self.item.clear()
-        self.marker.setVisible(False)
+        self.grid.clear()
+        self.bars.set_values(np.zeros(0))
+        self.stack.setCurrentWidget(self.grid)
         self.field.setVisible(False)
         self.header.caption.setText(message)
+        self.what.clear()
 
     def show_sample(self, array: np.ndarray, caption: str) -> None:
         """Show the input sample (C, H, W) or (C, L): grey, or RGB for 3 channels."""
@@ -257,43 +345,63 @@ class ActivationView(QWidget):
         low, high = float(np.nanmin(img)), float(np.nanmax(img))
         same = self._sample_image.shape == img.shape
         self._sample_image = img
-        _set_rgba(self.input_item, self.input_box, tiles.to_rgba(img, (low, high), GRAY), same)
+        set_rgba(self.input_item, self.input_box, tiles.to_rgba(img, (low, high), GRAY), same)
         self.sample.setToolTip(caption)
         self.sample.setSuffix(f"  ({caption})" if caption else "")
 
-    def show_maps(self, node: str, maps: np.ndarray) -> None:
-        """Show `node`'s output for the sample: (C, H, W) maps as tiles, (C, L) as rows."""
-        self.node = node
+    def _describe(self, index: int, y: int, x: int) -> str:
+        maps = self._maps
+        if maps.ndim == 3:
+            return f"map {index}, pixel ({y}, {x}) = {value_text(float(maps[index, y, x]))}"
+        if maps.ndim == 2:
+            return f"channel {y}, position {x} = {value_text(float(maps[y, x]))}"
+        return ""
+
+    def show_maps(self, node: str, maps: np.ndarray, state: str = "",
+                  labels: list[str] | None = None) -> None:
+        """Show `node`'s output for the sample: (C, H, W) maps as tiles, (C, L) as rows,
+        (C,) as bars (`labels` name them: the classes, for the network's output)."""
+        self.node, self.state = node, state
         self.header.select(node)
+        self.header.caption.setText(state)
         maps = np.asarray(maps, np.float32)
+        self._maps = maps
+        if maps.ndim == 1:
+            self.grid.clear()
+            self.bars.set_values(maps, labels)
+            self.stack.setCurrentWidget(self.bars)
+            what = "class" if self.bars.labels else "unit"
+            self.what.setText(f"Each bar is one of {node}'s {len(maps)} outputs (one per"
+                              f" {what}) for the sample on the left; red bars are negative.")
+            self.info.setText("Hover over a bar to read its value.")
+            return
+        self.stack.setCurrentWidget(self.grid)
         tile_images, cols = tiles.map_tiles(maps)
-        grid = tiles.tile(tile_images, cols)
-        finite = grid[np.isfinite(grid)]
+        finite = tile_images[np.isfinite(tile_images)]
         low = float(finite.min()) if finite.size else 0.0
         # The 99.5th percentile, not the maximum: one outlier must not wash the maps out.
-        m = tiles.symmetric_level(grid, 99.5)
+        m = tiles.symmetric_level(tile_images, 99.5)
         if low >= 0:  # after a ReLU: 0 … m on a sequential map
-            levels, lut = (0.0, m), SEQUENTIAL
+            levels, lut, colours = (0.0, m), SEQUENTIAL, "dark purple 0, yellow high"
         else:
-            levels, lut = (-m, m), DIVERGING
-        same = self._image.shape == grid.shape
-        self._image, self._maps, self._cols = grid, maps, cols
-        self._tile = tuple(tile_images.shape[1:3])  # type: ignore[assignment]
-        _set_rgba(self.item, self.box, tiles.to_rgba(grid, levels, lut), keep_view=same)
-        shape = "×".join(map(str, maps.shape))
-        self.header.caption.setText(f"{shape} · {levels[0]:.3g} … {levels[1]:.3g}")
+            levels, lut, colours = (-m, m), DIVERGING, "blue negative, red positive, white 0"
+        self.grid.set_tiles(tile_images, levels, lut, columns=cols if maps.ndim != 3 else None,
+                            count=len(maps) if maps.ndim == 3 else None,
+                            scale_title="activation")
+        shape = "×".join(map(str, maps.shape[1:]))
+        if maps.ndim == 3:
+            self.what.setText(f"Each square is one of {node}'s {len(maps)} feature maps"
+                              f" ({shape}) for the sample on the left; {colours}.")
+        else:
+            self.what.setText(f"Each row is one of {node}'s {len(maps)} channels (length"
+                              f" {shape}) for the sample on the left; {colours}.")
+        if not self.info.text() or self.info.text().startswith("Hover"):
+            self.info.setText("Click a pixel of a map to see which input pixels it sees.")
 
-    def _clicked(self, row: int, col: int) -> None:
-        if self._maps.ndim != 3 or not self._image.size:
+    def _clicked(self, index: int, y: int, x: int) -> None:
+        if self._maps.ndim != 3:
             return
-        hit = tiles.tile_at(self._image.shape, self._tile, self._cols, row, col)
-        if hit is None or hit[0] >= len(self._maps):
-            return
-        index, y, x = hit
-        h, w = self._tile
-        top, left = (index // self._cols) * (h + 1) + y, (index % self._cols) * (w + 1) + x
-        self.marker.setRect(QRectF(left, top, 1, 1))
-        self.marker.setVisible(True)
+        self.grid.mark(index, y, x)
         self.pixel_clicked.emit(index, y, x)
 
     def show_field(self, box: tuple[tuple[int, int], tuple[int, int]] | None, text: str) -> None:

@@ -1,6 +1,11 @@
 """What the training UI does on request: show snapshots, explain a confusion cell, predict
 a dropped or opened image, outline receptive fields, open the kernel playground, follow
-the run history. Questions to the user are small methods tests can replace."""
+the run history. Questions to the user are small methods tests can replace.
+
+Building a model, importing torch the first time and computing on it run on the
+`Background` worker; the views get the results on the GUI thread. With no trained
+weights the views show the network as a run will start it (seeded initialisation), and
+only while they are visible: a window that never shows them never loads torch."""
 
 from __future__ import annotations
 
@@ -11,9 +16,15 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from cnnstudio.ui.training.background import Background
 from cnnstudio.ui.training.confusion import SamplesDialog
 from cnnstudio.ui.training.dialogs import KernelPlayground, PredictionDialog, predict_image
-from cnnstudio.ui.training.inspection import read_image
+from cnnstudio.ui.training.inspection import (
+    InspectionSource,
+    read_image,
+    read_original,
+    untrained_source,
+)
 
 if TYPE_CHECKING:
     from cnnstudio.ui.training.window import TrainingUI
@@ -21,6 +32,17 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm", ".pbm")
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
+WARNING_SAMPLES = 5000  # training images the predict warning compares an image with
+GRAPH_SETTLE_MS = 250  # after an edit, the views follow once the edits pause
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def _structure(source: InspectionSource) -> str:
+    return repr([(n.id, n.type, n.params, list(n.inputs)) for n in source.graph])
 
 
 def image_paths(event: Any) -> list[str]:
@@ -41,7 +63,19 @@ class InspectActions(QObject):
         self.dialogs: list[Any] = []  # open non-modal dialogs (kept alive)
         self._probs_key: tuple[int, int] | None = None
         self._probs: np.ndarray | None = None
+        self.background = Background(self)
+        self._cached: tuple[Any, InspectionSource] | None = None
+        self._idle_due = False
+        self.last_prediction: PredictionDialog | None = None
+        self.last_cell: SamplesDialog | None = None
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(GRAPH_SETTLE_MS)
+        self._settle.timeout.connect(self.idle_snapshot)
+        ui.doc.inference_changed.connect(self._settle.start)
         ui.window.installEventFilter(self)
+        ui.filters.installEventFilter(self)
+        ui.activations.installEventFilter(self)
         ui.activations.pixel_clicked.connect(self.outline_field)
         ui.confusion.cell_activated.connect(self.show_cell)
         ui.history.shown_changed.connect(self.show_runs)
@@ -70,46 +104,103 @@ class InspectActions(QObject):
 
     # ---- snapshots -----------------------------------------------------------------------
 
+    def _running_state(self) -> str:
+        epoch = self.ui.controller.live.progress.get("epoch")
+        return f"training, epoch {epoch}" if epoch else "training"
+
+    def _labels(self, node: str, values: np.ndarray) -> list[str] | None:
+        """Class names for the network's output values (a node nothing consumes)."""
+        ui = self.ui
+        graph = ui.controller.run_graph if ui.controller.running else ui.doc.graph
+        names = list((ui.controller.live.context or {}).get("class_names") or [])
+        if graph is None or node not in graph or graph.consumers(node):
+            return None
+        return names if np.ndim(values) == 1 and len(names) == len(values) else None
+
     def apply_snapshot(self, snap: dict[str, Any]) -> None:
         """Show a snapshot of filters / feature maps (from the run or `idle_snapshot`)."""
         ui = self.ui
+        state = snap.get("state") or self._running_state()
         if snap.get("error"):
             ui.filters.header.caption.setText(snap["error"])
         if snap.get("missing"):
             ui.activations.clear("this layer is not in the running model (added since)")
         if "filter_node" in snap:
-            ui.filters.show_filters(snap["filter_node"], snap.get("filters"))
+            if snap["filter_node"] is None:
+                ui.filters.clear("This network has no convolution: there are no filters")
+            else:
+                ui.filters.show_filters(snap["filter_node"], snap.get("filters"), state)
         if snap.get("activation") is not None:
-            ui.activations.show_maps(snap["activation_node"], snap["activation"])
+            node, act = snap["activation_node"], snap["activation"]
+            ui.activations.show_maps(node, act, state, self._labels(node, act))
+
+    def views_visible(self) -> bool:
+        ui = self.ui
+        return ui.refresh_hidden or ui.filters.isVisible() or ui.activations.isVisible()
+
+    def source(self) -> InspectionSource | None:
+        """The model the idle views show: the saved (or running) weights, else the
+        untrained network; the same object (and built module) while nothing changed."""
+        ui = self.ui
+        source = ui.controller.inspection_source()
+        if source is None:
+            if not len(ui.doc.graph):
+                return None
+            source = untrained_source(ui.doc.project, ui.controller.live.context)
+        key = (id(ui.doc.project), id(source.weights), source.label, source.seed,
+               _structure(source), tuple(source.mean), tuple(source.std), source.normalize)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        self._cached = (key, source)
+        return source
 
     def idle_snapshot(self) -> None:
-        """When no run is going: filters and maps from the saved weights, if any."""
+        """When no run is going: filters and maps from the saved weights, else from the
+        untrained network, computed on the worker; only while the views are visible
+        (else when they are shown next)."""
         ui = self.ui
         if ui.controller.running:
             return
-        source = ui.controller.inspection_source()
+        if not self.views_visible():
+            self._idle_due = True
+            return
+        self._idle_due = False
+        ctx = ui.controller.live.context
+        if ctx is None and ui.activations.isVisible() and (
+                ui.controller.load_samples() or ui.controller.loading_samples):
+            ui.activations.clear("Loading the project's samples…")  # the maps follow
+        source = self.source()
         if source is None:
             return
-        from cnnstudio.nn.inspect import layer_filters, node_activation
-
-        focus = ui.controller.focus
-        snap: dict[str, Any] = {}
-        try:
-            module = source.module()
-            if focus["filter_node"] in module.node_ids:
-                snap["filter_node"] = focus["filter_node"]
-                snap["filters"] = layer_filters(module, focus["filter_node"])
-            ctx = ui.controller.live.context
-            node = focus["activation_node"]
-            if ctx and len(ctx["x"]) and node in module.node_ids:
-                i = min(int(focus["sample_index"]), len(ctx["x"]) - 1)
-                x = source.to_float(ctx["x"][i:i + 1])
-                snap["activation_node"] = node
-                snap["activation"] = node_activation(module, node, x)[0].numpy()
-        except Exception as err:  # weights that no longer fit the edited graph, …
-            ui.filters.clear(f"cannot show the saved weights: {err}")
+        if source.untrained and ui.doc.inference.errors:
+            ui.filters.clear("Fix the network's problems to see its initial filters")
+            ui.activations.clear("Fix the network's problems to see its feature maps")
             return
-        self.apply_snapshot(snap)
+        focus = dict(ui.controller.focus)
+        x = None
+        if ctx and len(ctx["x"]) and focus["activation_node"]:
+            i = min(int(focus["sample_index"]), len(ctx["x"]) - 1)
+            x = np.array(ctx["x"][i:i + 1])  # the worker's own copy
+
+        def job() -> dict[str, Any]:
+            from cnnstudio.nn.inspect import layer_filters, node_activation
+
+            module = source.module()
+            snap: dict[str, Any] = {"state": source.state}
+            node = focus["filter_node"]
+            if node is None or node in module.node_ids:
+                snap["filter_node"] = node
+                snap["filters"] = layer_filters(module, node) if node else None
+            node = focus["activation_node"]
+            if x is not None and node in module.node_ids:
+                snap["activation_node"] = node
+                snap["activation"] = node_activation(module, node, source.to_float(x))[0].numpy()
+            return snap
+
+        what = "the initial weights" if source.untrained else "the saved weights"
+        self.background.submit("snapshot", job, self.apply_snapshot,
+                               lambda err: ui.filters.clear(
+                                   f"cannot show {what}: {_one_line(err)}"))
 
     def show_sample(self) -> None:
         ui = self.ui
@@ -145,7 +236,9 @@ class InspectActions(QObject):
 
     def show_cell(self, true: int, predicted: int) -> SamplesDialog | None:
         """The validation samples of class `true` predicted as `predicted`, most confident
-        first, with the freshest weights."""
+        first, with the freshest weights. The samples are classified once per set of
+        weights, on the worker: the dialog then opens (and is returned when it could open
+        at once); `last_cell` is the newest one."""
         ui = self.ui
         ctx = ui.controller.live.context
         if ctx is None:
@@ -160,60 +253,96 @@ class InspectActions(QObject):
         if source is None:
             self._error("There are no trained weights to look at the samples with")
             return None
-        try:
-            key = (id(source.weights), id(ctx))
-            if self._probs_key != key or self._probs is None:
-                self._probs, self._probs_key = source.probabilities(ctx["x"]), key
-        except Exception as err:
-            self._error(f"Cannot classify the samples: {err}")
-            return None
-        probs = self._probs
+        key = (id(source.weights), id(ctx))
+        if self._probs_key == key and self._probs is not None:
+            return self._cell_dialog(ctx, source.label, self._probs, true, predicted)
+        x = ctx["x"]
+
+        def done(probs: np.ndarray) -> None:
+            self._probs, self._probs_key = probs, key
+            self._cell_dialog(ctx, source.label, probs, true, predicted)
+
+        self.background.submit("cell", lambda: source.probabilities(x), done,
+                               lambda err: self._error(
+                                   f"Cannot classify the samples: {_one_line(err)}"))
+        return None
+
+    def _cell_dialog(self, ctx: dict[str, Any], label: str, probs: np.ndarray, true: int,
+                     predicted: int) -> SamplesDialog:
         pred = probs.argmax(axis=1)
         hits = np.flatnonzero((ctx["y"] == true) & (pred == predicted))
         conf = probs[hits, predicted]
         order = np.argsort(-conf, kind="stable")
         names = ctx["class_names"]
         title = f"true {names[true]}, predicted {names[predicted]}"
-        note = f"Predictions of {source.label}."
+        note = f"Predictions of {label}."
         if len(ctx["x"]) < ctx.get("total", len(ctx["x"])):
             note += f" Only the first {len(ctx['x'])} validation samples are looked at."
         dialog = SamplesDialog(title, ctx["x"][hits[order]], conf[order], hits[order], note,
-                               ui.window)
+                               self.ui.window)
+        self.last_cell = dialog
         self._show(dialog)
         return dialog
 
     # ---- images ------------------------------------------------------------------------
 
-    def open_image(self) -> PredictionDialog | None:
+    def open_image(self) -> bool:
+        """Ask for an image and predict it (see `predict_file`)."""
         path = self.ask_image_path()
-        return self.predict_file(path) if path else None
+        return self.predict_file(path) if path else False
 
-    def predict_file(self, path: str | Path) -> PredictionDialog | None:
-        """Top-k classes and a Grad-CAM heat map for an image file, in a dialog."""
+    def predict_file(self, path: str | Path) -> bool:
+        """Top-k classes and a Grad-CAM heat map for an image file, in a dialog that opens
+        when the worker has them (`last_prediction`); False, with the reason shown, when
+        there is nothing to predict with."""
         ui = self.ui
         source = ui.controller.inspection_source()
         if source is None:
             self._error("Train the network first: there are no weights to predict with")
-            return None
+            return False
         if source.task != "classification":
             self._error("Predicting an image gives classes; this project does segmentation")
-            return None
-        try:
+            return False
+        selected = ui.doc.selection
+        node = selected[0] if len(selected) == 1 else None  # else: the last conv
+        ctx = ui.controller.live.context or {}
+        samples = ctx.get("x")
+        samples = np.array(samples[:WARNING_SAMPLES]) if samples is not None else None
+        name = Path(path).name
+
+        def job() -> tuple[np.ndarray, Any]:
             image = read_image(source.graph, path)
-            selected = ui.doc.selection
-            node = selected[0] if len(selected) == 1 else None  # else: the last conv
-            prediction = predict_image(source, image, node)
-        except Exception as err:
-            self._error(f"Cannot predict {Path(path).name}: {err}")
-            return None
-        dialog = PredictionDialog(Path(path).name, image, prediction,
-                                  f"With {source.label}.", ui.window)
-        self._show(dialog)
-        return dialog
+            prediction = predict_image(source, image, node, samples=samples)
+            try:
+                prediction.original = read_original(path)
+            except ValueError:
+                prediction.original = None  # the network's view is shown all the same
+            return image, prediction
+
+        def done(result: tuple[np.ndarray, Any]) -> None:
+            image, prediction = result
+            dialog = PredictionDialog(name, image, prediction, f"With {source.label}.",
+                                      ui.window)
+            self.last_prediction = dialog
+            self._show(dialog)
+
+        def failed(err: BaseException) -> None:
+            text = _one_line(err)
+            self._error(f"Cannot predict {text if text.startswith(name) else f'{name}: {text}'}")
+
+        status = getattr(ui.window, "status", None)
+        if status is not None:
+            status.showMessage(f"Predicting {name}…", 3000)
+        self.background.submit("predict", job, done, failed)
+        return True
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Image files dropped on the window are predicted; project files still open."""
         kind = event.type()
+        if watched is not self.ui.window:
+            if kind == QEvent.Type.Show and (self._idle_due or watched is self.ui.activations):
+                QTimer.singleShot(0, self._shown)  # after the show: sizes are known then
+            return False
         if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove) and image_paths(event):
             event.acceptProposedAction()
             return True
@@ -224,12 +353,47 @@ class InspectActions(QObject):
             return True
         return super().eventFilter(watched, event)
 
+    def _shown(self) -> None:
+        ui = self.ui
+        if self._idle_due or (ui.activations.isVisible() and ui.controller.live.context is None):
+            self.idle_snapshot()
+
     def kernel_playground(self) -> KernelPlayground:
-        ctx = self.ui.controller.live.context
-        samples = ctx["x"] if ctx and np.ndim(ctx["x"]) == 4 else None
-        dialog = KernelPlayground(samples, self.ui.window)
+        """The playground, on the project's own images once they are loaded (they are
+        loaded for it when no run has them yet), until then on a built-in picture."""
+        dialog = KernelPlayground(None, self.ui.window)
+        if not self._feed_playground(dialog):
+            self.ui.controller.load_samples()
         self._show(dialog)
         return dialog
+
+    def _feed_playground(self, dialog: KernelPlayground) -> bool:
+        ctx = self.ui.controller.live.context
+        if not ctx or np.ndim(ctx["x"]) != 4 or not len(ctx["x"]):
+            return False
+        names = list(ctx.get("class_names") or [])
+        labels = [names[int(y)] if np.ndim(y) == 0 and 0 <= int(y) < len(names) else ""
+                  for y in np.asarray(ctx["y"])] if ctx.get("task") == "classification" else []
+        split = "validation" if ctx.get("split") == "val" else "training"
+        dialog.set_samples(ctx["x"], labels, f"the project's {split} images")
+        return True
+
+    def samples_ready(self) -> None:
+        """The project's samples arrived (loaded for inspection, or a run began): open
+        playgrounds switch to them, and the idle views compute the maps."""
+        for dialog in self.dialogs:
+            if isinstance(dialog, KernelPlayground) and not dialog.uses_project_data:
+                self._feed_playground(dialog)
+
+    def release(self) -> None:
+        """The project may go (or the window close): let the worker finish its job."""
+        self.background.wait()
+
+    def project_replaced(self) -> None:
+        """Results not yet shown were for the project that went: drop them."""
+        self.background.forget()
+        self._cached = None
+        self._settle.stop()
 
     # ---- history and write-back --------------------------------------------------------------
 
@@ -238,7 +402,7 @@ class InspectActions(QObject):
         ui = self.ui
         if not ui.controller.running:
             ui.curves.set_epochs(None)  # past runs may be longer than the last one
-        ui.curves.set_overlays(runs)
+        ui.curves.set_overlays(runs, ui.history.offsets)  # warm starts go on along x
         if runs and not ui.controller.running and runs[0].get("confusion_matrix"):
             ui.confusion_panel.show_matrix(
                 np.asarray(runs[0]["confusion_matrix"]), list(runs[0].get("class_names") or []),
@@ -251,6 +415,8 @@ class InspectActions(QObject):
 
         ui = self.ui
         self._probs_key = None
+        self._cached = None
+        self.idle_snapshot()  # the weights kept (the best epoch's, maybe) and their name
         last = ui.doc.project.runs[-1] if ui.doc.project.runs else None
         if isinstance(last, dict) and last.get("confusion_matrix"):
             ui.confusion_panel.show_matrix(

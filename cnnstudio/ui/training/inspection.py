@@ -17,20 +17,35 @@ import numpy as np
 from cnnstudio.core.graph import Graph
 from cnnstudio.project.weights import stored_normalization
 
+UNTRAINED = "untrained, random initialisation"
+
 
 @dataclass
 class InspectionSource:
-    """A model to inspect: `weights` are safetensors bytes or a NumPy state dict."""
+    """A model to inspect: `weights` are safetensors bytes or a NumPy state dict; None is
+    the untrained network as a run with training seed `seed` starts it."""
 
     graph: Graph
-    weights: bytes | dict[str, np.ndarray]
+    weights: bytes | dict[str, np.ndarray] | None
     mean: list[float]
     std: list[float]
     normalize: bool
     class_names: list[str]
     task: str = "classification"
     label: str = ""  # e.g. "epoch 3 of the running training" or "saved weights"
+    seed: int = 0
     _module: Any = field(default=None, repr=False)
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights is None
+
+    @property
+    def state(self) -> str:
+        """Whose weights these are, as the views' caption says it."""
+        if self.untrained:
+            return f"{UNTRAINED} (seed {self.seed}, as training will start)"
+        return self.label
 
     def module(self) -> Any:
         """The GraphModule with these weights (eval mode), built on first use.
@@ -40,6 +55,11 @@ class InspectionSource:
 
             from cnnstudio.nn import build_module, load_weights
 
+            if self.weights is None:
+                from cnnstudio.train.snapshots import initial_module
+
+                self._module = initial_module(self.graph, self.seed).eval()
+                return self._module
             module = build_module(self.graph)
             if isinstance(self.weights, bytes):
                 load_weights(module, self.weights)
@@ -122,6 +142,18 @@ def saved_source(project: Any) -> InspectionSource | None:
                             project.task, "the saved weights")
 
 
+def untrained_source(project: Any, context: dict[str, Any] | None) -> InspectionSource:
+    """The project's network before any training: the seeded initialisation a run would
+    start from, with the loaded samples' preprocessing (when `context` has them)."""
+    from cnnstudio.train.snapshots import training_seed
+
+    ctx = context or {}  # without samples only the filters are shown: any mean/std do
+    return InspectionSource(project.graph.copy(), None, list(ctx.get("mean") or [0.0]),
+                            list(ctx.get("std") or [1.0]),
+                            bool(ctx.get("normalize", True)), list(ctx.get("class_names") or []),
+                            project.task, UNTRAINED, seed=training_seed(project.training))
+
+
 def read_image(graph: Graph, path: str | Path) -> np.ndarray:
     """An image file as the network's Input wants it: (C, H, W) uint8, converted and
     resized as training data is. Raises ValueError with a one-line reason."""
@@ -140,3 +172,68 @@ def read_image(graph: Graph, path: str | Path) -> np.ndarray:
         return decode_image(Path(path), mode, target.pil_size)
     except (DataError, SkipFile, OSError) as err:
         raise ValueError(f"{Path(path).name}: {err}") from None
+
+
+ORIGINAL_SIDE = 512  # the original is shown beside the network's view, not analysed
+
+
+def read_original(path: str | Path) -> np.ndarray:
+    """An image file as the user sees it: (H, W, 3) uint8, at most ORIGINAL_SIDE pixels a
+    side. Raises ValueError with a one-line reason."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (ORIGINAL_SIDE, ORIGINAL_SIDE))
+            rgb = img.convert("RGB")
+            rgb.thumbnail((ORIGINAL_SIDE, ORIGINAL_SIDE))
+            return np.asarray(rgb, np.uint8).copy()
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise ValueError(f"{Path(path).name}: {err}") from None
+
+
+def _border(images: np.ndarray) -> np.ndarray:
+    """The outermost ring of pixels of (N, C, H, W) images, per image (N, ring)."""
+    n = images.shape[0]
+    ring = [images[:, :, 0, :], images[:, :, -1, :], images[:, :, :, 0], images[:, :, :, -1]]
+    return np.concatenate([r.reshape(n, -1) for r in ring], axis=1)
+
+
+Z_LIMIT = 3.0  # an image mean this many standard deviations from the training ones: warn
+
+
+def input_warning(image: np.ndarray, mean: list[float], std: list[float],
+                  samples: np.ndarray | None = None) -> str | None:
+    """One line when `image` (C, H, W uint8, as the network's Input wants it) lies far
+    outside the training data, else None: its background brightness on the other side
+    of the training images' (a dark digit on white for a network trained on white digits
+    on black), or its mean brightness more than Z_LIMIT standard deviations off.
+
+    `samples` (N, C, H, W uint8; training or validation images) give the training data's
+    per-image statistics; without them the stored normalisation (`mean`, `std`, per
+    channel on a 0…1 scale) stands in for them."""
+    x = np.asarray(image, np.float64) / 255.0
+    if x.ndim != 3 or not x.size:
+        return None
+    level = float(x.mean())
+    edge = float(np.median(_border(x[None])))
+    if samples is not None and len(samples) and np.ndim(samples) == 4:
+        s = np.asarray(samples, np.float64) / 255.0
+        means = s.mean(axis=(1, 2, 3))
+        train_level, spread = float(means.mean()), max(float(means.std()), 0.02)
+        train_edge = float(np.median(np.median(_border(s), axis=1)))
+    else:
+        train_level = float(np.mean(mean)) if mean else 0.5
+        spread = max(float(np.mean(std)) if std else 0.25, 0.02)
+        # Mostly-dark training data has a dark background (and mostly-light a light one).
+        train_edge = 0.0 if train_level < 0.35 else 1.0 if train_level > 0.65 else edge
+    if abs(edge - train_edge) > 0.5:
+        mine, theirs = ("light", "dark") if edge > train_edge else ("dark", "light")
+        return (f"This image has a {mine} background, the training images a {theirs} one:"
+                " the answer means little; try the image inverted.")
+    z = (level - train_level) / spread
+    if abs(z) > Z_LIMIT:
+        word = "brighter" if z > 0 else "darker"
+        return (f"This image is much {word} than the training images (mean {level:.2f} vs"
+                f" {train_level:.2f}, z = {z:+.1f}): the answer may mean little.")
+    return None

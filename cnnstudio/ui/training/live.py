@@ -55,15 +55,19 @@ class LiveRun:
         self.confusion_epoch: int | None = None
         self.state: dict[str, np.ndarray] | None = None  # weights at the last epoch's end
         self.progress: dict[str, Any] = {}
+        # Where this run's epoch 0 lies on the curves' axis: a warm start goes on from the
+        # epoch its weights came from (see history.run_offsets); 0 for a fresh run.
+        self.x_offset = 0
         self.revision = 0  # bumped on every change: views redraw when it moved
         self._ema = 0.0
         self._ema_count = 0
 
-    def reset(self, context: dict[str, Any] | None = None) -> None:
+    def reset(self, context: dict[str, Any] | None = None, x_offset: int = 0) -> None:
         """Start afresh for a new run (with its context), keeping nothing of the last."""
         revision = self.revision
         self.__init__()  # type: ignore[misc]
         self.context = context
+        self.x_offset = x_offset
         if context:
             self.epochs = [dict(r) for r in context.get("records", [])]
         self.revision = revision + 1  # never back to a number a view has seen
@@ -102,12 +106,12 @@ class LiveRun:
         self.revision += 1
 
     def epoch_axis(self) -> np.ndarray:
-        """Batch steps in epochs (batch 45 of 45 in epoch 1 → 1.0)."""
-        return self.step.values / self.batches_per_epoch
+        """Batch steps in epochs (batch 45 of 45 in epoch 1 → 1.0), after `x_offset`."""
+        return self.step.values / self.batches_per_epoch + self.x_offset
 
     def epoch_series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        """(epochs, values) of a per-epoch key, None values left out."""
-        pairs = [(r["epoch"], r[key]) for r in self.epochs
+        """(epochs after `x_offset`, values) of a per-epoch key, None values left out."""
+        pairs = [(r["epoch"] + self.x_offset, r[key]) for r in self.epochs
                  if r.get(key) is not None and r.get("epoch") is not None]
         if not pairs:
             return np.empty(0), np.empty(0)

@@ -36,11 +36,12 @@ def progress_text(p: dict[str, Any], epochs: int, batch_size: int,
     batches = int(p["batches"])
     done = (p["epoch"] - 1) * batches + p["batch"]
     total = epochs * batches
+    where = f"Epoch {p['epoch']}/{epochs} · batch {p['batch']}/{batches}"
+    if paused:  # nothing moves while paused: no speed, no time left that would drift
+        return done, total, f"Paused · {where}"
     ips = float(p.get("images_per_second") or 0.0)
     eta = (total - done) * batch_size / ips if ips > 0 else 0.0
-    head = "Paused · " if paused else ""
-    return done, total, (f"{head}Epoch {p['epoch']}/{epochs} · batch {p['batch']}/{batches}"
-                         f" · {ips:,.0f} img/s · ETA {format_eta(eta)}")
+    return done, total, f"{where} · {ips:,.0f} img/s · ETA {format_eta(eta)}"
 
 
 def epoch_line(record: dict[str, Any], epochs: Any) -> str:
@@ -56,6 +57,23 @@ def epoch_line(record: dict[str, Any], epochs: Any) -> str:
     if record.get("seconds") is not None:
         parts.append(f"{record['seconds']:.1f} s")
     return "  ".join(parts)
+
+
+class ElidedProgressBar(QProgressBar):
+    """A progress bar whose text is cut with "…" to fit the bar (never wrapped or drawn
+    past it); the whole text is its tooltip."""
+
+    def text(self) -> str:
+        full = super().text()
+        room = self.contentsRect().width() - 12  # the style's margins around the text
+        return self.fontMetrics().elidedText(full, Qt.TextElideMode.ElideRight, max(room, 20))
+
+    def full_text(self) -> str:
+        return super().text()
+
+    def setFormat(self, text: str) -> None:
+        super().setFormat(text)
+        self.setToolTip(text)
 
 
 class TrainingControls(QWidget):
@@ -79,7 +97,7 @@ class TrainingControls(QWidget):
         for button in (self.train_button, self.restart_button, self.pause_button,
                        self.stop_button):
             row.addWidget(button)
-        self.progress = QProgressBar(self)
+        self.progress = ElidedProgressBar(self)
         self.progress.setObjectName("trainingProgress")
         self.progress.setTextVisible(True)
         self.progress.setRange(0, 1)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QGraphicsItem, QSplitter, QVBoxLayout, QWidget
 from cnnstudio.ui.training.live import LiveRun
 
 TRAIN, VAL, LR = "#1f77b4", "#ff7f0e", "#2ca02c"
+LEGEND_ROWS = 3  # a legend's rows before it takes another column (the plots are low)
 OVERLAY_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 
 
@@ -114,8 +115,12 @@ class CurvesView(QWidget):
             split.addWidget(plot)
         split.setSizes([400, 260, 220])
         layout.addWidget(split)
-        self.loss_plot.addLegend(offset=(-4, 4), labelTextSize="8pt")
-        self.accuracy_plot.addLegend(offset=(-4, -4), labelTextSize="8pt")
+        # A legend over curves must stay readable: the window's colour behind its text.
+        behind = self.palette().window().color()
+        behind.setAlpha(215)
+        for plot, offset in ((self.loss_plot, (-4, 4)), (self.accuracy_plot, (-4, -4))):
+            plot.addLegend(offset=offset, labelTextSize="8pt", verSpacing=-6, horSpacing=8,
+                           brush=pg.mkBrush(behind))
         self.raw = _curve(self.loss_plot, "train (batch)", TRAIN, width=1.0, alpha=60)
         self.smooth = _curve(self.loss_plot, "train (smoothed)", TRAIN)
         self.val_loss = _curve(self.loss_plot, "validation", VAL, symbol="o")
@@ -128,6 +133,13 @@ class CurvesView(QWidget):
         self._batches = self._lr_batches = self._epochs = -1
         self._live = False
         self.task = "classification"
+        self.origin = ""  # the titles' note on a warm start (set_origin)
+
+    def set_origin(self, from_run: str | None, epoch: int = 0) -> None:
+        """Say in the titles where the run's weights came from: a warm start's epochs go
+        on from the epoch of `from_run` whose weights it took (None: a fresh run)."""
+        self.origin = f" · continues {from_run} after its epoch {epoch}" if from_run else ""
+        self.loss_plot.getPlotItem().setTitle("Loss" + self.origin, size="9pt")
 
     def set_task(self, task: str) -> None:
         """Accuracy for classification; IoU (validation) and pixel accuracy for masks."""
@@ -138,14 +150,14 @@ class CurvesView(QWidget):
         self.val_acc.opts["name"] = "validation IoU" if seg else "validation"
         self.train_acc.opts["name"] = "train pixel acc." if seg else "train"
 
-    def set_epochs(self, epochs: int | None) -> None:
-        """Fix the x axes to the run's epochs (None: follow the data). A fixed axis shows
-        the whole run ahead and is not re-laid out at every redraw, which is most of the
-        cost of a live plot."""
+    def set_epochs(self, epochs: int | None, offset: int = 0) -> None:
+        """Fix the x axes to the run's epochs, after `offset` for a warm start (None:
+        follow the data). A fixed axis shows the whole run ahead and is not re-laid out
+        at every redraw, which is most of the cost of a live plot."""
         for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
             item = plot.getPlotItem()
             if epochs:
-                item.setXRange(0, epochs, padding=0.02)
+                item.setXRange(offset, offset + epochs, padding=0.02)
             else:
                 item.enableAutoRange()
         self._loss_range.reset()
@@ -204,23 +216,32 @@ class CurvesView(QWidget):
                       self.lr):
             curve.setData([], [])
         self._batches = self._lr_batches = self._epochs = -1
+        self.set_origin(None)
 
-    def set_overlays(self, runs: list[dict[str, Any]]) -> None:
-        """Draw these run records' per-epoch curves (dashed) over the live ones."""
+    def set_overlays(self, runs: list[dict[str, Any]],
+                     offsets: dict[str, int] | None = None) -> None:
+        """Draw these run records' per-epoch curves (dashed) over the live ones, each run
+        from its place on the epoch axis (`offsets`: run id → where its epoch 0 lies, see
+        history.run_offsets). The legends get one short entry per run (dashed train loss,
+        dotted validation loss), in more columns as runs are added, so they stay inside
+        their plots."""
         for plot, item in self._overlays:
             plot.getPlotItem().removeItem(item)  # and from the legend
         self._overlays = []
+        offsets = offsets or {}
+        entries: dict[pg.PlotWidget, list[tuple[pg.PlotDataItem, str | None]]] = {}
         for i, run in enumerate(runs):
             color = OVERLAY_COLORS[i % len(OVERLAY_COLORS)]
             rid = str(run.get("id", "run"))
+            shift = offsets.get(rid, 0)
             epochs = [e for e in run.get("epochs", []) if isinstance(e, dict)]
-            for plot, key, label, style in (
-                    (self.loss_plot, "train_loss", f"{rid} train", Qt.PenStyle.DashLine),
-                    (self.loss_plot, "val_loss", f"{rid} val", Qt.PenStyle.DotLine),
+            for plot, key, label, style, legend in (
+                    (self.loss_plot, "train_loss", f"{rid} train", Qt.PenStyle.DashLine, rid),
+                    (self.loss_plot, "val_loss", f"{rid} val", Qt.PenStyle.DotLine, None),
                     (self.accuracy_plot, "val_iou" if self.task == "segmentation"
-                     else "val_accuracy", f"{rid} val", Qt.PenStyle.DashLine),
-                    (self.lr_plot, "lr", rid, Qt.PenStyle.DashLine)):
-                pts = [(e["epoch"], e[key]) for e in epochs
+                     else "val_accuracy", f"{rid} val", Qt.PenStyle.DashLine, rid),
+                    (self.lr_plot, "lr", rid, Qt.PenStyle.DashLine, None)):
+                pts = [(e["epoch"] + shift, e[key]) for e in epochs
                        if e.get(key) is not None and e.get("epoch") is not None]
                 if not pts:
                     continue
@@ -230,6 +251,29 @@ class CurvesView(QWidget):
                 curve = _curve(plot, label, color, symbol="t", style=style)
                 curve.setData(x, y)
                 self._overlays.append((plot, curve))
+                entries.setdefault(plot, []).append((curve, legend))
+        self._fill_legend(self.loss_plot, [(self.raw, "train (batch)"),
+                                           (self.smooth, "train (smoothed)"),
+                                           (self.val_loss, "validation")], entries)
+        self._fill_legend(self.accuracy_plot, [(self.train_acc, self.train_acc.opts["name"]),
+                                               (self.val_acc, self.val_acc.opts["name"])],
+                          entries)
+
+    @staticmethod
+    def _fill_legend(plot: pg.PlotWidget, base: list[tuple[pg.PlotDataItem, str]],
+                     entries: dict[pg.PlotWidget, list[tuple[pg.PlotDataItem, str | None]]]
+                     ) -> None:
+        """Lay the legend out anew: its own curves, then one entry per overlaid run, in as
+        many columns as keep it to LEGEND_ROWS rows. (Changing the column count of a
+        filled pyqtgraph legend leaves the old grid's rows behind: build it empty.)"""
+        box = plot.getPlotItem().legend
+        if box is None:
+            return
+        shown = base + [(c, name) for c, name in entries.get(plot, []) if name is not None]
+        box.clear()
+        box.setColumnCount(max(1, -(-len(shown) // LEGEND_ROWS)))
+        for curve, name in shown:
+            box.addItem(curve, name)
 
     def curve_data(self, plot: pg.PlotWidget) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Each named curve's (x, y) on `plot` (for tests and export)."""

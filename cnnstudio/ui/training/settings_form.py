@@ -37,6 +37,8 @@ from cnnstudio.project.settings import (
     LOSSES,
     OPTIMIZERS,
     SCHEDULES,
+    canonical_data,
+    canonical_training,
     fill_data,
     fill_training,
 )
@@ -303,13 +305,16 @@ class TrainingSettingsForm(QScrollArea):
         if _get(current, path) == value:
             return True
         _set(current, path, value)
-        try:
-            (fill_training if section == "training" else fill_data)(current)
+        try:  # validated, and names kept in their canonical spelling ("CPU" → "cpu")
+            current = (canonical_training if section == "training" else canonical_data)(current)
         except FormatError as err:
             self.error.setText(str(err))
             self.reload()
             self.error.setText(str(err))
             return False
+        if current == (getattr(project, section) or {}):  # "CPU" where "cpu" is stored
+            self.reload()
+            return True
         shown = f"{value:g}" if isinstance(value, float) else value
         self.doc.undo_stack.push(SetSettingsCommand(
             self.doc, section, current, f"Set {label or path[-1]} to {shown}"))

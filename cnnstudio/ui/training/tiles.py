@@ -14,6 +14,7 @@ import numpy as np
 GAP = 1
 MAX_TILES = 1024  # more tiles than pixels on screen help nobody; the rest is left out
 GAP_RGBA = (128, 128, 128, 255)
+DARK_GAP_RGBA = (40, 40, 40, 255)  # where mid-grey means something (0 in RGB filters)
 
 
 def grid_columns(n: int, aspect: float = 1.0) -> int:
@@ -34,6 +35,37 @@ def tile(images: np.ndarray, cols: int | None = None, gap: int = GAP) -> np.ndar
         r, c = divmod(i, cols)
         out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = images[i]
     return out
+
+
+def fit_columns(n: int, tile_shape: tuple[int, int], area: tuple[float, float],
+                gap: int = GAP) -> int:
+    """Columns for `n` tiles of `tile_shape` (h, w) that draw them largest in an `area`
+    (width, height) in pixels; among equally large layouts, the one with fewest empty
+    cells. A square-ish grid in a wide panel left most of it empty."""
+    if n <= 1:
+        return 1
+    width, height = area
+    if width <= 0 or height <= 0:
+        return grid_columns(n)
+    h, w = tile_shape
+    best, best_key = 1, (-1.0, 0)
+    for cols in range(1, n + 1):
+        rows = math.ceil(n / cols)
+        if cols > 1 and rows == math.ceil(n / (cols - 1)):
+            continue  # as many rows as with one column fewer: only wider
+        scale = min(width / (cols * (w + gap) - gap), height / (rows * (h + gap) - gap))
+        key = (round(scale, 6), -(rows * cols - n))
+        if key > best_key:
+            best, best_key = cols, key
+    return best
+
+
+def tile_origin(index: int, tile_shape: tuple[int, int], cols: int,
+                gap: int = GAP) -> tuple[int, int]:
+    """(top, left) grid pixel of tile `index`."""
+    h, w = tile_shape
+    r, c = divmod(index, cols)
+    return r * (h + gap), c * (w + gap)
 
 
 def tile_at(grid_shape: tuple[int, ...], tile_shape: tuple[int, int], cols: int,
@@ -97,10 +129,11 @@ def symmetric_level(values: np.ndarray, percentile: float = 100.0) -> float:
     return top if top > 0 else 1.0
 
 
-def to_rgba(grid: np.ndarray, levels: tuple[float, float], lut: np.ndarray) -> np.ndarray:
+def to_rgba(grid: np.ndarray, levels: tuple[float, float], lut: np.ndarray,
+            gap: tuple[int, int, int, int] = GAP_RGBA) -> np.ndarray:
     """A float grid (H, W) through the colour table `lut` (n × 3 or n × 4 bytes), or an
     RGB grid (H, W, 3) scaled per channel, with `levels` (low, high) mapping to the
-    table's ends; NaN gaps become grey. Returns (H, W, 4) uint8."""
+    table's ends; NaN gaps become `gap` (grey). Returns (H, W, 4) uint8."""
     low, high = levels
     span = high - low if high > low else 1.0
     nan = ~np.isfinite(grid if grid.ndim == 2 else grid[..., 0])
@@ -114,5 +147,24 @@ def to_rgba(grid: np.ndarray, levels: tuple[float, float], lut: np.ndarray) -> n
         colors = lut[index]
         out[..., :3] = colors[..., :3]
         out[..., 3] = colors[..., 3] if lut.shape[1] == 4 else 255
-    out[nan] = GAP_RGBA
+    out[nan] = gap
+    return out
+
+
+def correlate2d(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """`kernel` (kh × kw) slid over `image` (H × W) with zero padding, output the size of
+    the input: what torch's conv2d(padding="same") computes (cross-correlation, the extra
+    pad after when kh or kw is even). NumPy, so the kernel playground answers at once
+    without waiting for torch; tests hold it equal to `cnnstudio.nn.inspect.apply_kernel`."""
+    img = np.asarray(image, np.float32)
+    k = np.asarray(kernel, np.float32)
+    kh, kw = k.shape
+    top, left = (kh - 1) // 2, (kw - 1) // 2
+    padded = np.zeros((img.shape[0] + kh - 1, img.shape[1] + kw - 1), np.float32)
+    padded[top:top + img.shape[0], left:left + img.shape[1]] = img
+    out = np.zeros(img.shape, np.float32)
+    for dy in range(kh):
+        for dx in range(kw):
+            if k[dy, dx]:
+                out += k[dy, dx] * padded[dy:dy + img.shape[0], dx:dx + img.shape[1]]
     return out

@@ -33,6 +33,7 @@ from cnnstudio.ui.training.panel import (
 )
 from cnnstudio.ui.training.plots import CurvesView
 from cnnstudio.ui.training.settings_form import TrainingSettingsForm
+from cnnstudio.ui.training.start_choice import StartChooser
 
 if TYPE_CHECKING:
     from cnnstudio.ui.main_window import MainWindow
@@ -54,6 +55,7 @@ class TrainingUI(QObject):
         self.window = window
         self.doc = window.document
         self.controller = TrainingController(self.doc, self)
+        self.chooser = StartChooser(self)  # Train on trained weights: continue or fresh?
         self.refresh_hidden = False  # benchmarks: refresh every view, shown or not
         self._next_draw = self._next_progress = 0.0
         self._next_job = 0
@@ -132,7 +134,7 @@ class TrainingUI(QObject):
             menu.addAction(action)
             return action
 
-        self.train_action = act("&Train", self.train, "Ctrl+T")
+        self.train_action = act("&Train", lambda: self.chooser.train(), "Ctrl+T")
         self.pause_action = act("&Pause / Resume", self.toggle_pause, "Ctrl+Shift+P")
         self.stop_action = act("&Stop", self.controller.stop, "Ctrl+.")
         menu.addSeparator()
@@ -154,8 +156,8 @@ class TrainingUI(QObject):
 
     def _connect(self) -> None:
         c, ctl = self.controls, self.controller
-        c.train_button.clicked.connect(lambda: self.train())
-        c.restart_button.clicked.connect(lambda: self.train(fresh=True))
+        c.train_button.clicked.connect(lambda: self.chooser.train())
+        c.restart_button.clicked.connect(lambda: self.chooser.train(new_run=True))
         c.pause_button.clicked.connect(lambda _checked=False: self.toggle_pause())
         c.stop_button.clicked.connect(ctl.stop)
         ctl.state_changed.connect(self._state_changed)
@@ -175,9 +177,10 @@ class TrainingUI(QObject):
 
     # ---- commands ----------------------------------------------------------------------
 
-    def train(self, fresh: bool = False) -> bool:
-        """Start (or resume) training; False, with the reason shown, when it cannot."""
-        problem = self.controller.start(fresh=fresh)
+    def train(self, fresh: bool = False, resume: bool = True) -> bool:
+        """Start (or resume) training, without asking (`chooser.train` asks); False, with
+        the reason shown, when it cannot. See `TrainingController.start`."""
+        problem = self.controller.start(fresh=fresh, resume=resume)
         if problem:
             self.log.add(f"cannot train: {problem}")
             self.window.show_error(f"Cannot train: {problem}")
@@ -198,6 +201,7 @@ class TrainingUI(QObject):
     def release(self) -> bool:
         """Before the project is dropped (close, open, new): stop a running training and
         keep its result in the project; True when nothing runs any more."""
+        self.actions.release()  # the inspection worker finishes its job first
         if not self.controller.running:
             # A sample loader may still run (a trained project just opened): a QThread
             # destroyed while running aborts the process, so wait for it.
@@ -248,11 +252,14 @@ class TrainingUI(QObject):
             self.window.status.set_device(where)
         self.curves.clear()
         self.curves.set_task(str(context.get("task")))
-        self.curves.set_epochs(int(context.get("epochs") or 0) or None)
+        origin = self.controller.origin
+        self.curves.set_epochs(int(context.get("epochs") or 0) or None, origin.x_offset)
+        self.curves.set_origin(origin.from_run, origin.from_epoch)
         self.activations.set_sample_count(len(context.get("x", [])))
         self.log.add(f"training {context['epochs']} epochs of {context['batches']} batches"
                      f" (batch size {context['batch_size']}) on {where}")
         self.actions.show_sample()
+        self.actions.samples_ready()
 
     def _epoch_added(self, epoch: dict[str, Any]) -> None:
         epochs = (self.controller.live.context or {}).get("epochs")
@@ -378,12 +385,13 @@ class TrainingUI(QObject):
             self.actions.idle_snapshot()
 
     def _reload_project(self) -> None:
+        self.actions.project_replaced()
         self.controller.focus.update(filter_node=None, activation_node=None, sample_index=0)
         self._fill_layers()
         self.curves.clear()
         self.curves.set_task(self.doc.project.task)
-        self.filters.clear("Train the network to see its filters")
-        self.activations.clear("Train the network to see its feature maps")
+        self.filters.clear("Computing the filters…")
+        self.activations.clear("Computing the feature maps…")
         self.confusion_panel.show_matrix(None, [], "")
         self.controls.set_state(self.controller.state, self.controller.resumable())
         self.controls.progress.setRange(0, 1)
@@ -401,4 +409,5 @@ class TrainingUI(QObject):
         self.activations.set_sample_count(len(context.get("x", [])))
         self.actions.show_sample()
         self.actions.idle_snapshot()
+        self.actions.samples_ready()
 

@@ -64,10 +64,11 @@ class TrainingWorker(QObject):
 
     def __init__(self, project: Project, controls: RunControls, token: int, *,
                  resume: bool = True, epochs: int | None = None,
-                 callbacks: Sequence[Any] = ()) -> None:
+                 callbacks: Sequence[Any] = (), fresh: bool = False) -> None:
         super().__init__()
         self.project, self.controls, self.token = project, controls, token
         self.resume, self.epochs, self.callbacks = resume, epochs, tuple(callbacks)
+        self.fresh = fresh  # new weights from the seed, not the project's trained ones
         self.outcome: dict[str, Any] | None = None
         self._last_loading = 0.0
 
@@ -116,7 +117,8 @@ class TrainingWorker(QObject):
 
             bridge = LiveBridge(_SinkAdapter(self), self.controls, self.token)
             result = train_project(project, epochs=self.epochs, progress=self._progress,
-                                   callbacks=[bridge, *self.callbacks], resume=self.resume)
+                                   callbacks=[bridge, *self.callbacks], resume=self.resume,
+                                   fresh=self.fresh)
         except Exception as err:  # an import failure or a bug: say it, keep the app alive
             return {"token": self.token, "status": "failed", "changed": False,
                     "message": f"training could not run: {type(err).__name__}: {err}"}

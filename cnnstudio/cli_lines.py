@@ -1,0 +1,208 @@
+"""What `cnnstudio train` prints while it runs, and how it hears Ctrl-C: the `--json`
+lines, the line saying where the weights start, data progress, the Ctrl-C handler, and a
+test hook that sends a real SIGINT at a chosen point of a run.
+
+Imported only when training runs (it imports torch through cnnstudio.train).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any, TextIO
+
+from cnnstudio.project.origin import describe_init
+from cnnstudio.train import Callback, ProgressPrinter
+
+
+def print_line(line: dict[str, Any]) -> None:
+    from cnnstudio.train.record import json_safe
+
+    print(json.dumps(json_safe(line), ensure_ascii=False, allow_nan=False), flush=True)
+
+
+class JsonLines(Callback):
+    """One JSON object per epoch on stdout (SPEC §2.2), flushed as it happens.
+    `confusion`: each line also holds the epoch's validation `confusion_matrix` (a list
+    of rows; the GUI's distributed runs ask for it, through SNAPSHOTS_VAR)."""
+
+    def __init__(self, confusion: bool = False) -> None:
+        self.confusion = confusion
+
+    def on_epoch_end(self, trainer, record: dict[str, Any]) -> None:
+        # SPEC §2.2's keys are always there: null without a validation split.
+        metric = "val_iou" if trainer.dataset.task == "segmentation" else "val_accuracy"
+        line = {"event": "epoch", "val_loss": None, metric: None, **record}
+        if self.confusion and trainer.confusion_matrix is not None:
+            line["confusion_matrix"] = trainer.confusion_matrix.tolist()
+        print_line(line)
+
+
+class JsonBatchLines(Callback):
+    """`{"event": "batch", ...}` lines for live plots, at most one per `interval` seconds
+    plus each epoch's last batch. Not part of the SPEC's `--json` output: only printed
+    when CNNSTUDIO_JSON_BATCHES=SECONDS asks for them (the GUI's distributed runs do)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = float("-inf")
+
+    def on_batch_end(self, trainer, info) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval and info.batch != info.batches:
+            return
+        self._last = now
+        print_line({"event": "batch", "epoch": info.epoch, "batch": info.batch,
+                     "batches": info.batches, "loss": info.loss, "lr": info.lr,
+                     "samples_seen": info.samples_seen,
+                     "images_per_second": info.images_per_second})
+
+
+def json_callbacks(args: argparse.Namespace) -> list[Callback]:
+    """The `--json` lines; more of them when the GUI's launch() asked through the
+    environment (batch lines; snapshot lines and confusion matrices)."""
+    from cnnstudio.train.distributed_launch import BATCH_EVENTS_VAR, SNAPSHOTS_VAR
+    from cnnstudio.train.distributed_run import outcome_dir
+
+    if not args.json:
+        return []
+    try:
+        interval = float(os.environ.get(BATCH_EVENTS_VAR, "nan"))
+    except ValueError:
+        interval = float("nan")
+    # Snapshots go to the launcher's folder, where the window also writes what to watch.
+    folder = outcome_dir() if os.environ.get(SNAPSHOTS_VAR) == "1" else None
+    callbacks: list[Callback] = [JsonLines(confusion=folder is not None)]
+    if interval >= 0:
+        callbacks.append(JsonBatchLines(interval))
+    if folder is not None:
+        from cnnstudio.train.snapshots import SnapshotFiles
+
+        callbacks.append(SnapshotFiles(folder, print_line))
+    return callbacks
+
+
+class InterruptToStop(Callback):
+    """Ctrl-C asks the trainer to stop after the current batch (weights and resume state
+    are then saved); a second Ctrl-C aborts at once. `announce=False` keeps quiet (the
+    ranks of a distributed run other than rank 0)."""
+
+    def __init__(self, announce: bool = True, printer: ProgressPrinter | None = None) -> None:
+        self.trainer = None
+        self.interrupted = False
+        self.announce = announce
+        self.printer = printer  # its bar line is ended before the message
+        self._previous = None
+
+    def __enter__(self) -> InterruptToStop:
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self.trainer is None or self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        self.trainer.request_stop()
+        if self.announce:
+            if self.printer is not None:
+                self.printer.end_line()
+            print("stopping after this batch (Ctrl-C again to abort)", file=sys.stderr,
+                  flush=True)
+
+    def on_fit_start(self, trainer) -> None:
+        self.trainer = trainer
+
+
+class SigintAt(Callback):
+    """A test hook: sends this process a real SIGINT at a chosen point of the run, so
+    tests can stop `cnnstudio train` exactly where they mean to (a real signal, handled
+    by `InterruptToStop` as a user's Ctrl-C is). Set through SIGINT_AT_VAR as `E:B`
+    (after batch B of epoch E, both from 1), `E:end` (after epoch E's validation: the
+    stop then lands on the epoch boundary) or `E:val` (after the first validation batch
+    of epoch E)."""
+
+    def __init__(self, spec: str) -> None:
+        epoch, _, where = spec.partition(":")
+        self.epoch, self.where = int(epoch), where
+        self.sent = False
+
+    def _send(self) -> None:
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_batch_end(self, trainer, info) -> None:
+        if info.epoch != self.epoch:
+            return
+        if self.where.isdigit() and info.batch == int(self.where):
+            self._send()
+        elif self.where == "val" and info.batch == info.batches:
+            # Validation asks `_halt` before each batch: signal on its second question.
+            halt, calls = trainer._halt, []
+
+            def counting_halt() -> bool:
+                calls.append(1)
+                if len(calls) == 2:
+                    self._send()
+                return halt()
+
+            trainer._halt = counting_halt
+
+    def on_epoch_end(self, trainer, record: dict[str, Any]) -> None:
+        if self.where == "end" and record["epoch"] == self.epoch:
+            self._send()
+
+
+SIGINT_AT_VAR = "CNNSTUDIO_TEST_SIGINT_AT"
+
+
+def test_hooks() -> list[Callback]:
+    spec = os.environ.get(SIGINT_AT_VAR)
+    return [SigintAt(spec)] if spec else []
+
+
+class StartLine(Callback):
+    """The text mode's first line: where this run's weights start (new, seeded; or a
+    warm start from run N's), or which stopped run it resumes."""
+
+    def __init__(self, project: Any, stream: TextIO, fresh: bool) -> None:
+        self.stream = stream
+        self.fresh = fresh
+        last = project.runs[-1] if project.runs else None
+        self.last_id = last.get("id") if isinstance(last, dict) else None
+
+    def on_fit_start(self, trainer) -> None:
+        init, seed = trainer.init, trainer.seed
+        if trainer.resumed_at is not None:
+            epoch, batch = trainer.resumed_at
+            where = (f"epoch {epoch + 1}, batch {batch + 1}" if batch < trainer.batches_per_epoch
+                     else f"the validation of epoch {epoch + 1}")
+            line = (f"resuming {self.last_id} where it stopped ({where}); it started from"
+                    f" {describe_init(init)}")
+        elif init == "fresh":
+            line = f"starting from new weights (seed {seed})"
+        else:
+            line = (f"continuing from {describe_init(init)} (--fresh starts from new"
+                    " weights instead)")
+        print(line, file=self.stream, flush=True)
+
+
+class DataProgress:
+    """Scanning/decoding progress of the dataset on a terminal."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        percent = 100 * done // total if total else 100
+        self.stream.write(f"\r{stage} data: {done}/{total} ({percent}%)   ")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
