@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,8 @@ def load_project(path: str):
     """Read a project; an unreadable one is a UsageError (exit 2) with one line."""
     from cnnstudio.project import ProjectError, read_project
 
+    if not path.strip():  # Path("") is the current folder: say what is wrong instead
+        raise UsageError("the project path is empty: give a .cnnproj or .json file")
     try:
         return read_project(Path(path))
     except ProjectError as err:
@@ -291,3 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _fail(f"internal error: {type(err).__name__}: {err}")
         return EXIT_PROBLEMS
+    finally:
+        if argv is None:  # the real command, not a caller in-process (tests)
+            # A late Ctrl-C (the second of a double press, after a stopped run was saved)
+            # would otherwise raise inside Python's shutdown hooks and print a traceback;
+            # now it ends the process as Ctrl-C does, silently.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -54,6 +54,8 @@ def _check_options(args: argparse.Namespace) -> None:
                 resolve_device(args.device)
             except DeviceError as err:
                 raise UsageError(f"--device: {err}") from None
+    if args.out is not None and not args.out.strip():  # `--out "$UNSET"`: not the project
+        raise UsageError("--out is empty: give the .cnnproj file to save the trained project to")
     out = Path(args.out) if args.out else Path(args.project)
     if out.suffix.lower() == ".json":  # SPEC §2.1: a bare project.json has no weights
         raise UsageError(f"{out} cannot hold the trained weights: give --out"
@@ -290,6 +292,8 @@ def _expand_images(paths: list[str]) -> list[str]:
     suffixes = set(Image.registered_extensions())
     files: list[str] = []
     for given in paths:
+        if not given.strip():  # Path("") would be the current folder
+            raise UsageError("an image path is empty: give image files or folders")
         folder = Path(given)
         if not folder.is_dir():
             files.append(given)

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnstudio.core.graph import Graph
-from cnnstudio.core.kernels import KERNEL_PRESETS  # noqa: F401 (the playground's presets)
 from cnnstudio.core.shapes import infer_shapes
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,

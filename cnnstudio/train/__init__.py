@@ -5,12 +5,7 @@
 """
 
 from cnnstudio.project.origin import starting_point, weights_run
-from cnnstudio.train.api import (
-    PredictError,
-    predict,
-    resuming_run,
-    train_project,
-)
+from cnnstudio.train.api import PredictError, predict, train_project
 from cnnstudio.train.callbacks import BatchInfo, Callback, ProgressPrinter
 from cnnstudio.train.device import DeviceError, default_cpu_threads, resolve_device
 from cnnstudio.train.record import COMPLETED, FAILED, STOPPED, RunResult, run_record
@@ -33,7 +28,6 @@ __all__ = [
     "default_cpu_threads",
     "predict",
     "resolve_device",
-    "resuming_run",
     "run_record",
     "starting_point",
     "train_project",

@@ -110,14 +110,6 @@ def _stored_resume(project: Project) -> ResumeState | None:
         return None  # unreadable: train afresh rather than fail
 
 
-def resuming_run(project: Project, fresh: bool = False) -> dict[str, Any] | None:
-    """The record of the stopped run a new `train_project` call would continue (when its
-    resume state is readable and still fits), or None."""
-    if fresh or _stored_resume(project) is None:
-        return None
-    return project.runs[-1]  # the settings or data may still have changed since
-
-
 def train_project(project: Project, *, epochs: int | None = None, device: str | None = None,
                   callbacks: Iterable[Callback] = (), progress: ProgressFn | None = None,
                   resume: bool = True, dist: DistContext | None = None,

@@ -77,17 +77,6 @@ def take_snapshot(module: nn.Module, dataset: Dataset, normalize: bool,
     return snap
 
 
-def training_seed(training: Any) -> int:
-    """The seed a run of these training settings starts from (0 when they are invalid:
-    the views then show some initialisation, and Train says what is wrong)."""
-    from cnnstudio.project import fill_training
-
-    try:
-        return int(fill_training(training)["seed"])
-    except Exception:
-        return 0
-
-
 def initial_module(graph: Any, seed: int) -> nn.Module:
     """The network as a run with this training `seed` starts it, before any step: the
     same recipe as `train_project` (seed torch, then build), so the untrained filters a

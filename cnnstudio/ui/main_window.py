@@ -34,7 +34,7 @@ from cnnstudio.ui.document import Document
 from cnnstudio.ui.export_menu import install_export_menu
 from cnnstudio.ui.help import install_help
 from cnnstudio.ui.inspector import Inspector
-from cnnstudio.ui.palette import PalettePanel, insert_entry
+from cnnstudio.ui.palette import PalettePanel, fits_after_anchor, insert_entry
 from cnnstudio.ui.problems import ProblemsList
 from cnnstudio.ui.settings import add_recent_file, app_settings, recent_files
 from cnnstudio.ui.summary_table import StatusBar, SummaryPanel
@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.view)
         self.palette_panel = PalettePanel(self)
         self.palette_tree = self.palette_panel.tree
+        self.palette_tree.fits = lambda name: fits_after_anchor(self._document, name)
         self.inspector = Inspector(self._document, self)
         self.summary_panel = SummaryPanel(self._document, self)
         self.problems = ProblemsList(self._document, self)

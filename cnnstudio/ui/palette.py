@@ -7,7 +7,7 @@ node instead, connected, as one undo entry (`insert_entry`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QMimeData, QRectF, Qt, Signal
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from cnnstudio.core import registry
 from cnnstudio.core.blocks import BLOCKS
 from cnnstudio.core.edits import insert_block
+from cnnstudio.core.errors import ParameterError, ShapeError
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.layout import COLUMN_WIDTH, ROW_HEIGHT
 from cnnstudio.ui.canvas import style
@@ -92,6 +93,10 @@ class LayerPalette(QTreeWidget):
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setDefaultDropAction(Qt.DropAction.CopyAction)
+        # Whether a layer type fits after the layer a new entry follows (the window sets
+        # it): among equally good name matches, Enter takes one that fits ("conv" after a
+        # 2-D layer is Conv2d, not Conv1d, the first in the list).
+        self.fits: Callable[[str], bool] = lambda _name: True
         self._populate()
         # Double-click, not itemActivated: some desktops activate items on a single click,
         # which would insert a layer whenever the user only meant to start a drag.
@@ -184,12 +189,19 @@ class LayerPalette(QTreeWidget):
         if words:  # let Enter in the search box insert the best match
             shown = [it for it in self.entries() if not it.isHidden()]
             if shown:
-                # min() keeps the first of equals: ties go to the display order.
-                best = min(shown, key=lambda it: match_rank(text, str(it.data(0, NAME_ROLE))))
+                best = self._best_match(text, shown)
                 self.setCurrentItem(best)
                 self.scrollToItem(best)
             else:
                 self.clearSelection()
+
+    def _best_match(self, text: str, shown: list[QTreeWidgetItem]) -> QTreeWidgetItem:
+        """The best-ranked entry (see `match_rank`); among equals the first, in display
+        order, whose layer fits where it would be inserted (else simply the first)."""
+        ranks = [match_rank(text, str(it.data(0, NAME_ROLE))) for it in shown]
+        tied = [it for it, rank in zip(shown, ranks, strict=True) if rank == min(ranks)]
+        return next((it for it in tied if it.data(0, KIND_ROLE) != LAYER
+                     or self.fits(str(it.data(0, NAME_ROLE)))), tied[0])
 
     def activate(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         """Insert `item`'s layer or block (emits `entry_activated`); headings do nothing."""
@@ -285,6 +297,21 @@ def _shift_down(graph: Graph, start: str, rows: int, skip: set[str]) -> None:
                 node = graph.node(user)
                 if node.pos is not None:
                     graph.move_node(user, (node.pos[0], node.pos[1] + rows * ROW_HEIGHT))
+
+
+def fits_after_anchor(doc: Document, name: str) -> bool:
+    """Whether a new `name` layer with its initial params takes the output of the layer
+    `insert_entry` would put it after; True when there is no shape to check against."""
+    source = _anchor(doc)
+    info = doc.inference.nodes.get(source) if source else None
+    layer = registry.get(name)
+    if info is None or info.shape is None or layer.max_inputs == 0:
+        return True
+    try:
+        layer.rule([info.shape], layer.resolve(initial_params(name)))
+    except (ParameterError, ShapeError):
+        return False
+    return True
 
 
 def initial_params(type_name: str) -> dict[str, Any]:

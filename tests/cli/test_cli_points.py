@@ -412,3 +412,35 @@ def test_the_distributed_command_takes_fresh_too(project_path, tmp_path, capsys)
     runs = read_project(project_path).runs
     assert [r["init"] for r in runs] == ["fresh", "fresh"]
     assert runs[-1]["distributed"]["world_size"] == 2
+
+
+# ---- review: an empty path (`--out "$UNSET"`) is not the current folder ------------------
+
+
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(project_path, tmp_path,
+                                                                   capsys, no_data_loads,
+                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "" must not mean this folder (nor the project itself)
+    before = project_path.read_bytes()
+    for argv, said in [(["train", str(project_path), "--out", ""], "--out is empty"),
+                       (["train", ""], "the project path is empty"),
+                       (["summary", " "], "the project path is empty"),
+                       (["predict", str(project_path), ""], "an image path is empty")]:
+        assert main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and said in err, (argv, err)
+    assert project_path.read_bytes() == before
+
+
+def test_a_ctrl_c_while_the_command_exits_shows_no_traceback(tmp_path):
+    # Review: a double Ctrl-C whose second press lands after a stopped run was saved, while
+    # Python shuts down (torch's atexit hooks), printed "Exception ignored in atexit
+    # callback … KeyboardInterrupt". The signal arrives there, deterministically, here.
+    code = ("import atexit, os, signal\n"
+            "from cnnstudio.cli import main\n"
+            "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+            "raise SystemExit(main())\n")
+    result = subprocess.run([sys.executable, "-c", code, "templates"], env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=120)
+    assert "xo" in result.stdout
+    assert result.stderr == "" and result.returncode in (-2, 130), result.stderr

@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from cnnstudio.core.graph import Graph
+from cnnstudio.core.kernels import KERNEL_PRESETS
 from cnnstudio.core.shapes import infer_shapes
 from cnnstudio.core.templates import get_template
 from cnnstudio.nn import build_module
 from cnnstudio.nn.inspect import (
-    KERNEL_PRESETS,
     apply_kernel,
     grad_cam,
     last_conv_node,

@@ -107,3 +107,19 @@ def test_long_ids_keep_their_ending_number(qapp):
     assert QFontMetricsF(font).horizontalAdvance(text) <= 70.0
     assert "…" in text and text.endswith("12") and text.startswith("co")
     assert fit_id("conv1", 70.0)[1] == "conv1"
+
+
+def test_an_edit_ends_the_start_view_so_a_resize_leaves_the_view_alone(qtbot):
+    # Review: an edit made outside the canvas (the palette's Enter, the inspector) is the
+    # user at work too; a later resize (a dock toggled) must not jump the view back.
+    from cnnstudio.ui.commands import AddNodeCommand
+
+    view = _open(qtbot, Project(graph=get_template("resnet").graph()))
+    doc = view.document
+    doc.undo_stack.push(AddNodeCommand(doc, "ReLU", {}, (0.0, 0.0)))
+    bar = view.verticalScrollBar()
+    bar.setValue(bar.maximum())  # the user's view: the network's end
+    assert "input" not in _whole_cards(view)
+    view.resize(880, 620)
+    qtbot.wait(30)
+    assert "input" not in _whole_cards(view)  # not back at the top

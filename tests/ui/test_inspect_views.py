@@ -206,6 +206,23 @@ def test_a_dense_layer_is_shown_as_bars_labelled_by_class(window, ui, qtbot):
     qtbot.waitUntil(lambda: not view.showing_bars)
 
 
+def test_many_bars_are_drawn_as_two_single_coloured_items(qtbot):
+    """A 64×32×32 Flatten has 65,536 outputs: a brush per bar took half a second of the
+    GUI thread at each redraw; red (negative) and blue bars are two items instead."""
+    from cnnstudio.ui.training.images import NEGATIVE_BAR, POSITIVE_BAR, BarChart
+
+    chart = BarChart()
+    qtbot.addWidget(chart)
+    values = np.random.default_rng(0).normal(size=65_536).astype(np.float32)
+    chart.set_values(values)
+    for item, colour, chosen in ((chart.bars, POSITIVE_BAR, values >= 0),
+                                 (chart.negative, NEGATIVE_BAR, values < 0)):
+        assert item.opts["brushes"] is None and item.opts["brush"] == colour
+        np.testing.assert_array_equal(item.opts["x"], np.flatnonzero(chosen))
+        np.testing.assert_array_equal(item.opts["height"], values[chosen])
+    assert chart.text_at(5) == f"output 5 = {value_text(float(values[5]))}"
+
+
 # ---- predict -----------------------------------------------------------------------------
 
 
@@ -243,6 +260,20 @@ def test_predict_shows_the_networks_view_and_warns_for_an_inverted_digit(
             assert p.warning is None and not dialog.warning.isVisibleTo(dialog)
 
 
+def test_predict_on_a_signal_network_says_in_words_what_it_needs(window, ui, errors,
+                                                                monkeypatch, tmp_path):
+    from cnnstudio.core.templates import get_template
+    from cnnstudio.ui.training.inspection import InspectionSource
+
+    graph = get_template("cnn1d").graph()  # Input 1×128: a signal, not an image
+    source = InspectionSource(graph, {}, [0.0], [1.0], True, ["a", "b", "c", "d"])
+    monkeypatch.setattr(ui.controller, "inspection_source", lambda: source)
+    path = _png(np.zeros((8, 8)), tmp_path / "x.png", 8)
+    assert not ui.actions.predict_file(path)  # refused at once: no file is read
+    assert errors == ["Predicting an image needs a network whose Input is an image (channels"
+                      " × height × width); this one's Input is 1×128"]
+
+
 def test_input_warning_for_inverted_and_unusually_bright_images():
     rng = np.random.default_rng(1)
     samples = np.zeros((50, 1, 8, 8), np.uint8)
@@ -258,6 +289,10 @@ def test_input_warning_for_inverted_and_unusually_bright_images():
     light = 255 - samples  # a dark-on-light training set: the reverse
     assert "a dark background, the training images a light one" in input_warning(
         digit, [0.9], [0.3], light)
+    # Float data is used unscaled (0…1): the same images as floats give the same answers.
+    floats = samples.astype(np.float32) / 255
+    assert input_warning(digit, [0.1], [0.3], floats) is None
+    assert "light background" in input_warning(255 - digit, [0.1], [0.3], floats)
 
 
 # ---- kernel playground ---------------------------------------------------------------------
@@ -276,6 +311,13 @@ def test_a_cell_that_is_not_a_number_is_refused_in_red_and_not_applied(qtbot):
     np.testing.assert_array_equal(dialog.output, before)  # not applied (was: taken as 0)
     dialog.kernel.item(0, 2).setText("")
     assert "an empty cell is not a number" in dialog.caption.text()
+    for huge in ("1e39", "-2e6", "inf"):  # float32 overflows: refused, never drawn as NaN
+        dialog.kernel.item(0, 2).setText(huge)
+        assert dialog.bad_cells == [(0, 2, huge)]
+        assert f"“{huge}” is too large (at most ±1e+06)" in dialog.caption.text()
+        np.testing.assert_array_equal(dialog.output, before)
+    dialog.kernel.item(0, 2).setText("nan")
+    assert "“nan” is not a number" in dialog.caption.text()
     dialog.kernel.item(0, 2).setText("-1")
     assert not dialog.bad_cells and dialog.caption.styleSheet() == ""
     assert dialog.kernel.item(0, 2).background().style() == Qt.BrushStyle.NoBrush
@@ -337,3 +379,78 @@ def test_background_delivers_only_the_newest_result_of_a_kind(qtbot, monkeypatch
     qtbot.waitUntil(lambda: work._thread is None)  # an idle worker thread ends
     work.submit("snapshot", lambda: "again", got.append)  # and comes back when needed
     qtbot.waitUntil(lambda: got[-1] == "again")
+
+
+def test_activations_say_why_when_the_projects_data_fails_to_load(window, ui, qtbot,
+                                                                  tmp_path):
+    """A data source that cannot be read must not leave the view saying "Loading…"."""
+    missing = tmp_path / "no-such-folder"
+    window.project.data["source"] = {"kind": "folder", "path": str(missing)}
+    show_view(qtbot, window, ui, ui.activations)
+    early = ui.actions.kernel_playground()  # opened while the load runs (or just failed)
+    qtbot.addWidget(early)
+    qtbot.waitUntil(lambda: "Cannot load the project's samples" in
+                    ui.activations.header.caption.text(), timeout=RUN_TIMEOUT_MS)
+    caption = ui.activations.header.caption.text()
+    assert "no-such-folder" in caption and "\n" not in caption
+    # However long the path, the caption wraps in the panel instead of widening it.
+    assert ui.activations.minimumSizeHint().width() < 500
+    assert ui.activations.header.caption.toolTip() == caption
+    assert ui.controller.samples_error is not None and not ui.controller.loading_samples
+    assert "cannot be loaded" in early.source.text() and not early.uses_project_data
+    # Showing the tab again does not reload the same broken source, and says why again.
+    ui.tabs.setCurrentWidget(ui.filters)
+    ui.tabs.setCurrentWidget(ui.activations)
+    qtbot.wait(100)
+    assert not ui.controller.loading_samples
+    assert "Cannot load the project's samples" in ui.activations.header.caption.text()
+    # The playground keeps its built-in picture and says why.
+    dialog = ui.actions.kernel_playground()
+    qtbot.addWidget(dialog)
+    assert not dialog.uses_project_data and "cannot be loaded" in dialog.source.text()
+    assert "no-such-folder" in dialog.source.toolTip()
+    # A readable source is loaded again.
+    window.project.data["source"] = {"kind": "builtin", "name": "digits"}
+    ui.actions.idle_snapshot()
+    qtbot.waitUntil(lambda: ui.activations.maps.shape == (16, 8, 8), timeout=RUN_TIMEOUT_MS)
+    assert ui.controller.samples_error is None
+
+
+def test_the_untrained_source_is_found_without_importing_torch():
+    """The GUI thread asks for it when the views are first shown: importing torch there
+    would freeze the window for seconds (the module itself is built on the worker)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from cnnstudio.core.templates import TEMPLATES\n"
+            "from cnnstudio.project import project_from_dict\n"
+            "from cnnstudio.ui.training.inspection import training_seed, untrained_source\n"
+            "p = project_from_dict(TEMPLATES['digits-lenet'].project_dict())\n"
+            "p.training['seed'] = 5\n"
+            "s = untrained_source(p, None)\n"
+            "assert s.untrained and s.seed == 5, s\n"
+            "assert training_seed({'seed': -1}) == 0\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_views_load_the_samples_again_once_the_data_view_could(window, ui, qtbot,
+                                                                    tmp_path):
+    """The folder appears after the failure (same settings): the Data view's successful
+    load lets the views try again."""
+    folder = tmp_path / "later"
+    window.project.data["source"] = {"kind": "folder", "path": str(folder)}
+    show_view(qtbot, window, ui, ui.activations)
+    qtbot.waitUntil(lambda: ui.controller.samples_error is not None, timeout=RUN_TIMEOUT_MS)
+    rng = np.random.default_rng(0)
+    for name in "0123456789":  # the digits network's ten classes
+        (folder / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (8, 8), np.uint8)).save(folder / name / f"{i}.png")
+    with qtbot.waitSignal(window.data_view.dataset_loaded, timeout=RUN_TIMEOUT_MS):
+        window.data_view.reload()
+    qtbot.waitUntil(lambda: ui.activations.maps.shape == (16, 8, 8), timeout=RUN_TIMEOUT_MS)
+    assert ui.controller.samples_error is None

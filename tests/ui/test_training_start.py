@@ -166,8 +166,11 @@ def test_run_offsets_follow_the_chain_and_survive_bad_records():
             run("run-4", {"from_run": "run-9"}, 2), {"id": "run-5"},
             run("run-6", {"from_run": "run-6"}, 1)]  # a loop, as a hand edit could make
     assert weights_epoch(runs[0]) == 3 and weights_epoch(runs[2]) == 2
+    # A run stopped in its epoch 5 keeps (with checkpoint "best") its best epoch's weights.
+    stopped = dict(run("run-7", "fresh", 4, best=2), status="stopped")
+    assert weights_epoch(stopped) == 2
     assert run_offsets(runs) == {"run-1": 0, "run-2": 3, "run-3": 7, "run-4": 0, "run-5": 0,
-                                 "run-6": pytest.approx(run_offsets(runs)["run-6"])}
+                                 "run-6": 0}
 
 
 def test_pausing_freezes_the_progress_text_and_says_paused(window, ui, qtbot):
@@ -226,3 +229,22 @@ def test_the_overlay_legend_stays_inside_the_loss_plot(qtbot):
     curves = view.curve_data(view.loss_plot)
     assert list(curves["run-2 train"][0]) == [4.0, 5.0, 6.0]
     assert np.allclose(curves["run-1 val"][1], [1.2, 0.6, 0.4])
+
+
+def test_continuing_from_weights_that_no_longer_fit_is_drawn_and_said_as_fresh(
+        window, ui, qtbot):
+    """conv1 edited after run-1: its weights cannot be loaded, the engine starts fresh;
+    the curves must not go on after run-1, and the log says why."""
+    from cnnstudio.ui.commands import SetParamsCommand
+
+    _train(qtbot, window, ui, "continue")
+    params = dict(window.project.graph.node("conv1").params, out_channels=8)
+    window.undo_stack.push(SetParamsCommand(window.document, "conv1", params))
+    contexts = []
+    ui.controller.context_ready.connect(contexts.append)
+    _train(qtbot, window, ui, "continue")
+    assert contexts and window.project.runs[-1]["init"] == "fresh"
+    assert ui.controller.origin.x_offset == 0 and ui.controller.origin.from_run is None
+    assert "continues" not in ui.curves.loss_plot.getPlotItem().titleLabel.text
+    assert min(ui.curves.curve_data(ui.curves.loss_plot)["validation"][0]) == 1.0
+    assert "the trained weights do not fit the network" in ui.log.toPlainText()

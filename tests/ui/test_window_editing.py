@@ -130,6 +130,21 @@ def test_enter_in_the_search_inserts_the_best_name_match(window, qtbot, query, i
     assert added == [inserted]
 
 
+@pytest.mark.parametrize(("query", "inserted"), [
+    ("conv", "Conv2d"), ("maxpool", "MaxPool2d"), ("batchnorm", "BatchNorm2d")])
+def test_among_equal_matches_enter_inserts_one_that_fits_the_selected_layer(
+        window, qtbot, query, inserted):
+    # Review: "conv" + Enter after a 2-D layer inserted Conv1d (first in the list): a red
+    # card for a student who meant Conv2d. Equal name matches go to one that fits.
+    search = window.findChild(QWidget, "paletteSearch")
+    window.document.set_selection(["relu2"])
+    before = {n.id for n in window.project.graph}
+    qtbot.keyClicks(search, query)
+    qtbot.keyClick(search, Qt.Key.Key_Return)
+    assert [n.type for n in window.project.graph if n.id not in before] == [inserted]
+    assert not [p for p in window.document.inference.problems if p.severity == "error"]
+
+
 def test_match_rank_order():
     assert [match_rank("relu", n) for n in ("ReLU", "ReLU6x", "LeakyReLU", "GELU")] == [
         0, 1, 2, 3]

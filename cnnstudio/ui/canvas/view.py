@@ -78,6 +78,9 @@ class GraphView(QGraphicsView):
         self._start_timer.setInterval(0)
         self._start_timer.timeout.connect(self.show_start)
         document.project_replaced.connect(self._start_timer.start)
+        # Any edit (from the palette or the inspector too) is the user at work: a later
+        # resize must not jump the view back to the start view.
+        document.graph_event.connect(lambda *_args: self._user_navigated())
         self._update_scene_rect()
 
     @property

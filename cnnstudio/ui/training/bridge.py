@@ -168,6 +168,7 @@ class LiveBridge(Callback):
             "batches": trainer.batches_per_epoch, "batch_size": trainer.batch_size,
             "amp": bool(getattr(trainer, "amp", False)),
             "records": [epoch_entry(r) for r in trainer.records],  # earlier epochs (resume)
+            "init": getattr(trainer, "init", None),  # where the weights really started
         })
         return context
 

@@ -104,6 +104,13 @@ def run_origin(project: Project, fresh: bool, resuming: bool) -> Origin:
                   offsets.get(parent, 0) + epoch, parent, epoch)
 
 
+def _samples_key(project: Project) -> str:
+    """What a sample load depends on: the data settings, the Input node, the task and
+    where relative paths start."""
+    inputs = [(n.id, n.params) for n in project.graph if n.type == "Input"]
+    return repr((project.data, inputs, project.task, str(project.path)))
+
+
 def _structure(graph: Graph) -> list[tuple[str, str, Any, list[str]]]:
     return [(n.id, n.type, n.params, list(n.inputs)) for n in graph]
 
@@ -116,6 +123,7 @@ class TrainingController(QObject):
     epoch_added = Signal(dict)  # an epoch's record (and confusion matrix) arrived
     finished = Signal(dict)  # the outcome, after it was written into the project
     samples_loaded = Signal(dict)  # samples for inspection, loaded without a run
+    samples_failed = Signal(str)  # why they could not be loaded (one line)
     log = Signal(str)
     loading = Signal(str, int, int)
 
@@ -141,6 +149,8 @@ class TrainingController(QObject):
         self._run_project: Project | None = None
         self._switch_interval: float | None = None
         self._loader: tuple[QThread, SamplesWorker] | None = None
+        self._samples_failure: tuple[str, str] | None = None  # (what was loaded, why not)
+        self._loading_key = ""  # what the sample loader loads (see `_samples_key`)
         document.project_replaced.connect(self._project_replaced)
         _controllers.add(self)
 
@@ -285,6 +295,12 @@ class TrainingController(QObject):
     def _on_started(self, context: dict[str, Any]) -> None:
         if not self._current(context):
             return
+        if context.get("init") == "fresh" and self.origin.from_run is not None:
+            # Asked to continue, but the engine could not load the weights (the network
+            # was edited since): the run starts from new weights, and is drawn so.
+            self.origin = Origin("new weights (seeded)")
+            self.log.emit("the trained weights do not fit the network (edited since they"
+                          " were trained): this run starts from new weights (seeded)")
         self.live.reset(context, self.origin.x_offset)
         if self.state == STARTING:
             self._set_state(RUNNING)
@@ -344,6 +360,7 @@ class TrainingController(QObject):
 
     def _project_replaced(self) -> None:
         self._samples_token += 1  # samples still loading are the old project's
+        self._samples_failure = None
         if self.running:
             self.stop()
         if not self.running:
@@ -355,9 +372,12 @@ class TrainingController(QObject):
     def load_samples(self) -> bool:
         """Load the project's data in the background so a trained project can be inspected
         (activations, confusion samples) before any run; False if not needed or busy."""
-        if self.running or self.live.context is not None or self._loader is not None:
+        if (self.running or self.live.context is not None or self._loader is not None
+                or self.samples_error is not None):
             return False
-        worker = SamplesWorker(training_copy(self.doc.project), self._samples_token)
+        project = training_copy(self.doc.project)
+        worker = SamplesWorker(project, self._samples_token)
+        self._loading_key = _samples_key(project)
         thread = QThread()
         thread.setObjectName("cnnstudio-samples")
         worker.moveToThread(thread)
@@ -371,6 +391,21 @@ class TrainingController(QObject):
     def loading_samples(self) -> bool:
         return self._loader is not None
 
+    @property
+    def samples_error(self) -> str | None:
+        """Why the project's samples could not be loaded, while its data, Input and task
+        are still those that failed (a changed source is tried again); else None."""
+        failure = self._samples_failure
+        if failure is None or failure[0] != _samples_key(self.doc.project):
+            return None
+        return failure[1]
+
+    def retry_samples(self) -> bool:
+        """Forget a failed sample load (the files may be readable now); True if one was
+        remembered."""
+        failed, self._samples_failure = self._samples_failure is not None, None
+        return failed
+
     @Slot(dict)
     def _on_samples(self, context: dict[str, Any]) -> None:
         if self._loader is not None:
@@ -378,8 +413,16 @@ class TrainingController(QObject):
             thread.wait()
             self._loader = None
         run_options(self.doc).note_gpus(cuda_devices())
-        if (context.get("token") != self._samples_token or self.running
-                or self.live.context is not None or context.get("error")):
+        if context.get("token") != self._samples_token:
+            return
+        if context.get("error"):
+            # Remembered, so that showing the views again does not reload the same
+            # broken source; the views say why instead of "Loading…".
+            self._samples_failure = (self._loading_key, str(context["error"]))
+        if self.running or self.live.context is not None:
+            return  # a run began meanwhile: its samples (or its failure) are shown
+        if context.get("error"):
+            self.samples_failed.emit(str(context["error"]))
             return
         self.live.context = context
         self.samples_loaded.emit(context)

@@ -184,6 +184,18 @@ def edge_image(size: int = 28) -> np.ndarray:
 
 BUILT_IN = "the built-in picture (a white square on black)"
 BAD_CELL = QColor("#ffd6d6")
+MAX_CELL = 1e6  # a larger kernel value overflows float32 maps (and teaches nothing)
+
+
+def cell_problem(text: str) -> str | None:
+    """Why a kernel cell's text is refused ("not a number", "too large …"), else None."""
+    try:
+        value = float(text.strip().replace("−", "-"))
+    except ValueError:
+        return "is not a number"
+    if value != value:  # NaN
+        return "is not a number"
+    return None if abs(value) <= MAX_CELL else f"is too large (at most ±{MAX_CELL:g})"
 
 
 class KernelPlayground(QDialog):
@@ -259,12 +271,19 @@ class KernelPlayground(QDialog):
         self.samples = samples if ok else edge_image()[None]  # type: ignore[assignment]
         self.labels = list(labels or []) if ok else []
         self.source.setProperty("project", bool(ok))
+        self.source.setToolTip("")
         self.sample.blockSignals(True)
         self.sample.setRange(0, len(self.samples) - 1)
         self.sample.blockSignals(False)
         self.source.setText(f"of {what or 'the project data'} ({len(self.samples)})" if ok
                             else f"— {BUILT_IN}")
         self.update_output()
+
+    def note_unavailable(self, why: str | None) -> None:
+        """The project's images cannot be loaded (`why`, one line; None: not known)."""
+        if why and not self.uses_project_data:
+            self.source.setText(f"— {BUILT_IN}: the project's images cannot be loaded")
+            self.source.setToolTip(why)
 
     def _load_preset(self, name: str) -> None:
         if name not in self.presets:
@@ -299,12 +318,9 @@ class KernelPlayground(QDialog):
             for c in range(cols):
                 item = self.kernel.item(r, c)
                 text = item.text().strip() if item is not None else ""
-                try:
-                    value = float(text.replace("−", "-"))
-                    if not np.isfinite(value):
-                        raise ValueError(text)
-                    out[r, c] = value
-                except ValueError:
+                if cell_problem(text) is None:
+                    out[r, c] = float(text.replace("−", "-"))
+                else:
                     bad.append((r, c, text))
         return out, bad
 
@@ -320,7 +336,7 @@ class KernelPlayground(QDialog):
                     self.kernel.setItem(r, c, item)
                 item.setBackground(QBrush(BAD_CELL) if (r, c) in wrong else QBrush())
                 item.setForeground(QBrush(QColor("#c0392b")) if (r, c) in wrong else QBrush())
-                item.setToolTip("not a number" if (r, c) in wrong else "")
+                item.setToolTip(cell_problem(item.text()) or "")
         self.kernel.blockSignals(False)
 
     def current_image(self) -> np.ndarray:
@@ -345,8 +361,9 @@ class KernelPlayground(QDialog):
             r, c, text = bad[0]
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             shown = f"“{text}”" if text else "an empty cell"
-            self.caption.setText(f"Row {r + 1}, column {c + 1}: {shown} is not a number{more};"
-                                 " the kernel is not applied until every cell is one.")
+            self.caption.setText(f"Row {r + 1}, column {c + 1}: {shown} {cell_problem(text)}"
+                                 f"{more}; the kernel is not applied until every cell is a"
+                                 " number.")
             self.caption.setStyleSheet(WARNING_STYLE)
             return  # the picture keeps the last kernel that was valid
         self.caption.setStyleSheet("")

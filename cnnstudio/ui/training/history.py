@@ -47,16 +47,15 @@ def when(text: Any) -> str:
 
 
 def weights_epoch(run: dict[str, Any]) -> int:
-    """The epoch of `run` whose weights it left: the best one when a completed run kept
-    the best checkpoint, else its last recorded epoch."""
-    epochs = [e.get("epoch") for e in run.get("epochs", []) if isinstance(e, dict)]
-    last = max((e for e in epochs if isinstance(e, int)), default=0)
-    settings = run.get("settings") if isinstance(run.get("settings"), dict) else {}
+    """The epoch of `run` whose weights it left: its record's `best_epoch`, which names
+    the epoch of the weights kept (the best one with checkpoint "best", also when the run
+    was stopped or its loss diverged; else the last validated one); without it, its last
+    recorded epoch."""
     best = run.get("best_epoch")
-    if (run.get("status") == "completed" and settings.get("checkpoint", "best") == "best"
-            and isinstance(best, int)):
+    if isinstance(best, int) and not isinstance(best, bool) and best >= 0:
         return best
-    return last
+    epochs = [e.get("epoch") for e in run.get("epochs", []) if isinstance(e, dict)]
+    return max((e for e in epochs if isinstance(e, int)), default=0)
 
 
 def from_run(run: dict[str, Any]) -> str | None:
@@ -72,15 +71,16 @@ def run_offsets(runs: list[dict[str, Any]]) -> dict[str, int]:
     by_id = {str(r.get("id")): r for r in runs if isinstance(r, dict)}
     out: dict[str, int] = {}
 
-    def offset(run_id: str, depth: int) -> int:
+    def offset(run_id: str, chain: frozenset[str]) -> int:
         if run_id not in out:
             parent = from_run(by_id[run_id])
-            out[run_id] = 0 if parent not in by_id or depth > len(by_id) else (
-                offset(str(parent), depth + 1) + weights_epoch(by_id[str(parent)]))
+            # An unknown parent, or a loop (a hand-edited file), has no place on the axis.
+            out[run_id] = 0 if parent not in by_id or parent in chain else (
+                offset(str(parent), chain | {run_id}) + weights_epoch(by_id[str(parent)]))
         return out[run_id]
 
     for run_id in by_id:
-        offset(run_id, 0)
+        offset(run_id, frozenset({run_id}))
     return out
 
 

@@ -166,9 +166,12 @@ class InspectActions(QObject):
             return
         self._idle_due = False
         ctx = ui.controller.live.context
-        if ctx is None and ui.activations.isVisible() and (
-                ui.controller.load_samples() or ui.controller.loading_samples):
-            ui.activations.clear("Loading the project's samples…")  # the maps follow
+        if ctx is None and ui.activations.isVisible():
+            if ui.controller.load_samples() or ui.controller.loading_samples:
+                ui.activations.clear("Loading the project's samples…")  # the maps follow
+            elif ui.controller.samples_error is not None:
+                ui.activations.clear(
+                    f"Cannot load the project's samples: {ui.controller.samples_error}")
         source = self.source()
         if source is None:
             return
@@ -243,8 +246,10 @@ class InspectActions(QObject):
         ctx = ui.controller.live.context
         if ctx is None:
             loading = ui.controller.load_samples() or ui.controller.loading_samples
+            failed = ui.controller.samples_error
             self._error("The validation samples are still loading; try again in a moment"
-                        if loading else "There are no samples to show: train first")
+                        if loading else f"Cannot load the project's samples: {failed}"
+                        if failed else "There are no samples to show: train first")
             return None
         if ctx.get("task") != "classification":
             self._error("Samples per cell are shown for classification only")
@@ -302,6 +307,13 @@ class InspectActions(QObject):
             return False
         if source.task != "classification":
             self._error("Predicting an image gives classes; this project does segmentation")
+            return False
+        inputs = [n for n in source.graph if n.type == "Input"]
+        shape = list(inputs[0].resolved_params().get("shape") or []) if inputs else []
+        if len(shape) != 3:  # said before any file is read, in words (not the loader's)
+            self._error("Predicting an image needs a network whose Input is an image"
+                        f" (channels × height × width); this one's Input is"
+                        f" {'×'.join(map(str, shape)) or 'missing'}")
             return False
         selected = ui.doc.selection
         node = selected[0] if len(selected) == 1 else None  # else: the last conv
@@ -362,8 +374,8 @@ class InspectActions(QObject):
         """The playground, on the project's own images once they are loaded (they are
         loaded for it when no run has them yet), until then on a built-in picture."""
         dialog = KernelPlayground(None, self.ui.window)
-        if not self._feed_playground(dialog):
-            self.ui.controller.load_samples()
+        if not self._feed_playground(dialog) and not self.ui.controller.load_samples():
+            dialog.note_unavailable(self.ui.controller.samples_error)
         self._show(dialog)
         return dialog
 
@@ -379,11 +391,12 @@ class InspectActions(QObject):
         return True
 
     def samples_ready(self) -> None:
-        """The project's samples arrived (loaded for inspection, or a run began): open
-        playgrounds switch to them, and the idle views compute the maps."""
+        """The project's samples arrived (loaded for inspection, or a run began), or could
+        not be loaded: open playgrounds switch to them or say why not."""
         for dialog in self.dialogs:
             if isinstance(dialog, KernelPlayground) and not dialog.uses_project_data:
-                self._feed_playground(dialog)
+                if not self._feed_playground(dialog):
+                    dialog.note_unavailable(self.ui.controller.samples_error)
 
     def release(self) -> None:
         """The project may go (or the window close): let the worker finish its job."""

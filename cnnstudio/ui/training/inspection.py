@@ -142,11 +142,22 @@ def saved_source(project: Any) -> InspectionSource | None:
                             project.task, "the saved weights")
 
 
+def training_seed(training: Any) -> int:
+    """The seed a run of these training settings starts from (0 when they are invalid:
+    the views then show some initialisation, and Train says what is wrong). Without
+    torch: this runs on the GUI thread, before the views' worker builds anything."""
+    from cnnstudio.core.errors import FormatError
+    from cnnstudio.project import fill_training
+
+    try:
+        return int(fill_training(training)["seed"])
+    except FormatError:
+        return 0
+
+
 def untrained_source(project: Any, context: dict[str, Any] | None) -> InspectionSource:
     """The project's network before any training: the seeded initialisation a run would
     start from, with the loaded samples' preprocessing (when `context` has them)."""
-    from cnnstudio.train.snapshots import training_seed
-
     ctx = context or {}  # without samples only the filters are shown: any mean/std do
     return InspectionSource(project.graph.copy(), None, list(ctx.get("mean") or [0.0]),
                             list(ctx.get("std") or [1.0]),
@@ -209,16 +220,18 @@ def input_warning(image: np.ndarray, mean: list[float], std: list[float],
     of the training images' (a dark digit on white for a network trained on white digits
     on black), or its mean brightness more than Z_LIMIT standard deviations off.
 
-    `samples` (N, C, H, W uint8; training or validation images) give the training data's
-    per-image statistics; without them the stored normalisation (`mean`, `std`, per
-    channel on a 0…1 scale) stands in for them."""
+    `samples` (N, C, H, W; uint8, or floats used unscaled; training or validation
+    images) give the training data's per-image statistics; without them the stored
+    normalisation (`mean`, `std`, per channel on a 0…1 scale) stands in for them."""
     x = np.asarray(image, np.float64) / 255.0
     if x.ndim != 3 or not x.size:
         return None
     level = float(x.mean())
     edge = float(np.median(_border(x[None])))
     if samples is not None and len(samples) and np.ndim(samples) == 4:
-        s = np.asarray(samples, np.float64) / 255.0
+        s = np.asarray(samples, np.float64)
+        if np.asarray(samples).dtype == np.uint8:  # float data is used unscaled (0…1): as it is
+            s /= 255.0
         means = s.mean(axis=(1, 2, 3))
         train_level, spread = float(means.mean()), max(float(means.std()), 0.02)
         train_edge = float(np.median(np.median(_border(s), axis=1)))

@@ -165,6 +165,10 @@ class TrainingUI(QObject):
         ctl.epoch_added.connect(self._epoch_added)
         ctl.finished.connect(self._finished)
         ctl.samples_loaded.connect(self._samples_loaded)
+        ctl.samples_failed.connect(self._samples_failed)
+        data_view = getattr(self.window, "data_view", None)
+        if data_view is not None:  # the data loads there now: the views may load it too
+            data_view.dataset_loaded.connect(self._data_loaded)
         ctl.log.connect(self.log.add)
         ctl.loading.connect(self._loading)
         self.doc.selection_changed.connect(self._selection_changed)
@@ -404,6 +408,15 @@ class TrainingUI(QObject):
         self.actions.idle_snapshot()
         if self.doc.project.weights is not None:
             self.controller.load_samples()  # for activations and confusion samples
+
+    def _samples_failed(self, message: str) -> None:
+        self.log.add(f"cannot load the project's samples: {message}")
+        self.activations.clear(f"Cannot load the project's samples: {message}")
+        self.actions.samples_ready()  # open playgrounds say why they keep their picture
+
+    def _data_loaded(self, _dataset: object) -> None:
+        if self.controller.retry_samples():
+            self.actions.idle_snapshot()
 
     def _samples_loaded(self, context: dict[str, Any]) -> None:
         self.activations.set_sample_count(len(context.get("x", [])))

@@ -145,6 +145,20 @@ class _SinkAdapter:
         self.epoch_finished = worker.epoch_done
 
 
+def load_error(err: BaseException) -> str:
+    """`err` in one line for the user: the data layer's own errors already read as a
+    sentence; anything else is named by its type."""
+    from cnnstudio.core.errors import FormatError
+    from cnnstudio.data import DataError
+    from cnnstudio.nn import BuildError
+
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else ""
+    if isinstance(err, (DataError, FormatError, BuildError)) and text:
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 class SamplesWorker(QObject):
     """Loads a project's data off the GUI thread for inspection without a run (a trained
     project just opened): the same samples, split and preprocessing a run would show."""
@@ -162,8 +176,8 @@ class SamplesWorker(QObject):
             from cnnstudio.ui.training.bridge import load_samples_context
 
             context = load_samples_context(self.project)
-        except Exception as err:  # unreadable data: the views just stay empty
-            context = {"error": f"{type(err).__name__}: {err}"}
+        except Exception as err:  # unreadable data: the views say why (one line)
+            context = {"error": load_error(err)}
         context["token"] = self.token
         QThread.currentThread().quit()
         app = QCoreApplication.instance()
