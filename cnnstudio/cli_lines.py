@@ -26,7 +26,7 @@ def print_line(line: dict[str, Any]) -> None:
 
 
 class JsonLines(Callback):
-    """One JSON object per epoch on stdout (SPEC §2.2), flushed as it happens.
+    """One JSON object per epoch on stdout (docs/COMMAND_LINE.md), flushed as it happens.
     `confusion`: each line also holds the epoch's validation `confusion_matrix` (a list
     of rows; the GUI's distributed runs ask for it, through SNAPSHOTS_VAR)."""
 
@@ -34,7 +34,7 @@ class JsonLines(Callback):
         self.confusion = confusion
 
     def on_epoch_end(self, trainer, record: dict[str, Any]) -> None:
-        # SPEC §2.2's keys are always there: null without a validation split.
+        # The documented keys are always there: null without a validation split.
         metric = "val_iou" if trainer.dataset.task == "segmentation" else "val_accuracy"
         line = {"event": "epoch", "val_loss": None, metric: None, **record}
         if self.confusion and trainer.confusion_matrix is not None:
@@ -44,7 +44,7 @@ class JsonLines(Callback):
 
 class JsonBatchLines(Callback):
     """`{"event": "batch", ...}` lines for live plots, at most one per `interval` seconds
-    plus each epoch's last batch. Not part of the SPEC's `--json` output: only printed
+    plus each epoch's last batch. Not part of the documented `--json` output: only printed
     when CNNSTUDIO_JSON_BATCHES=SECONDS asks for them (the GUI's distributed runs do)."""
 
     def __init__(self, interval: float) -> None:

@@ -57,7 +57,7 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.out is not None and not args.out.strip():  # `--out "$UNSET"`: not the project
         raise UsageError("--out is empty: give the .cnnproj file to save the trained project to")
     out = Path(args.out) if args.out else Path(args.project)
-    if out.suffix.lower() == ".json":  # SPEC §2.1: a bare project.json has no weights
+    if out.suffix.lower() == ".json":  # a bare project.json has no weights (docs/PROJECT_FORMAT.md)
         raise UsageError(f"{out} cannot hold the trained weights: give --out"
                          f" {out.with_suffix('.cnnproj')} (a .cnnproj keeps them)")
     if args.out or out.is_file():  # a missing project: reading it says so, better

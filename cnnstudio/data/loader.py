@@ -88,7 +88,7 @@ def load_dataset(source: dict[str, Any], *, input_shape: Sequence[int],
                  progress: ProgressFn | None = None) -> Dataset:
     """Load a project's data source into a :class:`Dataset` fitted to ``input_shape``.
 
-    ``source`` is the project file's ``data.source`` (SPEC 2.1); relative paths are resolved
+    ``source`` is the project file's ``data.source`` (docs/PROJECT_FORMAT.md); relative paths are resolved
     against ``base_dir``. Images are converted to the Input's channels and size (see
     :mod:`cnnstudio.data.convert` for the rules). Files that cannot be used are skipped and
     listed in ``Dataset.skipped``. Decoded file sources are cached on disk (``cache_dir``,

@@ -1,4 +1,4 @@
-"""Atomic file replacement (SPEC §3): a crash during a save never loses the previous file."""
+"""Atomic file replacement: a crash during a save never loses the previous file."""
 
 from __future__ import annotations
 

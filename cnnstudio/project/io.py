@@ -5,7 +5,7 @@ trained, and attachments such as `resume.safetensors`. Any `*.json` path holds t
 project.json; writing a project with weights or attachments to such a path keeps the JSON
 only (by design: a bare project has no weights), and nothing is returned or logged.
 
-Safety (SPEC §3): nothing is ever unpickled or extracted to disk; only members with known,
+Safety: nothing is ever unpickled or extracted to disk; only members with known,
 plain names are read, into memory, after their declared sizes were checked against the
 limits below, and reading stops at the declared size so a lying header cannot exhaust
 memory. Saves are atomic: a temp file in the target's folder, fsync, then `os.replace`,

@@ -48,7 +48,7 @@ class Project:
 
     def resolve_path(self, value: str | os.PathLike[str]) -> Path:
         """A data path from the settings as an absolute-or-cwd path: `~` is expanded and a
-        relative path is taken relative to the project file's folder (SPEC §2.1)."""
+        relative path is taken relative to the project file's folder (docs/PROJECT_FORMAT.md)."""
         path = Path(value).expanduser()
         if path.is_absolute() or self.path is None:
             return path

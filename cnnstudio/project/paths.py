@@ -1,5 +1,5 @@
 """Data paths of a project when the project moves: relative paths in `data.source` are
-taken against the project file's folder (SPEC §2.1), or against the current working
+taken against the project file's folder (docs/PROJECT_FORMAT.md), or against the current working
 directory while the project is unsaved (as training reads them), so a project written
 to another folder must have them re-expressed, or it points at data that is not there.
 

@@ -1,4 +1,4 @@
-"""project.json, format version 1 (SPEC §2.1): document ⇄ `Project`, with migrations.
+"""project.json, format version 1 (docs/PROJECT_FORMAT.md): document ⇄ `Project`, with migrations.
 
 `project_from_dict` checks a parsed document and raises `FormatError` with the JSON path
 at fault; `project_to_dict` writes it back in a stable key order, keeping every unknown

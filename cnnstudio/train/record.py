@@ -81,7 +81,7 @@ def epoch_entry(record: dict[str, Any]) -> dict[str, Any]:
 
 def run_record(result: RunResult, run_id: str, *, started: str | None = None,
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON-safe run record for `project.runs` (SPEC: id, started, finished, status,
+    """The JSON-safe run record for `project.runs` (docs/PROJECT_FORMAT.md: id, started, finished, status,
     message, device, settings, epochs, best_epoch, best, confusion_matrix, class_names,
     plus `normalization` so predictions can preprocess like training did). `train_project`
     adds `init` (where the weights started: "fresh" or {"from_run": RUN_ID or None}) and

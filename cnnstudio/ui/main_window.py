@@ -48,7 +48,7 @@ SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 
 
 class MainWindow(QMainWindow):
-    """The CNN Studio window. Public surface (SPEC §2.3): `open_project(path)`,
+    """The CNN Studio window. Public surface (stable; end-to-end tests rely on it): `open_project(path)`,
     `save_project(path)`, `project`, `undo_stack`; plus `document` and `view`."""
 
     def __init__(self, project: Project | None = None, parent: QWidget | None = None) -> None:

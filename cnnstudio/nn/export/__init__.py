@@ -1,5 +1,5 @@
 """Take the model elsewhere: readable PyTorch source, TorchScript, ONNX, safetensors, and a
-Markdown model card (SPEC §1.8, §2.2 `export`).
+Markdown model card (docs/COMMAND_LINE.md, `export`).
 
 >>> result = export_project(project, "onnx", "model.onnx")
 >>> result.warnings  # e.g. that the project is untrained
