@@ -22,6 +22,7 @@ from cnnstudio.cli_lines import (
     json_callbacks,
     test_hooks,
 )
+from cnnstudio.project.atomic import destination_problem
 from cnnstudio.train import (
     COMPLETED,
     FAILED,
@@ -68,26 +69,14 @@ def _check_destination(out: Path, given: bool) -> None:
     """Refuse a destination the trained project could not be saved to (`given`: it is
     --out's, else the project's own file), before hours of training are spent on it:
     a folder, a missing or unwritable folder, another suffix than .cnnproj."""
-    import tempfile
-
     what = f"--out {out}" if given else f"cannot save the trained project to {out}"
     if given and out.suffix.lower() != ".cnnproj":
         raise UsageError(f"{what}: give a .cnnproj file (it keeps the trained weights)")
-    if out.is_dir():
-        raise UsageError(f"{what}: it is a folder; give a file name")
-    folder = out.parent
-    if not folder.exists():
-        raise UsageError(f"{what}: the folder {folder} does not exist")
-    if not folder.is_dir():
-        raise UsageError(f"{what}: {folder} is not a folder")
-    try:  # the one reliable test (ACLs, read-only mounts, root): create a file there
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        hint = "" if given else "; give --out a .cnnproj in a folder you can write to"
-        raise UsageError(f"{what}: cannot write in the folder {folder}"
-                         f" ({err.strerror or err}){hint}") from None
+    problem = destination_problem(out)
+    if problem is not None:
+        unwritable = problem.startswith("cannot write") and not given
+        hint = "; give --out a .cnnproj in a folder you can write to" if unwritable else ""
+        raise UsageError(f"{what}: {problem}{hint}")
 
 
 def _skipped_line(skipped: list[tuple[str, str]]) -> str:

@@ -44,6 +44,27 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
     _fsync_folder(folder)
 
 
+def destination_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why `atomic_write` could not create a file at `path`, as a phrase (e.g. "the folder
+    /x does not exist"), or None when it can. Checked before long work (training, an
+    export) so that its result is never lost to a failed save at the end."""
+    target = Path(path)
+    if target.is_dir():
+        return "it is a folder; give a file name"
+    folder = target.parent
+    if not folder.exists():
+        return f"the folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    try:  # the one reliable test (ACLs, read-only mounts, root): create a file there
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        return f"cannot write in the folder {folder} ({err.strerror or err})"
+    return None
+
+
 def _keep_backup(target: Path) -> None:
     """Make `NAME.bak` the current file, never leaving the target missing. A hard link
     costs nothing; where links are refused, copy. Best effort: a failed backup must not

@@ -26,7 +26,7 @@ from cnnstudio.nn.export.facts import (
 from cnnstudio.nn.export.source import python_source
 from cnnstudio.nn.weights import weights_to_bytes
 from cnnstudio.project import Project
-from cnnstudio.project.atomic import atomic_write
+from cnnstudio.project.atomic import atomic_write, destination_problem
 
 
 def safetensors_bytes(facts: ExportFacts) -> bytes:
@@ -89,16 +89,11 @@ def format_for_path(path: str | os.PathLike[str]) -> str | None:
 
 def check_destination(path: str | os.PathLike[str]) -> Path:
     """`path` as a Path if a file can be created there; raises DestinationError (one line)
-    when it is a folder or its folder does not exist."""
-    target = Path(path)
-    if target.is_dir():
-        raise DestinationError(f"cannot write {target}: it is a folder; give a file name")
-    folder = target.parent
-    if not folder.exists():
-        raise DestinationError(f"cannot write {target}: the folder {folder} does not exist")
-    if not folder.is_dir():
-        raise DestinationError(f"cannot write {target}: {folder} is not a folder")
-    return target
+    when it is a folder or its folder does not exist or cannot be written."""
+    problem = destination_problem(path)
+    if problem is not None:
+        raise DestinationError(f"cannot write {path}: {problem}")
+    return Path(path)
 
 
 def write_file(path: Path, data: bytes) -> None:
