@@ -146,15 +146,12 @@ class _SinkAdapter:
 
 
 def load_error(err: BaseException) -> str:
-    """`err` in one line for the user: the data layer's own errors already read as a
-    sentence; anything else is named by its type."""
-    from cnnstudio.core.errors import FormatError
-    from cnnstudio.data import DataError
-    from cnnstudio.nn import BuildError
-
+    """`err` in one line for the user: our own errors (data, format, build) already read
+    as a sentence; anything else is named by its type. Imports nothing: it also runs while
+    the interpreter shuts down, when a failed import would escape the worker's thread."""
     lines = str(err).strip().splitlines()
     text = lines[0] if lines else ""
-    if isinstance(err, (DataError, FormatError, BuildError)) and text:
+    if type(err).__module__.startswith("cnnstudio.") and text:
         return text
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
