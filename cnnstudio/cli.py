@@ -297,6 +297,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if argv is None:  # the real command, not a caller in-process (tests)
             # A late Ctrl-C (the second of a double press, after a stopped run was saved)
-            # would otherwise raise inside Python's shutdown hooks and print a traceback;
-            # now it ends the process as Ctrl-C does, silently.
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # would otherwise raise inside Python's shutdown hooks and print a traceback.
+            # The work is done: ignore it, so the exit status stays the command's own.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

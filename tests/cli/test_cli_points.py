@@ -443,4 +443,5 @@ def test_a_ctrl_c_while_the_command_exits_shows_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, "templates"], env=_env(tmp_path),
                             capture_output=True, text=True, timeout=120)
     assert "xo" in result.stdout
-    assert result.stderr == "" and result.returncode in (-2, 130), result.stderr
+    # Ignored: the command's own exit status (0 here) stands.
+    assert result.stderr == "" and result.returncode == 0, result.stderr
