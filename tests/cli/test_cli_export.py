@@ -216,5 +216,5 @@ def test_an_untrained_builtin_project_is_checked_against_its_dataset(
     code, _out, err = run(capsys, "export", str(untrained_file), "-o", str(tmp_path / "m.md"))
     assert code == 0
     assert err.splitlines()[-1] == ("cnnstudio: warning: the classifier gives 3 outputs but"
-                                    " the data has 2 classes: its outputs and the class names"
-                                    " do not match")
+                                    " the data has 2 classes: it cannot be trained on this"
+                                    " data as it is")

@@ -121,8 +121,8 @@ def test_a_classifier_whose_outputs_differ_from_the_data_warns_and_still_exports
     answer(menu, tmp_path / "m.py")
     menu.actions["python"].trigger()
     assert errors == [] and (tmp_path / "m.py").is_file()
-    warning = ("the classifier gives 4 outputs but the data has 10 classes: its outputs and"
-               " the class names do not match")
+    warning = ("the classifier gives 4 outputs but the data has 10 classes: it cannot be"
+               " trained on this data as it is")
     assert menu.warnings[-1] == warning
     assert warning in window.statusBar().currentMessage()
     window.project.graph.set_param("classifier", "out_features", 10)

@@ -52,5 +52,7 @@ def class_count_warning(project: Project, data_classes: int | None = None) -> st
     if outputs == count or (segmentation and count == 2 and outputs == 1):
         return None
     what = "network gives" if segmentation else "classifier gives"
-    return (f"the {what} {outputs} output{'s' if outputs != 1 else ''} but {where}:"
-            " its outputs and the class names do not match")
+    # Without a trained run no class names are written: say what will go wrong instead.
+    why = ("its outputs and the class names do not match" if names
+           else "it cannot be trained on this data as it is")
+    return f"the {what} {outputs} output{'s' if outputs != 1 else ''} but {where}: {why}"
