@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from cnnstudio.core.graph import Graph
 from cnnstudio.project import Project
-from cnnstudio.project.origin import weights_run
+from cnnstudio.project.origin import stopped_run, weights_run
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.training.controls import RunControls
 from cnnstudio.ui.training.distributed_worker import DistributedTrainingWorker, run_options
@@ -162,10 +162,7 @@ class TrainingController(QObject):
 
     def resumable(self) -> bool:
         """True when the last run was stopped and can continue where it stopped."""
-        project = self.doc.project
-        last = project.runs[-1] if project.runs else None
-        return (isinstance(last, dict) and last.get("status") == "stopped"
-                and RESUME_ATTACHMENT in project.attachments)
+        return stopped_run(self.doc.project) is not None
 
     def _set_state(self, state: str) -> None:
         if state != self.state:

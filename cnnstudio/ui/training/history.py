@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnstudio.ui.training.start_choice import describe_init
+from cnnstudio.project.origin import FRESH
 
 COLUMNS = ("run", "status", "epochs", "best", "starts from", "device", "started")
 INIT_TIP = {"fresh": "Started from new random weights (seeded by the training seed)",
@@ -62,6 +62,16 @@ def from_run(run: dict[str, Any]) -> str | None:
     """The id of the run whose weights `run` started from (None: fresh or unknown)."""
     init = run.get("init")
     return str(init["from_run"]) if isinstance(init, dict) and init.get("from_run") else None
+
+
+def starts_from(init: Any) -> str:
+    """A run record's `init` in History's words: "fresh", "run-2", "—" when the record
+    predates it, "weights from no run" for weights of unknown origin."""
+    if init == FRESH:
+        return "fresh"
+    if isinstance(init, dict) and "from_run" in init:
+        return str(init["from_run"]) if init["from_run"] else "weights from no run"
+    return "—"
 
 
 def run_offsets(runs: list[dict[str, Any]]) -> dict[str, int]:
@@ -118,7 +128,7 @@ class HistoryView(QTreeWidget):
         start = COLUMNS.index("starts from")
         for index, run in reversed(list(enumerate(self._runs))):
             epochs = [e for e in run.get("epochs", []) if isinstance(e, dict)]
-            init = describe_init(run.get("init"))
+            init = starts_from(run.get("init"))
             item = QTreeWidgetItem([str(run.get("id", "?")), str(run.get("status", "")),
                                     str(len(epochs)), best_metric(run), init,
                                     str(run.get("device", "")), when(run.get("started"))])

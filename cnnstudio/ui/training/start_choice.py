@@ -9,7 +9,7 @@ run). The question is `StartChooser.ask`, which tests replace.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMessageBox
@@ -80,12 +80,3 @@ def continue_label(run_id: str | None) -> str:
     return (f"Continue from the trained weights ({run_id})" if run_id
             else "Continue from the trained weights")
 
-
-def describe_init(init: Any) -> str:
-    """A run record's `init` in words for History: "fresh", "run-2", "—" when the record
-    predates it, "weights from no run" for weights of unknown origin."""
-    if init == "fresh":
-        return "fresh"
-    if isinstance(init, dict) and "from_run" in init:
-        return str(init["from_run"]) if init["from_run"] else "weights from no run"
-    return "—"
