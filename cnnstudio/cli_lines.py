@@ -172,9 +172,8 @@ class StartLine(Callback):
     """The text mode's first line: where this run's weights start (new, seeded; or a
     warm start from run N's), or which stopped run it resumes."""
 
-    def __init__(self, project: Any, stream: TextIO, fresh: bool) -> None:
+    def __init__(self, project: Any, stream: TextIO) -> None:
         self.stream = stream
-        self.fresh = fresh
         last = project.runs[-1] if project.runs else None
         self.last_id = last.get("id") if isinstance(last, dict) else None
 

@@ -86,6 +86,22 @@ def _skipped_line(skipped: list[tuple[str, str]]) -> str:
     return f"skipped {len(skipped)} file(s) the data could not use: {shown}{more}"
 
 
+def _shown(args: argparse.Namespace, project: Any,
+           main: bool) -> tuple[list[Callback], ProgressPrinter | None, bool]:
+    """What the process that speaks for the run (`main`) shows: the --json lines; a bar on
+    a terminal (stderr), elsewhere (a pipe, a log) one line per epoch on stdout, with the
+    start and end lines, so that stderr holds errors alone. Also: whether on a terminal."""
+    terminal = main and sys.stderr.isatty()
+    callbacks: list[Callback] = json_callbacks(args)
+    printer = None
+    if main and (terminal or not args.json):
+        printer = ProgressPrinter(sys.stderr if terminal else sys.stdout, bar=terminal)
+        callbacks.append(printer)
+    if main and not args.json:
+        callbacks.append(StartLine(project, sys.stdout))
+    return callbacks, printer, terminal
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnstudio.project import ProjectError, rebase_data_paths, write_project
     from cnnstudio.train.distributed import torchrun_env
@@ -100,16 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_launcher(args)
     project = load_project(args.project)
     out = Path(args.out) if args.out else Path(args.project)
-    terminal = sys.stderr.isatty()
-    callbacks: list[Callback] = json_callbacks(args)
-    printer = None
-    # A bar on a terminal (stderr); elsewhere (a pipe, a log) one line per epoch on stdout,
-    # with the start and end lines: stderr then holds errors alone.
-    if terminal or not args.json:
-        printer = ProgressPrinter(sys.stderr if terminal else sys.stdout, bar=terminal)
-        callbacks.append(printer)
-    if not args.json:
-        callbacks.append(StartLine(project, sys.stdout, args.fresh))
+    callbacks, printer, terminal = _shown(args, project, main=True)
     if (folder := outcome_dir()) is not None:  # launch() with one process: its Stop
         callbacks.append(StopFileWatch(folder))
     runs_before = copy.deepcopy(project.runs)
@@ -208,14 +215,7 @@ def _train_rank(args: argparse.Namespace) -> int:
     project = load_project(args.project)
     out = Path(args.out) if args.out else Path(args.project)
     main = place.get("rank") == 0
-    terminal = main and sys.stderr.isatty()
-    shown: list[Callback] = json_callbacks(args)
-    printer = None
-    if main and (terminal or not args.json):
-        printer = ProgressPrinter(sys.stderr if terminal else sys.stdout, bar=terminal)
-        shown.append(printer)
-    if main and not args.json:
-        shown.append(StartLine(project, sys.stdout, args.fresh))
+    shown, printer, terminal = _shown(args, project, main=main)
     try:
         with InterruptToStop(announce=main, printer=printer) as interrupt:
             outcome = run_rank(project, out, epochs=args.epochs, device=args.device,
