@@ -111,7 +111,8 @@ def _samples_key(project: Project) -> str:
     return repr((project.data, inputs, project.task, str(project.path)))
 
 
-def _structure(graph: Graph) -> list[tuple[str, str, Any, list[str]]]:
+def graph_structure(graph: Graph) -> list[tuple[str, str, Any, list[str]]]:
+    """What a trained module depends on in a graph: ids, types, params and inputs."""
     return [(n.id, n.type, n.params, list(n.inputs)) for n in graph]
 
 
@@ -351,7 +352,7 @@ class TrainingController(QObject):
             project.attachments.pop(RESUME_ATTACHMENT, None)
         # The trained weights are new content: the project must be saved (asked on close).
         self.doc.undo_stack.resetClean()
-        if self.run_graph is not None and _structure(self.run_graph) != _structure(project.graph):
+        if self.run_graph is not None and graph_structure(self.run_graph) != graph_structure(project.graph):
             self.log.emit("note: the network was edited during training; the new weights"
                           " belong to the network as it was when training started")
 

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from cnnstudio.ui.training.background import Background
 from cnnstudio.ui.training.confusion import SamplesDialog
+from cnnstudio.ui.training.controller import graph_structure
 from cnnstudio.ui.training.dialogs import KernelPlayground, PredictionDialog, predict_image
 from cnnstudio.ui.training.inspection import (
     InspectionSource,
@@ -39,10 +40,6 @@ GRAPH_SETTLE_MS = 250  # after an edit, the views follow once the edits pause
 def _one_line(err: BaseException) -> str:
     lines = str(err).strip().splitlines()
     return lines[0] if lines else type(err).__name__
-
-
-def _structure(source: InspectionSource) -> str:
-    return repr([(n.id, n.type, n.params, list(n.inputs)) for n in source.graph])
 
 
 def image_paths(event: Any) -> list[str]:
@@ -148,7 +145,7 @@ class InspectActions(QObject):
                 return None
             source = untrained_source(ui.doc.project, ui.controller.live.context)
         key = (id(ui.doc.project), id(source.weights), source.label, source.seed,
-               _structure(source), tuple(source.mean), tuple(source.std), source.normalize)
+               repr(graph_structure(source.graph)), tuple(source.mean), tuple(source.std), source.normalize)
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
         self._cached = (key, source)
