@@ -14,13 +14,18 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class UsageError(Exception):
-    """The command line is wrong or the input cannot be read: exit status 2."""
+from cnnstudio.cli_common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UsageError,
+    builtin_classes,
+    fail,
+    failure,
+    load_project,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,33 +35,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _fail(message: str) -> None:
-    print(f"cnnstudio: {message}", file=sys.stderr)
-
-
 # ---- commands -------------------------------------------------------------------------
-
-
-def load_project(path: str):
-    """Read a project; an unreadable one is a UsageError (exit 2) with one line."""
-    from cnnstudio.project import ProjectError, read_project
-
-    if not path.strip():  # Path("") is the current folder: say what is wrong instead
-        raise UsageError("the project path is empty: give a .cnnproj or .json file")
-    try:
-        return read_project(Path(path))
-    except ProjectError as err:
-        raise UsageError(err.full()) from None
-
-
-def _num_classes(project) -> int | None:
-    """The class count when it is known without loading data (built-in datasets)."""
-    from cnnstudio.core.templates import BUILTIN_CLASSES
-
-    source = (project.data or {}).get("source") or {"kind": "builtin", "name": "digits"}
-    if isinstance(source, dict) and source.get("kind") == "builtin":
-        return BUILTIN_CLASSES.get(source.get("name"))
-    return None
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -65,7 +44,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     project = load_project(args.project)
     inference = infer_shapes(project.graph, task=project.task,
-                             num_classes=_num_classes(project))
+                             num_classes=builtin_classes(project))
     if args.json:
         rows = summary_rows(project.graph, inference)
         doc = {
@@ -197,23 +176,21 @@ def _command_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    p = sub.add_parser("summary", help="per-layer table: shapes, parameters, problems")
-    p.add_argument("project", metavar="PROJECT")
+    def command(name: str, func: Any, help: str, project: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.set_defaults(func=func)
+        if project:
+            p.add_argument("project", metavar="PROJECT")
+        return p
+
+    p = command("summary", cmd_summary, "per-layer table: shapes, parameters, problems")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_summary)
-
-    p = sub.add_parser("templates", help="list the templates")
+    p = command("templates", cmd_templates, "list the templates", project=False)
     p.add_argument("--json", action="store_true", help="print a JSON list")
-    p.set_defaults(func=cmd_templates)
-
-    p = sub.add_parser("new", help="create a project from a template")
+    p = command("new", cmd_new, "create a project from a template")
     p.add_argument("--template", required=True, metavar="NAME")
-    p.add_argument("project", metavar="PROJECT")
     p.add_argument("--force", action="store_true", help="replace an existing file")
-    p.set_defaults(func=cmd_new)
-
-    p = sub.add_parser("train", help="train headless; save weights and run history")
-    p.add_argument("project", metavar="PROJECT")
+    p = command("train", cmd_train, "train headless; save weights and run history")
     p.add_argument("--epochs", type=int, metavar="N", help="override the project's epochs")
     p.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--out", metavar="PATH", help="save the trained project here instead")
@@ -222,23 +199,16 @@ def _command_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true",
                    help="start from new weights (seeded by training.seed) instead of the"
                         " project's trained ones; a stopped run is not resumed")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("predict", help="top-K classes with probabilities per image")
-    p.add_argument("project", metavar="PROJECT")
+    p = command("predict", cmd_predict, "top-K classes with probabilities per image")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=int, default=5, metavar="K")
     p.add_argument("--json", action="store_true", help="print a JSON list")
-    p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser("export", help="export the model: Python source, TorchScript, ONNX,"
-                       " safetensors weights or a Markdown model card")
-    p.add_argument("project", metavar="PROJECT")
+    p = command("export", cmd_export, "export the model: Python source, TorchScript, ONNX,"
+                " safetensors weights or a Markdown model card")
     p.add_argument("--format", choices=EXPORT_FORMATS,
                    help="what to write (default: from FILE's suffix: .py .pt .onnx"
                         " .safetensors .md)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
-    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -280,10 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         if os.environ.get("CNNSTUDIO_DEBUG"):  # where the message came from, for a report
             traceback.print_exc()
-        _fail(str(err))
+        fail(failure(err))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        _fail("interrupted")
+        fail("interrupted")
         return 130
     except SystemExit as exit_:  # --help and --version
         return int(exit_.code or 0)
@@ -292,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # a bug of ours: still one line, never a traceback
         if os.environ.get("CNNSTUDIO_DEBUG"):
             raise
-        _fail(f"internal error: {type(err).__name__}: {err}")
+        fail(failure(err))
         return EXIT_PROBLEMS
     finally:
         if argv is None:  # the real command, not a caller in-process (tests)

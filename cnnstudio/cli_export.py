@@ -11,10 +11,15 @@ is unknown or needs a package that is not installed.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from cnnstudio.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, load_project
-from cnnstudio.core.templates import BUILTIN_CLASSES
+from cnnstudio.cli_common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UsageError,
+    builtin_classes,
+    fail,
+    load_project,
+)
 from cnnstudio.nn.export import (
     FORMATS,
     DestinationError,
@@ -26,7 +31,6 @@ from cnnstudio.nn.export import (
     format_for_path,
 )
 from cnnstudio.nn.export.classes import class_count_warning
-from cnnstudio.project import Project
 
 
 def _size(n: int) -> str:
@@ -34,13 +38,6 @@ def _size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} bytes"
-
-
-def builtin_classes(project: Project) -> int | None:
-    """The class count of a built-in data source (known without loading the data)."""
-    source = (project.data or {}).get("source") if isinstance(project.data, dict) else None
-    source = source if isinstance(source, dict) else {"kind": "builtin", "name": "digits"}
-    return BUILTIN_CLASSES.get(source.get("name")) if source.get("kind") == "builtin" else None
 
 
 def choose_format(output: str, given: str | None) -> str:
@@ -66,13 +63,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         result = export_project(project, fmt, args.output)
     except ProjectProblem as err:
-        print(f"cnnstudio: {err}", file=sys.stderr)
+        fail(str(err))
         return EXIT_PROBLEMS
     except (DestinationError, MissingDependency, ExportError) as err:
         raise UsageError(str(err)) from None
     classes = class_count_warning(project, builtin_classes(project))
     for warning in [*result.warnings, *([classes] if classes else [])]:
-        print(f"cnnstudio: warning: {warning}", file=sys.stderr)
+        fail(f"warning: {warning}")
     print(f"exported {project.name} as {FORMATS[fmt].title} to {result.path}"
           f" ({_size(result.size)})")
     return EXIT_OK

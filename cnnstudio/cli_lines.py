@@ -1,95 +1,27 @@
-"""What `cnnstudio train` prints while it runs, and how it hears Ctrl-C: the `--json`
-lines, the line saying where the weights start, data progress, the Ctrl-C handler, and a
-test hook that sends a real SIGINT at a chosen point of a run.
+"""What `cnnstudio train` prints while it runs, and how it hears Ctrl-C: the line saying
+where the weights start, data progress, the Ctrl-C handler, and a test hook that sends a
+real SIGINT at a chosen point of a run. The `--json` lines are the engine's
+(`cnnstudio.train.events`): the window reads them too.
 
 Imported only when training runs (it imports torch through cnnstudio.train).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
 import sys
-import time
 from typing import Any, TextIO
 
 from cnnstudio.project.origin import describe_init
 from cnnstudio.train import Callback, ProgressPrinter
 
 
-def print_line(line: dict[str, Any]) -> None:
-    from cnnstudio.train.record import json_safe
-
-    print(json.dumps(json_safe(line), ensure_ascii=False, allow_nan=False), flush=True)
-
-
-class JsonLines(Callback):
-    """One JSON object per epoch on stdout (docs/COMMAND_LINE.md), flushed as it happens.
-    `confusion`: each line also holds the epoch's validation `confusion_matrix` (a list
-    of rows; the GUI's distributed runs ask for it, through SNAPSHOTS_VAR)."""
-
-    def __init__(self, confusion: bool = False) -> None:
-        self.confusion = confusion
-
-    def on_epoch_end(self, trainer, record: dict[str, Any]) -> None:
-        # The documented keys are always there: null without a validation split.
-        metric = "val_iou" if trainer.dataset.task == "segmentation" else "val_accuracy"
-        line = {"event": "epoch", "val_loss": None, metric: None, **record}
-        if self.confusion and trainer.confusion_matrix is not None:
-            line["confusion_matrix"] = trainer.confusion_matrix.tolist()
-        print_line(line)
-
-
-class JsonBatchLines(Callback):
-    """`{"event": "batch", ...}` lines for live plots, at most one per `interval` seconds
-    plus each epoch's last batch. Not part of the documented `--json` output: only printed
-    when CNNSTUDIO_JSON_BATCHES=SECONDS asks for them (the GUI's distributed runs do)."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._last = float("-inf")
-
-    def on_batch_end(self, trainer, info) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval and info.batch != info.batches:
-            return
-        self._last = now
-        print_line({"event": "batch", "epoch": info.epoch, "batch": info.batch,
-                     "batches": info.batches, "loss": info.loss, "lr": info.lr,
-                     "samples_seen": info.samples_seen,
-                     "images_per_second": info.images_per_second})
-
-
-def json_callbacks(args: argparse.Namespace) -> list[Callback]:
-    """The `--json` lines; more of them when the GUI's launch() asked through the
-    environment (batch lines; snapshot lines and confusion matrices)."""
-    from cnnstudio.train.distributed_launch import BATCH_EVENTS_VAR, SNAPSHOTS_VAR
-    from cnnstudio.train.distributed_run import outcome_dir
-
-    if not args.json:
-        return []
-    try:
-        interval = float(os.environ.get(BATCH_EVENTS_VAR, "nan"))
-    except ValueError:
-        interval = float("nan")
-    # Snapshots go to the launcher's folder, where the window also writes what to watch.
-    folder = outcome_dir() if os.environ.get(SNAPSHOTS_VAR) == "1" else None
-    callbacks: list[Callback] = [JsonLines(confusion=folder is not None)]
-    if interval >= 0:
-        callbacks.append(JsonBatchLines(interval))
-    if folder is not None:
-        from cnnstudio.train.snapshots import SnapshotFiles
-
-        callbacks.append(SnapshotFiles(folder, print_line))
-    return callbacks
-
-
 class InterruptToStop(Callback):
     """Ctrl-C asks the trainer to stop after the current batch (weights and resume state
     are then saved); a second Ctrl-C aborts at once. `announce=False` keeps quiet (the
-    ranks of a distributed run other than rank 0)."""
+    ranks of a distributed run other than rank 0). Leaving ends `printer`'s bar line, so
+    that no message (an abort's) lands on it."""
 
     def __init__(self, announce: bool = True, printer: ProgressPrinter | None = None) -> None:
         self.trainer = None
@@ -103,6 +35,8 @@ class InterruptToStop(Callback):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.printer is not None:
+            self.printer.end_line()
         signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
 
     def _on_sigint(self, signum: int, frame: object) -> None:

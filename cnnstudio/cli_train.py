@@ -14,14 +14,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cnnstudio.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, UsageError, load_project
-from cnnstudio.cli_lines import (
-    DataProgress,
-    InterruptToStop,
-    StartLine,
-    json_callbacks,
-    test_hooks,
+from cnnstudio.cli_common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UsageError,
+    fail,
+    failure,
+    load_project,
 )
+from cnnstudio.cli_lines import DataProgress, InterruptToStop, StartLine, test_hooks
 from cnnstudio.project.atomic import destination_problem
 from cnnstudio.train import (
     COMPLETED,
@@ -32,6 +34,7 @@ from cnnstudio.train import (
     predict,
     train_project,
 )
+from cnnstudio.train.events import json_callbacks, print_end
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -92,7 +95,7 @@ def _shown(args: argparse.Namespace, project: Any,
     a terminal (stderr), elsewhere (a pipe, a log) one line per epoch on stdout, with the
     start and end lines, so that stderr holds errors alone. Also: whether on a terminal."""
     terminal = main and sys.stderr.isatty()
-    callbacks: list[Callback] = json_callbacks(args)
+    callbacks: list[Callback] = json_callbacks() if args.json else []
     printer = None
     if main and (terminal or not args.json):
         printer = ProgressPrinter(sys.stderr if terminal else sys.stdout, bar=terminal)
@@ -103,9 +106,23 @@ def _shown(args: argparse.Namespace, project: Any,
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from cnnstudio.train.distributed import torchrun_env
+    from cnnstudio.train.distributed_run import outcome_dir
+
+    try:
+        return _train(args)
+    except Exception as err:
+        # A run the window launched ends with an end line whatever happened: the window
+        # reads why from it (stderr is for people).
+        if args.json and outcome_dir() is not None and torchrun_env() is None:
+            print_end(FAILED, failure(err))
+        raise
+
+
+def _train(args: argparse.Namespace) -> int:
     from cnnstudio.project import ProjectError, rebase_data_paths, write_project
     from cnnstudio.train.distributed import torchrun_env
-    from cnnstudio.train.distributed_run import StopFileWatch, outcome_dir
+    from cnnstudio.train.distributed_run import RankOutcome, StopFileWatch, outcome_dir
 
     if args.nproc is not None and args.nproc < 1:
         raise UsageError("--nproc must be at least 1")
@@ -120,15 +137,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if (folder := outcome_dir()) is not None:  # launch() with one process: its Stop
         callbacks.append(StopFileWatch(folder))
     runs_before = copy.deepcopy(project.runs)
-    try:
-        with InterruptToStop(printer=printer) as interrupt:
-            result = train_project(project, epochs=args.epochs, device=args.device,
-                                   callbacks=[*test_hooks(), *callbacks, interrupt],
-                                   progress=DataProgress(sys.stderr) if terminal else None,
-                                   fresh=args.fresh)
-    finally:  # a second Ctrl-C aborts: its message must not land on the bar's line
-        if printer is not None:
-            printer.end_line()
+    with InterruptToStop(printer=printer) as interrupt:
+        result = train_project(project, epochs=args.epochs, device=args.device,
+                               callbacks=[*test_hooks(), *callbacks, interrupt],
+                               progress=DataProgress(sys.stderr) if terminal else None,
+                               fresh=args.fresh)
     # Saved whenever the run was recorded, as the GUI does: also a run that failed at its
     # first batch (no weights to keep, but its record says what went wrong). Failures
     # before training began leave the project, and so the file, untouched.
@@ -140,31 +153,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             write_project(project, out)
         except ProjectError as err:
-            print(f"cnnstudio: {err.full()}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-    if args.json:
-        end = {"event": "end", "status": result.status, "message": result.message,
-               "best_epoch": result.best_epoch, "device": result.device,
-               "saved": str(out) if trained else None,
-               "init": project.runs[-1].get("init") if trained else None,
-               "skipped": [{"file": f, "reason": r} for f, r in result.skipped]}
-        print(json.dumps(end, ensure_ascii=False), flush=True)
-    elif result.skipped:
-        print(_skipped_line(result.skipped))
-    if not args.json and result.status == COMPLETED:
-        best = result.best or {}
-        metric = next((f"{k} {best[k]:.4f}" for k in ("val_accuracy", "val_iou")
-                       if isinstance(best.get(k), float)), "")
-        print(f"trained {len(result.epochs)} epoch(s) on {result.device}; best epoch "
-              f"{result.best_epoch} {metric}; saved {out}")
-        if result.message:  # early stopping, weights that did not fit: worth a line
-            print(result.message)
-    if result.status != COMPLETED:
-        hint = "; run 'cnnstudio train' again to resume" if result.status == "stopped" else ""
-        print(f"cnnstudio: training {result.status}: {result.message or 'no message'}{hint}",
-              file=sys.stderr)
-        return EXIT_PROBLEMS
-    return EXIT_OK
+            raise UsageError(err.full()) from None
+    outcome = RankOutcome(0, 1, result.status, result.message, saved=str(out) if trained
+                          else None, init=project.runs[-1].get("init") if trained else None)
+    return _report(args, {**outcome.summarize(result).to_dict(), "skipped": result.skipped})
 
 
 # ---- distributed: `--nproc N` launches N ranks; each of them (or torchrun's) runs one ----
@@ -195,10 +187,9 @@ def _train_launcher(args: argparse.Namespace) -> int:
     if outcome.main is not None:
         return _report(args, outcome.main)
     if args.json:
-        end = {"event": "end", "status": FAILED, "message": outcome.message,
-               "best_epoch": None, "device": None, "saved": None, "processes": args.nproc}
-        print(json.dumps(end, ensure_ascii=False), flush=True)
-    print(f"cnnstudio: training failed: {outcome.message}", file=sys.stderr, flush=True)
+        print_end(FAILED, outcome.message, best_epoch=None, device=None, saved=None,
+                  processes=args.nproc)
+    fail(f"training failed: {outcome.message}")
     return EXIT_PROBLEMS
 
 
@@ -216,20 +207,16 @@ def _train_rank(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.project)
     main = place.get("rank") == 0
     shown, printer, terminal = _shown(args, project, main=main)
-    try:
-        with InterruptToStop(announce=main, printer=printer) as interrupt:
-            outcome = run_rank(project, out, epochs=args.epochs, device=args.device,
-                               callbacks=[interrupt], main_callbacks=shown,
-                               progress=DataProgress(sys.stderr) if terminal else None,
-                               fresh=args.fresh)
-    finally:
-        if printer is not None:
-            printer.end_line()
+    with InterruptToStop(announce=main, printer=printer) as interrupt:
+        outcome = run_rank(project, out, epochs=args.epochs, device=args.device,
+                           callbacks=[interrupt], main_callbacks=shown,
+                           progress=DataProgress(sys.stderr) if terminal else None,
+                           fresh=args.fresh)
     launched = outcome_dir() is not None  # by --nproc: the launcher speaks for the run
     if not outcome.together:
         if not launched:
-            print(f"cnnstudio: training failed in process {outcome.rank} of"
-                  f" {outcome.world_size}: {outcome.message}", file=sys.stderr)
+            fail(f"training failed in process {outcome.rank} of {outcome.world_size}:"
+                 f" {outcome.message}")
         sys.stdout.flush()
         sys.stderr.flush()
         # Peers may be blocked in a collective: leave now, without tearing the group
@@ -244,30 +231,31 @@ def _train_rank(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
-    """Print how a distributed run ended (rank 0's outcome), as the single-process path
-    does; return the exit status."""
+    """Print how the run ended (a `RankOutcome` dict: rank 0's, or the one process's with
+    the files the data skipped); return the exit status."""
     if outcome.get("save_error"):
-        print(f"cnnstudio: {outcome['save_error']}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise UsageError(outcome["save_error"])
     status, processes = outcome["status"], outcome["world_size"]
-    if args.json:
-        end = {"event": "end", "status": status, "message": outcome["message"],
-               "best_epoch": outcome["best_epoch"], "device": outcome["device"],
-               "saved": outcome["saved"], "init": outcome.get("init"),
-               "processes": processes}
-        print(json.dumps(end, ensure_ascii=False), flush=True)
-    elif status == COMPLETED:
+    single, skipped = "skipped" in outcome, outcome.get("skipped") or []
+    if args.json:  # the skipped files of one process; how many processes, else
+        print_end(status, outcome["message"], best_epoch=outcome["best_epoch"],
+                  device=outcome["device"], saved=outcome["saved"], init=outcome.get("init"),
+                  **({"skipped": [{"file": f, "reason": r} for f, r in skipped]} if single
+                     else {"processes": processes}))
+    elif skipped:
+        print(_skipped_line(skipped))
+    if not args.json and status == COMPLETED:
+        where = outcome["device"] if single else f"{processes} processes ({outcome['device']} each)"
         metric = " ".join(f"{k} {v:.4f}" for k, v in outcome["best"].items())
-        print(f"trained {outcome['epochs']} epoch(s) on {processes} processes"
-              f" ({outcome['device']} each); best epoch {outcome['best_epoch']} {metric};"
-              f" saved {outcome['saved']}")
-        if outcome["message"]:
+        print(f"trained {outcome['epochs']} epoch(s) on {where}; best epoch"
+              f" {outcome['best_epoch']} {metric}; saved {outcome['saved']}")
+        if outcome["message"]:  # early stopping, weights that did not fit: worth a line
             print(outcome["message"])
     if status != COMPLETED:
-        hint = (f"; train again with {processes} processes to resume"
-                if status == "stopped" else "")
-        print(f"cnnstudio: training {status}: {outcome['message'] or 'no message'}{hint}",
-              file=sys.stderr)
+        again = ("run 'cnnstudio train' again" if single
+                 else f"train again with {processes} processes")
+        hint = f"; {again} to resume" if status == "stopped" else ""
+        fail(f"training {status}: {outcome['message'] or 'no message'}{hint}")
         return EXIT_PROBLEMS
     return EXIT_OK
 
@@ -308,7 +296,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         results = predict(project, images, top=args.top)
     except PredictError as err:
-        print(f"cnnstudio: {err}", file=sys.stderr)
+        fail(str(err))
         return EXIT_PROBLEMS
     if args.json:
         print(json.dumps(results, ensure_ascii=False))
@@ -321,7 +309,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(f"  {entry['probability']:7.2%}  {entry['class']}")
     unreadable = [item["image"] for item in results if item.get("error")]
     if unreadable:
-        print(f"cnnstudio: {len(unreadable)} image(s) could not be read: {unreadable[0]}"
-              + (" …" if len(unreadable) > 1 else ""), file=sys.stderr)
+        fail(f"{len(unreadable)} image(s) could not be read: {unreadable[0]}"
+             + (" …" if len(unreadable) > 1 else ""))
         return EXIT_BAD_INPUT
     return EXIT_OK

@@ -44,3 +44,15 @@ def test_source_files_stay_under_500_lines():
     long = [f"{p.relative_to(ROOT)} ({n})" for p in (ROOT / "cnnstudio").rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500]
     assert not long, "split these by meaning: " + ", ".join(long)
+
+
+def test_no_import_cycles():
+    """No module imports, through any chain, a module that imports it (run-time imports,
+    lazy ones included): a cycle is two modules that should be one, or a third missing."""
+    import grimp
+
+    graph = grimp.build_graph("cnnstudio", exclude_type_checking_imports=True)
+    cycles = [f"{a} -> {b} -> ... -> {a}" for a in sorted(graph.modules)
+              for b in sorted(graph.find_modules_directly_imported_by(a))
+              if graph.find_shortest_chain(importer=b, imported=a)]
+    assert not cycles, "\n".join(cycles)

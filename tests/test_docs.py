@@ -145,16 +145,16 @@ def test_settings_tables_list_every_key_with_its_default(heading: str,
 
 
 def test_source_kinds_match_the_code() -> None:
-    from cnnstudio.project.settings import BUILTIN_DATASETS, SOURCE_KINDS
+    from cnnstudio.core.data_sources import BUILTINS, SOURCE_KINDS, path_keys
 
     rows = [r for r in table_rows(section(PROJECT_FORMAT, "data")) if len(r) == 3
             and r[0].strip("`") in SOURCE_KINDS]
     assert [r[0].strip("`") for r in rows] == list(SOURCE_KINDS)
     for row in rows:
-        for key in SOURCE_KINDS[row[0].strip("`")]:
+        for key in path_keys(row[0].strip("`")):
             assert f"`{key}`" in row[1]
     builtin = next(r for r in rows if r[0] == "`builtin`")
-    assert all(f"`{name}`" in builtin[1] for name in BUILTIN_DATASETS)
+    assert all(f"`{name}`" in builtin[1] for name in BUILTINS)
 
 
 def test_every_layer_type_and_param_is_listed() -> None:

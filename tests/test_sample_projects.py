@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnstudio.core.data_sources import builtin_classes
 from cnnstudio.core.shapes import infer_shapes
-from cnnstudio.core.templates import BUILTIN_CLASSES
 from cnnstudio.project import read_project
 from cnnstudio.train import COMPLETED, train_project
 
@@ -23,7 +23,7 @@ def test_sample_trains_a_few_batches(path, tmp_path, monkeypatch):
     source = project.data["source"]
     assert source["kind"] == "builtin"
     inference = infer_shapes(project.graph, task=project.task,
-                             num_classes=BUILTIN_CLASSES[source["name"]])
+                             num_classes=builtin_classes(project.data))
     assert inference.problems == []
     project.training.update({"epochs": 1, "max_batches_per_epoch": 2, "device": "cpu"})
     result = train_project(project)

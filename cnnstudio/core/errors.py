@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GraphError(Exception):
     """Base of every error about a network graph; `node` is the id at fault, if any."""
@@ -76,3 +78,16 @@ class FormatError(Exception):
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
         self.message = message
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of `err`'s message, or its type's name when it says nothing."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def with_more(problems: list[Any] | tuple[Any, ...]) -> str:
+    """The first problem in one line, with how many more there are: "x (and 2 more problems)"."""
+    more = len(problems) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
+    return str(problems[0]) + suffix

@@ -124,6 +124,10 @@ class Graph:
         except KeyError:
             raise MissingNodeError(f"no node with id {node_id!r}", node=node_id) from None
 
+    def input_node(self) -> Node | None:
+        """The network's (first) Input node, or None when it has none."""
+        return next((n for n in self._nodes.values() if n.type == "Input"), None)
+
     @property
     def ids(self) -> list[str]:
         return list(self._nodes)
@@ -283,20 +287,30 @@ class Graph:
     def index_of(self, node_id: str) -> int:
         return list(self._nodes).index(node_id)
 
-    def connect(self, source: str, target: str, index: int | None = None) -> None:
-        """Feed `source`'s output into `target` (appended, or at input position `index`).
-
-        Raises MissingNodeError, ArityError (the target takes no more inputs) or
-        CycleError (the target already feeds the source).
+    def check_connect(self, source: str, target: str) -> None:
+        """Raise MissingNodeError, ArityError (the target takes no more inputs) or
+        CycleError (the target already feeds the source) unless `source` → `target` can
+        be connected. The messages are for a student dragging a wire (the canvas shows them).
         """
         self.node(source)
         node = self.node(target)
         layer = node.layer
+        if source == target:
+            raise CycleError("a layer cannot feed itself", node=target)
+        if layer.max_inputs == 0:
+            raise ArityError(f"{target} is an {layer.name}: it takes no inputs", node=target)
         if layer.max_inputs is not None and len(node.inputs) >= layer.max_inputs:
-            what = "no inputs" if layer.max_inputs == 0 else f"{layer.max_inputs} input(s)"
-            raise ArityError(f"{layer.name} takes {what}; disconnect one first", node=target)
-        if source == target or self.reaches(target, source):
-            raise CycleError(f"connecting {source} → {target} would make a cycle", node=target)
+            raise ArityError(f"{target} ({layer.name}) already has its input"
+                             " — drag that connection away first", node=target)
+        if self.reaches(target, source):
+            raise CycleError(f"{target} already feeds {source}: connecting would make a cycle",
+                             node=target)
+
+    def connect(self, source: str, target: str, index: int | None = None) -> None:
+        """Feed `source`'s output into `target` (appended, or at input position `index`);
+        raises what `check_connect` raises."""
+        self.check_connect(source, target)
+        node = self.node(target)
         index = len(node.inputs) if index is None else max(0, min(index, len(node.inputs)))
         node.inputs.insert(index, source)
         self._emit("edge_added", source=source, target=target, index=index)

@@ -2,7 +2,8 @@
 
 One `LayerType` per layer describes everything the rest of the program needs: the
 palette (category, help), the inspector (parameters, formulas), shape inference
-(`rule`), the torch builder (`torch_class`) and file validation (`resolve`).
+(`rule`), the torch builder (`torch_class`, or `own_class` and `code` for our own
+types), the receptive-field views (`spatial_role`) and file validation (`resolve`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from cnnstudio.core.params import Param, normalize
 Shape = tuple[int, ...]
 
 SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+# What a layer does to the spatial grid: elementwise keeps the shape, each output position
+# from the same input position; channels too, but changes the channel count (Maxout); window
+# slides a kernel with stride and padding; resample scales the grid or sets its size;
+# global collapses the spatial axes (Flatten, Linear); merge joins inputs (Add, Concat).
+SPATIAL_ROLES = ("input", "elementwise", "channels", "window", "resample", "global", "merge")
 
 
 @dataclass(frozen=True)
@@ -68,10 +75,15 @@ class LayerType:
     help: str
     params: tuple[Param, ...]
     rule: Rule
+    spatial_role: str
     min_inputs: int = 1
     max_inputs: int | None = 1
     ndim: int = 0  # spatial dimensions of list-valued parameters (kernel_size…), 0 if none
     torch_class: str | None = None  # torch.nn class name; None for our own types
+    own_class: str | None = None  # our own types: the class in cnnstudio.nn.modules
+    # Our own types in exported source: the expression from the argument names, the
+    # resolved params and the first input shape.
+    code: Callable[[list[str], dict[str, Any], Shape], str] | None = None
     caption: Callable[[dict[str, Any]], str] = lambda p: ""
     check: Callable[[dict[str, Any]], None] | None = None  # cross-parameter constraints
     reserved: tuple[str, ...] = ()  # torch sizes supplied by shape inference, never in files
@@ -85,6 +97,11 @@ class LayerType:
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
+
+    def inferred_sizes(self, shape: Shape) -> dict[str, int]:
+        """The `reserved` constructor sizes torch needs, for an input of `shape`."""
+        sizes = {"in_channels": shape[0], "in_features": shape[-1], "num_features": shape[0]}
+        return {name: sizes[name] for name in self.reserved}  # Linear: the last dimension
 
     def resolve(self, params: dict[str, Any], node: str | None = None) -> dict[str, Any]:
         """Validate user params; return every param in canonical form, defaults filled.
@@ -144,17 +161,6 @@ def fmt_shape(shape: Sequence[int]) -> str:
 def fmt_pair(values: Sequence[Any]) -> str:
     """(3, 3) → '3×3', (3, 5) → '3×5', (2,) → '2'."""
     return "×".join(str(v) for v in values)
-
-
-def fmt_count(n: int) -> str:
-    return f"{n:,}"
-
-
-def prod(values: Sequence[int]) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
 
 
 def spatial_names(ndim: int) -> tuple[str, ...]:

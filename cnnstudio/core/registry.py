@@ -7,7 +7,7 @@ validation all read these descriptions; nothing else lists layer types.
 from __future__ import annotations
 
 from cnnstudio.core.errors import UnknownTypeError
-from cnnstudio.core.layer_type import LayerType
+from cnnstudio.core.layer_type import SPATIAL_ROLES, LayerType
 from cnnstudio.core.layers import basic, conv, pool
 
 CATEGORY_ORDER = ("Input", "Convolution", "Pooling", "Normalization", "Activation",
@@ -25,6 +25,8 @@ def _collect(*families: list[LayerType]) -> dict[str, LayerType]:
                 raise RuntimeError(f"layer type {layer.name} is described twice")
             if layer.category not in CATEGORY_ORDER:
                 raise RuntimeError(f"layer type {layer.name} has unknown category {layer.category}")
+            if layer.spatial_role not in SPATIAL_ROLES:
+                raise RuntimeError(f"layer type {layer.name} has unknown role {layer.spatial_role}")
             table[layer.name] = layer
     return table
 

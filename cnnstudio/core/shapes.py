@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from math import prod
 from typing import Any
 
 from cnnstudio.core.errors import CycleError, ParameterError, ShapeError
 from cnnstudio.core.graph import Graph
-from cnnstudio.core.layer_type import LayerResult, Shape, fmt_shape, prod
+from cnnstudio.core.layer_type import LayerResult, RFStep, Shape, fmt_shape
 
 BYTES_PER_VALUE = 4  # float32 activations
 ERROR, WARNING = "error", "warning"
-# Layers that keep the shape and just pass values through: the class-count fix looks past them.
-_PASS_THROUGH = {"ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax",
-                 "Dropout", "BatchNorm1d"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +82,7 @@ class NodeInfo:
     memory: int = 0  # bytes of this node's output, per sample
     formulas: list[str] = field(default_factory=list)
     receptive_field: ReceptiveField | None = None
+    step: RFStep | None = None  # how the layer itself changes the field (its rule's `rf`)
     caption: str = ""
 
 
@@ -207,7 +206,7 @@ def _infer_node(graph: Graph, node_id: str, infos: dict[str, NodeInfo],
     info.shape = tuple(result.shape)
     info.params, info.macs = result.params, result.macs
     info.memory = prod(info.shape) * BYTES_PER_VALUE
-    info.formulas = result.formulas
+    info.formulas, info.step = result.formulas, result.rf
     for note in result.notes:
         fix = None
         if note.fix == "insert_flatten":
@@ -290,9 +289,30 @@ def _find_classifier(graph: Graph, node_id: str) -> str | None:
         node = graph.node(current)
         if node.type == "Linear":
             return current
-        if node.type not in _PASS_THROUGH or len(node.inputs) != 1:
+        if node.layer.spatial_role != "elementwise" or len(node.inputs) != 1:
             return None
         current = node.inputs[0]
+
+
+# Activations that squash (bounded) rather than rectify: Grad-CAM stops before them.
+_SQUASHING = {"Tanh", "Sigmoid", "Softmax"}
+
+
+def feature_map_node(graph: Graph, node_id: str) -> str:
+    """The node whose output is `node_id`'s feature maps: past the normalization and the
+    rectifying activation that follow a convolution alone (Grad-CAM weighs rectified maps;
+    the raw convolution output's negative parts would cancel the evidence)."""
+    current = node_id
+    while current in graph:
+        consumers = graph.consumers(current)
+        layer = graph.node(consumers[0]).layer if len(consumers) == 1 else None
+        if (layer is None or layer.spatial_role != "elementwise" or layer.name in _SQUASHING
+                or layer.category not in ("Normalization", "Activation")):
+            break
+        current = consumers[0]
+        if layer.category == "Activation":
+            break
+    return current
 
 
 def _check_output(graph: Graph, inference: Inference, task: str, num_classes: int | None) -> None:
@@ -343,7 +363,7 @@ def infer_shapes(graph: Graph, *, task: str = "classification",
     """
     order, problems = _partial_order(graph)
     infos: dict[str, NodeInfo] = {}
-    inputs = [n.id for n in graph if n.type == "Input"]
+    inputs = [n.id for n in graph if n.type == "Input"]  # all of them: extras are problems
     if not inputs and len(graph):
         problems.append(Problem(None, "the network has no Input node"))
     for extra in inputs[1:]:

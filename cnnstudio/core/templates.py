@@ -20,11 +20,9 @@ from cnnstudio.core.blocks import (
     unet_up,
     vgg_block,
 )
+from cnnstudio.core.data_sources import BUILTINS
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.layout import auto_layout
-
-# Class counts of the built-in datasets the templates train on.
-BUILTIN_CLASSES = {"digits": 10, "xo": 2, "shapes": 3, "shapes-seg": 4, "signals": 4}
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,7 @@ class Template:
 
     @property
     def classes(self) -> int:
-        return BUILTIN_CLASSES[self.dataset]
+        return len(BUILTINS[self.dataset].classes)
 
     def graph(self, classes: int | None = None) -> Graph:
         graph = self.build(classes or self.classes)
@@ -59,123 +57,111 @@ class Template:
         }
 
 
-def _head(graph: Graph, x: str, classes: int, hidden: int | None = None) -> str:
-    x = add(graph, "Flatten", x, id="flatten")
+def _start(shape: list[int]) -> tuple[Graph, str]:
+    """A new graph holding only its Input node (id "input") of `shape`."""
+    g = Graph()
+    return g, add(g, "Input", None, {"shape": shape}, id="input")
+
+
+def _conv(g: Graph, x: str, id: str, channels: int, kernel: int, padding: int = 0,
+          conv: str = "Conv2d", act: str = "ReLU") -> str:
+    """A convolution (padding 0, the default, is not written) and its activation."""
+    params = {"out_channels": channels, "kernel_size": kernel}
+    if padding:
+        params["padding"] = padding
+    return add(g, act, add(g, conv, x, params, id=id))
+
+
+def _classify(g: Graph, x: str, classes: int, hidden: int | None = None,
+              gap: bool = False) -> Graph:
+    """The head: [global average pooling →] Flatten [→ Linear → ReLU → Dropout] → Linear."""
+    if gap:
+        x = add(g, "AdaptiveAvgPool2d", x, {"output_size": 1}, id="gap")
+    x = add(g, "Flatten", x, id="flatten")
     if hidden:
-        x = add(graph, "Linear", x, {"out_features": hidden}, id="fc1")
-        x = add(graph, "ReLU", x)
-        x = add(graph, "Dropout", x, {"p": 0.5})
-    return add(graph, "Linear", x, {"out_features": classes}, id="classifier")
+        x = add(g, "Linear", x, {"out_features": hidden}, id="fc1")
+        x = add(g, "Dropout", add(g, "ReLU", x), {"p": 0.5})
+    add(g, "Linear", x, {"out_features": classes}, id="classifier")
+    return g
 
 
 def xo_net(classes: int) -> Graph:
     """The course's X-vs-O toy net: three 3×3 filters on a 9×9 picture, pool, vote."""
-    g = Graph()
-    x = add(g, "Input", None, {"shape": [1, 9, 9]}, id="input")
-    x = add(g, "Conv2d", x, {"out_channels": 3, "kernel_size": 3, "padding": 1}, id="conv1")
-    x = add(g, "ReLU", x)
+    g, x = _start([1, 9, 9])
+    x = _conv(g, x, "conv1", 3, 3, padding=1)
     x = add(g, "MaxPool2d", x, {"kernel_size": 2, "stride": 2, "ceil_mode": True}, id="pool1")
-    _head(g, x, classes)
-    return g
+    return _classify(g, x, classes)
 
 
 def mxnet_mnist(classes: int) -> Graph:
     """The two-convolution MNIST net of the MXNet tutorial: 2,315,018 parameters."""
-    g = Graph()
-    x = add(g, "Input", None, {"shape": [1, 28, 28]}, id="input")
-    x = add(g, "Conv2d", x, {"out_channels": 64, "kernel_size": 5}, id="conv1")
-    x = add(g, "ReLU", x)
-    x = add(g, "MaxPool2d", x, {"kernel_size": 2, "stride": 2}, id="pool1")
-    x = add(g, "Conv2d", x, {"out_channels": 128, "kernel_size": 5}, id="conv2")
-    x = add(g, "ReLU", x)
-    x = add(g, "MaxPool2d", x, {"kernel_size": 2, "stride": 2}, id="pool2")
-    _head(g, x, classes, hidden=1024)
-    return g
+    g, x = _start([1, 28, 28])
+    for i, channels in enumerate((64, 128), 1):
+        x = _conv(g, x, f"conv{i}", channels, 5)
+        x = add(g, "MaxPool2d", x, {"kernel_size": 2, "stride": 2}, id=f"pool{i}")
+    return _classify(g, x, classes, hidden=1024)
 
 
 def lenet5(classes: int) -> Graph:
     """LeNet-5 (LeCun et al., 1998): tanh, average pooling, 120-84 dense head."""
-    g = Graph()
-    x = add(g, "Input", None, {"shape": [1, 32, 32]}, id="input")
-    x = add(g, "Conv2d", x, {"out_channels": 6, "kernel_size": 5}, id="c1")
-    x = add(g, "Tanh", x)
-    x = add(g, "AvgPool2d", x, {"kernel_size": 2}, id="s2")
-    x = add(g, "Conv2d", x, {"out_channels": 16, "kernel_size": 5}, id="c3")
-    x = add(g, "Tanh", x)
-    x = add(g, "AvgPool2d", x, {"kernel_size": 2}, id="s4")
+    g, x = _start([1, 32, 32])
+    for conv, pool, channels in (("c1", "s2", 6), ("c3", "s4", 16)):
+        x = _conv(g, x, conv, channels, 5, act="Tanh")
+        x = add(g, "AvgPool2d", x, {"kernel_size": 2}, id=pool)
     x = add(g, "Flatten", x, id="flatten")
-    x = add(g, "Linear", x, {"out_features": 120}, id="c5")
-    x = add(g, "Tanh", x)
-    x = add(g, "Linear", x, {"out_features": 84}, id="f6")
-    x = add(g, "Tanh", x)
+    for layer, features in (("c5", 120), ("f6", 84)):
+        x = add(g, "Tanh", add(g, "Linear", x, {"out_features": features}, id=layer))
     add(g, "Linear", x, {"out_features": classes}, id="classifier")
     return g
 
 
 def alexnet_small(classes: int) -> Graph:
     """AlexNet's shape (5 convolutions, 3 dense layers) scaled to 32×32 inputs."""
-    g = Graph()
-    x = add(g, "Input", None, {"shape": [3, 32, 32]}, id="input")
+    g, x = _start([3, 32, 32])
     for i, (channels, kernel, pool) in enumerate(
         [(64, 5, True), (128, 5, True), (192, 3, False), (192, 3, False), (128, 3, True)], 1
     ):
-        x = add(g, "Conv2d", x, {"out_channels": channels, "kernel_size": kernel,
-                                 "padding": kernel // 2}, id=f"conv{i}")
-        x = add(g, "ReLU", x)
+        x = _conv(g, x, f"conv{i}", channels, kernel, padding=kernel // 2)
         if pool:
             x = add(g, "MaxPool2d", x, {"kernel_size": 3, "stride": 2}, id=f"pool{i}")
     x = add(g, "Flatten", x, id="flatten")
-    x = add(g, "Dropout", x, {"p": 0.5})
-    x = add(g, "Linear", x, {"out_features": 512}, id="fc1")
-    x = add(g, "ReLU", x)
-    x = add(g, "Dropout", x, {"p": 0.5})
-    x = add(g, "Linear", x, {"out_features": 512}, id="fc2")
-    x = add(g, "ReLU", x)
+    for i in (1, 2):
+        x = add(g, "Linear", add(g, "Dropout", x, {"p": 0.5}), {"out_features": 512},
+                id=f"fc{i}")
+        x = add(g, "ReLU", x)
     add(g, "Linear", x, {"out_features": classes}, id="classifier")
     return g
 
 
 def vgg_style(classes: int) -> Graph:
     """Three VGG blocks (32, 64, 128 channels) and a dense head (Simonyan & Zisserman)."""
-    g = Graph()
-    x = add(g, "Input", None, {"shape": [3, 32, 32]}, id="input")
+    g, x = _start([3, 32, 32])
     for channels in (32, 64, 128):
         x = vgg_block(g, x, channels, 2, batch_norm=True)
-    _head(g, x, classes, hidden=256)
-    return g
+    return _classify(g, x, classes, hidden=256)
 
 
 def resnet_style(classes: int) -> Graph:
     """A small ResNet: stem, two residual stages, global average pooling."""
-    g = Graph()
-    x = add(g, "Input", None, {"shape": [3, 32, 32]}, id="input")
+    g, x = _start([3, 32, 32])
     x = conv_bn_relu(g, x, 32)
-    x = residual_block(g, x, 32, 32)
-    x = residual_block(g, x, 32, 32)
-    x = residual_block(g, x, 64, 32, stride=2)
-    x = residual_block(g, x, 64, 64)
-    x = add(g, "AdaptiveAvgPool2d", x, {"output_size": 1}, id="gap")
-    _head(g, x, classes)
-    return g
+    for out, into, stride in ((32, 32, 1), (32, 32, 1), (64, 32, 2), (64, 64, 1)):
+        x = residual_block(g, x, out, into, stride=stride)
+    return _classify(g, x, classes, gap=True)
 
 
 def inception_style(classes: int) -> Graph:
     """A stem and two inception blocks with pooling between, global average pooling."""
-    g = Graph()
-    x = add(g, "Input", None, {"shape": [3, 32, 32]}, id="input")
-    x = conv_bn_relu(g, x, 32)
-    x = inception_block(g, x, 16, 24, 8, 8)
+    g, x = _start([3, 32, 32])
+    x = inception_block(g, conv_bn_relu(g, x, 32), 16, 24, 8, 8)
     x = add(g, "MaxPool2d", x, {"kernel_size": 2, "stride": 2})
     x = inception_block(g, x, 32, 48, 16, 16)
-    x = add(g, "AdaptiveAvgPool2d", x, {"output_size": 1}, id="gap")
-    _head(g, x, classes)
-    return g
+    return _classify(g, x, classes, gap=True)
 
 
 def unet(classes: int) -> Graph:
     """A two-level U-Net (Ronneberger et al., 2015): per-pixel class scores."""
-    g = Graph()
-    x = add(g, "Input", None, {"shape": [3, 32, 32]}, id="input")
+    g, x = _start([3, 32, 32])
     e1 = double_conv(g, x, 16)
     x = add(g, "MaxPool2d", e1, {"kernel_size": 2, "stride": 2})
     e2 = double_conv(g, x, 32)
@@ -189,29 +175,19 @@ def unet(classes: int) -> Graph:
 
 def cnn_1d(classes: int) -> Graph:
     """A 1-D CNN for signals of length 128."""
-    g = Graph()
-    x = add(g, "Input", None, {"shape": [1, 128]}, id="input")
-    x = add(g, "Conv1d", x, {"out_channels": 16, "kernel_size": 5, "padding": 2}, id="conv1")
-    x = add(g, "ReLU", x)
-    x = add(g, "MaxPool1d", x, {"kernel_size": 2}, id="pool1")
-    x = add(g, "Conv1d", x, {"out_channels": 32, "kernel_size": 5, "padding": 2}, id="conv2")
-    x = add(g, "ReLU", x)
-    x = add(g, "MaxPool1d", x, {"kernel_size": 2}, id="pool2")
-    _head(g, x, classes, hidden=64)
-    return g
+    g, x = _start([1, 128])
+    for i, channels in enumerate((16, 32), 1):
+        x = _conv(g, x, f"conv{i}", channels, 5, padding=2, conv="Conv1d")
+        x = add(g, "MaxPool1d", x, {"kernel_size": 2}, id=f"pool{i}")
+    return _classify(g, x, classes, hidden=64)
 
 
 def digits_lenet(classes: int) -> Graph:
     """A LeNet-style net for the 8×8 digits: two small convolutions and a dense head."""
-    g = Graph()
-    x = add(g, "Input", None, {"shape": [1, 8, 8]}, id="input")
-    x = add(g, "Conv2d", x, {"out_channels": 16, "kernel_size": 3, "padding": 1}, id="conv1")
-    x = add(g, "ReLU", x)
-    x = add(g, "Conv2d", x, {"out_channels": 32, "kernel_size": 3, "padding": 1}, id="conv2")
-    x = add(g, "ReLU", x)
+    g, x = _start([1, 8, 8])
+    x = _conv(g, _conv(g, x, "conv1", 16, 3, padding=1), "conv2", 32, 3, padding=1)
     x = add(g, "MaxPool2d", x, {"kernel_size": 2, "stride": 2}, id="pool1")
-    _head(g, x, classes, hidden=64)
-    return g
+    return _classify(g, x, classes, hidden=64)
 
 
 _ADAM = {"optimizer": {"name": "Adam", "lr": 0.001}}

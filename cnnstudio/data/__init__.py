@@ -5,14 +5,12 @@
 """
 
 from .augment import augment_batch
-from .builtin_data import BUILTIN_NAMES
 from .cache import CACHE_VERSION, clear_cache, default_cache_dir, default_memory_budget
 from .dataset import Dataset, channel_stats
 from .errors import DataError, SkippedFile
 from .loader import load_dataset
 
 __all__ = [
-    "BUILTIN_NAMES",
     "CACHE_VERSION",
     "DataError",
     "Dataset",

@@ -24,13 +24,11 @@ from importlib import resources
 
 import numpy as np
 
+from cnnstudio.core.data_sources import BUILTINS
+
 from .convert import array_formats, fit_images, fit_signals, resize_masks
 from .errors import DataError
 from .sources.base import Decoded, Target
-
-BUILTIN_NAMES = ("digits", "xo", "shapes", "shapes-seg", "signals")
-SEGMENTATION_BUILTINS = {"shapes-seg"}
-_DEFAULT_SAMPLES = {"xo": 1000, "shapes": 1500, "shapes-seg": 600, "signals": 1000}
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -146,36 +144,27 @@ def load_builtin(source: dict, target: Target, task: str) -> Decoded:
     shape it cannot be fitted to.
     """
     name = source.get("name")
-    if name not in BUILTIN_NAMES:
+    builtin = BUILTINS.get(name) if isinstance(name, str) else None
+    if builtin is None:
         raise DataError(f"unknown built-in dataset {name!r}: expected one of "
-                        f"{', '.join(BUILTIN_NAMES)}")
-    wanted = "segmentation" if name in SEGMENTATION_BUILTINS else "classification"
-    if task != wanted:
-        raise DataError(f"built-in dataset '{name}' is for {wanted}; the project task is {task}")
+                        f"{', '.join(BUILTINS)}")
+    if task != builtin.task:
+        raise DataError(f"built-in dataset '{name}' is for {builtin.task}; "
+                        f"the project task is {task}")
     try:
         seed = int(source.get("seed", 0))
-        n = int(source.get("samples", _DEFAULT_SAMPLES.get(name, 0)))
+        n = int(source.get("samples", builtin.samples))
     except (TypeError, ValueError):
         raise DataError(f"built-in dataset '{name}': seed and samples must be integers") from None
     if name != "digits" and not 1 <= n <= 1_000_000:
         raise DataError(f"built-in dataset '{name}': samples must be between 1 and 1000000")
-    what = f"built-in dataset '{name}'"
+    what, names = f"built-in dataset '{name}'", list(builtin.classes)
     if name == "signals":
         x, y = make_signals(n, seed)
-        return Decoded(fit_signals(x, target, what), y, ["sine", "square", "sawtooth", "noise"])
+        return Decoded(fit_signals(x, target, what), y, names)
     target.require_image(what)
-    if name == "digits":
-        x, y = load_digits()
-        names = [str(i) for i in range(10)]
-    elif name == "xo":
-        x, y = make_xo(n, seed)
-        names = ["O", "X"]
-    elif name == "shapes":
-        x, y = make_shapes(n, seed)
-        names = ["circle", "square", "triangle"]
-    else:
-        x, y = make_shapes_seg(n, seed)
-        return Decoded(fit_images(x, target, what), resize_masks(y, target.spatial),
-                       ["background", "circle", "square", "triangle"],
-                       formats=array_formats(x))
+    x, y = load_digits() if name == "digits" else {
+        "xo": make_xo, "shapes": make_shapes, "shapes-seg": make_shapes_seg}[name](n, seed)
+    if builtin.task == "segmentation":
+        y = resize_masks(y, target.spatial)
     return Decoded(fit_images(x, target, what), y, names, formats=array_formats(x))

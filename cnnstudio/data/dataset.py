@@ -56,28 +56,35 @@ class Dataset:
         return torch.bincount(y.reshape(-1), minlength=self.num_classes).tolist()
 
     def batch_to_float(self, xb: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        """Return a float32 batch on ``xb``'s device: uint8 is scaled by 1/255, then each
-        channel is normalised with ``(v - mean) / std`` (skipped when ``normalize`` is False).
+        """`to_float` with this dataset's statistics (its factors built once, not per batch)."""
+        return to_float(xb, self.mean, self.std, normalize, self._affine)
 
-        Float input is only normalised. The input tensor is never modified.
-        """
-        is_uint8 = xb.dtype == torch.uint8
-        if not normalize:
-            out = xb.to(torch.float32)
-            return out.div_(255.0) if is_uint8 else out
-        key = (xb.device, is_uint8, xb.dim(), tuple(self.mean), tuple(self.std))
-        if key not in self._affine:
-            mean = torch.tensor(self.mean, dtype=torch.float64)
-            std = torch.tensor(self.std, dtype=torch.float64)
-            scale = 1.0 / (std * 255.0 if is_uint8 else std)
-            shift = -mean / std
-            view = (-1,) + (1,) * (xb.dim() - 2)
-            self._affine[key] = (scale.to(torch.float32).view(view).to(xb.device),
-                                 shift.to(torch.float32).view(view).to(xb.device))
-        scale, shift = self._affine[key]
-        if is_uint8:  # the conversion made a fresh tensor: finish in place
-            return xb.to(torch.float32).mul_(scale).add_(shift)
-        return torch.addcmul(shift, xb.to(torch.float32), scale)
+
+def to_float(xb: torch.Tensor, mean: list[float], std: list[float], normalize: bool = True,
+             cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    """Return a float32 batch on ``xb``'s device: uint8 is scaled by 1/255, then each
+    channel is normalised with ``(v - mean) / std`` (skipped when ``normalize`` is False).
+
+    Float input is only normalised. The input tensor is never modified. ``cache`` keeps
+    the (scale, shift) factors per device/dtype/rank/stats.
+    """
+    is_uint8 = xb.dtype == torch.uint8
+    if not normalize:
+        out = xb.to(torch.float32)
+        return out.div_(255.0) if is_uint8 else out
+    cache = {} if cache is None else cache
+    key = (xb.device, is_uint8, xb.dim(), tuple(mean), tuple(std))
+    if key not in cache:
+        m = torch.tensor(mean, dtype=torch.float64)
+        s = torch.tensor(std, dtype=torch.float64)
+        scale = 1.0 / (s * 255.0 if is_uint8 else s)
+        view = (-1,) + (1,) * (xb.dim() - 2)
+        cache[key] = (scale.to(torch.float32).view(view).to(xb.device),
+                      (-m / s).to(torch.float32).view(view).to(xb.device))
+    scale, shift = cache[key]
+    if is_uint8:  # the conversion made a fresh tensor: finish in place
+        return xb.to(torch.float32).mul_(scale).add_(shift)
+    return torch.addcmul(shift, xb.to(torch.float32), scale)
 
 
 def channel_stats(x: torch.Tensor, index: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnstudio.core.data_sources import SOURCE_KINDS, TASKS, path_keys
+
 from .builtin_data import load_builtin
 from .cache import CacheEntry, cache_key, default_cache_dir, default_memory_budget
 from .dataset import Dataset, channel_stats
@@ -20,20 +22,10 @@ from .sources.binary import plan_cifar10, plan_idx
 from .sources.folder import plan_folder, plan_segmentation_folder
 from .split import make_splits
 
-TASKS = ("classification", "segmentation")
-# Which tasks each source kind can serve.
-SOURCE_TASKS = {
-    "builtin": TASKS, "folder": ("classification",), "segmentation_folder": ("segmentation",),
-    "npz": TASKS, "csv": ("classification",), "idx": ("classification",),
-    "cifar10": ("classification",),
-}
-_PATH_KEYS = {"folder": ("path",), "segmentation_folder": ("images", "masks"), "npz": ("path",),
-              "csv": ("path",), "idx": ("images", "labels"), "cifar10": ("path",)}
-
 
 def _paths(source: dict[str, Any], kind: str, base_dir: Path) -> list[Path]:
     out = []
-    for key in _PATH_KEYS[kind]:
+    for key in path_keys(kind):
         value = source.get(key)
         if not isinstance(value, str | Path) or not str(value):
             raise DataError(f"data source '{kind}' needs a '{key}' path")
@@ -104,13 +96,13 @@ def load_dataset(source: dict[str, Any], *, input_shape: Sequence[int],
     if not isinstance(source, dict):
         raise DataError("data source must be an object with a 'kind'")
     kind = source.get("kind")
-    if kind not in SOURCE_TASKS:
+    if kind not in SOURCE_KINDS:
         raise DataError(f"unknown data source kind {kind!r}: expected one of "
-                        f"{', '.join(SOURCE_TASKS)}")
+                        f"{', '.join(SOURCE_KINDS)}")
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}: expected classification or segmentation")
-    if task not in SOURCE_TASKS[kind]:
-        raise DataError(f"a '{kind}' data source gives {SOURCE_TASKS[kind][0]} data; "
+    if task not in SOURCE_KINDS[kind].tasks:
+        raise DataError(f"a '{kind}' data source gives {SOURCE_KINDS[kind].tasks[0]} data; "
                         f"the project task is {task}")
     target = Target.parse(input_shape)
     if not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:

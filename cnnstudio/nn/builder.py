@@ -9,24 +9,18 @@ key layout of the project file's `weights.safetensors`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from cnnstudio.core import registry
+from cnnstudio.core.errors import first_line, with_more
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.layer_type import Shape, fmt_shape
 from cnnstudio.core.shapes import Problem, infer_shapes
-from cnnstudio.nn.modules import own_module
-
-# Constructor sizes torch needs but files leave out (`LayerType.reserved`), from the input shape.
-_INFERRED_SIZES: dict[str, Callable[[Shape], int]] = {
-    "in_channels": lambda shape: shape[0],
-    "in_features": lambda shape: shape[-1],  # Linear acts on the last dimension
-    "num_features": lambda shape: shape[0],
-}
+from cnnstudio.nn import modules as own_modules
 
 
 class BuildError(Exception):
@@ -46,10 +40,8 @@ def make_layer(type_name: str, params: dict[str, Any], input_shapes: Sequence[Sh
     """
     layer = registry.get(type_name)
     if layer.torch_class is None:
-        return own_module(layer.name, params)
-    kwargs = dict(params)
-    for name in layer.reserved:
-        kwargs[name] = _INFERRED_SIZES[name](input_shapes[0])
+        return getattr(own_modules, str(layer.own_class))(**params)
+    kwargs = {**params, **layer.inferred_sizes(input_shapes[0])}
     if "inplace" in kwargs:
         # Branches may share one tensor (a skip connection reads what a ReLU would
         # overwrite), and autograd refuses some in-place updates: always out of place.
@@ -166,14 +158,6 @@ class GraphModule(nn.Module):
         return {node_id: outputs[node_id] for node_id in self._node_ids}
 
 
-def _one_line(errors: Sequence[Problem]) -> str:
-    first = str(errors[0])
-    more = len(errors) - 1
-    if more:
-        first += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return first
-
-
 def build_module(graph: Graph) -> GraphModule:
     """Build the torch module for `graph`.
 
@@ -183,9 +167,9 @@ def build_module(graph: Graph) -> GraphModule:
     """
     inference = infer_shapes(graph)
     if inference.errors:
-        raise BuildError(_one_line(inference.errors), inference.errors)
-    input_ids = [n.id for n in graph if n.type == "Input"]
-    if inference.output is None or not input_ids:
+        raise BuildError(with_more(inference.errors), inference.errors)
+    input_node = graph.input_node()
+    if inference.output is None or input_node is None:
         raise BuildError("the network is empty: add an Input node and some layers")
     modules: dict[str, nn.Module] = {}
     inputs: dict[str, list[str]] = {}
@@ -196,9 +180,9 @@ def build_module(graph: Graph) -> GraphModule:
                                           inference.nodes[node_id].input_shapes)
         except (TypeError, ValueError, RuntimeError) as err:
             # Shape inference should have caught it; say which node, in one line.
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise BuildError(f"{node_id}: torch refuses this {node.type}: {reason}") from err
+            raise BuildError(f"{node_id}: torch refuses this {node.type}:"
+                             f" {first_line(err)}") from err
         inputs[node_id] = list(node.inputs)
-    input_shape = inference.nodes[input_ids[0]].shape
+    input_shape = inference.nodes[input_node.id].shape
     assert input_shape is not None  # no errors, so the Input has its shape
-    return GraphModule(modules, inputs, input_ids[0], inference.output, input_shape)
+    return GraphModule(modules, inputs, input_node.id, inference.output, input_shape)

@@ -18,11 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnstudio.core.graph import Graph
-from cnnstudio.core.shapes import infer_shapes
+from cnnstudio.core import registry
+from cnnstudio.core.graph import Graph, Node
+from cnnstudio.core.layer_type import RFStep
+from cnnstudio.core.shapes import NodeInfo, infer_shapes
 
-CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-              nn.ConvTranspose3d)
+# The torch classes of the registry's convolutions (the layers with filters to show).
+CONV_TYPES = tuple(getattr(nn, t.torch_class) for t in registry.by_category()["Convolution"])
 
 
 def _submodule(module: nn.Module, node: str | nn.Module) -> nn.Module:
@@ -62,7 +64,7 @@ def layer_filters(module: nn.Module, node: str | nn.Module) -> np.ndarray | None
     if not isinstance(layer, CONV_TYPES):
         return None
     w = layer.weight.detach()
-    if isinstance(layer, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+    if layer.transposed:
         w = w.transpose(0, 1)  # stored (in, out/groups, …)
     if w.dim() == 3:
         w = w.unsqueeze(2)
@@ -200,11 +202,8 @@ def apply_kernel(image: np.ndarray, kernel: Sequence[Sequence[float]] | np.ndarr
 
 # ---- receptive fields --------------------------------------------------------------------
 
-_POOLS_AND_CONVS = {"Conv1d", "Conv2d", "Conv3d", "MaxPool1d", "MaxPool2d", "MaxPool3d",
-                    "AvgPool1d", "AvgPool2d", "AvgPool3d"}
-_KEEPS_FIELD = {"ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax",
-                "Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "Maxout", "Add",
-                "Concat"}
+# Layers whose every output position sees the same input position (merges: the union).
+_KEEPS_FIELD = ("elementwise", "channels", "merge")
 
 
 @dataclass(frozen=True)
@@ -233,57 +232,51 @@ class _Chain:
     start: tuple[float, ...]  # input coordinate where output index 0's field begins
 
 
-def _step(chain: _Chain, params: dict[str, Any], type_name: str) -> _Chain:
+def _step(chain: _Chain, step: RFStep, padding: Any) -> _Chain:
+    """The chain after a sliding window: core's `step` (dilated extent, stride) and the
+    window's `padding`, which moves the field's start."""
     ndim = len(chain.size)
-    k = tuple(params["kernel_size"])
-    s = tuple(params.get("stride") or k)
-    d = tuple(params.get("dilation") or (1,) * ndim)
-    extent = [d[i] * (k[i] - 1) + 1 for i in range(ndim)]
-    pad = params.get("padding", 0)
-    if pad == "valid":
-        pad = (0,) * ndim
-    elif pad == "same":  # torch pads ⌊(extent − 1)/2⌋ before
-        pad = tuple((e - 1) // 2 for e in extent)
-    pad = tuple(pad)
+    extent = step.kernel
+    if padding == "valid":
+        padding = (0,) * ndim
+    elif padding == "same":  # torch pads ⌊(extent − 1)/2⌋ before
+        padding = tuple((int(e) - 1) // 2 for e in extent)
     return _Chain(size=tuple(chain.size[i] + (extent[i] - 1) * chain.jump[i] for i in range(ndim)),
-                  jump=tuple(chain.jump[i] * s[i] for i in range(ndim)),
-                  start=tuple(chain.start[i] - pad[i] * chain.jump[i] for i in range(ndim)))
+                  jump=tuple(chain.jump[i] * step.stride[i] for i in range(ndim)),
+                  start=tuple(chain.start[i] - padding[i] * chain.jump[i] for i in range(ndim)))
+
+
+def _chain(node: Node, info: NodeInfo | None, sources: list[_Chain | None]) -> _Chain | None:
+    """`node`'s field chain from its inputs' (None: no exact box, e.g. after Linear or
+    Upsample)."""
+    if info is None or info.shape is None:
+        return None
+    role = node.layer.spatial_role
+    if role == "input":
+        n = len(info.shape) - 1
+        return _Chain((1.0,) * n, (1.0,) * n, (0.0,) * n) if n else None
+    chains = [c for c in sources if c is not None]
+    if not chains or len(chains) < len(sources) or len({len(c.size) for c in chains}) > 1:
+        return None
+    ndim = len(chains[0].size)
+    # Merges: the union of the branches' fields (exact when they agree).
+    start = tuple(min(c.start[i] for c in chains) for i in range(ndim))
+    stop = tuple(max(c.start[i] + c.size[i] for c in chains) for i in range(ndim))
+    jump = tuple(max(c.jump[i] for c in chains) for i in range(ndim))
+    merged = _Chain(tuple(b - a for a, b in zip(start, stop, strict=True)), jump, start)
+    if role == "window" and info.step is not None:
+        return _step(merged, info.step, node.resolved_params()["padding"])
+    # Linear, Flatten, adaptive pools, Upsample, transposed convs: no exact box.
+    return merged if role in _KEEPS_FIELD else None
 
 
 def _chains(graph: Graph) -> dict[str, _Chain | None]:
-    """Per node, its field chain (None: no exact box, e.g. after Linear or Upsample)."""
+    """Per node, its field chain."""
     inference = infer_shapes(graph)
     out: dict[str, _Chain | None] = {}
     for node_id in inference.order:
         node = graph.node(node_id)
-        info = inference.nodes.get(node_id)
-        if info is None or info.shape is None:
-            out[node_id] = None
-            continue
-        if node.type == "Input":
-            n = len(info.shape) - 1
-            out[node_id] = _Chain((1.0,) * n, (1.0,) * n, (0.0,) * n) if n else None
-            continue
-        sources = [out.get(s) for s in node.inputs]
-        if not sources or any(c is None for c in sources):
-            out[node_id] = None
-            continue
-        chains = [c for c in sources if c is not None]
-        ndim = len(chains[0].size)
-        if any(len(c.size) != ndim for c in chains):
-            out[node_id] = None
-            continue
-        # Merges: the union of the branches' fields (exact when they agree).
-        start = tuple(min(c.start[i] for c in chains) for i in range(ndim))
-        stop = tuple(max(c.start[i] + c.size[i] for c in chains) for i in range(ndim))
-        jump = tuple(max(c.jump[i] for c in chains) for i in range(ndim))
-        merged = _Chain(tuple(b - a for a, b in zip(start, stop, strict=True)), jump, start)
-        if node.type in _POOLS_AND_CONVS:
-            out[node_id] = _step(merged, node.resolved_params(), node.type)
-        elif node.type in _KEEPS_FIELD:
-            out[node_id] = merged
-        else:  # Linear, Flatten, adaptive pools, Upsample, transposed convs: no exact box
-            out[node_id] = None
+        out[node_id] = _chain(node, inference.nodes.get(node_id), [out.get(s) for s in node.inputs])
     return out
 
 

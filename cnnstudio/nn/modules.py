@@ -1,12 +1,11 @@
 """Small torch modules for the layer types of our own (registry entries without a torch class).
 
-They hold no parameters; they are registered in the `GraphModule` like every other
+Each is the `own_class` of its layer type and takes that type's resolved params as its
+arguments. They hold no parameters; they are registered in the `GraphModule` like every other
 node so forward hooks (activation maps, Grad-CAM) and `module_for` work on them too.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
@@ -61,18 +60,3 @@ class Maxout(nn.Module):
     def extra_repr(self) -> str:
         return f"pieces={self.pieces}"
 
-
-def own_module(type_name: str, params: dict[str, Any]) -> nn.Module:
-    """The module for one of our own layer types, from its resolved params.
-
-    Raises KeyError for a type that is not one of ours.
-    """
-    if type_name == "Input":
-        return InputLayer(params["shape"])
-    if type_name == "Add":
-        return Add()
-    if type_name == "Concat":
-        return Concat()
-    if type_name == "Maxout":
-        return Maxout(params["pieces"])
-    raise KeyError(f"no module for layer type {type_name!r}")

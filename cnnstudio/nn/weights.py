@@ -16,6 +16,7 @@ from safetensors.torch import load as _load_bytes
 from safetensors.torch import save as _save_bytes
 from torch import nn
 
+from cnnstudio.core.errors import first_line
 from cnnstudio.core.layer_type import fmt_shape
 
 _PREFIX = "weights don't fit the graph: "
@@ -40,8 +41,7 @@ def read_weights(data: bytes) -> dict[str, torch.Tensor]:
     try:
         return _load_bytes(data)
     except (SafetensorError, ValueError, TypeError, RuntimeError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise WeightsError(f"the weights file is unreadable ({reason})") from None
+        raise WeightsError(f"the weights file is unreadable ({first_line(err)})") from None
 
 
 def weights_metadata(data: bytes) -> dict[str, str]:

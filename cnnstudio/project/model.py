@@ -10,8 +10,6 @@ from typing import Any
 from cnnstudio.core.graph import Graph
 from cnnstudio.project.settings import fill_data, fill_training
 
-TASKS = ("classification", "segmentation")
-
 
 # eq=False: Graph has no value equality, so a generated __eq__ would compare graphs by
 # identity and mislead; compare `project_to_dict(a) == project_to_dict(b)` instead.
@@ -25,7 +23,7 @@ class Project:
     """
 
     name: str = "Untitled"
-    task: str = "classification"  # one of TASKS
+    task: str = "classification"  # one of core.data_sources.TASKS
     graph: Graph = field(default_factory=Graph)
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)

@@ -3,9 +3,10 @@ taken against the project file's folder (docs/PROJECT_FORMAT.md), or against the
 directory while the project is unsaved (as training reads them), so a project written
 to another folder must have them re-expressed, or it points at data that is not there.
 
-Which keys are paths comes from `SOURCE_KINDS` (the kind matched without regard to case,
-as `fill_data` does). Absolute paths and `~` paths (the loader expands `~` first), empty
-or non-string values, unknown kinds and every other key are left exactly as they are.
+Which keys are paths comes from `core.data_sources.path_keys` (the kind matched without
+regard to case, as `fill_data` does). Absolute paths and `~` paths (the loader expands
+`~` first), empty or non-string values, unknown kinds and every other key are left
+exactly as they are.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
-from cnnstudio.project.settings import SOURCE_KINDS
+from cnnstudio.core.data_sources import path_keys
 
 Folder = str | os.PathLike[str]
 
@@ -52,11 +53,9 @@ def _folder(folder: Folder | None) -> str:
 def _map_relative(data: dict[str, Any], change: Callable[[str], str]) -> dict[str, Any]:
     out = copy.deepcopy(data)
     source = out.get("source") if isinstance(out, dict) else None
-    if not isinstance(source, dict) or not isinstance(source.get("kind"), str):
+    if not isinstance(source, dict):
         return out
-    kind = source["kind"].casefold()
-    keys = next((k for name, k in SOURCE_KINDS.items() if name.casefold() == kind), ())
-    for key in keys:
+    for key in path_keys(source.get("kind")):
         value = source.get(key)
         # NUL: os.path raises ValueError on it; the loader reports it, we leave it be.
         if (isinstance(value, str) and value and "\x00" not in value

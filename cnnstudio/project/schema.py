@@ -11,9 +11,10 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from cnnstudio.core.data_sources import TASKS
 from cnnstudio.core.errors import FormatError
 from cnnstudio.core.graph import Graph
-from cnnstudio.project.model import TASKS, Project
+from cnnstudio.project.model import Project
 from cnnstudio.project.settings import canonical_data, canonical_training, show_value
 
 FORMAT = "cnnstudio.project"

@@ -22,18 +22,8 @@ the canonical spelling kept.
 | `augmentation.rotation` | `0` | number 0…180: random rotation of up to ± this many degrees |
 | `seed` | `0` | integer 0…4294967295: seed of the train/validation split (not of training) |
 
-`source.kind` and its keys (paths are strings; relative paths are relative to the project
-file's folder):
-
-| kind | keys |
-| --- | --- |
-| `builtin` | `name`: `digits` (default), `xo`, `shapes`, `shapes-seg`, `signals` |
-| `folder` | `path`: one subfolder per class (optional `train/`, `val/`, `test/`) |
-| `segmentation_folder` | `images`, `masks` |
-| `npz` | `path` (arrays `x`, `y`) |
-| `csv` | `path` (label, then pixel or signal columns) |
-| `idx` | `images`, `labels` (MNIST IDX files) |
-| `cifar10` | `path` (folder of CIFAR-10 binary batches) |
+`source.kind`, its path keys and a built-in's `name` (default `digits`) are those of
+`cnnstudio.core.data_sources`; relative paths are relative to the project file's folder.
 
 **training**
 
@@ -75,35 +65,15 @@ import math
 import re
 from typing import Any
 
+from cnnstudio.core.data_sources import BUILTINS, DEFAULT_SOURCE, SOURCE_KINDS, path_keys
 from cnnstudio.core.errors import FormatError
 
-BUILTIN_DATASETS = ("digits", "xo", "shapes", "shapes-seg", "signals")
-# Each source kind → the keys it needs (all strings: file or folder paths).
-SOURCE_KINDS: dict[str, tuple[str, ...]] = {
-    "builtin": (),
-    "folder": ("path",),
-    "segmentation_folder": ("images", "masks"),
-    "npz": ("path",),
-    "csv": ("path",),
-    "idx": ("images", "labels"),
-    "cifar10": ("path",),
-}
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
 LOSSES = ("auto", "cross_entropy", "bce", "dice", "bce_dice")
 CHECKPOINTS = ("best", "last")
 MAX_SEED = 2**32 - 1  # NumPy's seed range, the narrowest of the generators we seed
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
-
-
-def default_data() -> dict[str, Any]:
-    """A fresh `data` section holding every default."""
-    return fill_data({})
-
-
-def default_training() -> dict[str, Any]:
-    """A fresh `training` section holding every default."""
-    return fill_training({})
 
 
 # ---- value checks: each returns the value (canonical) or raises FormatError(path, …) ----
@@ -199,8 +169,7 @@ def fill_data(data: Any, path: str = "data") -> dict[str, Any]:
     fault, e.g. `data.val_fraction: must be ≥ 0 and < 1, got 1`.
     """
     data = _object(data, path)
-    source = _fill_source(data.get("source", {"kind": "builtin", "name": "digits"}),
-                          f"{path}.source")
+    source = _fill_source(data.get("source", DEFAULT_SOURCE), f"{path}.source")
     aug_path = f"{path}.augmentation"
     aug = _object(data.get("augmentation", {}), aug_path)
     augmentation = _fill(aug, {
@@ -215,7 +184,7 @@ def fill_data(data: Any, path: str = "data") -> dict[str, Any]:
         "normalize": _bool(data.get("normalize", True), f"{path}.normalize"),
         "augmentation": augmentation,
         # The split has its own seed, so runs with other training seeds share a val set.
-        "seed": _int(data.get("seed", 0), f"{path}.seed", 0, 2**32 - 1),
+        "seed": _int(data.get("seed", 0), f"{path}.seed", 0, MAX_SEED),
     })
 
 
@@ -239,8 +208,9 @@ def _fill_source(source: Any, path: str) -> dict[str, Any]:
     kind = _choice(source["kind"], f"{path}.kind", tuple(SOURCE_KINDS))
     known: dict[str, Any] = {"kind": kind}
     if kind == "builtin":
-        known["name"] = _choice(source.get("name", "digits"), f"{path}.name", BUILTIN_DATASETS)
-    for key in SOURCE_KINDS[kind]:
+        known["name"] = _choice(source.get("name", DEFAULT_SOURCE["name"]), f"{path}.name",
+                                tuple(BUILTINS))
+    for key in path_keys(kind):
         if key not in source:
             raise FormatError(f"{path}.{key}", f"missing; a {kind} source needs {key!r}")
         known[key] = _text(source[key], f"{path}.{key}")

@@ -135,17 +135,40 @@ def _is_count(value: Any) -> bool:
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
-def stored_normalization(data: bytes | None) -> dict[str, Any] | None:
-    """The normalization the trainer stored in the weights' safetensors metadata, if any
-    (None for missing, unreadable or malformed metadata); reads only the header."""
-    if not data or len(data) < 8:
-        return None
+
+def trained_normalization(weights: bytes | None, runs: list[Any],
+                          channels: int | None = None) -> dict[str, Any] | None:
+    """`{"normalize", "mean", "std"}` the inputs of `weights` were prepared with: from the
+    weights' safetensors metadata (it travels with them; only the header is read), else
+    the latest run record that holds a valid one; None when nothing says (weights from
+    elsewhere). Values that are not per-channel lists of numbers (`channels` of them,
+    when given) with positive std do not count."""
+    found: Any = None
     try:
-        size = int.from_bytes(data[:8], "little")
-        if size > min(len(data) - 8, MAX_HEADER_BYTES):
-            return None
-        metadata = json.loads(bytes(data[8:8 + size])).get("__metadata__") or {}
-        value = json.loads(metadata.get(NORMALIZATION_KEY, "null"))
+        size = int.from_bytes((weights or b"")[:8], "little")
+        if weights and 8 <= len(weights) and size <= min(len(weights) - 8, MAX_HEADER_BYTES):
+            metadata = json.loads(bytes(weights[8:8 + size])).get("__metadata__") or {}
+            found = json.loads(metadata.get(NORMALIZATION_KEY, "null"))
     except (ValueError, TypeError, AttributeError, RecursionError):
-        return None
-    return value if isinstance(value, dict) and "mean" in value else None
+        pass
+    for value in [found, *(r.get("normalization") for r in reversed(runs) if isinstance(r, dict))]:
+        mean, std = (value.get("mean"), value.get("std")) if isinstance(value, dict) else (0, 0)
+        if (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std)
+                and channels in (None, len(mean)) and all(_is_number(v) for v in mean + std)
+                and all(v > 0 for v in std)):
+            return {"normalize": bool(value.get("normalize", True)),
+                    "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+    return None
+
+
+def trained_class_names(runs: list[Any]) -> list[str]:
+    """The class names of the latest run that recorded some (those of the weights)."""
+    for record in reversed(runs):
+        names = record.get("class_names") if isinstance(record, dict) else None
+        if isinstance(names, list) and names:
+            return [str(n) for n in names]
+    return []
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -7,24 +7,24 @@ way the training data was prepared.
 
 Normalization for prediction: the mean/std of the training split that produced the
 weights are stored in the weights' safetensors metadata (key `cnnstudio.normalization`,
-JSON) and in the run record (`normalization`). `predict` reads the metadata first (it
-travels with exported weights), then the latest run record, and only then recomputes
-them from the data.
+JSON) and in the run record (`normalization`). `predict` reads them as
+`Preprocessing.saved` does (see `model_io`), and only then recomputes them from the data.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cnnstudio.core.errors import FormatError
+from cnnstudio.core.errors import FormatError, first_line, with_more
 from cnnstudio.core.shapes import infer_shapes
-from cnnstudio.data import DataError, Dataset, load_dataset
+from cnnstudio.data import DataError, Dataset
 from cnnstudio.nn import (
     BuildError,
     WeightsError,
@@ -34,10 +34,10 @@ from cnnstudio.nn import (
 )
 from cnnstudio.project import Project, fill_data, fill_training
 from cnnstudio.project.origin import starting_point, weights_digest
-from cnnstudio.project.weights import NORMALIZATION_KEY, RESUME_MEMBER, stored_normalization
+from cnnstudio.project.weights import NORMALIZATION_KEY, RESUME_MEMBER
 from cnnstudio.train.callbacks import Callback
-from cnnstudio.train.checkpoint import KEPT_START
 from cnnstudio.train.losses import LogitsTap, final_activation
+from cnnstudio.train.model_io import DataRequest, Preprocessing, ProgressFn, image_input
 from cnnstudio.train.record import FAILED, STOPPED, RunResult, now_iso, run_record
 from cnnstudio.train.resume import ResumeError, ResumeState
 from cnnstudio.train.steps import debug_traceback
@@ -46,37 +46,15 @@ from cnnstudio.train.trainer import Trainer
 if TYPE_CHECKING:
     from cnnstudio.train.distributed import DistContext
 
-RESUME_ATTACHMENT = RESUME_MEMBER
-ProgressFn = Callable[[str, int, int], None]
-
 
 class PredictError(ValueError):
     """Prediction is impossible for this project (no weights, not a classifier…); one line."""
 
 
-def _input_shape(project: Project) -> list[int]:
-    inputs = [n for n in project.graph if n.type == "Input"]
-    if not inputs:
-        raise BuildError("the network has no Input node")
-    return list(inputs[0].resolved_params()["shape"])
-
-
-def _base_dir(project: Project) -> Path:
-    return Path(project.path).parent if project.path is not None else Path.cwd()
-
-
-def _split_seed(data: dict[str, Any]) -> int:
-    # The split does not follow the training seed: runs with other seeds stay comparable.
-    return fill_data(data)["seed"]
-
-
 def load_project_data(project: Project, progress: ProgressFn | None = None) -> Dataset:
     """The project's dataset, as training reads it (decoded into the disk cache the first
-    time). Raises DataError, BuildError or FormatError with a one-line message."""
-    data = fill_data(project.data)
-    return load_dataset(data["source"], input_shape=_input_shape(project), task=project.task,
-                        base_dir=_base_dir(project), val_fraction=data["val_fraction"],
-                        seed=_split_seed(data), progress=progress)
+    time). Raises DataError, GraphError or FormatError with a one-line message."""
+    return DataRequest.of(project).load(progress)
 
 
 def _load(project: Project, seed: int, progress: ProgressFn | None) -> tuple[Dataset, Any]:
@@ -85,10 +63,7 @@ def _load(project: Project, seed: int, progress: ProgressFn | None) -> tuple[Dat
     dataset = load_project_data(project, progress)
     inference = infer_shapes(project.graph, task=project.task, num_classes=dataset.num_classes)
     if inference.errors:
-        first = inference.errors[0]
-        more = len(inference.errors) - 1
-        raise BuildError(str(first) + (f" (and {more} more problem{'s' if more > 1 else ''})"
-                                       if more else ""), inference.errors)
+        raise BuildError(with_more(inference.errors), inference.errors)
     torch.manual_seed(seed)  # the initial weights follow the seed too
     return dataset, build_module(project.graph)
 
@@ -101,7 +76,7 @@ def _next_run_id(runs: list[dict[str, Any]]) -> str:
 
 def _stored_resume(project: Project) -> ResumeState | None:
     last = project.runs[-1] if project.runs else None
-    data = project.attachments.get(RESUME_ATTACHMENT)
+    data = project.attachments.get(RESUME_MEMBER)
     if not isinstance(last, dict) or last.get("status") != STOPPED or data is None:
         return None
     try:
@@ -147,9 +122,7 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
         data = fill_data(project.data)
     except Exception as err:  # bad settings, data or graph: one line, project untouched
         debug_traceback(err)
-        text = str(err).strip().splitlines()
-        return RunResult(FAILED, text[0] if text else type(err).__name__, started=started,
-                         finished=now_iso())
+        return RunResult(FAILED, first_line(err), started=started, finished=now_iso())
     init = starting_point(project, fresh)
     if init != "fresh":
         try:
@@ -161,33 +134,23 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
     state = _stored_resume(project) if resume and not fresh else None
     trainer_kwargs: dict[str, Any] = {
         "augmentation": data["augmentation"], "task": project.task, "callbacks": callbacks,
-        "normalize": data["normalize"]}
+        "normalize": data["normalize"], "dist": dist}
     extra: dict[str, Any] = {"skipped_files": len(dataset.skipped)}
     if dist is not None:
-        trainer_kwargs["dist"] = dist
-        extra["distributed"] = {**dist.describe(), "batch_size_per_process":
-                                settings["batch_size"], "global_batch_size":
-                                settings["batch_size"] * dist.world_size}
-    trainer = None
-    if state is not None:
-        try:
-            trainer = Trainer(module, dataset, settings, resume=state, **trainer_kwargs)
-        except ResumeError as err:
-            notes.append(f"{err}; a new run was started")
-            state = None
-    if trainer is None:
+        extra["distributed"] = dist.describe(settings["batch_size"])
+    try:
+        trainer = Trainer(module, dataset, settings, resume=state, **trainer_kwargs)
+    except ResumeError as err:  # only with a resume state
+        notes.append(f"{err}; a new run was started")
+        state = None
         trainer = Trainer(module, dataset, settings, **trainer_kwargs)
     last = project.runs[-1] if project.runs else None
     if state is not None and isinstance(last, dict):
         # Older records have no init: a resumed one keeps "unknown" rather than guess.
         init = last.get("init", {"from_run": None})
-    trainer.init = init
+    trainer.init, trainer.had_weights = init, project.weights is not None
     result = trainer.fit()
     result.skipped = [(f.path, f.reason) for f in dataset.skipped]
-    if project.weights is None and result.message.endswith(KEPT_START):
-        # The trainer cannot tell a project's weights from a fresh init: say what it means.
-        result.message = (result.message.removesuffix(KEPT_START)
-                          + "no weights are kept (the project had none before this run)")
     if notes:
         result.message = "; ".join(filter(None, [result.message, *notes]))
     _write_back(project, module, result, resumed=state is not None, started=started,
@@ -214,34 +177,25 @@ def _write_back(project: Project, module: torch.nn.Module, result: RunResult, *,
         project.runs.append(run_record(result, _next_run_id(project.runs), started=started,
                                        extra=extra))
     if result.status == STOPPED and result.resume_state is not None:
-        project.attachments[RESUME_ATTACHMENT] = result.resume_state.to_bytes()
+        project.attachments[RESUME_MEMBER] = result.resume_state.to_bytes()
     else:
-        project.attachments.pop(RESUME_ATTACHMENT, None)
+        project.attachments.pop(RESUME_MEMBER, None)
 
 
 # ---- prediction ------------------------------------------------------------------------
 
 
-def _preprocessing(project: Project) -> tuple[dict[str, Any], list[str]]:
-    """(normalization, class names) of the run that made the weights."""
-    norm = stored_normalization(project.weights)
-    names: list[str] = []
-    for record in reversed(project.runs):
-        if isinstance(record, dict) and record.get("class_names"):
-            names = [str(n) for n in record["class_names"]]
-            norm = norm or record.get("normalization") or None
-            break
-    if norm is None or not names:
-        data = fill_data(project.data)
+def _preprocessing(project: Project) -> Preprocessing:
+    """How the run that made the weights prepared its inputs, else how the data would."""
+    prep = Preprocessing.saved(project)
+    if prep is None or not prep.class_names:
         try:
-            dataset = load_dataset(data["source"], input_shape=_input_shape(project),
-                                   task=project.task, base_dir=_base_dir(project),
-                                   val_fraction=data["val_fraction"], seed=_split_seed(data))
+            dataset = load_project_data(project)
         except DataError as err:
             raise PredictError(f"cannot tell how to prepare images: {err}") from None
-        names = names or list(dataset.class_names)
-        norm = norm or {"normalize": data["normalize"], "mean": dataset.mean, "std": dataset.std}
-    return norm, names
+        prep = prep or Preprocessing(dataset.mean, dataset.std, fill_data(project.data)["normalize"])
+        prep = dataclasses.replace(prep, class_names=list(dataset.class_names))
+    return prep
 
 
 def predict(project: Project, images: Sequence[str | Path], top: int = 5) -> list[dict[str, Any]]:
@@ -255,48 +209,37 @@ def predict(project: Project, images: Sequence[str | Path], top: int = 5) -> lis
     Raises PredictError when the project has no weights, is not a classifier, or its
     weights or graph are unusable.
     """
-    from cnnstudio.data.convert import pil_mode
     from cnnstudio.data.errors import SkipFile
-    from cnnstudio.data.sources.base import Target
     from cnnstudio.data.sources.images import decode_image
 
     if project.task != "classification":
         raise PredictError("predict gives classes; this project does segmentation")
-    inputs = [n for n in project.graph if n.type == "Input"]
-    shape = list(inputs[0].resolved_params()["shape"]) if inputs else None
+    node = project.graph.input_node()
+    shape = list(node.resolved_params()["shape"]) if node is not None else None
     if shape is not None and len(shape) != 3:
         raise PredictError(f"predict classifies image files, for networks whose Input is"
                            f" [channels, height, width]; this network's Input is {shape}")
     if project.weights is None:
         raise PredictError("the project has no trained weights; train it first")
     try:
-        shape = _input_shape(project)
+        mode, size = image_input(project.graph, "prediction")
         module = build_module(project.graph)
         load_weights(module, project.weights)
-        target = Target.parse(shape)
-        mode = pil_mode(target, "the Input")
-        target.require_image("prediction")
-    except (BuildError, WeightsError, DataError, FormatError) as err:
+    except (BuildError, ValueError, DataError, FormatError) as err:  # ValueError: WeightsError…
         raise PredictError(str(err)) from None
-    norm, names = _preprocessing(project)
-    prep = Dataset(x=torch.empty(0, *shape, dtype=torch.uint8), y=torch.empty(0, dtype=torch.int64),
-                   class_names=names, task="classification", splits={}, skipped=[],
-                   mean=list(norm["mean"]), std=list(norm["std"]))
-    module.eval()
-    tap = final_activation(module, 2)
+    prep = _preprocessing(project)
+    names = prep.class_names
+    tap = final_activation(module.eval(), 2)
     out: list[dict[str, Any]] = []
     with torch.no_grad(), LogitsTap(module, tap[0] if tap else None):
         for path in images:
             try:
-                array = decode_image(Path(path), mode, target.pil_size)
+                array = decode_image(Path(path), mode, size)
             except (SkipFile, OSError) as err:
                 out.append({"image": str(path), "top": [], "error": str(err) or "unreadable"})
                 continue
-            xb = prep.batch_to_float(torch.from_numpy(array.copy())[None],
-                                     bool(norm.get("normalize", True)))
-            probs = torch.softmax(module(xb).float(), dim=1)[0]
-            k = min(top, len(probs))
-            values, indices = probs.topk(k)
+            probs = torch.softmax(module(prep.to_float(array[None])).float(), dim=1)[0]
+            values, indices = probs.topk(min(top, len(probs)))
             out.append({"image": str(path), "top": [
                 {"class": names[i] if i < len(names) else str(i), "probability": float(p)}
                 for p, i in zip(values.tolist(), indices.tolist(), strict=True)]})

@@ -17,9 +17,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from cnnstudio.train.trainer import RunResult, Trainer
 
-HOOKS = ("on_fit_start", "on_epoch_start", "on_batch_end", "on_epoch_end", "on_fit_end",
-         "on_exception")
-
 
 @dataclass(slots=True)
 class BatchInfo:
@@ -28,7 +25,9 @@ class BatchInfo:
     trainer reads it anyway, to refuse a non-finite step before applying it); `lr` is the
     learning rate the step used; `samples_seen` counts training samples since `fit()`
     began; `images_per_second` is this epoch's training throughput so far (pauses and
-    validation excluded)."""
+    validation excluded). `correct` counts the right answers among this process's `scored`
+    labels (samples, or pixels for segmentation), only when a callback sets
+    `counts_correct`: a 0-dim tensor on the device, since reading it would sync."""
 
     epoch: int
     batch: int
@@ -37,10 +36,14 @@ class BatchInfo:
     lr: float
     samples_seen: int
     images_per_second: float
+    correct: Any = None
+    scored: int = 0
 
 
 class Callback:
     """Base class with no-op hooks, in the style of Lightning's `Callback`."""
+
+    counts_correct = False  # True: `BatchInfo.correct` is wanted (costs a few tensor ops)
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Before the first batch (after a resume, before the first resumed batch)."""

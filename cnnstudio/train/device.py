@@ -1,8 +1,10 @@
-"""Choosing where training runs: the device, the CPU thread count, mixed precision."""
+"""Choosing where training runs: the device, the CPU thread count, mixed precision; and
+the Trainer's strategy (Lightning's word) for a run in one process, `LocalStrategy`."""
 
 from __future__ import annotations
 
 import os
+from functools import cached_property
 
 import torch
 
@@ -72,3 +74,32 @@ def default_cpu_threads(cores: int | None = None) -> int:
 def amp_usable(device: torch.device, wanted: bool) -> bool:
     """Mixed precision is used only on CUDA (CPU bfloat16 autocast is slower for convs)."""
     return wanted and device.type == "cuda"
+
+
+class LocalStrategy:
+    """A run in one process, with the methods a rank's `DistContext` has (the Trainer asks
+    its strategy for the device, its samples, and to agree on losses, stops and sums): no
+    batch gets a tensor op or a sync more than in a plain loop. The device is resolved in
+    `fit()` (a missing one fails the run, not the constructor). It is `pausable`: it may
+    wait between batches, where a rank would leave the others hanging."""
+
+    rank, world_size, pausable = 0, 1, True
+    # Nothing to split, wrap, sum, agree on or wait for; rank 0 of one keeps its seed.
+    shard_size = shard = val_shard = wrap = all_sum = any = rank_seed = staticmethod(
+        lambda value, *_: value)
+    average_buffers = barrier = staticmethod(lambda *_: None)
+
+    def __init__(self, device_name: str | torch.device | None) -> None:
+        self.device_name = device_name
+
+    @cached_property
+    def device(self) -> torch.device:
+        return resolve_device(self.device_name)
+
+    @property
+    def cpu_threads(self) -> int:
+        return default_cpu_threads()
+
+    def loss_and_stop(self, loss: torch.Tensor, stop: bool) -> tuple[float, bool]:
+        """The batch loss (the one sync per batch); a stop is asked before each batch."""
+        return loss.item(), False

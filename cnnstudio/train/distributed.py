@@ -1,7 +1,7 @@
 """One rank of a distributed run: its process group, its shard of the data, its collectives.
 
-The Trainer takes an optional `DistContext` (`Trainer(..., dist=ctx)`); without one nothing
-here is used and training is exactly the single-process loop. With one:
+The Trainer takes an optional `DistContext` (`Trainer(..., dist=ctx)`) as its strategy;
+without one it uses `device.LocalStrategy` (same methods) and nothing here. With one:
 
 * every rank computes the same per-epoch permutation from (seed, epoch) and takes its
   slice, as `torch.utils.data.DistributedSampler(drop_last=False)` does: the permutation is
@@ -61,6 +61,7 @@ class DistContext:
     local_rank: int = 0
     local_world_size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    pausable = False  # a rank must not wait alone: pause is not available (stop is)
 
     @property
     def is_main(self) -> bool:
@@ -75,9 +76,11 @@ class DistContext:
     def cpu_threads(self) -> int:
         return max(1, (os.cpu_count() or 1) // max(1, self.local_world_size))
 
-    def describe(self) -> dict[str, object]:
-        """What the run record keeps about the distribution."""
-        return {"world_size": self.world_size, "backend": self.backend}
+    def describe(self, batch_size: int) -> dict[str, object]:
+        """What the run record keeps about the distribution (`batch_size` per process)."""
+        return {"world_size": self.world_size, "backend": self.backend,
+                "batch_size_per_process": batch_size,
+                "global_batch_size": batch_size * self.world_size}
 
     # ---- sharding (pure: no communication) -------------------------------------------
 

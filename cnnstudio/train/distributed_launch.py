@@ -34,14 +34,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnnstudio.train.distributed_run import OUTCOME_DIR_VAR, STOP_FILE
+from cnnstudio.train.events import BATCH_EVENTS_VAR, SNAPSHOTS_VAR
 from cnnstudio.train.record import FAILED
 from cnnstudio.train.snapshots import read_arrays, write_watch
-
-# Min seconds between `{"event": "batch"}` lines of `train --json` (the GUI asks for them).
-BATCH_EVENTS_VAR = "CNNSTUDIO_JSON_BATCHES"
-# "1": `train --json` also gives each epoch's confusion matrix and writes snapshots of the
-# watched layers into the job folder (`cnnstudio.train.snapshots`), for the GUI's views.
-SNAPSHOTS_VAR = "CNNSTUDIO_JSON_SNAPSHOTS"
 
 
 @dataclass
@@ -218,8 +213,9 @@ class DistributedJob:
 
     Read `events()` (one dict per JSON line: `{"event": "batch" | "epoch" | "snapshot" |
     "end", …}`) from a worker thread; call `stop()` or `abort()` from any thread; `wait()`
-    for the exit status (0 completed, 1 stopped or failed, 2 bad input). `error` is the
-    last line the job wrote on stderr (the one-line reason when it failed). With
+    for the exit status (0 completed, 1 stopped or failed, 2 bad input). The end line says
+    how the job ended, also when it refused to start; `error` is the last line it wrote on
+    stderr (all there is when it was killed or crashed). With
     snapshots, `watch()` says what they show and `snapshot_arrays()` reads one.
     """
 

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnstudio.core.errors import first_line
 from cnnstudio.project import (
     Project,
     ProjectError,
@@ -68,6 +69,14 @@ class RankOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def summarize(self, result: RunResult) -> RankOutcome:
+        """Take what the run reports from `result` (the best epoch and its metric…)."""
+        self.best_epoch, self.device, self.epochs = result.best_epoch, result.device, \
+            len(result.epochs)
+        self.best = {k: v for k in ("val_accuracy", "val_iou")
+                     if isinstance(v := (result.best or {}).get(k), float)}
+        return self
 
 
 class _Ending(Callback):
@@ -129,14 +138,6 @@ def write_outcome(folder: Path, outcome: RankOutcome) -> None:
     os.replace(tmp, folder / f"rank{outcome.rank}.json")
 
 
-def _summary(outcome: RankOutcome, result: RunResult) -> None:
-    outcome.best_epoch = result.best_epoch
-    outcome.device = result.device
-    outcome.epochs = len(result.epochs)
-    outcome.best = {k: v for k in ("val_accuracy", "val_iou")
-                    if isinstance(v := (result.best or {}).get(k), float)}
-
-
 def run_rank(project: Project, out: Path, *, epochs: int | None = None,
              device: str | None = None, callbacks: Sequence[Callback] = (),
              main_callbacks: Sequence[Callback] = (),
@@ -149,20 +150,16 @@ def run_rank(project: Project, out: Path, *, epochs: int | None = None,
     Never raises for training faults: the outcome says what happened. When
     `outcome.together` is False the caller must end the process at once, with status 1.
     """
-    place = {"rank": int(os.environ.get("RANK", 0)),
-             "world_size": int(os.environ.get("WORLD_SIZE", 1))}
     folder = outcome_dir()
     try:
-        wanted = device or fill_training(project.training)["device"]
-        ctx = init_from_env(wanted)
+        ctx = init_from_env(device or fill_training(project.training)["device"])
     except (DistError, ValueError, RuntimeError) as err:  # FormatError is a ValueError
-        outcome = RankOutcome(**place, status=FAILED, message=_one_line(err))
-        if folder is not None:
-            write_outcome(folder, outcome)
-        return outcome
-    outcome = _train(ctx, project, out, epochs=epochs, device=device, callbacks=callbacks,
-                     main_callbacks=main_callbacks, progress=progress, folder=folder,
-                     fresh=fresh)
+        outcome = RankOutcome(int(os.environ.get("RANK", 0)),
+                              int(os.environ.get("WORLD_SIZE", 1)), FAILED, first_line(err))
+    else:
+        outcome = _train(ctx, project, out, epochs=epochs, device=device, callbacks=callbacks,
+                         main_callbacks=main_callbacks, progress=progress, folder=folder,
+                         fresh=fresh)
     if folder is not None:
         write_outcome(folder, outcome)
     if outcome.together:
@@ -186,7 +183,7 @@ def _train(ctx: DistContext, project: Project, out: Path, *, epochs: int | None,
                 load_project_data(project, progress if main else None)
         ctx.barrier()
     except Exception as err:  # noqa: BLE001 - the group broke while we waited
-        return RankOutcome(ctx.rank, ctx.world_size, FAILED, _one_line(err))
+        return RankOutcome(ctx.rank, ctx.world_size, FAILED, first_line(err))
     ending = _Ending()
     extra: list[Callback] = [StopFileWatch(folder)] if folder is not None else []
     hooks = [*callbacks, *(main_callbacks if main else ()), ending, *extra]
@@ -195,7 +192,7 @@ def _train(ctx: DistContext, project: Project, out: Path, *, epochs: int | None,
                            fresh=fresh)
     outcome = RankOutcome(ctx.rank, ctx.world_size, result.status, result.message,
                           together=ending.started and not ending.alone)
-    _summary(outcome, result)
+    outcome.summarize(result)
     if project.runs != runs_before and isinstance(project.runs[-1], dict):
         outcome.init = project.runs[-1].get("init")
     # Saved whenever the run was recorded, even one that failed before its first epoch
@@ -210,7 +207,3 @@ def _train(ctx: DistContext, project: Project, out: Path, *, epochs: int | None,
             outcome.save_error = err.full()
     return outcome
 
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

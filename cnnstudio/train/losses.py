@@ -131,17 +131,9 @@ def make_loss(task: str, settings: dict[str, Any], out_channels: int) -> TaskLos
     """
     name = settings.get("name", "auto")
     smoothing = float(settings.get("label_smoothing", 0.0))
-    if task == "classification":
-        if name in ("auto", "cross_entropy"):
-            return TaskLoss(lambda z, y: F.cross_entropy(z, y, label_smoothing=smoothing), False,
-                            "cross_entropy")
-        if name == "bce":
-            return TaskLoss(lambda z, y: _bce_one_hot(z, y, smoothing), False, "bce")
-        raise ValueError(f"the {name} loss is for segmentation; use cross_entropy or bce"
-                         " for classification")
-    if task != "segmentation":
+    if task not in ("classification", "segmentation"):
         raise ValueError(f"unknown task {task!r}")
-    if out_channels == 1:  # binary masks scored by one logit per pixel
+    if task == "segmentation" and out_channels == 1:  # binary masks, one logit per pixel
         def bce(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             t = (y == 1).to(z.dtype).unsqueeze(1)
             return F.binary_cross_entropy_with_logits(z, t * (1 - smoothing) + 0.5 * smoothing)
@@ -158,6 +150,9 @@ def make_loss(task: str, settings: dict[str, Any], out_channels: int) -> TaskLos
                         "cross_entropy")
     if name == "bce":
         return TaskLoss(lambda z, y: _bce_one_hot(z, y, smoothing), False, "bce")
+    if task == "classification":
+        raise ValueError(f"the {name} loss is for segmentation; use cross_entropy or bce"
+                         " for classification")
     if name == "dice":
         return TaskLoss(lambda z, y: _dice(torch.softmax(z.float(), 1), _one_hot(y, z)), False,
                         "dice")

@@ -90,13 +90,8 @@ def classification_summary(cm: torch.Tensor, top5: float | None = None) -> dict[
     """The per-epoch classification metrics as plain Python values (NaN kept as float nan):
     `val_accuracy`, optionally `val_top5`, and per-class `precision`, `recall`, `f1` lists."""
     precision, recall, f1 = precision_recall_f1(cm)
-    out: dict[str, object] = {"val_accuracy": accuracy(cm)}
-    if top5 is not None:
-        out["val_top5"] = top5
-    out["precision"] = precision.tolist()
-    out["recall"] = recall.tolist()
-    out["f1"] = f1.tolist()
-    return out
+    return {"val_accuracy": accuracy(cm), **({} if top5 is None else {"val_top5": top5}),
+            "precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist()}
 
 
 def segmentation_summary(cm: torch.Tensor) -> dict[str, object]:

@@ -54,11 +54,6 @@ class RunResult:
     normalization: dict[str, Any] = field(default_factory=dict)  # mean, std, normalize
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not used
 
-    @property
-    def ok(self) -> bool:
-        """True unless the run failed."""
-        return self.status != FAILED
-
 
 def json_safe(value: Any) -> Any:
     """`value` with NaN/inf floats as None, tuples as lists and tensors as (nested) lists,

@@ -19,6 +19,8 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from cnnstudio.nn.weights import weights_metadata
+
 FORMAT = "cnnstudio.resume"
 VERSION = 1
 _META_KEY = "cnnstudio.resume"
@@ -62,11 +64,8 @@ class ResumeState:
         """Serialize to safetensors bytes (tensors copied to CPU); raises TypeError for a
         value that is neither a tensor nor JSON-like."""
         tensors: dict[str, torch.Tensor] = {}
-        doc: dict[str, Any] = {"format": FORMAT, "version": VERSION}
-        for f in fields(self):
-            if f.name.startswith("_"):
-                continue
-            doc[f.name] = encode(getattr(self, f.name), tensors, f.name)
+        doc = {"format": FORMAT, "version": VERSION,
+               **{f.name: encode(getattr(self, f.name), tensors, f.name) for f in fields(self)}}
         return st_save(tensors, metadata={_META_KEY: json.dumps(doc, allow_nan=False)})
 
     @classmethod
@@ -74,10 +73,7 @@ class ResumeState:
         """Read bytes written by `to_bytes`; raises ResumeError if they are not such data."""
         try:
             tensors = st_load(bytes(data))
-            meta = _metadata(data)
-            doc = json.loads(meta[_META_KEY])
-        except ResumeError:
-            raise
+            doc = json.loads(weights_metadata(bytes(data)).get(_META_KEY, "null"))
         except Exception as exc:  # safetensors raises its own error types
             raise ResumeError(f"the resume data cannot be read ({exc})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -85,30 +81,13 @@ class ResumeState:
         if doc.get("version") != VERSION:
             raise ResumeError(f"resume data version {doc.get('version')} is not supported")
         try:  # crafted metadata may hold any JSON: every surprise is "malformed"
-            values: dict[str, Any] = {}
-            for f in fields(cls):
-                if f.name in doc and not f.name.startswith("_"):
-                    values[f.name] = decode(doc[f.name], tensors)
+            values = {f.name: decode(doc[f.name], tensors) for f in fields(cls) if f.name in doc}
             if not isinstance(values.get("settings", {}), dict):
                 raise TypeError("settings")
             return cls(**values)
         except (TypeError, ValueError, KeyError, IndexError, AttributeError,
                 RecursionError) as exc:
             raise ResumeError(f"the resume data is malformed ({type(exc).__name__})") from None
-
-
-def _metadata(data: bytes) -> dict[str, str]:
-    """The `__metadata__` of safetensors bytes (its header is 8-byte length + JSON)."""
-    if len(data) < 8:
-        raise ResumeError("the resume data is truncated")
-    size = int.from_bytes(data[:8], "little")
-    if size > len(data) - 8:
-        raise ResumeError("the resume data is truncated")
-    header = json.loads(data[8:8 + size])
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict) or _META_KEY not in meta:
-        raise ResumeError("the resume data has no CNN Studio metadata")
-    return meta
 
 
 def encode(value: Any, tensors: dict[str, torch.Tensor], key: str) -> Any:
@@ -183,10 +162,10 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def resume_mismatch(state: ResumeState, settings: dict[str, Any], train_samples: int,
-                    epochs: int, batches_per_epoch: int) -> str:
-    """Why `state` cannot continue a run with these filled settings and this many
-    training samples ('' when it can): changed settings (device and amp may change),
-    changed data, or a stop position outside the run."""
+                    epochs: int, batches_per_epoch: int, processes: int) -> str:
+    """Why `state` cannot continue a run with these filled settings, this many training
+    samples and `processes` ('' when it can): changed settings (device and amp may
+    change), changed data, a stop position outside the run, or another process count."""
     mine = {k: v for k, v in settings.items() if k not in RESUME_FREE_KEYS}
     theirs = {k: v for k, v in state.settings.items() if k not in RESUME_FREE_KEYS}
     if mine != theirs:
@@ -196,4 +175,7 @@ def resume_mismatch(state: ResumeState, settings: dict[str, Any], train_samples:
         return "the training data changed"
     if not 0 <= state.epoch <= epochs or not 0 <= state.batch <= batches_per_epoch:
         return "the stop position is outside this run"
+    ran = state.extra.get("world_size", 1)
+    if ran != processes:  # positions count a rank's batches
+        return f"it ran in {ran} process(es), this run has {processes}; batch positions differ"
     return ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import traceback
@@ -9,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from cnnstudio.core.errors import first_line
 
 
 @dataclass
@@ -27,6 +30,11 @@ class NonFiniteLoss(Exception):
         super().__init__(f"non-finite loss {value} at epoch {epoch + 1}, batch {batch + 1}")
         self.value, self.epoch, self.batch, self.lr = value, epoch, batch, lr
 
+    def words(self) -> str:
+        what = "NaN" if math.isnan(self.value) else "infinite"
+        return (f"the loss became {what} at epoch {self.epoch + 1}, batch {self.batch + 1}"
+                f" (learning rate {self.lr:g} is probably too high)")
+
 
 def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
     """A private CPU copy of the module's state_dict (a checkpoint survives later steps)."""
@@ -35,9 +43,7 @@ def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 def is_out_of_memory(err: BaseException) -> bool:
     """True for CUDA's OutOfMemoryError and the RuntimeErrors other backends raise."""
-    if isinstance(err, torch.OutOfMemoryError):
-        return True
-    if isinstance(err, MemoryError):
+    if isinstance(err, torch.OutOfMemoryError | MemoryError):
         return True
     text = str(err).lower()
     # CUDA/MPS say "out of memory"; torch's CPU allocator says "can't allocate memory".
@@ -57,8 +63,7 @@ def failure_message(err: BaseException, where: str | None, batch_size: int,
                     f" try a smaller batch size, e.g. {batch_size // 2}")
         return (f"the {memory} ran out of memory at {place} even with batch size 1; the"
                 " model is too large for this device")
-    text = str(err).strip().splitlines()
-    reason = text[0] if text else type(err).__name__
+    reason = first_line(err)
     if where is None:  # set-up errors (device, data, model) are already worded for users
         return reason
     return f"training failed at {where}: {type(err).__name__}: {reason}"

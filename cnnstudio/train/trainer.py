@@ -28,8 +28,8 @@ from cnnstudio.train.batches import (
     epoch_permutation,
 )
 from cnnstudio.train.callbacks import BatchInfo, Callback, overriding
-from cnnstudio.train.checkpoint import Checkpointing
-from cnnstudio.train.device import amp_usable, default_cpu_threads, resolve_device
+from cnnstudio.train.checkpoint import Checkpoint, EarlyStopping, private
+from cnnstudio.train.device import LocalStrategy, amp_usable
 from cnnstudio.train.evaluate import evaluate
 from cnnstudio.train.losses import (
     LogitsTap,
@@ -50,6 +50,8 @@ from cnnstudio.train.record import COMPLETED, FAILED, STOPPED, RunResult, now_is
 from cnnstudio.train.resume import (
     ResumeError,
     ResumeState,
+    capture_rng,
+    restore_rng,
     resume_mismatch,
 )
 from cnnstudio.train.steps import (
@@ -64,7 +66,7 @@ if TYPE_CHECKING:
     from cnnstudio.train.distributed import DistContext
 
 
-class Trainer(Checkpointing):
+class Trainer:
     """Trains `module` on `dataset` with the `training` settings (filled or not).
 
     `augmentation` is the project's `data.augmentation` (flip, crop_padding, rotation) or
@@ -79,10 +81,10 @@ class Trainer(Checkpointing):
     holds the last weights (after a NaN/inf loss: the validated checkpoint the run keeps,
     or the weights it started from); `RunResult.state_dict` holds the checkpoint to keep.
 
-    With `dist` (a `DistContext`, see `cnnstudio.train.distributed`) this is one rank of a
-    distributed run: it trains on its shard with the model in DistributedDataParallel on
-    `dist.device`, batch_size per process; losses, stops and validation sums are agreed
-    over the ranks. Pause is not available then (stop is).
+    With `dist` (a `DistContext`, see `cnnstudio.train.distributed`) as its `strategy`
+    this is one rank of a distributed run: it trains on its shard with the model in
+    DistributedDataParallel on `dist.device`, batch_size per process; losses, stops and
+    validation sums are agreed over the ranks. Pause is not available then (stop is).
     """
 
     def __init__(self, module: nn.Module, dataset: Dataset, training: dict[str, Any], *,
@@ -98,9 +100,9 @@ class Trainer(Checkpointing):
         self.callbacks = tuple(callbacks)
         self.normalize = normalize
         self.num_threads = num_threads
-        self.dist = dist
-        self.world_size = dist.world_size if dist is not None else 1
-        self._device_name = device if device is not None else self.settings["device"]
+        self.strategy = dist or LocalStrategy(
+            device if device is not None else self.settings["device"])
+        self.world_size = self.strategy.world_size
         self.epochs: int = self.settings["epochs"]
         self.batch_size: int = self.settings["batch_size"]
         self.seed: int = self.settings["seed"]
@@ -109,19 +111,14 @@ class Trainer(Checkpointing):
         self.val_index = dataset.splits.get("val", torch.empty(0, dtype=torch.int64))
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
         # A rank counts the batches of its shard: the same number on every rank.
-        samples = len(self.train_index) if dist is None else dist.shard_size(len(self.train_index))
+        samples = self.strategy.shard_size(len(self.train_index))
         self.batches_per_epoch = batch_count(samples, self.batch_size,
                                              self.settings["max_batches_per_epoch"], has_bn)
         self._resume = resume
-        if resume is not None:
-            reason = resume_mismatch(resume, self.settings, len(self.train_index),
-                                     self.epochs, self.batches_per_epoch)
-            processes = resume.extra.get("world_size", 1)
-            if not reason and processes != self.world_size:
-                reason = (f"it ran in {processes} process(es), this run has {self.world_size};"
-                          " batch positions differ")
-            if reason:
-                raise ResumeError(f"cannot resume: {reason}")
+        if resume is not None and (reason := resume_mismatch(
+                resume, self.settings, len(self.train_index), self.epochs,
+                self.batches_per_epoch, self.world_size)):
+            raise ResumeError(f"cannot resume: {reason}")
         # Control, set from any thread: a plain bool is atomic under the GIL.
         self._stop = False
         self._unpaused = threading.Event()
@@ -139,6 +136,7 @@ class Trainer(Checkpointing):
         # Where the weights started, as the run record says it ("fresh" or {"from_run":
         # ID}); `train_project` sets it before `fit()`, None for a bare Trainer.
         self.init: str | dict[str, Any] | None = None
+        self.had_weights = True  # False: `train_project` on a project without weights
 
     # ---- control (any thread) --------------------------------------------------------
 
@@ -175,15 +173,8 @@ class Trainer(Checkpointing):
         for training faults; KeyboardInterrupt and other BaseExceptions pass through."""
         self._started = now_iso()
         self._status, self._message = FAILED, ""
-        self._best: dict[str, Any] = {}
-        self._best_state: dict[str, torch.Tensor] | None = None
-        self._start_state: dict[str, torch.Tensor] | None = None
-        # The last validated epoch's weights, with checkpoint "last" (see _handle_non_finite).
-        self._last_state: dict[str, torch.Tensor] | None = None
-        self._last_state_epoch: int | None = None
-        self._non_finite = False
-        self._kept: dict[str, torch.Tensor] | None = None
-        self._bad_epochs = 0
+        self.checkpoint = Checkpoint(self.settings["checkpoint"])
+        self.early_stopping = EarlyStopping(self.settings["early_stopping"]["patience"])
         self._position = (0, 0)  # next (epoch, batch) to train, 0-based
         self._stats = EpochStats()
         self._stepped = False
@@ -198,7 +189,10 @@ class Trainer(Checkpointing):
             with LogitsTap(self.module, self._tap):
                 self._status, self._message = self._run()
         except NonFiniteLoss as bad:
-            self._message = self._handle_non_finite(bad)
+            # No resume state is made: the optimizer's state took in the diverging steps.
+            kept = self.checkpoint.fall_back(self.module, self.records[-1]["epoch"]
+                                             if self.records else None)
+            self._message = f"{bad.words()}; {kept.words(self.had_weights)}"
         except Exception as err:
             debug_traceback(err)
             self._message = failure_message(err, self._where() if self._in_loop else None,
@@ -218,11 +212,10 @@ class Trainer(Checkpointing):
         return result
 
     def _setup(self) -> None:
-        dist = self.dist
-        self.device = dist.device if dist is not None else resolve_device(self._device_name)
+        strategy = self.strategy
+        self.device = strategy.device
         if self.device.type == "cpu":
-            torch.set_num_threads(self.num_threads or (dist.cpu_threads if dist is not None
-                                                       else default_cpu_threads()))
+            torch.set_num_threads(self.num_threads or strategy.cpu_threads)
         if len(self.train_index) == 0 or self.batches_per_epoch == 0:
             raise ValueError("the training split is empty: there is nothing to train on")
         self.module.to(self.device)
@@ -247,14 +240,14 @@ class Trainer(Checkpointing):
         self._on_epoch_end = overriding(self.callbacks, "on_epoch_end")
         self._samples_seen = 0
         # DDP shares the module's parameters (the optimizer's) and starts from rank 0's.
-        self._net = dist.wrap(self.module) if dist is not None else self.module
+        self._net = strategy.wrap(self.module)
         if self._resume is not None:
             self._apply_resume(self._resume)
-            if dist is not None and dist.rank:  # only rank 0's RNG state was kept
-                torch.manual_seed(dist.rank_seed(self.seed, *self._position))
+            if strategy.rank:  # only rank 0's RNG state was kept
+                torch.manual_seed(strategy.rank_seed(self.seed, *self._position))
         else:
-            self._start_state = cpu_state(self.module)
-            torch.manual_seed(self.seed if dist is None else dist.rank_seed(self.seed))
+            torch.manual_seed(strategy.rank_seed(self.seed))
+        self.checkpoint.start_state = cpu_state(self.module)
 
     def _where(self) -> str:
         """The place in the run being worked on, in words (epochs and batches from 1)."""
@@ -281,7 +274,7 @@ class Trainer(Checkpointing):
         """The epochs; return (status, message)."""
         start_epoch, start_batch = self._position
         for epoch in range(start_epoch, self.epochs):
-            if self._stop if self.dist is None else self.dist.any(self._stop):
+            if self.strategy.any(self._stop):
                 self._position = (epoch, 0)
                 return STOPPED, f"stopped after epoch {epoch}" if epoch else "stopped"
             self.epoch = epoch + 1
@@ -291,8 +284,7 @@ class Trainer(Checkpointing):
             if not self._train_epoch(epoch, first):
                 return STOPPED, (f"stopped during epoch {epoch + 1} after batch"
                                  f" {self._position[1]} of {self.batches_per_epoch}")
-            if self.dist is not None:  # one model to validate and keep, on every rank
-                self.dist.average_buffers(self.module)
+            self.strategy.average_buffers(self.module)  # one model to validate and keep
             metrics = self._validate()
             if metrics is None:
                 return STOPPED, f"stopped during the validation of epoch {epoch + 1}"
@@ -309,32 +301,34 @@ class Trainer(Checkpointing):
         normalize, augmentation, scaler = self.normalize, self.augmentation, self.scaler
         per_batch = self.scheduler if self._sched_when == PER_BATCH else None
         bs, batches, stats = self.batch_size, self.batches_per_epoch, self._stats
-        dist, rank = self.dist, self.dist.rank if self.dist is not None else 0
+        strategy, pausable = self.strategy, self.strategy.pausable
+        count = any(getattr(cb, "counts_correct", False) for cb in self.callbacks)
         order = epoch_permutation(self.seed, epoch, len(self.train_index))
-        order = data.index(self.train_index[order if dist is None else dist.shard(order)])
+        order = data.index(self.train_index[strategy.shard(order)])
         module.train()
         tick = time.perf_counter()
         for b in range(first, batches):
             # Distributed: a local flag must not decide alone; the stop is agreed below.
-            if dist is None and (self._stop or not self._unpaused.is_set()):
+            self._position = (epoch, b)
+            if pausable and (self._stop or not self._unpaused.is_set()):
                 stats.seconds += time.perf_counter() - tick
                 if self._wait_while_paused():
-                    self._position = (epoch, b)
                     return False
                 tick = time.perf_counter()
-            self._position = (epoch, b)
             xb, yb = data.batch(order[b * bs:(b + 1) * bs])
             xb = self.dataset.batch_to_float(xb, normalize)
             if augmentation is not None:
                 xb, yb = augment_batch(xb, yb, augmentation,
-                                       augmentation_generator(self.seed, epoch, b, rank))
+                                       augmentation_generator(self.seed, epoch, b,
+                                                              strategy.rank))
             with self._autocast():
-                loss = loss_fn(module(xb), yb)
-            # One sync per batch, needed anyway: a non-finite step must never be applied.
-            if dist is None:
-                value, stop = loss.item(), False
-            else:  # every rank gets the same mean loss and stop decision, before any step
-                value, stop = dist.loss_and_stop(loss, self._stop)
+                out = module(xb)
+                loss = loss_fn(out, yb)
+                correct = (loss_fn.predict(out.detach()) == yb).sum() if count else None
+            del out  # not held through the backward pass
+            # One sync per batch, needed anyway: a non-finite step must never be applied
+            # (every rank gets the same mean loss and stop decision, before any step).
+            value, stop = strategy.loss_and_stop(loss, self._stop)
             if not math.isfinite(value):
                 raise NonFiniteLoss(value, epoch, b, current_lr(optimizer))
             if stop:  # this batch is not applied: a resume starts with it
@@ -360,7 +354,8 @@ class Trainer(Checkpointing):
             if self._on_batch_end:
                 elapsed = stats.seconds + time.perf_counter() - tick
                 info = BatchInfo(epoch + 1, b + 1, batches, value, lr, self._samples_seen,
-                                 stats.samples / elapsed if elapsed > 0 else 0.0)
+                                 stats.samples / elapsed if elapsed > 0 else 0.0,
+                                 correct, yb.numel())
                 for hook in self._on_batch_end:
                     hook(self, info)
         stats.seconds += time.perf_counter() - tick
@@ -376,8 +371,10 @@ class Trainer(Checkpointing):
         return self._stop
 
     def _halt(self) -> bool:
-        """Between validation batches: wait while paused; True if a stop was requested."""
-        return (self._stop or not self._unpaused.is_set()) and self._wait_while_paused()
+        """Between validation batches: wait while paused; True if a stop was requested.
+        Never for a rank: each validates its part, and the sums need every rank."""
+        return (self.strategy.pausable and (self._stop or not self._unpaused.is_set())
+                and self._wait_while_paused())
 
     def _validate(self) -> dict[str, Any] | None:
         """Validation metrics ({} without a validation split), timed into the epoch
@@ -385,15 +382,12 @@ class Trainer(Checkpointing):
         if len(self.val_index) == 0:
             return {}
         tick, paused = time.perf_counter(), self._paused_seconds
-        dist = self.dist  # distributed: each rank a slice, sums all-reduced, never halted
-        out = evaluate(self.module, self.data,
-                       self.val_index if dist is None else dist.val_shard(self.val_index),
+        strategy = self.strategy  # distributed: each rank a slice, the sums all-reduced
+        out = evaluate(self.module, self.data, strategy.val_shard(self.val_index),
                        batch_size=self.batch_size,
                        to_float=lambda xb: self.dataset.batch_to_float(xb, self.normalize),
                        loss=self.loss, num_classes=self.num_classes, task=self.task,
-                       autocast=self._autocast,
-                       halt=self._halt if dist is None else lambda: False,
-                       reduce=None if dist is None else dist.all_sum)
+                       autocast=self._autocast, halt=self._halt, reduce=strategy.all_sum)
         self._stats.seconds += time.perf_counter() - tick - (self._paused_seconds - paused)
         if out is None:
             return None
@@ -417,25 +411,71 @@ class Trainer(Checkpointing):
             self.scheduler.step(monitor)
         self.records.append(record)
         self._stats = EpochStats()
-        if self.settings["checkpoint"] == "last":  # what a later NaN loss falls back to
-            self._last_state, self._last_state_epoch = cpu_state(self.module), epoch + 1
-        if not self._best or monitor < self._best["loss"]:
-            self._best = {"epoch": epoch + 1, "loss": monitor, "metrics": {**record, **metrics},
-                          "confusion_matrix": self._cm_list()}
-            if self.settings["checkpoint"] == "best":
-                self._best_state = cpu_state(self.module)
-            self._bad_epochs = 0
-        else:
-            self._bad_epochs += 1
+        improved = self.checkpoint.epoch_end(self.module, epoch + 1, monitor,
+                                             {**record, **metrics}, self.confusion_matrix)
+        message = self.early_stopping.epoch_end(
+            improved, epoch + 1, epoch + 1 == self.epochs,
+            "validation" if "val_loss" in metrics else "training", self.checkpoint.best["epoch"])
         for hook in self._on_epoch_end:
             hook(self, record)
-        patience = self.settings["early_stopping"]["patience"]
-        if patience is not None and self._bad_epochs >= patience and epoch + 1 < self.epochs:
-            what = "validation" if "val_loss" in metrics else "training"
-            return (f"stopped early at epoch {epoch + 1}: the {what} loss did not improve for"
-                    f" {patience} epoch{'s' if patience > 1 else ''} (best: epoch"
-                    f" {self._best['epoch']})")
-        return ""
+        return message
 
-    def _cm_list(self) -> list[list[int]] | None:
-        return None if self.confusion_matrix is None else self.confusion_matrix.tolist()
+    # ---- what a run leaves ------------------------------------------------------------
+
+    def _result(self) -> RunResult:
+        checkpoint, cm, best = self.checkpoint, self.confusion_matrix, {}
+        if checkpoint.best_state is not None:
+            best = checkpoint.best
+        elif self.records:  # the last epoch
+            best = {"epoch": self.records[-1]["epoch"], "confusion_matrix": cm if cm is None
+                    else cm.tolist(), "metrics": {**self.records[-1], **self.last_metrics}}
+        return RunResult(
+            status=self._status, message=self._message, device=str(self.device),
+            settings=self.settings, epochs=list(self.records),
+            best_epoch=best.get("epoch"), best=best.get("metrics", {}),
+            confusion_matrix=best.get("confusion_matrix"),
+            class_names=list(self.dataset.class_names),
+            state_dict=checkpoint.final_state(self.module,
+                                              self._stepped or self._resume is not None),
+            resume_state=self._resume_state() if self._status == STOPPED else None,
+            started=self._started, finished=now_iso(),
+            normalization={"normalize": self.normalize, "mean": list(self.dataset.mean),
+                           "std": list(self.dataset.std)})
+
+    def _resume_state(self) -> ResumeState:
+        assert self.optimizer is not None
+        epoch, batch = self._position
+        stats, scheduler, scaler = self._stats, self.scheduler, self.scaler
+        # Private copies, never views: `state_dict()` shares the live tensors, and the
+        # caller then loads the checkpoint to keep (with checkpoint "best", the best
+        # epoch's weights) into the same module, which silently rewrote a resume state
+        # made of views into the best weights: the resumed run continued from those.
+        return ResumeState(
+            epoch=epoch, batch=batch, model=cpu_state(self.module),
+            optimizer=private(self.optimizer.state_dict()),
+            scheduler=private(scheduler.state_dict()) if scheduler is not None else None,
+            scaler=private(scaler.state_dict()) if scaler is not None else None,
+            rng=capture_rng(), best_state=self.checkpoint.best_state,
+            epoch_loss_sum=stats.loss_sum, epoch_samples=stats.samples,
+            epoch_seconds=stats.seconds, records=list(self.records),
+            best=dict(self.checkpoint.best), bad_epochs=self.early_stopping.bad_epochs,
+            settings=self.settings, train_samples=len(self.train_index),
+            # Positions count a rank's batches: a resume needs as many processes.
+            extra={"world_size": self.world_size} if self.world_size > 1 else {})
+
+    def _apply_resume(self, state: ResumeState) -> None:
+        assert self.optimizer is not None
+        self.module.load_state_dict(state.model)
+        # After the scheduler's constructor, which sets the lr: the saved lr wins.
+        self.optimizer.load_state_dict(state.optimizer)
+        if self.scheduler is not None and state.scheduler is not None:
+            self.scheduler.load_state_dict(state.scheduler)
+        if self.scaler is not None and state.scaler:
+            self.scaler.load_state_dict(state.scaler)
+        self.checkpoint = Checkpoint(self.checkpoint.mode, state.best, state.best_state)
+        self.early_stopping = EarlyStopping(self.early_stopping.patience, state.bad_epochs)
+        self.records = list(state.records)
+        self._stats = EpochStats(state.epoch_loss_sum, state.epoch_samples, state.epoch_seconds)
+        self._position = (state.epoch, state.batch)
+        self._stepped = True
+        restore_rng(state.rng)  # last: nothing may draw between here and the first batch

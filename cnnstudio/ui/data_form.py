@@ -29,33 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnstudio.core.data_sources import BUILTINS, SOURCE_KINDS, path_keys
 from cnnstudio.core.errors import FormatError
-from cnnstudio.project.settings import BUILTIN_DATASETS, SOURCE_KINDS, fill_data
+from cnnstudio.project.settings import fill_data
 from cnnstudio.ui.commands import SetSettingsCommand
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.param_editors import ERROR_COLOR
 
-KINDS = (("builtin", "Built-in"), ("folder", "Image folder"),
-         ("segmentation_folder", "Segmentation folder"), ("npz", "NumPy .npz"),
-         ("csv", "CSV"), ("idx", "MNIST IDX"), ("cifar10", "CIFAR-10 batches"))
-BUILTIN_TITLES = {"digits": "digits: handwritten 8×8 (UCI)", "xo": "xo: X vs O, 9×9",
-                  "shapes": "shapes: circle, square, triangle", "shapes-seg":
-                  "shapes-seg: shapes with masks", "signals": "signals: 1-D waveforms"}
-_IDX = "IDX files (*-ubyte *.idx *.idx1-ubyte *.idx3-ubyte *.gz);;All files (*)"
-# kind → its path keys: (key, label, "dir" or a file-dialog filter)
-PATH_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "builtin": (),
-    "folder": (("path", "Folder", "dir"),),
-    "segmentation_folder": (("images", "Images", "dir"), ("masks", "Masks", "dir")),
-    "npz": (("path", "File", "NumPy arrays (*.npz);;All files (*)"),),
-    "csv": (("path", "File", "CSV files (*.csv *.txt);;All files (*)"),),
-    "idx": (("images", "Images", _IDX), ("labels", "Labels", _IDX)),
-    "cifar10": (("path", "Folder", "dir"),),
-}
-_HINTS = {"folder": "one subfolder per class (optional train/ val/ test/)",
-          "segmentation_folder": "images/ and masks/ with matching names",
-          "npz": "arrays x and y", "csv": "label, then pixel or signal columns",
-          "idx": "MNIST images and labels files", "cifar10": "folder of data_batch_*.bin"}
 # JSON path → the name the form gives it, for error lines the user can place.
 FIELD_NAMES = {"data.val_fraction": "Validation share", "data.normalize": "Normalize",
                "data.augmentation.flip": "Flip", "data.augmentation.crop_padding":
@@ -178,16 +158,16 @@ class DataSettingsForm(QWidget):
         self._drafts: dict[str, dict[str, str]] = {}  # kind → paths typed so far
         self.kind = QComboBox(self)
         self.kind.setObjectName("dataSourceKind")
-        for key, title in KINDS:
-            self.kind.addItem(title, key)
+        for key, kind in SOURCE_KINDS.items():
+            self.kind.addItem(kind.title, key)
         self.builtin = QComboBox(self)
         self.builtin.setObjectName("dataBuiltinName")
         shrink = QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         for combo in (self.kind, self.builtin):  # may shrink with the dock; full text in list
             combo.setSizeAdjustPolicy(shrink)
             combo.setMinimumContentsLength(8)
-        for name in BUILTIN_DATASETS:
-            self.builtin.addItem(BUILTIN_TITLES.get(name, name), name)
+        for name, builtin in BUILTINS.items():
+            self.builtin.addItem(builtin.title, name)
         self.paths = [_PathRow(self), _PathRow(self)]
         for i, row in enumerate(self.paths):
             row.edit.setObjectName(f"dataPath{i + 1}")
@@ -273,7 +253,7 @@ class DataSettingsForm(QWidget):
         source = filled.get("source") if isinstance(filled.get("source"), dict) else {}
         kind = source.get("kind", "builtin")
         if kind in SOURCE_KINDS:
-            self._drafts[kind] = {k: str(source.get(k, "")) for k in SOURCE_KINDS[kind]}
+            self._drafts[kind] = {k: str(source.get(k, "")) for k in path_keys(kind)}
         aug = filled.get("augmentation") if isinstance(filled.get("augmentation"), dict) else {}
         for widget in (self.kind, self.builtin, self.normalize, self.flip):
             widget.blockSignals(True)
@@ -297,20 +277,19 @@ class DataSettingsForm(QWidget):
         self._show_error(str(problem) if problem else None)
 
     def _show_kind_fields(self, kind: str) -> None:
-        fields = PATH_FIELDS.get(kind, ())
+        fields, hint = SOURCE_KINDS[kind].paths, SOURCE_KINDS[kind].hint
         self._form.setRowVisible(1, kind == "builtin")
         draft = self._drafts.get(kind, {})
         for i, row in enumerate(self.paths):
             visible = i < len(fields)
             self._form.setRowVisible(2 + i, visible)
             if visible:
-                key, label, _mode = fields[i]
-                self._form.labelForField(row).setText(label)
-                self._set_path_text(i, draft.get(key, ""))
-                row.edit.setPlaceholderText("choose a folder…" if fields[i][2] == "dir"
+                self._form.labelForField(row).setText(fields[i].label)
+                self._set_path_text(i, draft.get(fields[i].key, ""))
+                row.edit.setPlaceholderText("choose a folder…" if fields[i].browse == "dir"
                                             else "choose a file…")
-        self._form.setRowVisible(4, kind in _HINTS)
-        self.hint.setText(_HINTS.get(kind, ""))
+        self._form.setRowVisible(4, bool(hint))
+        self.hint.setText(hint)
 
     def _show_error(self, text: str | None, field: QLineEdit | None = None) -> None:
         self.error.setText(text or "")
@@ -366,7 +345,7 @@ class DataSettingsForm(QWidget):
     def _apply_source(self, kind: str) -> bool:
         """Push `kind` with its drafted paths; False (nothing pushed) while one is missing."""
         draft = self._drafts.setdefault(kind, {})
-        keys = SOURCE_KINDS[kind]
+        keys = path_keys(kind)
         if any(not draft.get(key, "").strip() for key in keys):
             return False
         current = self.doc.project.data.get("source") if isinstance(
@@ -379,8 +358,8 @@ class DataSettingsForm(QWidget):
             source["name"] = self.builtin.currentData()
         for key in keys:
             source[key] = draft[key].strip()
-        title = dict(KINDS)[kind]
-        return self.apply(lambda data: data.__setitem__("source", source), f"Data: {title}")
+        return self.apply(lambda data: data.__setitem__("source", source),
+                          f"Data: {SOURCE_KINDS[kind].title}")
 
     def _set_path_text(self, i: int, text: str) -> None:
         edit = self.paths[i].edit
@@ -396,10 +375,10 @@ class DataSettingsForm(QWidget):
 
     def _path_finished(self, i: int) -> None:
         kind = self.kind.currentData()
-        fields = PATH_FIELDS.get(kind, ())
-        if i < len(fields):
+        keys = path_keys(kind)
+        if i < len(keys):
             text = self.paths[i].edit.text().strip()
-            self._drafts.setdefault(kind, {})[fields[i][0]] = text
+            self._drafts.setdefault(kind, {})[keys[i]] = text
             self.paths[i].show_full(self._full_path(text))
             self._apply_source(kind)
 
@@ -433,15 +412,14 @@ class DataSettingsForm(QWidget):
             return str(path)
 
     def _browse(self, i: int) -> None:
-        kind = self.kind.currentData()
-        fields = PATH_FIELDS.get(kind, ())
-        if i >= len(fields):
+        kind = SOURCE_KINDS[self.kind.currentData()]
+        if i >= len(kind.paths):
             return
-        key, label, mode = fields[i]
-        title = f"{dict(KINDS)[kind]}: {label}"
+        field = kind.paths[i]
+        title = f"{kind.title}: {field.label}"
         start = self._start_folder(self.paths[i].edit.text())
-        chosen = (self.ask_directory(title, start) if mode == "dir"
-                  else self.ask_file(title, start, mode))
+        chosen = (self.ask_directory(title, start) if field.browse == "dir"
+                  else self.ask_file(title, start, field.browse))
         if chosen:
             self._set_path_text(i, self.store_path(chosen))
             self._path_finished(i)

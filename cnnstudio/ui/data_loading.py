@@ -14,57 +14,32 @@ import atexit
 import itertools
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from cnnstudio.core.errors import FormatError
+from cnnstudio.core.data_sources import path_keys
+from cnnstudio.core.errors import FormatError, GraphError
 from cnnstudio.project.model import Project
-from cnnstudio.project.settings import SOURCE_KINDS, fill_data
-
-
-@dataclass(frozen=True)
-class LoadRequest:
-    """What to load: the filled `data.source` plus what the loader needs besides."""
-
-    source: dict[str, Any]
-    input_shape: tuple[int, ...]
-    task: str
-    base_dir: Path
-    val_fraction: float
-    seed: int = 0
-
+from cnnstudio.train.model_io import DataRequest
 
 YIELD_SECONDS = 0.001
 
 
-def request_for(project: Project) -> LoadRequest | str:
-    """What `project` asks to load, or the one-line reason it cannot be loaded (invalid
-    data settings, no usable Input node)."""
+def request_for(project: Project) -> DataRequest | str:
+    """What `project` asks to load (what training loads), or the one-line reason it cannot
+    be loaded (invalid data settings, no usable Input node)."""
     try:
-        data = fill_data(project.data if isinstance(project.data, dict) else {})
-    except FormatError as err:
-        return str(err)
-    inputs = [node for node in project.graph if node.type == "Input"]
-    if not inputs:
-        return "the network has no Input node: the data is converted to its shape"
-    try:
-        shape = tuple(int(d) for d in inputs[0].resolved_params()["shape"])
-    except Exception as err:  # a half-typed shape must not break the view
-        return f"the Input's shape is not usable: {err}"
-    seed = data.get("seed", 0)  # the split seed, as the trainer reads it
-    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
-    base = Path(project.path).parent if project.path is not None else Path.cwd()
-    return LoadRequest(source=data["source"], input_shape=shape, task=project.task,
-                       base_dir=base, val_fraction=data["val_fraction"], seed=seed)
+        return DataRequest.of(project)
+    except (FormatError, GraphError) as err:
+        no_input = project.graph.input_node() is None and isinstance(err, GraphError)
+        return f"{err}: the data is converted to its shape" if no_input else str(err)
 
 
-def source_root(request: LoadRequest) -> str | None:
+def source_root(request: DataRequest) -> str | None:
     """The folder skipped files are shown relative to: the source's path, or the common
     folder of its two paths (images/ and masks/)."""
-    keys = SOURCE_KINDS.get(str(request.source.get("kind", "")), ())
+    keys = path_keys(request.source.get("kind"))
     paths = [str(request.base_dir / Path(str(request.source[k])).expanduser())
              for k in keys if k in request.source]
     if not paths:
@@ -95,7 +70,7 @@ class _LoadWorker(QObject):
     failed = Signal(int, str)  # job, one-line message
     done = Signal()
 
-    def __init__(self, job: int, request: LoadRequest) -> None:
+    def __init__(self, job: int, request: DataRequest) -> None:
         super().__init__()
         self.job, self.request = job, request
         self.cancelled = False  # set from the GUI thread; a plain bool read is atomic enough
@@ -114,14 +89,12 @@ class _LoadWorker(QObject):
         try:
             self._progress("starting", 0, 0)
             began = time.perf_counter()
-            from cnnstudio.data import DataError, load_dataset  # torch loads here, not in GUI
+            from cnnstudio.data import DataError  # torch loads here, not in GUI
             from cnnstudio.ui.data_samples import make_preview
 
             r = self.request
             try:
-                dataset = load_dataset(r.source, input_shape=list(r.input_shape), task=r.task,
-                                       base_dir=r.base_dir, val_fraction=r.val_fraction,
-                                       seed=r.seed, progress=self._progress)
+                dataset = r.load(self._progress)
             except DataError as err:
                 self.failed.emit(self.job, _one_line(err))
                 return
@@ -178,7 +151,7 @@ class DataLoader(QObject):
         """True from `start` until the latest load reported its dataset or its error."""
         return self._current != 0
 
-    def start(self, request: LoadRequest) -> None:
+    def start(self, request: DataRequest) -> None:
         """Load `request` in a new thread, cancelling the load in progress."""
         self.cancel()
         _prune()

@@ -10,7 +10,7 @@ count reaches the document, so the problems list checks the classifier's output 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QPalette, QShowEvent
@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
     QLabel,
-    QMainWindow,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -28,9 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnstudio.train.model_io import DataRequest
 from cnnstudio.ui.commands import SetParamsCommand
 from cnnstudio.ui.data_form import DataSettingsForm
-from cnnstudio.ui.data_loading import DataLoader, LoadRequest, request_for, source_root
+from cnnstudio.ui.data_loading import DataLoader, request_for, source_root
 from cnnstudio.ui.data_preview import SPLIT_COLORS, SkippedList, ThumbnailGrid
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.param_editors import ERROR_COLOR
@@ -39,12 +39,12 @@ if TYPE_CHECKING:
     from cnnstudio.data import Dataset
     from cnnstudio.ui.data_chart import ClassCountChart
     from cnnstudio.ui.data_samples import Preview
+    from cnnstudio.ui.main_window import MainWindow
 
 GROWN_HEIGHT = 350  # the Data dock's height when first shown, if it was lower
 DEBOUNCE_MS = 300  # typing a path or stepping a value fires one load, not one per change
 STAGES = {"starting": "Starting", "scanning": "Scanning folders", "decoding": "Decoding",
           "reading": "Reading", "generating": "Generating", "preview": "Preparing preview"}
-_INPUT_EVENTS = ("params_changed", "node_added", "node_removed", "node_renamed", "reset")
 
 
 def _muted(label: QLabel) -> QLabel:
@@ -73,8 +73,8 @@ class DataView(QWidget):
         self.doc = document
         self._dataset: Dataset | None = None
         self._preview: Preview | None = None
-        self._shown_request: LoadRequest | str | None = None  # what the preview shows
-        self._pending: LoadRequest | None = None  # what is being loaded
+        self._shown_request: DataRequest | str | None = None  # what the preview shows
+        self._pending: DataRequest | None = None  # what is being loaded
         self.chart: ClassCountChart | None = None  # made on first use (pyqtgraph is slow)
         # Whether the user can see the view, from its dock's visibilityChanged: a dock in a
         # background tab is moved off-screen, not hidden, so isVisible() stays True there.
@@ -90,7 +90,9 @@ class DataView(QWidget):
         self.loader.failed.connect(self._on_failed)
         document.settings_changed.connect(self._settings_changed)
         document.project_replaced.connect(self._project_replaced)
-        document.graph_event.connect(self._graph_event)
+        for edit in (document.params_changed, document.node_added, document.node_removed,
+                     document.node_renamed):  # the Input node says the data's shape
+            edit.connect(self.inputs_changed)
         document.graph_reset.connect(self.inputs_changed)
 
     # ---- layout ---------------------------------------------------------------------------
@@ -243,7 +245,7 @@ class DataView(QWidget):
         self._set_message("")
         self.samples.set_placeholder("Loading…")  # shown while the grid is empty
 
-    def current_request(self) -> LoadRequest | str:
+    def current_request(self) -> DataRequest | str:
         """What the project asks to load, or the one-line reason it cannot be loaded."""
         return request_for(self.doc.project)
 
@@ -268,10 +270,6 @@ class DataView(QWidget):
 
     def _settings_changed(self, section: str) -> None:
         if section == "data":
-            self.inputs_changed()
-
-    def _graph_event(self, event: str, details: dict[str, Any]) -> None:
-        if event in _INPUT_EVENTS:
             self.inputs_changed()
 
     def _project_replaced(self) -> None:
@@ -357,7 +355,7 @@ class DataView(QWidget):
         """Set the Input node's shape to the loaded data's own (as the button offers), as
         one undo step; False when there is nothing to set."""
         shape = self._preview.suggested_shape if self._preview is not None else None
-        node = next((n for n in self.doc.graph if n.type == "Input"), None)
+        node = self.doc.graph.input_node()
         if not shape or node is None or list(node.params.get("shape") or []) == list(shape):
             return False
         text = f"Set the Input to {'×'.join(map(str, shape))}"
@@ -399,26 +397,18 @@ class DataView(QWidget):
             if key != "test" or key in sizes))
         self._ensure_chart().show_counts(preview.class_names, preview.counts, preview.unit)
         request = self._shown_request
-        root = source_root(request) if isinstance(request, LoadRequest) else None
+        root = source_root(request) if isinstance(request, DataRequest) else None
         self.skipped.show_skipped(preview.skipped, root)
         n = len(preview.skipped)
         self.tabs.setTabText(1, f"Skipped ({n})" if n else "Skipped")
 
 
-def install_data_view(window: QMainWindow) -> DataView:
-    """Add the Data dock (objectName `dataView`) to `window`, tabbed with the bottom panels;
-    set `window.data_view` and `window.data_dock`. The view loads when the dock is shown."""
+def install_data_view(window: MainWindow) -> tuple[DataView, QDockWidget]:
+    """Add the Data dock (objectName `dataView`) to `window`, tabbed behind the model
+    summary; the view loads when the dock is shown."""
     view = DataView(window.document, window)
-    dock = QDockWidget("Data", window)
-    dock.setObjectName("dataView")
-    dock.setWidget(view)
-    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-    beside = getattr(window, "problems_dock", None)
-    if beside is not None:
-        window.tabifyDockWidget(beside, dock)
-    summary = getattr(window, "summary_dock", None)
-    if summary is not None:
-        summary.raise_()  # the summary stays in front at start-up: no load until asked
+    dock = window.add_dock("dataView", "Data", view, Qt.DockWidgetArea.BottomDockWidgetArea,
+                           beside=window.summary_dock)  # the summary in front: no load yet
     grown = []
 
     def grow(visible: bool) -> None:
@@ -431,9 +421,4 @@ def install_data_view(window: QMainWindow) -> DataView:
 
     dock.visibilityChanged.connect(grow)
     dock.visibilityChanged.connect(view.set_on_screen)
-    menu = getattr(getattr(window, "actions_", None), "panels_menu", None)
-    if menu is not None:
-        menu.addAction(dock.toggleViewAction())
-    window.data_view = view
-    window.data_dock = dock
-    return view
+    return view, dock

@@ -7,23 +7,32 @@ onto `undo_stack`, so every edit can be undone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QUndoStack
 
+from cnnstudio.core.data_sources import builtin_classes
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.shapes import Inference, infer_shapes
-from cnnstudio.core.templates import BUILTIN_CLASSES
 from cnnstudio.project.model import Project
 
 
 class Document(QObject):
-    """One open project. Signals carry plain Python values."""
+    """One open project. Signals carry plain Python values; the graph's come after the
+    edit, one per `core.Graph` event, with that event's details as arguments."""
 
-    graph_event = Signal(str, dict)  # every Graph event, as (event, details), after it happened
+    node_added = Signal(str)  # node id
+    node_removed = Signal(str)
+    node_moved = Signal(str)
+    node_renamed = Signal(str, str)  # old id, new id
+    params_changed = Signal(str)
+    edge_added = Signal(str, str, int)  # source, target, input index
+    edge_removed = Signal(str, str, int)
+    graph_edited = Signal()  # after each of the above: for whoever minds any edit
     graph_reset = Signal()  # the whole graph was replaced (open, snapshot undo)
-    inference_changed = Signal()  # shapes/problems were recomputed
+    inference_invalidated = Signal()  # shapes/problems are stale: `inference` recomputes
     selection_changed = Signal(list)  # selected node ids
     project_replaced = Signal()  # a different project was opened
     settings_changed = Signal(str)  # "data" or "training" section edited
@@ -42,7 +51,7 @@ class Document(QObject):
         if section == "data":  # the class count may have changed
             self.num_classes = None
             self._inference = None
-            self.inference_changed.emit()
+            self.inference_invalidated.emit()
 
     # ---- the project ---------------------------------------------------------------------
 
@@ -79,8 +88,9 @@ class Document(QObject):
         self._inference = None
         if event == "reset":
             self.graph_reset.emit()
-        else:
-            self.graph_event.emit(event, dict(details))
+        else:  # the signal of the event's name; Graph passes its details in that order
+            getattr(self, event).emit(*details.values())
+            self.graph_edited.emit()
         if event in ("node_removed", "reset"):
             kept = [nid for nid in self._selection if nid in self.graph]
             if kept != self._selection:
@@ -88,19 +98,13 @@ class Document(QObject):
         if event == "node_renamed":
             self._selection = [details["new"] if nid == details["old"] else nid
                                for nid in self._selection]
-        self.inference_changed.emit()
+        self.inference_invalidated.emit()
 
     # ---- derived data --------------------------------------------------------------------
 
     def class_count(self) -> int | None:
         """Classes of the data: loaded data if known, else the built-in dataset's count."""
-        if self.num_classes:
-            return self.num_classes
-        source = (self._project.data or {}).get("source") or {"kind": "builtin",
-                                                              "name": "digits"}
-        if isinstance(source, dict) and source.get("kind") == "builtin":
-            return BUILTIN_CLASSES.get(source.get("name"))
-        return None
+        return self.num_classes or builtin_classes(self._project.data)
 
     def set_num_classes(self, count: int | None) -> None:
         """The loaded data's class count; the classifier's output size is checked against
@@ -108,7 +112,7 @@ class Document(QObject):
         if count != self.num_classes:
             self.num_classes = count
             self._inference = None
-            self.inference_changed.emit()
+            self.inference_invalidated.emit()
 
     @property
     def inference(self) -> Inference:
@@ -129,3 +133,16 @@ class Document(QObject):
         if ids != self._selection:
             self._selection = ids
             self.selection_changed.emit(list(ids))
+
+
+def deferred(parent: QObject, slot: Callable[[], object], *signals: SignalInstance,
+             ms: int = 0) -> QTimer:
+    """A single-shot timer that calls `slot` `ms` after the last of `signals` (or its own
+    `start()`): with 0, once per turn of the event loop, however many events one edit sent."""
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(ms)
+    timer.timeout.connect(slot)
+    for signal in signals:
+        signal.connect(timer.start)
+    return timer

@@ -52,7 +52,7 @@ ENTRIES = (
 
 
 class ExportMenu(QObject):
-    """The Export submenu of a MainWindow's File menu and the exports it runs."""
+    """File ▸ Export ▸ of a MainWindow (after Save As) and the exports it runs."""
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -68,7 +68,7 @@ class ExportMenu(QObject):
             action.triggered.connect(lambda _checked=False, e=entry: self.export(e.fmt))
             self.menu.addAction(action)
             self.actions[entry.fmt] = action
-        _insert_into_file_menu(window, self.menu)
+        window.actions_.file_menu.insertMenu(window.actions_.quit_separator, self.menu)
 
     # ---- questions (tests replace this) ---------------------------------------------------
 
@@ -124,10 +124,8 @@ class ExportMenu(QObject):
         loaded data's (what the problems list checks); torch is loaded by now."""
         from cnnstudio.nn.export.classes import class_count_warning
 
-        document = getattr(self.window, "document", None)
-        classes = document.class_count() if document is not None else None
         try:
-            return class_count_warning(self.window.project, classes)
+            return class_count_warning(self.window.project, self.window.document.class_count())
         except Exception:  # a check that fails must not turn a written file into an error
             return None
 
@@ -143,32 +141,3 @@ class ExportMenu(QObject):
             return None, str(err)
         except Exception as err:  # a bug of ours: say it, never crash the window
             return None, f"Export failed: {type(err).__name__}: {err}"
-
-
-def _file_menu(window: MainWindow) -> QMenu:
-    for action in window.menuBar().actions():
-        menu = action.menu()
-        if isinstance(menu, QMenu) and menu.title().replace("&", "") == "File":
-            return menu
-    return window.menuBar().addMenu("&File")
-
-
-def _insert_into_file_menu(window: MainWindow, submenu: QMenu) -> None:
-    """After Save As, before the separator that precedes Quit (at the end if none)."""
-    menu = _file_menu(window)
-    actions = menu.actions()
-    quit_action = getattr(getattr(window, "actions_", None), "quit", None)
-    if quit_action in actions:
-        index = actions.index(quit_action)
-        before = actions[index - 1] if index and actions[index - 1].isSeparator() \
-            else quit_action
-        menu.insertMenu(before, submenu)
-    else:
-        menu.addMenu(submenu)
-
-
-def install_export_menu(window: MainWindow) -> ExportMenu:
-    """Add File → Export ▸ … to `window`; returns the ExportMenu (also `window.export_menu`)."""
-    export_menu = ExportMenu(window)
-    window.export_menu = export_menu  # type: ignore[attr-defined]
-    return export_menu

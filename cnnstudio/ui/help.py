@@ -168,7 +168,8 @@ def _text(html: str, name: str) -> QLabel:
 
 
 class HelpMenu:
-    """Adds the Help menu to `window`; `dialogs` holds the open ones by objectName."""
+    """Adds the Help menu to `window` (create it last: Help ends the menu bar); `dialogs`
+    holds the open ones by objectName."""
 
     def __init__(self, window: MainWindow) -> None:
         self.window = window
@@ -238,8 +239,3 @@ class HelpMenu:
     def show_about(self) -> QDialog:
         return self._open("aboutDialog", "About CNN Studio", _text(about_html(), "aboutText"),
                           (460, 320))
-
-
-def install_help(window: MainWindow) -> HelpMenu:
-    """Add the Help menu (call last: it belongs at the end of the menu bar)."""
-    return HelpMenu(window)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QPalette
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -27,10 +27,10 @@ from cnnstudio.core.graph import check_id
 from cnnstudio.core.layer_type import fmt_shape
 from cnnstudio.core.shapes import ERROR
 from cnnstudio.core.summary import human_bytes
-from cnnstudio.ui.actions import icon
 from cnnstudio.ui.canvas.style import CATEGORY_COLORS
 from cnnstudio.ui.commands import SetParamsCommand, push_snapshot
-from cnnstudio.ui.document import Document
+from cnnstudio.ui.document import Document, deferred
+from cnnstudio.ui.icons import icon
 from cnnstudio.ui.param_editors import DEFAULT, ERROR_COLOR, ParamField, ParseError
 from cnnstudio.ui.problems import apply_fix
 
@@ -84,14 +84,12 @@ class Inspector(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(0)  # details once per edit, not once per graph event
-        self._timer.timeout.connect(self._refresh_details)
+        # The details once per edit, not once per graph event.
+        self._timer = deferred(self, self._refresh_details, document.inference_invalidated)
         document.selection_changed.connect(lambda _ids: self._rebuild())
         document.graph_reset.connect(self._rebuild)
-        document.graph_event.connect(self._on_graph_event)
-        document.inference_changed.connect(self._timer.start)
+        document.params_changed.connect(self._params_changed)
+        document.node_renamed.connect(self._node_renamed)
         self._rebuild()
 
     # ---- building -------------------------------------------------------------------------
@@ -222,14 +220,14 @@ class Inspector(QScrollArea):
             field.set_value(value, present)
             field.set_error(None)
 
-    def _on_graph_event(self, event: str, details: dict) -> None:
-        if self.node_id is None:
-            return
-        if event == "params_changed" and details.get("node") == self.node_id:
+    def _params_changed(self, node_id: str) -> None:
+        if node_id == self.node_id:
             self._show_values()
-        elif event == "node_renamed" and details.get("old") == self.node_id:
-            self.node_id = details["new"]
-            self.id_edit.setText(self.node_id)
+
+    def _node_renamed(self, old: str, new: str) -> None:
+        if old == self.node_id:
+            self.node_id = new
+            self.id_edit.setText(new)
 
     def _refresh_details(self) -> None:
         self._timer.stop()

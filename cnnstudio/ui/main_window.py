@@ -26,18 +26,19 @@ from cnnstudio.project import (
     write_project,
 )
 from cnnstudio.ui import autosave
-from cnnstudio.ui.actions import WindowActions, icon
+from cnnstudio.ui.actions import WindowActions
 from cnnstudio.ui.canvas import GraphView
 from cnnstudio.ui.commands import SetSettingsCommand
 from cnnstudio.ui.data_view import install_data_view
 from cnnstudio.ui.document import Document
-from cnnstudio.ui.export_menu import install_export_menu
-from cnnstudio.ui.help import install_help
+from cnnstudio.ui.export_menu import ExportMenu
+from cnnstudio.ui.help import HelpMenu
+from cnnstudio.ui.icons import icon
 from cnnstudio.ui.inspector import Inspector
 from cnnstudio.ui.palette import PalettePanel, fits_after_anchor, insert_entry
 from cnnstudio.ui.problems import ProblemsList
 from cnnstudio.ui.settings import add_recent_file, app_settings, recent_files
-from cnnstudio.ui.summary_table import StatusBar, SummaryPanel
+from cnnstudio.ui.summary_table import ModelStatusBar, SummaryPanel
 from cnnstudio.ui.template_dialog import BLANK, blank_project, choose_template, template_project
 from cnnstudio.ui.training import install_training_ui
 
@@ -45,11 +46,17 @@ APP_TITLE = "CNN Studio"
 PROJECT_FILTER = "CNN Studio projects (*.cnnproj *.json);;All files (*)"
 PROJECT_SUFFIXES = (".cnnproj", ".json")
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
+LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea,
+                       Qt.DockWidgetArea.RightDockWidgetArea,
+                       Qt.DockWidgetArea.BottomDockWidgetArea)
 
 
 class MainWindow(QMainWindow):
     """The CNN Studio window. Public surface (stable; end-to-end tests rely on it): `open_project(path)`,
-    `save_project(path)`, `project`, `undo_stack`; plus `document` and `view`."""
+    `save_project(path)`, `project`, `undo_stack`; plus `document` and `view`.
+
+    Plug-ins (data view, training, export, help) extend it through `actions_` (its menus:
+    `file_menu`, `view_menu`, `panels_menu`…), `add_dock` and `show_error`."""
 
     def __init__(self, project: Project | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,49 +76,49 @@ class MainWindow(QMainWindow):
         self.inspector = Inspector(self._document, self)
         self.summary_panel = SummaryPanel(self._document, self)
         self.problems = ProblemsList(self._document, self)
-        self.palette_dock = self._dock("paletteDock", "Layers", self.palette_panel,
-                                       Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.inspector_dock = self._dock("inspectorDock", "Inspector", self.inspector,
-                                         Qt.DockWidgetArea.RightDockWidgetArea)
-        self.summary_dock = self._dock("summaryDock", "Model Summary", self.summary_panel,
-                                       Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.problems_dock = self._dock("problemsDock", "Problems", self.problems,
-                                        Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.actions_ = WindowActions(self)  # menus first: add_dock lists docks in them
+        self.palette_dock = self.add_dock("paletteDock", "Layers", self.palette_panel, LEFT)
+        self.inspector_dock = self.add_dock("inspectorDock", "Inspector", self.inspector,
+                                            RIGHT)
+        self.summary_dock = self.add_dock("summaryDock", "Model Summary", self.summary_panel,
+                                          BOTTOM)
+        self.problems_dock = self.add_dock("problemsDock", "Problems", self.problems, BOTTOM,
+                                           beside=self.summary_dock)
         self._arrange_docks()
-        self.actions_ = WindowActions(self)
-        for dock in (self.palette_dock, self.inspector_dock, self.summary_dock,
-                     self.problems_dock):
-            self.actions_.panels_menu.addAction(dock.toggleViewAction())
-        install_data_view(self)  # the Data dock, tabbed with the bottom panels
-        self.status = StatusBar(self._document, self)
+        self.data_view, self.data_dock = install_data_view(self)  # tabbed with the summary
+        self.status = ModelStatusBar(self._document, self)
         self.setStatusBar(self.status)
         self.status.problems_clicked.connect(self._show_problems)
         self.autosaver = autosave.Autosaver(self._document, parent=self)
         self.autosaver.failed.connect(self._autosave_failed)
         self.training = install_training_ui(self)  # Training docks, menu, image drops
-        install_export_menu(self)  # File → Export ▸, right after Save As
+        self.export_menu = ExportMenu(self)  # File → Export ▸, right after Save As
         self.actions_.add_training_buttons(self.training.controls)  # Train/Stop in the toolbar
-        self.help = install_help(self)  # last: Help ends the menu bar
+        self.help = HelpMenu(self)  # last: Help ends the menu bar
         self._connect()
         self._restore_settings()
         self._update_title()
 
     # ---- layout ---------------------------------------------------------------------------
 
-    def _dock(self, name: str, title: str, widget: QWidget,
-              area: Qt.DockWidgetArea) -> QDockWidget:
+    def add_dock(self, name: str, title: str, widget: QWidget, area: Qt.DockWidgetArea,
+                 beside: QDockWidget | None = None) -> QDockWidget:
+        """A dock (objectName `name`: the saved layout's key) showing `widget` in `area`,
+        listed in View ▸ Panels; with `beside`, tabbed behind it (`beside` stays in front)."""
         dock = QDockWidget(title, self)
-        dock.setObjectName(name)  # saveState/restoreState key
+        dock.setObjectName(name)
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        if beside is not None:
+            self.tabifyDockWidget(beside, dock)
+            beside.raise_()
+        self.actions_.panels_menu.addAction(dock.toggleViewAction())
         return dock
 
     def _arrange_docks(self) -> None:
         # Side panels run the full height; the bottom panels sit under the canvas only.
-        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.summary_dock, self.problems_dock)
-        self.summary_dock.raise_()
+        self.setCorner(Qt.Corner.BottomLeftCorner, LEFT)
+        self.setCorner(Qt.Corner.BottomRightCorner, RIGHT)
         self.resize(1280, 800)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 340],
                          Qt.Orientation.Horizontal)

@@ -15,7 +15,6 @@ from PySide6.QtCore import (
     QRect,
     QSize,
     Qt,
-    QTimer,
     Signal,
 )
 from PySide6.QtGui import QGuiApplication, QPainter, QPaintEvent, QPalette
@@ -37,9 +36,9 @@ from PySide6.QtWidgets import (
 
 from cnnstudio.core import edits
 from cnnstudio.core.shapes import ERROR, Fix, Problem
-from cnnstudio.ui.actions import icon
 from cnnstudio.ui.commands import push_snapshot
-from cnnstudio.ui.document import Document
+from cnnstudio.ui.document import Document, deferred
+from cnnstudio.ui.icons import icon
 
 FIXES_ROLE = Qt.ItemDataRole.UserRole + 1  # the widths of the fix buttons under the text
 _PAD, _ICON, _GAP = 4, 16, 6  # row padding, icon size, icon-to-text gap (pixels)
@@ -174,12 +173,8 @@ class ProblemsList(QListWidget):
         self.customContextMenuRequested.connect(self._context_menu)
         self.itemClicked.connect(self._on_item)
         self.itemActivated.connect(self._on_item)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(0)  # coalesce the many events of one edit into one refresh
-        self._timer.timeout.connect(self.refresh)
-        document.inference_changed.connect(self._timer.start)
-        document.project_replaced.connect(self._timer.start)
+        self._timer = deferred(self, self.refresh, document.inference_invalidated,
+                               document.project_replaced)
         self.refresh()
 
     @property

@@ -16,7 +16,6 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     Qt,
-    QTimer,
     Signal,
 )
 from PySide6.QtGui import QShowEvent
@@ -34,8 +33,8 @@ from PySide6.QtWidgets import (
 from cnnstudio.core.layer_type import fmt_shape
 from cnnstudio.core.shapes import ERROR
 from cnnstudio.core.summary import SummaryRow, human_bytes, summary_rows
-from cnnstudio.ui.actions import icon
-from cnnstudio.ui.document import Document
+from cnnstudio.ui.document import Document, deferred
+from cnnstudio.ui.icons import icon
 
 COLUMNS = ("Layer", "Type", "Output shape", "Params", "MACs")
 NODE_ROLE = Qt.ItemDataRole.UserRole  # the row's node id
@@ -203,13 +202,9 @@ class SummaryPanel(QWidget):
         layout.setSpacing(4)
         layout.addWidget(self.table)
         layout.addWidget(self.totals)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(0)  # one refresh per edit, however many graph events it made
-        self._timer.timeout.connect(self.refresh)
         self._stale = False
-        document.inference_changed.connect(self._timer.start)
-        document.project_replaced.connect(self._timer.start)
+        self._timer = deferred(self, self.refresh, document.inference_invalidated,
+                               document.project_replaced)
         self.refresh()
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -233,7 +228,7 @@ class SummaryPanel(QWidget):
             f" · <b>{human_bytes(inf.total_memory)}</b> activations per sample")
 
 
-class StatusBar(QStatusBar):
+class ModelStatusBar(QStatusBar):
     """The window's status bar: the summary's totals in brief, problems, and the device.
 
     The device reads "not loaded yet" until torch is loaded (`set_device`); finding out
@@ -256,12 +251,8 @@ class StatusBar(QStatusBar):
         self.addPermanentWidget(self.problems)
         self.device = self._label("statusDevice", "Where training runs")
         self.set_device(None)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(0)
-        self._timer.timeout.connect(self.refresh)
-        document.inference_changed.connect(self._timer.start)
-        document.project_replaced.connect(self._timer.start)
+        self._timer = deferred(self, self.refresh, document.inference_invalidated,
+                               document.project_replaced)
         self.refresh()
 
     def _label(self, name: str, tip: str) -> QLabel:

@@ -24,10 +24,10 @@ from cnnstudio.core.graph import Graph
 from cnnstudio.core.layer_type import fmt_shape
 from cnnstudio.core.shapes import Inference, infer_shapes
 from cnnstudio.core.summary import summary_rows
-from cnnstudio.core.templates import BUILTIN_CLASSES, TEMPLATES
+from cnnstudio.core.templates import TEMPLATES
 from cnnstudio.project.model import Project
 from cnnstudio.project.schema import project_from_dict
-from cnnstudio.ui.actions import icon
+from cnnstudio.ui.icons import icon
 
 BLANK = ""  # the list entry for a blank canvas
 NAME_ROLE = Qt.ItemDataRole.UserRole
@@ -137,9 +137,9 @@ class TemplateDialog(QDialog):
         output = inference.nodes[inference.output].shape if inference.output else None
         self.title.setText(template.title)
         self.description.setText(template.description)
-        classes = BUILTIN_CLASSES.get(template.dataset)
         self.facts.setText(
-            f"Dataset: <b>{template.dataset}</b> ({classes} classes) · task: {template.task}"
+            f"Dataset: <b>{template.dataset}</b> ({template.classes} classes) · "
+            f"task: {template.task}"
             f"<br><b>{len(graph)}</b> layers · <b>{inference.total_params:,}</b> params · "
             f"output <b>{fmt_shape(output) if output else '?'}</b>")
         items = []

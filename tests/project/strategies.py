@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from cnnstudio.project.settings import BUILTIN_DATASETS
+from cnnstudio.core.data_sources import BUILTINS
 
 _finite = st.floats(allow_nan=False, allow_infinity=False)
 _optimizers = st.fixed_dictionaries(
@@ -40,7 +40,7 @@ trainings = st.fixed_dictionaries({}, optional={
 datas = st.fixed_dictionaries({}, optional={
     "source": st.one_of(
         st.fixed_dictionaries({"kind": st.just("builtin"),
-                               "name": st.sampled_from(BUILTIN_DATASETS)}),
+                               "name": st.sampled_from(list(BUILTINS))}),
         st.fixed_dictionaries({"kind": st.just("npz"), "path": st.text(min_size=1).filter(
             str.strip)})),
     "val_fraction": st.floats(0, 0.999),

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from cnnstudio.core.data_sources import SOURCE_KINDS, path_keys
 from cnnstudio.project import Project, absolute_data_paths, rebase_data_paths
-from cnnstudio.project.settings import SOURCE_KINDS
 
-PATH_KINDS = [kind for kind, keys in SOURCE_KINDS.items() if keys]
+PATH_KINDS = [kind for kind in SOURCE_KINDS if path_keys(kind)]
 
 
 def _where(value: str, project_dir: Path) -> Path:
@@ -67,7 +67,7 @@ def test_an_unsaved_project_resolves_against_the_working_directory(tmp_path, mon
 
 @pytest.mark.parametrize("kind", PATH_KINDS)
 def test_every_path_key_of_every_source_kind_is_rebased(tmp_path, kind):
-    keys = SOURCE_KINDS[kind]
+    keys = path_keys(kind)
     source = {"kind": kind, **{key: f"{key}-data/file" for key in keys},
               "note": "not/a/path", "seed": 3}
     moved = rebase_data_paths({"source": source}, tmp_path / "old", tmp_path / "new")

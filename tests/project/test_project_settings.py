@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
+from cnnstudio.core.data_sources import BUILTINS, SOURCE_KINDS, path_keys
 from cnnstudio.core.errors import FormatError
 from cnnstudio.project import fill_data, fill_training
-from cnnstudio.project.settings import BUILTIN_DATASETS, SOURCE_KINDS
 
 from .strategies import datas, trainings
 
@@ -72,9 +72,9 @@ def test_schedule_defaults_per_name(schedule: dict[str, Any], expected: dict[str
 def test_source_kinds_and_their_keys():
     assert fill_data({"source": {"kind": "builtin"}})["source"] == {"kind": "builtin",
                                                                     "name": "digits"}
-    for name in BUILTIN_DATASETS:
+    for name in BUILTINS:
         assert fill_data({"source": {"kind": "builtin", "name": name}})["source"]["name"] == name
-    for kind, keys in SOURCE_KINDS.items():
+    for kind, keys in ((k, path_keys(k)) for k in SOURCE_KINDS):
         source = {"kind": kind, **{key: f"some/{key}" for key in keys}}
         assert fill_data({"source": source})["source"] == (
             {**source, "name": "digits"} if kind == "builtin" else source)

@@ -35,7 +35,7 @@ class NanOnRank(Callback):
         self.rank, self.call = rank, call
 
     def on_fit_start(self, trainer: Any) -> None:
-        if trainer.dist.rank != self.rank:
+        if trainer.strategy.rank != self.rank:
             return
         real, calls = trainer.loss, [0]
 
@@ -54,7 +54,7 @@ class StopOnRank(Callback):
         self.rank, self.at = rank, at
 
     def on_batch_end(self, trainer: Any, info: Any) -> None:
-        if trainer.dist.rank == self.rank and (info.epoch, info.batch) == self.at:
+        if trainer.strategy.rank == self.rank and (info.epoch, info.batch) == self.at:
             trainer.request_stop()
 
 

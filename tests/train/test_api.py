@@ -14,7 +14,7 @@ from cnnstudio.data import load_dataset
 from cnnstudio.nn import build_module, load_weights
 from cnnstudio.project import project_from_dict
 from cnnstudio.train import Callback, PredictError, predict, train_project
-from cnnstudio.train.api import NORMALIZATION_KEY, RESUME_ATTACHMENT
+from cnnstudio.train.api import NORMALIZATION_KEY, RESUME_MEMBER
 
 from .helpers import Recorder
 
@@ -48,7 +48,7 @@ def test_train_project_writes_weights_and_a_json_safe_record() -> None:
     size = int.from_bytes(project.weights[:8], "little")
     meta = json.loads(project.weights[8:8 + size])["__metadata__"]
     assert json.loads(meta[NORMALIZATION_KEY])["mean"] == record["normalization"]["mean"]
-    assert RESUME_ATTACHMENT not in project.attachments
+    assert RESUME_MEMBER not in project.attachments
 
     class StartWeights(Callback):
         def on_fit_start(self, trainer):
@@ -69,13 +69,13 @@ def test_stop_then_resume_through_the_project_is_exact() -> None:
     project = digits_project(epochs=2, max_batches_per_epoch=4, checkpoint="last")
     stopped = train_project(project, callbacks=[Recorder(stop_at=(1, 2))])
     assert stopped.status == "stopped"
-    assert project.runs[-1]["status"] == "stopped" and RESUME_ATTACHMENT in project.attachments
+    assert project.runs[-1]["status"] == "stopped" and RESUME_MEMBER in project.attachments
 
     resumed = train_project(project)
     assert resumed.status == "completed", resumed.message
     assert [r["id"] for r in project.runs] == ["run-1"]  # the stopped record was continued
     assert project.runs[-1]["status"] == "completed" and len(project.runs[-1]["epochs"]) == 2
-    assert RESUME_ATTACHMENT not in project.attachments
+    assert RESUME_MEMBER not in project.attachments
     assert project.weights == reference.weights
 
 

@@ -20,7 +20,7 @@ from cnnstudio.project.origin import (
     weights_run,
 )
 from cnnstudio.train import Callback, train_project
-from cnnstudio.train.api import RESUME_ATTACHMENT
+from cnnstudio.train.api import RESUME_MEMBER
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +111,7 @@ def test_fresh_ignores_a_stopped_run_and_a_resume_keeps_its_init() -> None:
     assert train_project(project, fresh=True, callbacks=[Look()]).status == "completed"
     assert where[-1] is None  # not resumed
     assert [r["status"] for r in project.runs] == ["completed", "stopped", "completed"]
-    assert project.runs[-1]["init"] == "fresh" and RESUME_ATTACHMENT not in project.attachments
+    assert project.runs[-1]["init"] == "fresh" and RESUME_MEMBER not in project.attachments
     assert stopped_run(project) is None
 
 

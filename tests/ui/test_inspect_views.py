@@ -263,10 +263,10 @@ def test_predict_shows_the_networks_view_and_warns_for_an_inverted_digit(
 def test_predict_on_a_signal_network_says_in_words_what_it_needs(window, ui, errors,
                                                                 monkeypatch, tmp_path):
     from cnnstudio.core.templates import get_template
-    from cnnstudio.ui.training.inspection import InspectionSource
+    from cnnstudio.train.model_io import Preprocessing, TrainedModel
 
     graph = get_template("cnn1d").graph()  # Input 1×128: a signal, not an image
-    source = InspectionSource(graph, {}, [0.0], [1.0], True, ["a", "b", "c", "d"])
+    source = TrainedModel(graph, {}, Preprocessing([0.0], [1.0], True, ["a", "b", "c", "d"]))
     monkeypatch.setattr(ui.controller, "inspection_source", lambda: source)
     path = _png(np.zeros((8, 8)), tmp_path / "x.png", 8)
     assert not ui.actions.predict_file(path)  # refused at once: no file is read

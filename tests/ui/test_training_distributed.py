@@ -19,8 +19,10 @@ from PySide6.QtWidgets import QLabel, QPushButton, QSpinBox, QWidget
 
 from cnnstudio.nn import read_weights
 from cnnstudio.nn.inspect import node_activation
-from cnnstudio.project import Project
+from cnnstudio.project import Project, absolute_data_paths
+from cnnstudio.project.weights import RESUME_MEMBER
 from cnnstudio.train import distributed_launch
+from cnnstudio.train.model_io import TrainedModel
 from cnnstudio.train.snapshots import read_watch
 from cnnstudio.ui.training import distributed_worker
 from cnnstudio.ui.training.controls import RunControls
@@ -28,13 +30,10 @@ from cnnstudio.ui.training.distributed_worker import (
     DistributedTrainingWorker,
     _end,
     _resumes_in,
-    absolute_sources,
     process_kind,
     run_options,
 )
-from cnnstudio.ui.training.inspection import saved_source
 from cnnstudio.ui.training.panel import PAUSE_TIP
-from cnnstudio.ui.training.worker import RESUME_ATTACHMENT
 
 RUN_TIMEOUT_MS = 120_000
 
@@ -137,10 +136,10 @@ def test_process_kind_and_absolute_sources(tmp_path):
     assert process_kind("cuda", None) == ("GPUs", cores)
     project = Project(data={"source": {"kind": "folder", "path": "images"}},
                       path=tmp_path / "p.cnnproj")
-    absolute_sources(project)
+    project.data = absolute_data_paths(project.data, project.path.parent)
     assert project.data["source"]["path"] == str((tmp_path / "images").resolve())
     unsaved = Project(data={"source": {"kind": "idx", "images": "/abs/x", "labels": "y"}})
-    absolute_sources(unsaved)
+    unsaved.data = absolute_data_paths(unsaved.data, None)  # None: the working folder
     assert unsaved.data["source"] == {"kind": "idx", "images": "/abs/x",
                                       "labels": str(Path.cwd() / "y")}
 
@@ -188,8 +187,8 @@ def test_a_two_process_run_streams_curves_and_saves_the_run(window, ui, qtbot, e
     saved = read_weights(window.project.weights)
     assert np.array_equal(snaps[1]["filters"], saved["conv1.weight"].numpy())
     # Rank 0 picked the sample shown here as sample 3: the same maps from the saved weights.
-    source = saved_source(window.project)
-    maps = node_activation(source.module(), "conv2", source.to_float(ctx["x"][3:4]))[0]
+    source = TrainedModel.saved(window.project)
+    maps = node_activation(source.module(), "conv2", source.prep.to_float(ctx["x"][3:4]))[0]
     assert snaps[1]["activation"].shape == (32, 8, 8)
     assert np.allclose(snaps[1]["activation"], maps.numpy(), atol=1e-5)
     filters = window.findChild(QWidget, "filterView")
@@ -228,7 +227,7 @@ def test_stop_ends_every_process_and_keeps_the_weights(window, ui, qtbot, errors
     assert pause.toolTip() == PAUSE_TIP  # idle again: the usual tip for the next runs
     # The stored stop position counts 2 ranks' batches: only 2 processes continue it (the
     # views show its earlier epochs only then; otherwise the engine starts afresh).
-    resume = window.project.attachments[RESUME_ATTACHMENT]
+    resume = window.project.attachments[RESUME_MEMBER]
     assert _resumes_in(resume, 2) and not _resumes_in(resume, 1)
     assert not _resumes_in(None, 2) and not _resumes_in(b"not a resume state", 2)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from math import prod
 from typing import Any
 
 from cnnstudio.core.errors import ParameterError, ShapeError
@@ -15,7 +16,6 @@ from cnnstudio.core.layer_type import (
     Shape,
     fmt_pair,
     fmt_shape,
-    prod,
     spatial_names,
 )
 from cnnstudio.core.params import (
@@ -50,8 +50,8 @@ INPUT = LayerType(
     name="Input", category="Input", help="The network's input: one sample's shape, channels first.",
     params=(Param("shape", SHAPE, REQUIRED, "Per-sample shape, channels first, e.g. [3, 32, 32].",
                   initial=[1, 28, 28]),),
-    rule=_input_rule, min_inputs=0, max_inputs=0, caption=lambda p: fmt_shape(p["shape"]),
-)
+    rule=_input_rule, spatial_role="input", min_inputs=0, max_inputs=0, own_class="InputLayer",
+    caption=lambda p: fmt_shape(p["shape"]))
 
 # ---- dense ---------------------------------------------------------------------------
 
@@ -79,8 +79,8 @@ LINEAR = LayerType(
     params=(Param("out_features", INT, REQUIRED, "Number of outputs (classes, for the last layer).",
                   1, LIMIT, initial=10),
             Param("bias", BOOL, True, "Add a learned bias per output.")),
-    rule=_linear_rule, torch_class="Linear", caption=lambda p: f"→{p['out_features']}",
-    reserved=("in_features",),
+    rule=_linear_rule, spatial_role="global", torch_class="Linear",
+    caption=lambda p: f"→{p['out_features']}", reserved=("in_features",),
 )
 
 # ---- reshape -------------------------------------------------------------------------
@@ -110,7 +110,7 @@ FLATTEN = LayerType(
     name="Flatten", category="Reshape", help="Unrolls a feature map into one vector per sample.",
     params=(Param("start_dim", INT, 1, "First dimension to flatten (batch counts as 0)."),
             Param("end_dim", INT, -1, "Last dimension to flatten (-1: the last).")),
-    rule=_flatten_rule, torch_class="Flatten",
+    rule=_flatten_rule, spatial_role="global", torch_class="Flatten",
 )
 
 
@@ -182,10 +182,9 @@ UPSAMPLE = LayerType(
             Param("align_corners", BOOL, None, "Align corner pixels (linear modes only).",
                   nullable=True)),
     # ndim 0: sizes follow the input's rank, checked by the rule.
-    rule=_upsample_rule, ndim=0, torch_class="Upsample", check=_check_upsample,
-    caption=lambda p: f"×{_text(p['scale_factor'])} {p['mode']}" if p["scale_factor"] else
-    f"→{_text(p['size'])} {p['mode']}",
-)
+    rule=_upsample_rule, spatial_role="resample", ndim=0, torch_class="Upsample",
+    check=_check_upsample, caption=lambda p: f"×{_text(p['scale_factor'])} {p['mode']}"
+    if p["scale_factor"] else f"→{_text(p['size'])} {p['mode']}")
 
 # ---- normalization and regularization -------------------------------------------------
 
@@ -215,8 +214,8 @@ def _bn(name: str, ranks: tuple[int, ...]) -> LayerType:
                       0, 1, nullable=True),
                 Param("affine", BOOL, True, "Learn a scale and shift per channel."),
                 Param("track_running_stats", BOOL, True, "Keep running mean/variance for eval.")),
-        rule=_bn_rule(name, ranks), torch_class=name, reserved=("num_features",),
-    )
+        rule=_bn_rule(name, ranks), spatial_role="elementwise", torch_class=name,
+        reserved=("num_features",))
 
 
 def _dropout2d_rule(inputs: list[Shape], p: dict[str, Any]) -> LayerResult:
@@ -230,8 +229,8 @@ def _dropout(name: str, rule, what: str) -> LayerType:
         name=name, category="Regularization",
         help=f"While training, zeroes {what} with probability p (and rescales the rest).",
         params=(Param("p", FLOAT, 0.5, "Probability of dropping.", 0, 1), INPLACE),
-        rule=rule, torch_class=name, caption=lambda p: f"p={p['p']:g}",
-    )
+        rule=rule, spatial_role="elementwise", torch_class=name,
+        caption=lambda p: f"p={p['p']:g}")
 
 
 # ---- activations ---------------------------------------------------------------------
@@ -239,7 +238,7 @@ def _dropout(name: str, rule, what: str) -> LayerType:
 
 def _activation(name: str, help_text: str, *params: Param) -> LayerType:
     return LayerType(name=name, category="Activation", help=help_text, params=params, rule=_same,
-                     torch_class=name)
+                     spatial_role="elementwise", torch_class=name)
 
 
 def _softmax_rule(inputs: list[Shape], p: dict[str, Any]) -> LayerResult:
@@ -283,9 +282,10 @@ def _concat_rule(inputs: list[Shape], p: dict[str, Any]) -> LayerResult:
                                                          "params = 0"])
 
 
-def _merge(name: str, help_text: str, rule) -> LayerType:
+def _merge(name: str, help_text: str, rule, code) -> LayerType:
     return LayerType(name=name, category="Merge", help=help_text, params=(), rule=rule,
-                     min_inputs=2, max_inputs=None)
+                     spatial_role="merge", min_inputs=2, max_inputs=None, own_class=name,
+                     code=code)
 
 
 LAYERS = [
@@ -312,11 +312,17 @@ LAYERS = [
               help="Turns scores into probabilities over the channels (classes).",
               params=(Param("dim", INT, 1, "Dimension of the batch tensor to normalize; 1 is the"
                             " channels (our default; torch's implicit choice is deprecated)."),),
-              rule=_softmax_rule, torch_class="Softmax"),
+              rule=_softmax_rule, spatial_role="elementwise", torch_class="Softmax"),
     LayerType(name="Maxout", category="Activation",
               help="Maximum over groups of `pieces` consecutive channels (Goodfellow et al.).",
               params=(Param("pieces", INT, 2, "Channels per group.", 1, LIMIT),),
-              rule=_maxout_rule, caption=lambda p: f"k={p['pieces']}"),
-    _merge("Add", "Element-wise sum of equal shapes: the skip connection of ResNets.", _add_rule),
-    _merge("Concat", "Joins maps along the channels (Inception, U-Net).", _concat_rule),
+              rule=_maxout_rule, spatial_role="channels", own_class="Maxout",
+              caption=lambda p: f"k={p['pieces']}",
+              # Groups of `pieces` consecutive channels, as cnnstudio's Maxout reshapes them.
+              code=lambda args, p, shape: f"{args[0]}.unflatten(1, ({shape[0] // p['pieces']},"
+              f" {p['pieces']})).amax(dim=2)"),
+    _merge("Add", "Element-wise sum of equal shapes: the skip connection of ResNets.", _add_rule,
+           lambda args, p, shape: " + ".join(args)),
+    _merge("Concat", "Joins maps along the channels (Inception, U-Net).", _concat_rule,
+           lambda args, p, shape: f"torch.cat([{', '.join(args)}], dim=1)"),
 ]

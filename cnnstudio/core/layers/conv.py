@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 from cnnstudio.core.errors import ParameterError, ShapeError
@@ -12,7 +13,6 @@ from cnnstudio.core.layer_type import (
     Shape,
     fmt_pair,
     fmt_shape,
-    prod,
     spatial_names,
 )
 from cnnstudio.core.params import BOOL, CHOICE, INT, INTS, LIMIT, PADDING, REQUIRED, Param
@@ -81,12 +81,19 @@ def _check_conv(p: dict[str, Any]) -> None:
         raise ParameterError("'same' needs stride 1 (torch refuses strided 'same')", param="padding")
 
 
-def _check_groups(c_in: int, p: dict[str, Any]) -> None:
+def _conv_input(layer: str, ndim: int, inputs: list[Shape],
+                p: dict[str, Any]) -> tuple[int, Shape, tuple[str, ...]]:
+    """The input's channels and spatial sizes, once its rank and groups are checked, and
+    the names of its spatial axes."""
+    shape = inputs[0]
+    expect_rank(layer, shape, ndim)
     g = p["groups"]
+    c_in = shape[0]
     if c_in % g:
         raise ShapeError(f"input channels {c_in} are not divisible by groups {g}")
     if p["out_channels"] % g:
         raise ShapeError(f"out_channels {p['out_channels']} is not divisible by groups {g}")
+    return c_in, shape[1:], spatial_names(ndim)
 
 
 def _check_padding_mode(mode: str, pad: int, size: int) -> None:
@@ -145,12 +152,8 @@ def _kernel_too_large(p: dict[str, Any], sizes: Shape, names: tuple[str, ...],
 
 def _conv_rule(layer: str, ndim: int):
     def rule(inputs: list[Shape], p: dict[str, Any]) -> LayerResult:
-        shape = inputs[0]
-        expect_rank(layer, shape, ndim)
-        c_in, sizes = shape[0], shape[1:]
-        _check_groups(c_in, p)
+        c_in, sizes, names = _conv_input(layer, ndim, inputs, p)
         k, s, d, pad = p["kernel_size"], p["stride"], p["dilation"], p["padding"]
-        names = spatial_names(ndim)
         out_sizes, formulas, too_small = [], [], []
         for i, size in enumerate(sizes):
             extent = d[i] * (k[i] - 1) + 1
@@ -198,13 +201,9 @@ def _check_transposed(p: dict[str, Any]) -> None:
 
 def _transposed_rule(layer: str, ndim: int):
     def rule(inputs: list[Shape], p: dict[str, Any]) -> LayerResult:
-        shape = inputs[0]
-        expect_rank(layer, shape, ndim)
-        c_in, sizes = shape[0], shape[1:]
-        _check_groups(c_in, p)
+        c_in, sizes, names = _conv_input(layer, ndim, inputs, p)
         k, s, d = p["kernel_size"], p["stride"], p["dilation"]
         pad, op = p["padding"], p["output_padding"]
-        names = spatial_names(ndim)
         out_sizes, formulas = [], []
         for i, size in enumerate(sizes):
             out = (size - 1) * s[i] - 2 * pad[i] + d[i] * (k[i] - 1) + op[i] + 1
@@ -238,8 +237,8 @@ def _transposed_rule(layer: str, ndim: int):
 def _conv(name: str, ndim: int, help_text: str) -> LayerType:
     return LayerType(
         name=name, category=CATEGORY, help=help_text, params=_conv_params(ndim, False),
-        rule=_conv_rule(name, ndim), ndim=ndim, torch_class=name, caption=_caption,
-        check=_check_conv, reserved=("in_channels",),
+        rule=_conv_rule(name, ndim), spatial_role="window", ndim=ndim, torch_class=name,
+        caption=_caption, check=_check_conv, reserved=("in_channels",),
     )
 
 
@@ -250,7 +249,8 @@ LAYERS = [
     LayerType(
         name="ConvTranspose2d", category=CATEGORY,
         help="Learned upsampling: spreads each input pixel over a kernel-sized patch.",
-        params=_conv_params(2, True), rule=_transposed_rule("ConvTranspose2d", 2), ndim=2,
+        params=_conv_params(2, True), rule=_transposed_rule("ConvTranspose2d", 2),
+        spatial_role="resample", ndim=2,
         torch_class="ConvTranspose2d", caption=_caption, check=_check_transposed,
         reserved=("in_channels",),
     ),

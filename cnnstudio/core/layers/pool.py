@@ -135,7 +135,8 @@ def _pool(name: str, ndim: int, is_max: bool) -> LayerType:
     return LayerType(
         name=name, category=CATEGORY,
         help=f"Keeps the {kind} of each window: shrinks the map, adds tolerance to shifts.",
-        params=_pool_params(is_max, ndim), rule=_pool_rule(name, ndim, is_max), ndim=ndim,
+        params=_pool_params(is_max, ndim), rule=_pool_rule(name, ndim, is_max),
+        spatial_role="window", ndim=ndim,
         torch_class=name, caption=_caption,
     )
 
@@ -146,7 +147,7 @@ def _adaptive(name: str, kind: str) -> LayerType:
         help=f"{kind} pooling to a fixed output size, whatever the input size.",
         params=(Param("output_size", SIZE, REQUIRED, "Output size (empty keeps that dimension).",
                       1, LIMIT, initial=1),),
-        rule=_adaptive_rule(name, 2), ndim=2, torch_class=name,
+        rule=_adaptive_rule(name, 2), spatial_role="resample", ndim=2, torch_class=name,
         caption=lambda p: "→" + fmt_pair("·" if o is None else o for o in p["output_size"]),
     )
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnstudio.core.errors import first_line
+
 from ..convert import (
     array_formats,
     fit_images,
@@ -216,8 +218,7 @@ def plan_csv(path: Path, target: Target) -> SourcePlan:
                 values = np.loadtxt(path, usecols=range(1, ncols), dtype=np.float32, ndmin=2,
                                     **common)
         except (ValueError, OSError) as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DataError(f"cannot read {what}: {msg}") from None
+            raise DataError(f"cannot read {what}: {first_line(exc)}") from None
         report.finish()
         if target.is_signal:
             c, n = target.channels, len(values)

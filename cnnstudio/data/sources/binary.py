@@ -8,22 +8,16 @@ import re
 import struct
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DataError
 from .arrays import finish
-from .base import (
-    GROUP_TEST,
-    GROUP_TRAIN,
-    Allocator,
-    Decoded,
-    Progress,
-    ProgressFn,
-    SourcePlan,
-    Target,
-    file_fingerprint,
-)
+from .base import GROUP_TEST, GROUP_TRAIN, Progress, SourcePlan, Target, file_fingerprint
+
+if TYPE_CHECKING:  # the decoders' annotations only
+    from .base import Allocator, Decoded, ProgressFn
 
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _CIFAR_RECORD = 1 + 3 * 32 * 32

@@ -19,7 +19,6 @@ from cnnstudio.nn.export.compiled import (
     torchscript_bytes,
 )
 from cnnstudio.nn.export.facts import (
-    NORMALIZATION_KEY,
     DestinationError,
     ExportError,
     ExportFacts,
@@ -37,6 +36,7 @@ from cnnstudio.nn.export.formats import (
     safetensors_bytes,
 )
 from cnnstudio.nn.export.source import python_source
+from cnnstudio.project.weights import NORMALIZATION_KEY
 
 __all__ = [
     "FORMATS",

@@ -8,21 +8,11 @@ still proceeds (the file is what the user asked for); this says so in one line.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cnnstudio.core.shapes import infer_shapes
 from cnnstudio.project import Project
+from cnnstudio.project.weights import trained_class_names
 
 SHOWN_NAMES = 4
-
-
-def trained_class_names(runs: list[Any]) -> list[str]:
-    """The class names of the latest run that recorded some (what exports write)."""
-    for record in reversed(runs):
-        names = record.get("class_names") if isinstance(record, dict) else None
-        if isinstance(names, list) and names:
-            return [str(n) for n in names]
-    return []
 
 
 def _names(names: list[str]) -> str:

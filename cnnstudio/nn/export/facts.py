@@ -8,20 +8,19 @@ the file formats write next to the weights.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from cnnstudio.core.errors import FormatError
+from cnnstudio.core.errors import FormatError, with_more
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.layer_type import Shape
 from cnnstudio.core.shapes import Inference, infer_shapes
 from cnnstudio.nn.builder import BuildError, GraphModule, build_module
 from cnnstudio.nn.weights import WeightsError, load_weights, weights_metadata
 from cnnstudio.project import Project, fill_data, fill_training
-from cnnstudio.project.weights import NORMALIZATION_KEY
+from cnnstudio.project.weights import trained_class_names, trained_normalization
 
 COMPLETED = "completed"
 
@@ -96,55 +95,12 @@ class ExportFacts:
         return None
 
 
-def _one_line(problems: list[Any]) -> str:
-    more = len(problems) - 1
-    return str(problems[0]) + (f" (and {more} more problem{'s' if more > 1 else ''})"
-                               if more else "")
-
-
 def _settings(fill: Any, raw: Any) -> dict[str, Any]:
     """Settings with defaults filled; as written when invalid (an export needs no data)."""
     try:
         return fill(raw)
     except FormatError:
         return dict(raw) if isinstance(raw, dict) else {}
-
-
-def _valid_normalization(value: Any, channels: int) -> dict[str, Any] | None:
-    if not isinstance(value, dict):
-        return None
-    mean, std = value.get("mean"), value.get("std")
-    numbers = (int, float)
-    if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == channels
-            and all(isinstance(v, numbers) and not isinstance(v, bool) for v in mean + std)
-            and all(v > 0 for v in std)):
-        return None
-    return {"normalize": bool(value.get("normalize", True)),
-            "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
-
-
-def _normalization(meta: dict[str, str], runs: list[dict[str, Any]],
-                   channels: int) -> dict[str, Any] | None:
-    """From the weights' metadata (it travels with them), else the latest run record."""
-    try:
-        found = _valid_normalization(json.loads(meta.get(NORMALIZATION_KEY, "null")), channels)
-    except ValueError:
-        found = None
-    if found is not None:
-        return found
-    for record in reversed(runs):
-        found = _valid_normalization(record.get("normalization"), channels)
-        if found is not None:
-            return found
-    return None
-
-
-def _class_names(runs: list[dict[str, Any]]) -> list[str]:
-    for record in reversed(runs):
-        names = record.get("class_names")
-        if isinstance(names, list) and names:
-            return [str(n) for n in names]
-    return []
 
 
 def gather(project: Project) -> ExportFacts:
@@ -156,7 +112,7 @@ def gather(project: Project) -> ExportFacts:
     graph = project.graph.copy()
     inference = infer_shapes(graph, task=project.task)
     if inference.errors:
-        raise ProjectProblem(_one_line(inference.errors))
+        raise ProjectProblem(with_more(inference.errors))
     training = _settings(fill_training, project.training)
     seed = training.get("seed", 0)
     seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
@@ -180,8 +136,8 @@ def gather(project: Project) -> ExportFacts:
     return ExportFacts(
         name=project.name or "Untitled", task=project.task, graph=graph, inference=inference,
         module=module, trained=project.weights is not None, seed=seed,
-        class_names=_class_names(runs),
-        normalization=_normalization(meta, runs, module.input_shape[0]),
+        class_names=trained_class_names(runs),
+        normalization=trained_normalization(project.weights, runs, module.input_shape[0]),
         runs=runs, data=_settings(fill_data, project.data), training=training,
         weights_meta=meta,
     )

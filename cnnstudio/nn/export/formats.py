@@ -17,7 +17,6 @@ from cnnstudio import __version__
 from cnnstudio.nn.export.card import model_card
 from cnnstudio.nn.export.compiled import onnx_bytes, require_onnx, torchscript_bytes
 from cnnstudio.nn.export.facts import (
-    NORMALIZATION_KEY,
     DestinationError,
     ExportError,
     ExportFacts,
@@ -27,6 +26,7 @@ from cnnstudio.nn.export.source import python_source
 from cnnstudio.nn.weights import weights_to_bytes
 from cnnstudio.project import Project
 from cnnstudio.project.atomic import atomic_write, destination_problem
+from cnnstudio.project.weights import NORMALIZATION_KEY
 
 
 def safetensors_bytes(facts: ExportFacts) -> bytes:

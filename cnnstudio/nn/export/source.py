@@ -3,10 +3,11 @@
 One `nn.Module` class named after the project: one attribute per layer, named after its
 node id, built with every constructor argument written out (the sizes shape inference
 supplies included), and a `forward` with one line per node in topological order, each
-commented with that node's output shape. Our own layer types are written inline (Add as
-`a + b`, Concat as `torch.cat`, Maxout as `unflatten` + `amax`). Module constants give the
-class names, input shape and normalization; `preprocess` and `load_weights` helpers
-prepare a batch as training did and read the exported safetensors weights.
+commented with that node's output shape. Our own layer types are written inline, as their
+`LayerType.code` says (Add as `a + b`, Concat as `torch.cat`, Maxout as `unflatten` +
+`amax`). Module constants give the class names, input shape and normalization;
+`preprocess` and `load_weights` helpers prepare a batch as training did and read the
+exported safetensors weights.
 
 The state_dict keys of the class are those of `GraphModule` (`<node id>.<param>`): ids that
 are not plain ASCII identifiers are registered with `add_module` and read with `getattr`.
@@ -17,12 +18,13 @@ line length included): every line fits in 88 columns and no line needs a `noqa`.
 
 from __future__ import annotations
 
+import textwrap
+
 from cnnstudio import __version__
 from cnnstudio.core import registry
 from cnnstudio.core.graph import Node
 from cnnstudio.core.layer_type import fmt_shape
 from cnnstudio.core.summary import summary_rows
-from cnnstudio.nn.builder import _INFERRED_SIZES  # the builder's own rule: one source of truth
 from cnnstudio.nn.export.facts import ExportFacts
 from cnnstudio.nn.export.pytext import (
     INDENT,
@@ -44,7 +46,6 @@ from cnnstudio.nn.export.pytext import (
 
 MODULE_NAMES = ("CLASS_NAMES", "INPUT_SHAPE", "MEAN", "STD", "preprocess", "load_weights",
                 "torch", "nn")
-_OWN_TYPES = ("Input", "Add", "Concat", "Maxout")
 MAX_CLASS_NAME = 60  # the usage example in the docstring must stay within a line
 
 
@@ -53,7 +54,7 @@ def _kwargs(node: Node, facts: ExportFacts) -> list[str]:
     layer = registry.get(node.type)
     params = node.resolved_params()
     input_shape = facts.inference.nodes[node.id].input_shapes[0]
-    args = [f"{name}={_INFERRED_SIZES[name](input_shape)}" for name in layer.reserved]
+    args = [f"{name}={size}" for name, size in layer.inferred_sizes(input_shape).items()]
     for name, value in params.items():
         if name == "inplace":
             value = False  # the builder computes out of place: branches may share a tensor
@@ -82,40 +83,25 @@ def _init_lines(facts: ExportFacts) -> list[str]:
 
 
 def _assign(target: str, expr: str, body: str) -> list[str]:
-    """`target = expr`, in parentheses over three lines when one is too long."""
+    """`target = expr`, in parentheses over more lines when one is too long (the
+    expression wrapped at its spaces: local names and our code have no spaces inside)."""
     one = f"{body}{target} = {expr}"
     if width(one) <= LINE:
         return [one]
-    return [f"{body}{target} = (", f"{body}{INDENT}{expr}", f"{body})"]
+    inner = body + INDENT
+    lines = textwrap.wrap(expr, LINE - width(inner), break_long_words=False,
+                          break_on_hyphens=False)
+    return [f"{body}{target} = (", *(inner + line for line in lines), f"{body})"]
 
 
 def _expression(node: Node, target: str, args: list[str], facts: ExportFacts,
                 body: str) -> list[str]:
     """The lines computing `node` from `args` into `target`."""
     inner = body + INDENT
-    if node.type == "Add":
-        one = _assign(target, " + ".join(args), body)
-        if all(width(line) <= LINE for line in one):
-            return one
-        return [f"{body}{target} = (", f"{inner}{args[0]}",
-                *(f"{inner}+ {a}" for a in args[1:]), f"{body})"]
-    if node.type == "Concat":
-        one = f"{body}{target} = torch.cat([{', '.join(args)}], dim=1)"
-        listed = f"{inner}[{', '.join(args)}],"
-        if width(one) <= LINE:
-            return [one]
-        if width(listed) > LINE:
-            listed_lines = [f"{inner}[", *(f"{inner}{INDENT}{a}," for a in args), f"{inner}],"]
-        else:
-            listed_lines = [listed]
-        return [f"{body}{target} = torch.cat(", *listed_lines, f"{inner}dim=1,", f"{body})"]
-    if node.type == "Maxout":
-        pieces = node.resolved_params()["pieces"]
-        channels = facts.inference.nodes[node.id].input_shapes[0][0]
-        # Groups of `pieces` consecutive channels, as cnnstudio's Maxout reshapes them.
-        return _assign(target,
-                       f"{args[0]}.unflatten(1, ({channels // pieces}, {pieces})).amax(dim=2)",
-                       body)
+    layer = node.layer
+    if layer.code is not None:  # our own types, written inline
+        input_shape = facts.inference.nodes[node.id].input_shapes[0]
+        return _assign(target, layer.code(args, node.resolved_params(), input_shape), body)
     head = f"{target} = {submodule_ref(node.id)}("
     if width(body + head) <= LINE:
         return call(head, [args[0]], ")", body)

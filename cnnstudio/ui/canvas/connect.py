@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QToolTip
 
+from cnnstudio.core.errors import ArityError, CycleError
 from cnnstudio.core.graph import Graph
 from cnnstudio.ui.canvas import style
 from cnnstudio.ui.canvas.edges import EdgeItem, WireItem
@@ -24,17 +25,10 @@ if TYPE_CHECKING:
 
 def connection_problem(graph: Graph, source: str, target: str) -> str | None:
     """Why `source` → `target` cannot be connected, or None if it can."""
-    if source == target:
-        return "a layer cannot feed itself"
-    node = graph.node(target)
-    layer = node.layer
-    if layer.max_inputs == 0:
-        return f"{target} is an {layer.name}: it takes no inputs"
-    if layer.max_inputs is not None and len(node.inputs) >= layer.max_inputs:
-        return (f"{target} ({layer.name}) already has its input"
-                " — drag that connection away first")
-    if graph.reaches(target, source):
-        return f"{target} already feeds {source}: connecting would make a cycle"
+    try:
+        graph.check_connect(source, target)
+    except (ArityError, CycleError) as err:
+        return err.message
     return None
 
 

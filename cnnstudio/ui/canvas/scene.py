@@ -3,13 +3,13 @@
 It listens to the document (graph events update single items; a reset is diffed
 against the items, so undoing a paste keeps the rest of the picture) and changes the
 graph only through commands: a drag of nodes becomes one MoveNodesCommand on release.
-Captions, shapes and problem colours follow `inference_changed`, coalesced into one
+Captions, shapes and problem colours follow `inference_invalidated`, coalesced into one
 refresh per event-loop turn, so a 50-node delete re-infers once, not 50 times.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QPointF, QRectF, QTimer
+from PySide6.QtCore import QObject, QPointF, QRectF
 from PySide6.QtGui import QPainterPath, QPainterPathStroker
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsSceneMouseEvent
 
@@ -20,7 +20,7 @@ from cnnstudio.ui.canvas import style
 from cnnstudio.ui.canvas.edges import DETOUR_DROP, DETOUR_RISE, EdgeItem, curve
 from cnnstudio.ui.canvas.items import NodeItem
 from cnnstudio.ui.commands import MoveNodesCommand
-from cnnstudio.ui.document import Document
+from cnnstudio.ui.document import Document, deferred
 
 
 class GraphScene(QGraphicsScene):
@@ -36,13 +36,15 @@ class GraphScene(QGraphicsScene):
         self._selecting = False  # while mirroring the document's selection
         self._skip_inference = False
         self._press_positions: dict[str, QPointF] = {}
-        self._refresh_timer = QTimer(self)
-        self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.setInterval(0)
-        self._refresh_timer.timeout.connect(self.refresh_inference)
-        document.graph_event.connect(self._on_graph_event)
+        self._refresh_timer = deferred(self, self.refresh_inference)
+        document.node_added.connect(self._add_node)
+        document.node_removed.connect(self._drop_node_item)
+        document.node_moved.connect(self._move_node)
+        document.node_renamed.connect(self._rename)
+        document.edge_added.connect(self._edge_changed)
+        document.edge_removed.connect(self._edge_changed)
         document.graph_reset.connect(self.sync_all)
-        document.inference_changed.connect(self._on_inference_changed)
+        document.inference_invalidated.connect(self._on_inference_invalidated)
         document.selection_changed.connect(self._on_document_selection)
         self.selectionChanged.connect(self._on_scene_selection)
         self.sync_all()
@@ -124,25 +126,21 @@ class GraphScene(QGraphicsScene):
                 self._route(edge)
         self._schedule_refresh()
 
-    def _on_graph_event(self, event: str, details: dict) -> None:
-        graph = self.document.graph
-        self._skip_inference = event == "node_moved"  # a move changes no shape
-        if event == "node_added":
-            node = graph.node(details["node"])
-            item = self._make_node_item(node.id, node.type)
-            item.setPos(QPointF(*node.pos) if node.pos is not None else self._free_spot(node.id))
-            self._sync_inputs(node.id)
-        elif event == "node_removed":
-            self._drop_node_item(details["node"])
-        elif event in ("edge_added", "edge_removed"):
-            self._sync_inputs(details["target"])
-        elif event == "node_moved":
-            node = graph.node(details["node"])
-            item = self._nodes.get(node.id)
-            if item is not None and node.pos is not None:
-                item.setPos(QPointF(*node.pos))
-        elif event == "node_renamed":
-            self._rename(details["old"], details["new"])
+    def _add_node(self, node_id: str) -> None:
+        node = self.document.graph.node(node_id)
+        item = self._make_node_item(node.id, node.type)
+        item.setPos(QPointF(*node.pos) if node.pos is not None else self._free_spot(node.id))
+        self._sync_inputs(node.id)
+
+    def _edge_changed(self, _source: str, target: str, _index: int) -> None:
+        self._sync_inputs(target)
+
+    def _move_node(self, node_id: str) -> None:
+        self._skip_inference = True  # a move changes no shape: ignore its invalidation
+        node = self.document.graph.node(node_id)
+        item = self._nodes.get(node.id)
+        if item is not None and node.pos is not None:
+            item.setPos(QPointF(*node.pos))
 
     def _make_node_item(self, node_id: str, type_name: str) -> NodeItem:
         item = NodeItem(node_id, type_name)
@@ -307,7 +305,7 @@ class GraphScene(QGraphicsScene):
 
     # ---- inference: captions, shapes, problems ------------------------------------------
 
-    def _on_inference_changed(self) -> None:
+    def _on_inference_invalidated(self) -> None:
         if self._skip_inference:
             self._skip_inference = False
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QContextMenuEvent,
     QDragEnterEvent,
@@ -31,7 +31,7 @@ from cnnstudio.ui.canvas.edges import EdgeItem
 from cnnstudio.ui.canvas.menus import build_context_menu
 from cnnstudio.ui.canvas.scene import GraphScene
 from cnnstudio.ui.commands import push_snapshot
-from cnnstudio.ui.document import Document
+from cnnstudio.ui.document import Document, deferred
 from cnnstudio.ui.mime import MIME_BLOCK, MIME_LAYER
 
 MIN_ZOOM, MAX_ZOOM = 0.1, 4.0
@@ -73,14 +73,10 @@ class GraphView(QGraphicsView):
             bar.actionTriggered.connect(lambda _action: self._user_navigated())  # user only
         self._scene.sceneRectChanged.connect(self._update_scene_rect)
         # The document announces a new project before the scene has rebuilt: wait a turn.
-        self._start_timer = QTimer(self)
-        self._start_timer.setSingleShot(True)
-        self._start_timer.setInterval(0)
-        self._start_timer.timeout.connect(self.show_start)
-        document.project_replaced.connect(self._start_timer.start)
+        self._start_timer = deferred(self, self.show_start, document.project_replaced)
         # Any edit (from the palette or the inspector too) is the user at work: a later
         # resize must not jump the view back to the start view.
-        document.graph_event.connect(lambda *_args: self._user_navigated())
+        document.graph_edited.connect(self._user_navigated)
         self._update_scene_rect()
 
     @property

@@ -24,19 +24,15 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from cnnstudio.core.graph import Graph
 from cnnstudio.project import Project
 from cnnstudio.project.origin import stopped_run, weights_run
+from cnnstudio.project.weights import RESUME_MEMBER
+from cnnstudio.train.model_io import Preprocessing, TrainedModel
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.training.controls import RunControls
 from cnnstudio.ui.training.distributed_worker import DistributedTrainingWorker, run_options
 from cnnstudio.ui.training.history import from_run, run_offsets, weights_epoch
-from cnnstudio.ui.training.inspection import InspectionSource, saved_source
 from cnnstudio.ui.training.live import LiveRun
 from cnnstudio.ui.training.panel import IDLE, PAUSED, RUNNING, STARTING, STOPPING
-from cnnstudio.ui.training.worker import (
-    RESUME_ATTACHMENT,
-    SamplesWorker,
-    TrainingWorker,
-    cuda_devices,
-)
+from cnnstudio.ui.training.worker import SamplesWorker, TrainingWorker, cuda_devices
 
 RUN_SWITCH_INTERVAL = 0.001  # seconds; see start()
 EXIT_WAIT_MS = 60_000  # at interpreter exit, how long a training or sample load may take
@@ -107,8 +103,8 @@ def run_origin(project: Project, fresh: bool, resuming: bool) -> Origin:
 def _samples_key(project: Project) -> str:
     """What a sample load depends on: the data settings, the Input node, the task and
     where relative paths start."""
-    inputs = [(n.id, n.params) for n in project.graph if n.type == "Input"]
-    return repr((project.data, inputs, project.task, str(project.path)))
+    node = project.graph.input_node()
+    return repr((project.data, node and (node.id, node.params), project.task, str(project.path)))
 
 
 def graph_structure(graph: Graph) -> list[tuple[str, str, Any, list[str]]]:
@@ -207,12 +203,13 @@ class TrainingController(QObject):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         # Receivers are this object's methods: Qt queues them onto the GUI thread.
-        worker.run_started.connect(self._on_started)
-        worker.batches_done.connect(self._on_batches)
-        worker.epoch_finished.connect(self._on_epoch)
-        worker.snapshot_taken.connect(self._on_snapshot)
-        worker.loading.connect(self._on_loading)
-        worker.run_finished.connect(self._on_finished)
+        for signal, slot in ((worker.run_started, self._on_started),
+                             (worker.batches_done, self._on_batches),
+                             (worker.epoch_finished, self._on_epoch),
+                             (worker.snapshot_taken, self._on_snapshot),
+                             (worker.loading, self._on_loading),
+                             (worker.run_finished, self._on_finished)):
+            signal.connect(slot)
         self._thread, self._worker = thread, worker
         # The GUI thread enters Python for every paint callback; each entry waits for the
         # GIL, which a busy training thread hands over only after the switch interval.
@@ -347,9 +344,9 @@ class TrainingController(QObject):
         project.runs = list(outcome.get("runs") or [])
         resume = outcome.get("resume")
         if resume is not None:
-            project.attachments[RESUME_ATTACHMENT] = resume
+            project.attachments[RESUME_MEMBER] = resume
         else:
-            project.attachments.pop(RESUME_ATTACHMENT, None)
+            project.attachments.pop(RESUME_MEMBER, None)
         # The trained weights are new content: the project must be saved (asked on close).
         self.doc.undo_stack.resetClean()
         if self.run_graph is not None and graph_structure(self.run_graph) != graph_structure(project.graph):
@@ -434,12 +431,11 @@ class TrainingController(QObject):
 
     # ---- inspection ------------------------------------------------------------------
 
-    def inspection_source(self) -> InspectionSource | None:
+    def inspection_source(self) -> TrainedModel | None:
         """The freshest model to inspect: the running one's last epoch, else the saved
         weights; None when there is nothing trained."""
         ctx, state = self.live.context, self.live.state
         if self.running and ctx and state is not None and self.run_graph is not None:
-            return InspectionSource(self.run_graph, state, ctx["mean"], ctx["std"],
-                                    ctx["normalize"], ctx["class_names"], ctx["task"],
-                                    f"epoch {self.live.confusion_epoch} of the running training")
-        return saved_source(self.doc.project)
+            return TrainedModel(self.run_graph, state, Preprocessing.of_samples(ctx), ctx["task"],
+                                f"epoch {self.live.confusion_epoch} of the running training")
+        return TrainedModel.saved(self.doc.project)

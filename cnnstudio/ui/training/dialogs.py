@@ -26,9 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnstudio.train.model_io import TrainedModel
 from cnnstudio.ui.training import tiles
 from cnnstudio.ui.training.colorbar import ColorBar
-from cnnstudio.ui.training.inspection import InspectionSource, input_warning
+from cnnstudio.ui.training.inspection import input_warning
 from cnnstudio.ui.training.tilegrid import DIVERGING, GRAY, image_panel
 
 HEAT = pg.colormap.get("inferno").getLookupTable(nPts=256)
@@ -45,7 +46,7 @@ class Prediction:
     original: np.ndarray | None = None  # the file as the user sees it (H, W, 3)
 
 
-def predict_image(source: InspectionSource, image: np.ndarray, node: str | None = None,
+def predict_image(source: TrainedModel, image: np.ndarray, node: str | None = None,
                   k: int = 5, samples: np.ndarray | None = None) -> Prediction:
     """Classify one sample (C, H, W) and explain the top class with Grad-CAM; say when
     the image lies far outside the training data (`samples`, else the stored
@@ -53,11 +54,11 @@ def predict_image(source: InspectionSource, image: np.ndarray, node: str | None 
     message. Runs off the GUI thread."""
     probs = source.probabilities(image[None])[0]
     order = np.argsort(-probs)[:k]
-    names = source.class_names
+    names = source.prep.class_names
     top = [(names[i] if i < len(names) else str(i), float(probs[i])) for i in order]
     cam, layer = source.grad_cam(image, int(order[0]), node)
-    seen = source.to_float(image[None])[0].numpy()
-    warning = input_warning(image, source.mean, source.std, samples)
+    seen = source.prep.to_float(image[None])[0].numpy()
+    warning = input_warning(image, source.prep.mean, source.prep.std, samples)
     return Prediction(top, cam, layer, seen, warning)
 
 

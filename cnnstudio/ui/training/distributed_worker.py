@@ -28,17 +28,18 @@ import contextlib
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from cnnstudio.core.errors import first_line
 from cnnstudio.project import absolute_data_paths, read_project, write_project
-from cnnstudio.ui.training.worker import RESUME_ATTACHMENT, TrainingWorker, prepare_torch
+from cnnstudio.project.weights import RESUME_MEMBER
+from cnnstudio.train.events import BatchCoalescer
+from cnnstudio.ui.training.worker import TrainingWorker
 
-BATCH_INTERVAL = 0.1  # seconds between `batches_done` signals, as the in-process bridge
 END_GRACE_S = 30.0  # after its output closed (or SIGTERM), the launcher may take this long
 
 
@@ -89,23 +90,6 @@ def process_kind(device: str, gpus: int | None) -> tuple[str, int]:
     if name.startswith("cuda") or (name == "auto" and gpus):
         return "GPUs", max(1, gpus) if gpus is not None else cpu_process_limit()
     return "Processes", cpu_process_limit()
-
-
-def absolute_sources(project: Any) -> None:
-    """Make the data source's relative paths absolute (they are relative to the project's
-    folder, and the copy the job trains is saved elsewhere)."""
-    base = Path(project.path).parent if project.path is not None else None  # None: cwd
-    project.data = absolute_data_paths(project.data, base)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
-def _job_message(stderr_line: str) -> str:
-    """The job's last stderr line without the command line's own prefixes."""
-    return stderr_line.strip().removeprefix("cnnstudio: ").removeprefix("training failed: ")
 
 
 class _JobControl:
@@ -177,23 +161,14 @@ class DistributedTrainingWorker(TrainingWorker):
         self.job: Any = None  # the running DistributedJob
         self._context: dict[str, Any] = {}
         self._started = False
-        self._pending: list[tuple[int, float, float]] = []
-        self._progress_info: dict[str, Any] = {}
-        self._last_flush = 0.0
+        self._batches = BatchCoalescer()  # the bridge's interval
 
-    def _failed(self, message: str) -> dict[str, Any]:
-        return {"token": self.token, "status": "failed", "changed": False, "message": message}
-
-    def _train(self) -> dict[str, Any]:
+    def _run_training(self) -> dict[str, Any]:
         try:
-            self.loading.emit("Starting PyTorch", 0, 0)
-            prepare_torch()
             with tempfile.TemporaryDirectory(prefix="cnnstudio-run-") as folder:
                 return self._run(Path(folder) / "training.cnnproj")
         except _Refused as err:
             return self._failed(str(err))
-        except Exception as err:  # a bug or a system failure: say it, keep the app alive
-            return self._failed(f"training could not run: {type(err).__name__}: {err}")
 
     def _run(self, path: Path) -> dict[str, Any]:
         from cnnstudio.train.distributed_launch import launch
@@ -248,13 +223,13 @@ class DistributedTrainingWorker(TrainingWorker):
             data = fill_data(project.data)
             dataset = load_project_data(project, self._progress)  # the ranks read its cache
         except Exception as err:  # DistError, DataError, BuildError, FormatError
-            raise _Refused(_first_line(err)) from None
+            raise _Refused(first_line(err)) from None
         # Rank 0 loads the same data (same source, split seed and fraction), so its view
         # sample i (`view_index`) is the one shown here as sample i.
         context = samples_context(dataset, data["normalize"])[0]
         last = project.runs[-1] if project.runs else None
         resuming = (self.resume and isinstance(last, dict) and last.get("status") == "stopped"
-                    and _resumes_in(project.attachments.get(RESUME_ATTACHMENT), n))
+                    and _resumes_in(project.attachments.get(RESUME_MEMBER), n))
         unit = "GPUs" if device.type == "cuda" else "processes"
         context.update({"token": self.token, "device": f"{device.type} × {n} {unit}",
                         "threads": None, "epochs": self.epochs or settings["epochs"],
@@ -263,8 +238,10 @@ class DistributedTrainingWorker(TrainingWorker):
                         "records": list(last.get("epochs") or []) if resuming else []})
         self._context = context
         if not self.resume:
-            project.attachments.pop(RESUME_ATTACHMENT, None)  # "New run": no resume state
-        absolute_sources(project)
+            project.attachments.pop(RESUME_MEMBER, None)  # "New run": no resume state
+        # Relative data paths start at the project's folder; the copy is saved elsewhere.
+        base = Path(project.path).parent if project.path is not None else None  # None: cwd
+        project.data = absolute_data_paths(project.data, base)
         try:
             write_project(project, path, backup=False)
         except ProjectError as err:
@@ -298,37 +275,24 @@ class DistributedTrainingWorker(TrainingWorker):
             self._started = True
             self._context["batches"] = batches
             self.run_started.emit(self._context)
-            self._last_flush = time.perf_counter()
+            self._batches = BatchCoalescer()  # its clock starts with the views
 
     def _batch(self, event: dict[str, Any]) -> None:
-        epoch, batch, batches = int(event["epoch"]), int(event["batch"]), int(event["batches"])
-        self._start_views(batches)
-        loss, lr = event.get("loss"), event.get("lr")  # None: NaN or infinite
-        self._pending.append(((epoch - 1) * batches + batch,
-                              np.nan if loss is None else float(loss),
-                              np.nan if lr is None else float(lr)))
-        self._progress_info = {"epoch": epoch, "batch": batch, "batches": batches,
-                               "images_per_second": event.get("images_per_second") or 0.0,
-                               "samples_seen": event.get("samples_seen")}
+        self._start_views(int(event["batches"]))
         # An epoch's last batch is sent at once: validation comes before the next line.
-        if time.perf_counter() - self._last_flush >= BATCH_INTERVAL or batch == batches:
+        if self._batches.add(event) or int(event["batch"]) == int(event["batches"]):
             self._flush()
 
     def _flush(self) -> None:
-        self._last_flush = time.perf_counter()
-        if not self._pending:
-            return
-        steps, losses, lrs = zip(*self._pending, strict=True)
-        self._pending = []
-        self.batches_done.emit({"token": self.token, "steps": np.asarray(steps, np.int64),
-                                "losses": np.asarray(losses, np.float64),
-                                "lrs": np.asarray(lrs, np.float64), **self._progress_info})
+        batch = self._batches.take()
+        if batch is not None:
+            self.batches_done.emit({"token": self.token, **batch})
 
     def _epoch(self, event: dict[str, Any]) -> None:
         from cnnstudio.train.record import epoch_entry
 
         self._flush()
-        self._start_views(int(self._progress_info.get("batches") or 1))
+        self._start_views(int(self._batches.last.get("batches") or 1))
         record = epoch_entry(event)
         record["train_accuracy"] = None  # counted by the in-process bridge only
         cm = event.get("confusion_matrix")
@@ -368,8 +332,8 @@ class DistributedTrainingWorker(TrainingWorker):
     def _outcome(self, path: Path, end: dict[str, Any] | None, code: int,
                  error: str) -> dict[str, Any]:
         """The outcome `run_finished` carries, from the end line and the saved file."""
-        if end is None:  # it ended before it could say how: its last stderr line says why
-            return self._failed(_job_message(error) or f"the training processes ended"
+        if end is None:  # killed, or crashed before it could say how: stderr's last line
+            return self._failed(error.strip() or f"the training processes ended"
                                 f" without a result (exit status {code})")
         status, message = str(end.get("status")), str(end.get("message") or "")
         outcome: dict[str, Any] = {"token": self.token, "status": status, "message": message,
@@ -381,6 +345,6 @@ class DistributedTrainingWorker(TrainingWorker):
         project = self.project
         weights = saved.weights  # what the engine kept (its rule after a failure too)
         outcome.update({"weights": weights, "runs": saved.runs,
-                        "resume": saved.attachments.get(RESUME_ATTACHMENT),
+                        "resume": saved.attachments.get(RESUME_MEMBER),
                         "changed": saved.runs != project.runs or weights != project.weights})
         return outcome

@@ -36,8 +36,6 @@ from cnnstudio.ui.training.tilegrid import (
 
 __all__ = ["DIVERGING", "GRAY", "SEQUENTIAL", "ActivationView", "FilterView", "image_panel"]
 
-UNTRAINED = "untrained, random initialisation"
-
 
 def _line(parent: QWidget, name: str) -> QLabel:
     """A label of up to two lines, always two lines high: a longer or shorter text must

@@ -16,30 +16,23 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from cnnstudio.core.errors import first_line
+from cnnstudio.train.model_io import TrainedModel, read_image
+from cnnstudio.ui.document import deferred
 from cnnstudio.ui.training.background import Background
 from cnnstudio.ui.training.confusion import SamplesDialog
 from cnnstudio.ui.training.controller import graph_structure
 from cnnstudio.ui.training.dialogs import KernelPlayground, PredictionDialog, predict_image
-from cnnstudio.ui.training.inspection import (
-    InspectionSource,
-    read_image,
-    read_original,
-    untrained_source,
-)
+from cnnstudio.ui.training.inspection import read_original, untrained_source
 
 if TYPE_CHECKING:
-    from cnnstudio.ui.training.window import TrainingUI
+    from cnnstudio.ui.training.window import TrainingPlugin
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm", ".pbm")
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
 WARNING_SAMPLES = 5000  # training images the predict warning compares an image with
 GRAPH_SETTLE_MS = 250  # after an edit, the views follow once the edits pause
-
-
-def _one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def image_paths(event: Any) -> list[str]:
@@ -52,24 +45,21 @@ def image_paths(event: Any) -> list[str]:
 
 
 class InspectActions(QObject):
-    """The inspection side of `TrainingUI`; also filters the window's image drops."""
+    """The inspection side of `TrainingPlugin`; also filters the window's image drops."""
 
-    def __init__(self, ui: TrainingUI) -> None:
+    def __init__(self, ui: TrainingPlugin) -> None:
         super().__init__(ui)
         self.ui = ui
         self.dialogs: list[Any] = []  # open non-modal dialogs (kept alive)
         self._probs_key: tuple[int, int] | None = None
         self._probs: np.ndarray | None = None
         self.background = Background(self)
-        self._cached: tuple[Any, InspectionSource] | None = None
+        self._cached: tuple[Any, TrainedModel] | None = None
         self._idle_due = False
         self.last_prediction: PredictionDialog | None = None
         self.last_cell: SamplesDialog | None = None
-        self._settle = QTimer(self)
-        self._settle.setSingleShot(True)
-        self._settle.setInterval(GRAPH_SETTLE_MS)
-        self._settle.timeout.connect(self.idle_snapshot)
-        ui.doc.inference_changed.connect(self._settle.start)
+        self._settle = deferred(self, self.idle_snapshot, ui.doc.inference_invalidated,
+                                ms=GRAPH_SETTLE_MS)
         ui.window.installEventFilter(self)
         ui.filters.installEventFilter(self)
         ui.activations.installEventFilter(self)
@@ -135,7 +125,7 @@ class InspectActions(QObject):
         ui = self.ui
         return ui.refresh_hidden or ui.filters.isVisible() or ui.activations.isVisible()
 
-    def source(self) -> InspectionSource | None:
+    def source(self) -> TrainedModel | None:
         """The model the idle views show: the saved (or running) weights, else the
         untrained network; the same object (and built module) while nothing changed."""
         ui = self.ui
@@ -145,7 +135,7 @@ class InspectActions(QObject):
                 return None
             source = untrained_source(ui.doc.project, ui.controller.live.context)
         key = (id(ui.doc.project), id(source.weights), source.label, source.seed,
-               repr(graph_structure(source.graph)), tuple(source.mean), tuple(source.std), source.normalize)
+               repr(graph_structure(source.graph)), source.prep)
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
         self._cached = (key, source)
@@ -183,24 +173,12 @@ class InspectActions(QObject):
             x = np.array(ctx["x"][i:i + 1])  # the worker's own copy
 
         def job() -> dict[str, Any]:
-            from cnnstudio.nn.inspect import layer_filters, node_activation
-
-            module = source.module()
-            snap: dict[str, Any] = {"state": source.state}
-            node = focus["filter_node"]
-            if node is None or node in module.node_ids:
-                snap["filter_node"] = node
-                snap["filters"] = layer_filters(module, node) if node else None
-            node = focus["activation_node"]
-            if x is not None and node in module.node_ids:
-                snap["activation_node"] = node
-                snap["activation"] = node_activation(module, node, source.to_float(x))[0].numpy()
-            return snap
+            return source.snapshot(focus["filter_node"], focus["activation_node"], x)
 
         what = "the initial weights" if source.untrained else "the saved weights"
         self.background.submit("snapshot", job, self.apply_snapshot,
                                lambda err: ui.filters.clear(
-                                   f"cannot show {what}: {_one_line(err)}"))
+                                   f"cannot show {what}: {first_line(err)}"))
 
     def show_sample(self) -> None:
         ui = self.ui
@@ -266,7 +244,7 @@ class InspectActions(QObject):
 
         self.background.submit("cell", lambda: source.probabilities(x), done,
                                lambda err: self._error(
-                                   f"Cannot classify the samples: {_one_line(err)}"))
+                                   f"Cannot classify the samples: {first_line(err)}"))
         return None
 
     def _cell_dialog(self, ctx: dict[str, Any], label: str, probs: np.ndarray, true: int,
@@ -305,8 +283,8 @@ class InspectActions(QObject):
         if source.task != "classification":
             self._error("Predicting an image gives classes; this project does segmentation")
             return False
-        inputs = [n for n in source.graph if n.type == "Input"]
-        shape = list(inputs[0].resolved_params().get("shape") or []) if inputs else []
+        node = source.graph.input_node()
+        shape = list(node.resolved_params().get("shape") or []) if node else []
         if len(shape) != 3:  # said before any file is read, in words (not the loader's)
             self._error("Predicting an image needs a network whose Input is an image"
                         f" (channels × height × width); this one's Input is"
@@ -336,12 +314,10 @@ class InspectActions(QObject):
             self._show(dialog)
 
         def failed(err: BaseException) -> None:
-            text = _one_line(err)
+            text = first_line(err)
             self._error(f"Cannot predict {text if text.startswith(name) else f'{name}: {text}'}")
 
-        status = getattr(ui.window, "status", None)
-        if status is not None:
-            status.showMessage(f"Predicting {name}…", 3000)
+        ui.window.status.showMessage(f"Predicting {name}…", 3000)
         self.background.submit("predict", job, done, failed)
         return True
 
@@ -432,9 +408,7 @@ class InspectActions(QObject):
             ui.confusion_panel.show_matrix(
                 np.asarray(last["confusion_matrix"]), list(last.get("class_names") or []),
                 f"{last.get('id')}: validation, epoch {last.get('best_epoch')} (the weights kept)")
-        saver = getattr(ui.window, "autosaver", None)
-        if saver is not None:
-            try:  # the autosaver tracks undo steps; a run adds none, so save it here
-                autosave.write_recovery(ui.doc.project, saver.target)
-            except ProjectError as err:
-                ui.window.status.showMessage(f"Autosave failed: {err}", 8000)
+        try:  # the autosaver tracks undo steps; a run adds none, so save it here
+            autosave.write_recovery(ui.doc.project, ui.window.autosaver.target)
+        except ProjectError as err:
+            ui.window.status.showMessage(f"Autosave failed: {err}", 8000)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 from cnnstudio.project.origin import weights_run
 
 if TYPE_CHECKING:
-    from cnnstudio.ui.training.window import TrainingUI
+    from cnnstudio.ui.training.window import TrainingPlugin
 
 CONTINUE, FRESH = "continue", "fresh"
 
@@ -26,7 +26,7 @@ class StartChooser(QObject):
     """What Train does: resume a stopped run, ask how a new run on trained weights starts,
     or just train."""
 
-    def __init__(self, ui: TrainingUI) -> None:
+    def __init__(self, ui: TrainingPlugin) -> None:
         super().__init__(ui)
         self.ui = ui
 

@@ -1,4 +1,4 @@
-"""The training UI in the main window: docks, menus, the refresh timer, selection sync.
+"""The window's training plug-in: docks, menus, the refresh timer, selection sync.
 
 Two docks: "Training" at the bottom (tabbed with the model summary) holds the controls
 row and the live views (Curves, Filters, Activations, Confusion, History, Log);
@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
+from cnnstudio.core import registry
 from cnnstudio.ui.training import inspect_actions
 from cnnstudio.ui.training.confusion import ConfusionPanel
 from cnnstudio.ui.training.controller import TrainingController
@@ -44,10 +45,10 @@ REFRESH_MS = 100  # 10 Hz: smooth enough to the eye, a small share of the GUI th
 # this share comes straight off a small model's throughput (bench_gui_training.py).
 DRAW_SHARE = 0.05
 PROGRESS_S = 0.25  # the progress bar's text changes at most this often
-CONV_TYPES = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d")
+CONV_TYPES = tuple(t.name for t in registry.by_category()["Convolution"])
 
 
-class TrainingUI(QObject):
+class TrainingPlugin(QObject):
     """Everything training adds to a MainWindow; `install_training_ui` creates it."""
 
     def __init__(self, window: MainWindow) -> None:
@@ -101,25 +102,11 @@ class TrainingUI(QObject):
 
     def _build_docks(self) -> None:
         w = self.window
-        self.dock = QDockWidget("Training", w)
-        self.dock.setObjectName("trainingDock")
-        self.dock.setWidget(self.panel)
-        w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
-        self.settings_dock = QDockWidget("Training Settings", w)
-        self.settings_dock.setObjectName("trainingSettingsDock")
-        self.settings_dock.setWidget(self.settings)
-        w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.settings_dock)
-        summary, inspector = getattr(w, "summary_dock", None), getattr(w, "inspector_dock", None)
-        if summary is not None:
-            w.tabifyDockWidget(summary, self.dock)
-            summary.raise_()
-        if inspector is not None:
-            w.tabifyDockWidget(inspector, self.settings_dock)
-            inspector.raise_()
-        panels = getattr(getattr(w, "actions_", None), "panels_menu", None)
-        if panels is not None:
-            panels.addAction(self.dock.toggleViewAction())
-            panels.addAction(self.settings_dock.toggleViewAction())
+        self.dock = w.add_dock("trainingDock", "Training", self.panel,
+                               Qt.DockWidgetArea.BottomDockWidgetArea, beside=w.summary_dock)
+        self.settings_dock = w.add_dock("trainingSettingsDock", "Training Settings",
+                                        self.settings, Qt.DockWidgetArea.RightDockWidgetArea,
+                                        beside=w.inspector_dock)
 
     def _build_menu(self) -> None:
         w = self.window
@@ -143,16 +130,10 @@ class TrainingUI(QObject):
         act("&Kernel Playground…", lambda: self.actions.kernel_playground())
         menu.addSeparator()
         act("Show Training &Settings", self._show_settings)
-        file_menu = next((a.menu() for a in w.menuBar().actions()
-                          if a.menu() is not None and a.text().replace("&", "") == "File"), None)
-        if file_menu is not None:  # beside Open…: an image is something else one opens
-            actions = file_menu.actions()
-            after = next((i for i, a in enumerate(actions) if a.text().startswith("&Open")), None)
-            before = actions[after + 1] if after is not None and after + 1 < len(actions) else None
-            image = QAction("Open &Image…", w)
-            image.setStatusTip("Classify an image and show where the network looks")
-            image.triggered.connect(lambda _checked=False: self.actions.open_image())
-            file_menu.insertAction(before, image) if before else file_menu.addAction(image)
+        image = QAction("Open &Image…", w)  # beside Open…: an image is something else one opens
+        image.setStatusTip("Classify an image and show where the network looks")
+        image.triggered.connect(lambda _checked=False: self.actions.open_image())
+        w.actions_.file_menu.insertAction(w.actions_.recent_menu.menuAction(), image)
 
     def _connect(self) -> None:
         c, ctl = self.controls, self.controller
@@ -160,19 +141,17 @@ class TrainingUI(QObject):
         c.restart_button.clicked.connect(lambda: self.chooser.train(new_run=True))
         c.pause_button.clicked.connect(lambda _checked=False: self.toggle_pause())
         c.stop_button.clicked.connect(ctl.stop)
-        ctl.state_changed.connect(self._state_changed)
-        ctl.context_ready.connect(self._context_ready)
-        ctl.epoch_added.connect(self._epoch_added)
-        ctl.finished.connect(self._finished)
-        ctl.samples_loaded.connect(self._samples_loaded)
-        ctl.samples_failed.connect(self._samples_failed)
-        data_view = getattr(self.window, "data_view", None)
-        if data_view is not None:  # the data loads there now: the views may load it too
-            data_view.dataset_loaded.connect(self._data_loaded)
-        ctl.log.connect(self.log.add)
-        ctl.loading.connect(self._loading)
+        for signal, slot in ((ctl.state_changed, self._state_changed),
+                             (ctl.context_ready, self._context_ready),
+                             (ctl.epoch_added, self._epoch_added), (ctl.finished, self._finished),
+                             (ctl.samples_loaded, self._samples_loaded),
+                             (ctl.samples_failed, self._samples_failed),
+                             (ctl.log, self.log.add), (ctl.loading, self._loading)):
+            signal.connect(slot)
+        # The data loads there now: the views may load it too.
+        self.window.data_view.dataset_loaded.connect(self._data_loaded)
         self.doc.selection_changed.connect(self._selection_changed)
-        self.doc.inference_changed.connect(self._fill_layers)
+        self.doc.inference_invalidated.connect(self._fill_layers)
         self.doc.project_replaced.connect(self._reload_project)
         self.filters.layer_chosen.connect(lambda n: self._watch(filter_node=n))
         self.activations.layer_chosen.connect(lambda n: self._watch(activation_node=n))
@@ -252,8 +231,7 @@ class TrainingUI(QObject):
             if device == "cpu" and threads else device
         self.controls.device.setText(where)  # short: the progress text needs the room
         self.controls.device.setToolTip(f"This run trains on {where}")
-        if hasattr(self.window, "status"):
-            self.window.status.set_device(where)
+        self.window.status.set_device(where)
         self.curves.clear()
         self.curves.set_task(str(context.get("task")))
         origin = self.controller.origin

@@ -17,11 +17,11 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
+from cnnstudio.core.errors import first_line
 from cnnstudio.project import Project
 from cnnstudio.project.weights import RESUME_MEMBER
 from cnnstudio.ui.training.controls import RunControls
 
-RESUME_ATTACHMENT = RESUME_MEMBER
 _torch_ready = False
 _cuda_devices: int | None = None
 
@@ -53,7 +53,8 @@ def cuda_devices() -> int | None:
 
 
 class TrainingWorker(QObject):
-    """Trains `project` (a copy the worker owns) once; signals carry copies only."""
+    """Trains `project` (a copy the worker owns) once; signals carry copies only. The
+    bridge emits the first four itself, on the training thread."""
 
     run_started = Signal(dict)  # the run's context: samples, classes, device, sizes
     batches_done = Signal(dict)  # coalesced batches: steps, losses, lrs, progress
@@ -72,20 +73,6 @@ class TrainingWorker(QObject):
         self.outcome: dict[str, Any] | None = None
         self._last_loading = 0.0
 
-    # ---- the Sink the bridge feeds (called on the training thread) ---------------------
-
-    def started(self, context: dict[str, Any]) -> None:
-        self.run_started.emit(context)
-
-    def progressed(self, batch: dict[str, Any]) -> None:
-        self.batches_done.emit(batch)
-
-    def snapshot(self, snap: dict[str, Any]) -> None:
-        self.snapshot_taken.emit(snap)
-
-    def epoch_done(self, epoch: dict[str, Any]) -> None:
-        self.epoch_finished.emit(epoch)
-
     def _progress(self, stage: str, done: int, total: int) -> None:
         now = time.perf_counter()
         if now - self._last_loading >= 0.1 or done >= total:  # ≤ 10 signals a second
@@ -97,31 +84,30 @@ class TrainingWorker(QObject):
     @Slot()
     def run(self) -> None:
         """Train, then emit `run_finished` (always, whatever happened)."""
-        outcome = self._train()
-        self.outcome = outcome
-        QThread.currentThread().quit()  # the thread ends when this slot returns
-        app = QCoreApplication.instance()
-        if app is not None:  # back to the GUI thread, which deletes this object later
-            self.moveToThread(app.thread())
+        outcome = self.outcome = self._train()
+        _leave_thread(self)
         self.run_finished.emit(outcome)
 
     def _train(self) -> dict[str, Any]:
-        project = self.project
-        runs_before = copy.deepcopy(project.runs)
-        weights_before = project.weights
         try:
             self.loading.emit("Starting PyTorch", 0, 0)
             prepare_torch()
-            from cnnstudio.train import train_project
-            from cnnstudio.ui.training.bridge import LiveBridge
-
-            bridge = LiveBridge(_SinkAdapter(self), self.controls, self.token)
-            result = train_project(project, epochs=self.epochs, progress=self._progress,
-                                   callbacks=[bridge, *self.callbacks], resume=self.resume,
-                                   fresh=self.fresh)
+            return self._run_training()
         except Exception as err:  # an import failure or a bug: say it, keep the app alive
-            return {"token": self.token, "status": "failed", "changed": False,
-                    "message": f"training could not run: {type(err).__name__}: {err}"}
+            return self._failed(f"training could not run: {type(err).__name__}: {err}")
+
+    def _failed(self, message: str) -> dict[str, Any]:
+        return {"token": self.token, "status": "failed", "changed": False, "message": message}
+
+    def _run_training(self) -> dict[str, Any]:
+        from cnnstudio.train import train_project
+        from cnnstudio.ui.training.bridge import LiveBridge
+
+        project = self.project
+        runs_before, weights_before = copy.deepcopy(project.runs), project.weights
+        result = train_project(project, epochs=self.epochs, progress=self._progress,
+                               callbacks=[LiveBridge(self, self.controls, self.token),
+                                          *self.callbacks], resume=self.resume, fresh=self.fresh)
         # What the project keeps after a failure is the engine's rule, the same as the
         # command line's: after a NaN/inf loss a validated epoch's weights (else those the
         # run started from); after another fault what a completed run keeps (the best
@@ -131,29 +117,27 @@ class TrainingWorker(QObject):
             "device": result.device, "best_epoch": result.best_epoch,
             "changed": project.runs != runs_before or project.weights is not weights_before,
             "weights": project.weights, "runs": project.runs,
-            "resume": project.attachments.get(RESUME_ATTACHMENT),
+            "resume": project.attachments.get(RESUME_MEMBER),
         }
 
 
-class _SinkAdapter:
-    """The bridge's Sink, forwarding to the worker's signals."""
-
-    def __init__(self, worker: TrainingWorker) -> None:
-        self.started = worker.started
-        self.progressed = worker.progressed
-        self.snapshot = worker.snapshot
-        self.epoch_finished = worker.epoch_done
+def _leave_thread(worker: QObject) -> None:
+    """End the worker's thread when its slot returns; the object goes back to the GUI
+    thread, which deletes it later."""
+    QThread.currentThread().quit()
+    app = QCoreApplication.instance()
+    if app is not None:
+        worker.moveToThread(app.thread())
 
 
 def load_error(err: BaseException) -> str:
     """`err` in one line for the user: our own errors (data, format, build) already read
     as a sentence; anything else is named by its type. Imports nothing: it also runs while
     the interpreter shuts down, when a failed import would escape the worker's thread."""
-    lines = str(err).strip().splitlines()
-    text = lines[0] if lines else ""
-    if type(err).__module__.startswith("cnnstudio.") and text:
+    text = first_line(err)
+    if type(err).__module__.startswith("cnnstudio.") or not str(err).strip():
         return text
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return f"{type(err).__name__}: {text}"
 
 
 class SamplesWorker(QObject):
@@ -176,8 +160,5 @@ class SamplesWorker(QObject):
         except Exception as err:  # unreadable data: the views say why (one line)
             context = {"error": load_error(err)}
         context["token"] = self.token
-        QThread.currentThread().quit()
-        app = QCoreApplication.instance()
-        if app is not None:
-            self.moveToThread(app.thread())
+        _leave_thread(self)
         self.loaded.emit(context)
