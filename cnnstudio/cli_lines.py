@@ -29,6 +29,7 @@ class InterruptToStop(Callback):
         self.announce = announce
         self.printer = printer  # its bar line is ended before the message
         self._previous = None
+        self.finished = False  # set once the stopped run is saved: nothing left to abort
 
     def __enter__(self) -> InterruptToStop:
         self._previous = signal.signal(signal.SIGINT, self._on_sigint)
@@ -37,9 +38,13 @@ class InterruptToStop(Callback):
     def __exit__(self, *exc: object) -> None:
         if self.printer is not None:
             self.printer.end_line()
-        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+        # After a stop the user asked for, a late second press has nothing left to abort.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if self.interrupted and self.finished
+                      else self._previous or signal.default_int_handler)
 
     def _on_sigint(self, signum: int, frame: object) -> None:
+        if self.finished:
+            return
         if self.trainer is None or self.interrupted:
             raise KeyboardInterrupt
         self.interrupted = True

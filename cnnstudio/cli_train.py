@@ -142,18 +142,21 @@ def _train(args: argparse.Namespace) -> int:
                                callbacks=[*test_hooks(), *callbacks, interrupt],
                                progress=DataProgress(sys.stderr) if terminal else None,
                                fresh=args.fresh)
-    # Saved whenever the run was recorded, as the GUI does: also a run that failed at its
-    # first batch (no weights to keep, but its record says what went wrong). Failures
-    # before training began leave the project, and so the file, untouched.
-    trained = project.runs != runs_before
-    if trained:
-        # Relative data paths are relative to the project's folder: keep them pointing
-        # at the same data when --out saves elsewhere.
-        project.data = rebase_data_paths(project.data, Path(args.project).parent, out.parent)
-        try:
-            write_project(project, out)
-        except ProjectError as err:
-            raise UsageError(err.full()) from None
+        # Saved whenever the run was recorded, as the GUI does: also a run that failed at
+        # its first batch (no weights to keep, but its record says what went wrong).
+        # Failures before training began leave the project, and so the file, untouched.
+        # A second Ctrl-C during the save aborts it (the save is atomic); after it, none.
+        trained = project.runs != runs_before
+        if trained:
+            # Relative data paths are relative to the project's folder: keep them pointing
+            # at the same data when --out saves elsewhere.
+            project.data = rebase_data_paths(project.data, Path(args.project).parent,
+                                             out.parent)
+            try:
+                write_project(project, out)
+            except ProjectError as err:
+                raise UsageError(err.full()) from None
+        interrupt.finished = True
     outcome = RankOutcome(0, 1, result.status, result.message, saved=str(out) if trained
                           else None, init=project.runs[-1].get("init") if trained else None)
     return _report(args, {**outcome.summarize(result).to_dict(), "skipped": result.skipped})

@@ -225,7 +225,7 @@ def predict(project: Project, images: Sequence[str | Path], top: int = 5) -> lis
         mode, size = image_input(project.graph, "prediction")
         module = build_module(project.graph)
         load_weights(module, project.weights)
-    except (BuildError, ValueError, DataError, FormatError) as err:  # ValueError: WeightsError…
+    except (BuildError, WeightsError, ValueError, DataError, FormatError) as err:
         raise PredictError(str(err)) from None
     prep = _preprocessing(project)
     names = prep.class_names

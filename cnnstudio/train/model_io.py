@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnstudio.core.errors import GraphError
+from cnnstudio.core.errors import FormatError, GraphError
 from cnnstudio.core.graph import Graph
-from cnnstudio.project.settings import fill_data
+from cnnstudio.project.settings import fill_data, fill_training
 from cnnstudio.project.weights import trained_class_names, trained_normalization
 
 ProgressFn = Callable[[str, int, int], None]
@@ -125,6 +125,15 @@ def read_image(graph: Graph, path: str | Path) -> np.ndarray:
         raise ValueError(f"{Path(path).name}: {err}") from None
 
 
+def training_seed(training: Any) -> int:
+    """The seed a run of these training settings starts from (0 when they are invalid:
+    the views then show some initialisation, and Train says what is wrong)."""
+    try:
+        return int(fill_training(training)["seed"])
+    except FormatError:
+        return 0
+
+
 @dataclass
 class TrainedModel:
     """A model: `weights` are safetensors bytes or a NumPy state dict; None is the
@@ -145,6 +154,13 @@ class TrainedModel:
         prep = Preprocessing.saved(project) if project.weights is not None else None
         return None if prep is None else cls(project.graph.copy(), project.weights, prep,
                                              project.task, "the saved weights")
+
+    @classmethod
+    def initial(cls, project: Any, context: dict[str, Any] | None) -> TrainedModel:
+        """The project's network before any training: the seeded initialisation a run would
+        start from, with the loaded samples' preprocessing (when `context` has them)."""
+        return cls(project.graph.copy(), None, Preprocessing.of_samples(context),
+                   project.task, UNTRAINED, seed=training_seed(project.training))
 
     @property
     def untrained(self) -> bool:
@@ -180,7 +196,7 @@ class TrainedModel:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (N, K) for samples `x`."""
-        from cnnstudio.nn.inspect import class_probabilities
+        from cnnstudio.nn.internals import class_probabilities
 
         return class_probabilities(self.module(), self.prep.to_float(x))
 
@@ -189,7 +205,7 @@ class TrainedModel:
         used when it is a convolution with a spatial output, else the last convolution.
         Raises ValueError when the model has no such layer."""
         from cnnstudio.core.shapes import feature_map_node
-        from cnnstudio.nn.inspect import grad_cam, last_conv_node, layer_filters
+        from cnnstudio.nn.internals import grad_cam, last_conv_node, layer_filters
 
         module = self.module()
         layer = node if node in getattr(module, "node_ids", ()) else None
@@ -205,7 +221,7 @@ class TrainedModel:
         """The filters of `filter_node` (None: the network has no convolution) and the
         feature maps of `activation_node` for the one sample in `x` (1, C, …), as NumPy
         arrays, with whose weights they are (`state`); nodes the module lacks are left out."""
-        from cnnstudio.nn.inspect import layer_filters, node_activation
+        from cnnstudio.nn.internals import layer_filters, node_activation
 
         module = self.module()
         snap: dict[str, Any] = {"state": self.state}

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from cnnstudio.data import Dataset
-from cnnstudio.nn.inspect import layer_filters, node_activation
+from cnnstudio.nn.internals import layer_filters, node_activation
 from cnnstudio.train.callbacks import Callback
 
 # Samples copied for the views (activations, confusion-cell thumbnails): bounded memory.

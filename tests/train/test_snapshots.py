@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnstudio.nn.inspect import node_activation
+from cnnstudio.nn.internals import node_activation
 from cnnstudio.train import Callback, Trainer
 from cnnstudio.train import snapshots as S
 from cnnstudio.train.snapshots import (

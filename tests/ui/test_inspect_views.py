@@ -15,14 +15,14 @@ from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QPushButton
 
-from cnnstudio.nn.inspect import apply_kernel
+from cnnstudio.nn.internals import apply_kernel
 from cnnstudio.train import Callback
 from cnnstudio.ui.training import tiles
 from cnnstudio.ui.training.background import Background
 from cnnstudio.ui.training.colorbar import value_text
 from cnnstudio.ui.training.dialogs import KernelPlayground
+from cnnstudio.ui.training.image_checks import input_warning
 from cnnstudio.ui.training.images import ActivationView
-from cnnstudio.ui.training.inspection import input_warning
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -425,10 +425,10 @@ def test_the_untrained_source_is_found_without_importing_torch():
     code = ("import sys\n"
             "from cnnstudio.core.templates import TEMPLATES\n"
             "from cnnstudio.project import project_from_dict\n"
-            "from cnnstudio.ui.training.inspection import training_seed, untrained_source\n"
+            "from cnnstudio.train.model_io import TrainedModel, training_seed\n"
             "p = project_from_dict(TEMPLATES['digits-lenet'].project_dict())\n"
             "p.training['seed'] = 5\n"
-            "s = untrained_source(p, None)\n"
+            "s = TrainedModel.initial(p, None)\n"
             "assert s.untrained and s.seed == 5, s\n"
             "assert training_seed({'seed': -1}) == 0\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")

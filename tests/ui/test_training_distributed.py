@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPushButton, QSpinBox, QWidget
 
 from cnnstudio.nn import read_weights
-from cnnstudio.nn.inspect import node_activation
+from cnnstudio.nn.internals import node_activation
 from cnnstudio.project import Project, absolute_data_paths
 from cnnstudio.project.weights import RESUME_MEMBER
 from cnnstudio.train import distributed_launch

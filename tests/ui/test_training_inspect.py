@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtWidgets import QPushButton
 
 from cnnstudio.core.templates import TEMPLATES
-from cnnstudio.nn.inspect import receptive_field_box
+from cnnstudio.nn.internals import receptive_field_box
 from cnnstudio.project import project_from_dict, write_project
 from cnnstudio.ui.training.dialogs import KernelPlayground, edge_image
 

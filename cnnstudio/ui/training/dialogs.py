@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from cnnstudio.train.model_io import TrainedModel
 from cnnstudio.ui.training import tiles
 from cnnstudio.ui.training.colorbar import ColorBar
-from cnnstudio.ui.training.inspection import input_warning
+from cnnstudio.ui.training.image_checks import input_warning
 from cnnstudio.ui.training.tilegrid import DIVERGING, GRAY, image_panel
 
 HEAT = pg.colormap.get("inferno").getLookupTable(nPts=256)

@@ -155,7 +155,7 @@ def correlate2d(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """`kernel` (kh × kw) slid over `image` (H × W) with zero padding, output the size of
     the input: what torch's conv2d(padding="same") computes (cross-correlation, the extra
     pad after when kh or kw is even). NumPy, so the kernel playground answers at once
-    without waiting for torch; tests hold it equal to `cnnstudio.nn.inspect.apply_kernel`."""
+    without waiting for torch; tests hold it equal to `cnnstudio.nn.internals.apply_kernel`."""
     img = np.asarray(image, np.float32)
     k = np.asarray(kernel, np.float32)
     kh, kw = k.shape

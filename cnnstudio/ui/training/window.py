@@ -16,7 +16,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from cnnstudio.core import registry
-from cnnstudio.ui.training import inspect_actions
+from cnnstudio.ui.training import user_requests
 from cnnstudio.ui.training.confusion import ConfusionPanel
 from cnnstudio.ui.training.controller import TrainingController
 from cnnstudio.ui.training.history import HistoryView
@@ -68,7 +68,7 @@ class TrainingPlugin(QObject):
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.refresh)
         self._connect()
-        self.actions = inspect_actions.InspectActions(self)
+        self.actions = user_requests.UserRequests(self)
         self._reload_project()
 
     # ---- building --------------------------------------------------------------------

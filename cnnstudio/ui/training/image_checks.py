@@ -1,39 +1,12 @@
-"""Inspecting a trained model on the GUI thread: which model, which samples, how prepared.
-
-The controller picks the freshest `TrainedModel` (the running model's last epoch, else
-the project's saved weights); without one the views show `untrained_source`. torch is
-imported only when something is inspected.
-"""
+"""An image the user gives the network to classify: read as they see it, and checked
+against the training images (a dark digit on white for a network trained on white on
+black is flagged). NumPy and Pillow only: this runs on the GUI thread."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-
-from cnnstudio.train.model_io import UNTRAINED, Preprocessing, TrainedModel
-
-
-def training_seed(training: Any) -> int:
-    """The seed a run of these training settings starts from (0 when they are invalid:
-    the views then show some initialisation, and Train says what is wrong). Without
-    torch: this runs on the GUI thread, before the views' worker builds anything."""
-    from cnnstudio.core.errors import FormatError
-    from cnnstudio.project import fill_training
-
-    try:
-        return int(fill_training(training)["seed"])
-    except FormatError:
-        return 0
-
-
-def untrained_source(project: Any, context: dict[str, Any] | None) -> TrainedModel:
-    """The project's network before any training: the seeded initialisation a run would
-    start from, with the loaded samples' preprocessing (when `context` has them)."""
-    return TrainedModel(project.graph.copy(), None, Preprocessing.of_samples(context),
-                        project.task, UNTRAINED, seed=training_seed(project.training))
-
 
 ORIGINAL_SIDE = 512  # the original is shown beside the network's view, not analysed
 

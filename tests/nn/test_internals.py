@@ -12,7 +12,7 @@ from cnnstudio.core.kernels import KERNEL_PRESETS
 from cnnstudio.core.shapes import infer_shapes
 from cnnstudio.core.templates import get_template
 from cnnstudio.nn import build_module
-from cnnstudio.nn.inspect import (
+from cnnstudio.nn.internals import (
     apply_kernel,
     grad_cam,
     last_conv_node,

@@ -23,7 +23,7 @@ from cnnstudio.ui.training.background import Background
 from cnnstudio.ui.training.confusion import SamplesDialog
 from cnnstudio.ui.training.controller import graph_structure
 from cnnstudio.ui.training.dialogs import KernelPlayground, PredictionDialog, predict_image
-from cnnstudio.ui.training.inspection import read_original, untrained_source
+from cnnstudio.ui.training.image_checks import read_original
 
 if TYPE_CHECKING:
     from cnnstudio.ui.training.window import TrainingPlugin
@@ -44,7 +44,7 @@ def image_paths(event: Any) -> list[str]:
             if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES]
 
 
-class InspectActions(QObject):
+class UserRequests(QObject):
     """The inspection side of `TrainingPlugin`; also filters the window's image drops."""
 
     def __init__(self, ui: TrainingPlugin) -> None:
@@ -133,7 +133,7 @@ class InspectActions(QObject):
         if source is None:
             if not len(ui.doc.graph):
                 return None
-            source = untrained_source(ui.doc.project, ui.controller.live.context)
+            source = TrainedModel.initial(ui.doc.project, ui.controller.live.context)
         key = (id(ui.doc.project), id(source.weights), source.label, source.seed,
                repr(graph_structure(source.graph)), source.prep)
         if self._cached is not None and self._cached[0] == key:
@@ -193,7 +193,7 @@ class InspectActions(QObject):
 
     def outline_field(self, index: int, row: int, col: int) -> None:
         """Outline on the sample the input region a clicked map pixel sees."""
-        from cnnstudio.nn.inspect import receptive_field_box
+        from cnnstudio.nn.internals import receptive_field_box
 
         ui = self.ui
         node = ui.activations.node
