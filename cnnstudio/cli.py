@@ -21,7 +21,6 @@ from cnnstudio.cli_common import (
     EXIT_OK,
     EXIT_PROBLEMS,
     UsageError,
-    builtin_classes,
     fail,
     failure,
     load_project,
@@ -39,12 +38,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from cnnstudio.core.data_sources import builtin_classes
     from cnnstudio.core.shapes import ERROR, infer_shapes
     from cnnstudio.core.summary import summary_rows, summary_text
 
     project = load_project(args.project)
     inference = infer_shapes(project.graph, task=project.task,
-                             num_classes=builtin_classes(project))
+                             num_classes=builtin_classes(project.data))
     if args.json:
         rows = summary_rows(project.graph, inference)
         doc = {

@@ -34,10 +34,3 @@ def load_project(path: str):
         return read_project(Path(path))
     except ProjectError as err:
         raise UsageError(err.full()) from None
-
-
-def builtin_classes(project) -> int | None:
-    """The class count of a built-in data source (known without loading the data)."""
-    from cnnstudio.core.data_sources import builtin_classes
-
-    return builtin_classes(project.data)

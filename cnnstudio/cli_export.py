@@ -16,10 +16,10 @@ from cnnstudio.cli_common import (
     EXIT_OK,
     EXIT_PROBLEMS,
     UsageError,
-    builtin_classes,
     fail,
     load_project,
 )
+from cnnstudio.core.data_sources import builtin_classes
 from cnnstudio.nn.export import (
     FORMATS,
     DestinationError,
@@ -67,7 +67,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     except (DestinationError, MissingDependency, ExportError) as err:
         raise UsageError(str(err)) from None
-    classes = class_count_warning(project, builtin_classes(project))
+    classes = class_count_warning(project, builtin_classes(project.data))
     for warning in [*result.warnings, *([classes] if classes else [])]:
         fail(f"warning: {warning}")
     print(f"exported {project.name} as {FORMATS[fmt].title} to {result.path}"

@@ -142,6 +142,7 @@ def _train(args: argparse.Namespace) -> int:
                                callbacks=[*test_hooks(), *callbacks, interrupt],
                                progress=DataProgress(sys.stderr) if terminal else None,
                                fresh=args.fresh)
+        interrupt.trainer = None  # no run left to stop: a Ctrl-C now aborts (the save too)
         # Saved whenever the run was recorded, as the GUI does: also a run that failed at
         # its first batch (no weights to keep, but its record says what went wrong).
         # Failures before training began leave the project, and so the file, untouched.

@@ -154,7 +154,8 @@ def trained_normalization(weights: bytes | None, runs: list[Any],
     for value in [found, *(r.get("normalization") for r in reversed(runs) if isinstance(r, dict))]:
         mean, std = (value.get("mean"), value.get("std")) if isinstance(value, dict) else (0, 0)
         if (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std)
-                and channels in (None, len(mean)) and all(_is_number(v) for v in mean + std)
+                and channels in (None, len(mean))
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in mean + std)
                 and all(v > 0 for v in std)):
             return {"normalize": bool(value.get("normalize", True)),
                     "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
@@ -168,7 +169,3 @@ def trained_class_names(runs: list[Any]) -> list[str]:
         if isinstance(names, list) and names:
             return [str(n) for n in names]
     return []
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -34,7 +34,7 @@ from cnnstudio.nn import (
 )
 from cnnstudio.project import Project, fill_data, fill_training
 from cnnstudio.project.origin import starting_point, weights_digest
-from cnnstudio.project.weights import NORMALIZATION_KEY, RESUME_MEMBER
+from cnnstudio.project.weights import NORMALIZATION_KEY, RESUME_MEMBER, trained_class_names
 from cnnstudio.train.callbacks import Callback
 from cnnstudio.train.losses import LogitsTap, final_activation
 from cnnstudio.train.model_io import DataRequest, Preprocessing, ProgressFn, image_input
@@ -194,7 +194,8 @@ def _preprocessing(project: Project) -> Preprocessing:
         except DataError as err:
             raise PredictError(f"cannot tell how to prepare images: {err}") from None
         prep = prep or Preprocessing(dataset.mean, dataset.std, fill_data(project.data)["normalize"])
-        prep = dataclasses.replace(prep, class_names=list(dataset.class_names))
+        names = trained_class_names(project.runs) or list(dataset.class_names)
+        prep = dataclasses.replace(prep, class_names=names)
     return prep
 
 

@@ -206,4 +206,3 @@ def _train(ctx: DistContext, project: Project, out: Path, *, epochs: int | None,
         except ProjectError as err:
             outcome.save_error = err.full()
     return outcome
-

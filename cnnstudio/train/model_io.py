@@ -41,15 +41,12 @@ class DataRequest:
     @classmethod
     def of(cls, project: Any) -> DataRequest:
         """What `project` trains on. Raises FormatError (invalid data settings) or
-        GraphError (no usable Input node) with a one-line message."""
+        GraphError (no Input node, or a ParameterError: its shape) with a one-line message."""
         data = fill_data(project.data)
         node = project.graph.input_node()
         if node is None:
             raise GraphError("the network has no Input node")
-        try:
-            shape = tuple(int(d) for d in node.resolved_params()["shape"])
-        except Exception as err:  # a half-typed shape
-            raise GraphError(f"the Input's shape is not usable: {err}") from None
+        shape = tuple(node.resolved_params()["shape"])
         base = Path(project.path).parent if project.path is not None else Path.cwd()
         return cls(data["source"], shape, project.task, base, data["val_fraction"], data["seed"])
 

@@ -31,9 +31,12 @@ def request_for(project: Project) -> DataRequest | str:
     be loaded (invalid data settings, no usable Input node)."""
     try:
         return DataRequest.of(project)
-    except (FormatError, GraphError) as err:
-        no_input = project.graph.input_node() is None and isinstance(err, GraphError)
-        return f"{err}: the data is converted to its shape" if no_input else str(err)
+    except FormatError as err:
+        return str(err)
+    except GraphError as err:  # a half-typed shape must not break the view
+        if project.graph.input_node() is None:
+            return f"{err}: the data is converted to its shape"
+        return f"the Input's shape is not usable: {err}"
 
 
 def source_root(request: DataRequest) -> str | None:

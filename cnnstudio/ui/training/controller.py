@@ -203,13 +203,12 @@ class TrainingController(QObject):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         # Receivers are this object's methods: Qt queues them onto the GUI thread.
-        for signal, slot in ((worker.run_started, self._on_started),
-                             (worker.batches_done, self._on_batches),
-                             (worker.epoch_finished, self._on_epoch),
-                             (worker.snapshot_taken, self._on_snapshot),
-                             (worker.loading, self._on_loading),
-                             (worker.run_finished, self._on_finished)):
-            signal.connect(slot)
+        worker.run_started.connect(self._on_started)
+        worker.batches_done.connect(self._on_batches)
+        worker.epoch_finished.connect(self._on_epoch)
+        worker.snapshot_taken.connect(self._on_snapshot)
+        worker.loading.connect(self._on_loading)
+        worker.run_finished.connect(self._on_finished)
         self._thread, self._worker = thread, worker
         # The GUI thread enters Python for every paint callback; each entry waits for the
         # GIL, which a busy training thread hands over only after the switch interval.

@@ -11,7 +11,7 @@ feature maps are live once per epoch, not per second: the worker writes what the
 watch into the job's folder (`job.watch`, again whenever the user picks another layer or
 sample), and rank 0, at each epoch's end, writes a snapshot of those layers there and
 announces it with a line (`cnnstudio.train.snapshots`); a pick shows at the next epoch's
-end. Not live: the training accuracy (the in-process bridge counts it inside the loss)
+end. Not live: the training accuracy (the in-process bridge counts it from `BatchInfo`)
 and the weights a confusion cell's samples are classified with (the saved ones, until the
 run ends). Pause is not offered (a paused rank would block its peers inside a collective
 until the group timed out); Stop writes the job's stop file, and the ranks stop together
@@ -208,10 +208,9 @@ class DistributedTrainingWorker(TrainingWorker):
         """Check what every rank would fail on (said once, and before any process
         starts), load the samples the views show, save the copy the job trains to `path`.
         Returns the unit ("processes" or "GPUs"); raises _Refused."""
-        from cnnstudio.project import ProjectError, fill_data, fill_training
-        from cnnstudio.train.api import load_project_data
+        from cnnstudio.project import ProjectError, fill_training
         from cnnstudio.train.distributed import DistError, rank_device
-        from cnnstudio.ui.training.bridge import samples_context
+        from cnnstudio.ui.training.bridge import load_samples_context
 
         project, n = self.project, self.processes
         try:
@@ -220,13 +219,11 @@ class DistributedTrainingWorker(TrainingWorker):
             if device.type == "cpu" and n > cpu_process_limit():
                 raise DistError(f"{n} processes are more than this machine has CPU cores"
                                 f" ({os.cpu_count()}): each process needs one")
-            data = fill_data(project.data)
-            dataset = load_project_data(project, self._progress)  # the ranks read its cache
-        except Exception as err:  # DistError, DataError, BuildError, FormatError
+            # Rank 0 loads the same data (same request: source, split seed and fraction),
+            # so its view sample i (`view_index`) is the one shown here as sample i.
+            context = load_samples_context(project, self._progress)  # ranks read its cache
+        except Exception as err:  # DistError, DataError, GraphError, FormatError
             raise _Refused(first_line(err)) from None
-        # Rank 0 loads the same data (same source, split seed and fraction), so its view
-        # sample i (`view_index`) is the one shown here as sample i.
-        context = samples_context(dataset, data["normalize"])[0]
         last = project.runs[-1] if project.runs else None
         resuming = (self.resume and isinstance(last, dict) and last.get("status") == "stopped"
                     and _resumes_in(project.attachments.get(RESUME_MEMBER), n))
