@@ -107,20 +107,64 @@ def node_activation(module: nn.Module, node: str | nn.Module, x: torch.Tensor) -
     return tap.value.detach().to("cpu", torch.float32, copy=True)
 
 
-@contextlib.contextmanager
-def _logits(module: nn.Module) -> Iterator[None]:
+def final_activation(module: nn.Module, output_rank: int) -> tuple[str, str] | None:
+    """Return (node id, type) of the model's output node when it is a Softmax over the
+    channels or a Sigmoid, else None. `module` is a `GraphModule` (anything without an
+    `output_id` and `module_for` gives None); `output_rank` is the output's rank with the
+    batch dimension (2 for class scores, 4 for per-pixel maps), to read a negative dim.
+    """
+    node_id = getattr(module, "output_id", None)
+    module_for = getattr(module, "module_for", None)
+    if node_id is None or module_for is None:
+        return None
+    last = module_for(node_id)
+    if isinstance(last, nn.Sigmoid):
+        return node_id, "Sigmoid"
+    if isinstance(last, nn.Softmax):
+        dim = 1 if last.dim is None else last.dim
+        if dim % output_rank == 1:  # over the channels; another axis is part of the model
+            return node_id, "Softmax"
+    return None
+
+
+class LogitsTap:
+    """While active, the module returns the input of its final activation (the logits).
+
+    Use as a context manager around training; the hook is removed on exit, so the module
+    is back to giving probabilities. Raises LookupError if the activation's submodule
+    cannot be found under its node id.
+    """
+
+    def __init__(self, module: nn.Module, node_id: str | None) -> None:
+        self.module = module
+        self.node_id = node_id
+        self._handle: Any = None
+
+    def __enter__(self) -> LogitsTap:
+        if self.node_id is not None:
+            try:
+                target = self.module.get_submodule(self.node_id)
+            except AttributeError:
+                raise LookupError(f"the model has no submodule for node {self.node_id!r}") from None
+            # Returning a value from a forward hook replaces the output: here, by the input.
+            self._handle = target.register_forward_hook(_return_input)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+
+def _return_input(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+    return args[0]
+
+
+def _logits(module: nn.Module) -> LogitsTap:
     """While active, a final Softmax/Sigmoid node returns its input (the logits): class
-    scores for Grad-CAM must be taken before the squashing, as the trainer does."""
-    out_id = getattr(module, "output_id", None)
-    last = module.module_for(out_id) if out_id is not None else None  # type: ignore[operator]
-    handle = None
-    if isinstance(last, (nn.Softmax, nn.Sigmoid)):
-        handle = last.register_forward_hook(lambda _m, args, _out: args[0])
-    try:
-        yield
-    finally:
-        if handle is not None:
-            handle.remove()
+    scores for Grad-CAM and probabilities are taken before the squashing, as training does."""
+    tap = final_activation(module, 2)
+    return LogitsTap(module, tap[0] if tap else None)
 
 
 def grad_cam(module: nn.Module, node: str | nn.Module, x: torch.Tensor,

@@ -220,6 +220,14 @@ def _fill_source(source: Any, path: str) -> dict[str, Any]:
 # ---- training -----------------------------------------------------------------------
 
 
+def training_seed(training: Any) -> int:
+    """The seed a run of these settings starts its weights from; 0 when the seed itself is
+    invalid (the window's views and exports still show an initialisation; Train says what
+    is wrong)."""
+    seed = training.get("seed", 0) if isinstance(training, dict) else 0
+    return seed if _is_int(seed) and 0 <= seed <= MAX_SEED else 0
+
+
 def fill_training(training: Any, path: str = "training") -> dict[str, Any]:
     """Validate a project's `training` section; return a new dict with every default filled.
 

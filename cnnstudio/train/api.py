@@ -36,8 +36,13 @@ from cnnstudio.project import Project, fill_data, fill_training
 from cnnstudio.project.origin import starting_point, weights_digest
 from cnnstudio.project.weights import NORMALIZATION_KEY, RESUME_MEMBER, trained_class_names
 from cnnstudio.train.callbacks import Callback
-from cnnstudio.train.losses import LogitsTap, final_activation
-from cnnstudio.train.model_io import DataRequest, Preprocessing, ProgressFn, image_input
+from cnnstudio.train.model_io import (
+    DataRequest,
+    Preprocessing,
+    ProgressFn,
+    TrainedModel,
+    image_input,
+)
 from cnnstudio.train.record import FAILED, STOPPED, RunResult, now_iso, run_record
 from cnnstudio.train.resume import ResumeError, ResumeState
 from cnnstudio.train.steps import debug_traceback
@@ -222,26 +227,24 @@ def predict(project: Project, images: Sequence[str | Path], top: int = 5) -> lis
                            f" [channels, height, width]; this network's Input is {shape}")
     if project.weights is None:
         raise PredictError("the project has no trained weights; train it first")
+    model = TrainedModel(project.graph.copy(), project.weights, Preprocessing([0.0], [1.0]))
     try:
         mode, size = image_input(project.graph, "prediction")
-        module = build_module(project.graph)
-        load_weights(module, project.weights)
+        model.module()
     except (BuildError, WeightsError, ValueError, DataError, FormatError) as err:
         raise PredictError(str(err)) from None
-    prep = _preprocessing(project)
-    names = prep.class_names
-    tap = final_activation(module.eval(), 2)
+    model.prep = _preprocessing(project)
+    names = model.prep.class_names
     out: list[dict[str, Any]] = []
-    with torch.no_grad(), LogitsTap(module, tap[0] if tap else None):
-        for path in images:
-            try:
-                array = decode_image(Path(path), mode, size)
-            except (SkipFile, OSError) as err:
-                out.append({"image": str(path), "top": [], "error": str(err) or "unreadable"})
-                continue
-            probs = torch.softmax(module(prep.to_float(array[None])).float(), dim=1)[0]
-            values, indices = probs.topk(min(top, len(probs)))
-            out.append({"image": str(path), "top": [
-                {"class": names[i] if i < len(names) else str(i), "probability": float(p)}
-                for p, i in zip(values.tolist(), indices.tolist(), strict=True)]})
+    for path in images:
+        try:
+            array = decode_image(Path(path), mode, size)
+        except (SkipFile, OSError) as err:
+            out.append({"image": str(path), "top": [], "error": str(err) or "unreadable"})
+            continue
+        probs = torch.from_numpy(model.probabilities(array[None])[0])
+        values, indices = probs.topk(min(top, len(probs)))
+        out.append({"image": str(path), "top": [
+            {"class": names[i] if i < len(names) else str(i), "probability": float(p)}
+            for p, i in zip(values.tolist(), indices.tolist(), strict=True)]})
     return out

@@ -4,7 +4,7 @@ A network whose output node is a Softmax (or a Sigmoid) gives probabilities; tak
 log of those loses precision exactly where it matters (confident wrong answers). The
 trainer therefore trains on the logits that feed that final activation: it reads the
 output node from the `GraphModule` (`output_id`, `module_for`), and a forward hook on that
-node's module makes it return its input while training (`LogitsTap`). The graph and the
+node's module makes it return its input while training (`nn.internals.LogitsTap`). The graph and the
 module are left untouched; probabilities are recovered
 with softmax/sigmoid wherever they are shown.
 """
@@ -17,64 +17,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 _DICE_EPS = 1.0  # additive smoothing: an empty class in an empty batch scores 1, not 0/0
-
-
-def final_activation(module: nn.Module, output_rank: int) -> tuple[str, str] | None:
-    """Return (node id, type) of the model's output node when it is a Softmax over the
-    channels or a Sigmoid, else None. `module` is a `GraphModule` (anything without an
-    `output_id` and `module_for` gives None); `output_rank` is the output's rank with the
-    batch dimension (2 for class scores, 4 for per-pixel maps), to read a negative dim.
-    """
-    node_id = getattr(module, "output_id", None)
-    module_for = getattr(module, "module_for", None)
-    if node_id is None or module_for is None:
-        return None
-    last = module_for(node_id)
-    if isinstance(last, nn.Sigmoid):
-        return node_id, "Sigmoid"
-    if isinstance(last, nn.Softmax):
-        dim = 1 if last.dim is None else last.dim
-        if dim % output_rank == 1:  # over the channels; another axis is part of the model
-            return node_id, "Softmax"
-    return None
-
-
-class LogitsTap:
-    """While active, the module returns the input of its final activation (the logits).
-
-    Use as a context manager around training; the hook is removed on exit, so the module
-    is back to giving probabilities. Raises LookupError if the activation's submodule
-    cannot be found under its node id.
-    """
-
-    def __init__(self, module: nn.Module, node_id: str | None) -> None:
-        self.module = module
-        self.node_id = node_id
-        self._handle: Any = None
-
-    def __enter__(self) -> LogitsTap:
-        if self.node_id is not None:
-            try:
-                target = self.module.get_submodule(self.node_id)
-            except AttributeError:
-                raise LookupError(f"the model has no submodule for node {self.node_id!r}") from None
-            # Returning a value from a forward hook replaces the output: here, by the input.
-            self._handle = target.register_forward_hook(_return_input)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-
-
-def _return_input(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-    return args[0]
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnstudio.core.errors import FormatError, GraphError
+from cnnstudio.core.errors import GraphError
 from cnnstudio.core.graph import Graph
-from cnnstudio.project.settings import fill_data, fill_training
+from cnnstudio.project.settings import fill_data, training_seed
 from cnnstudio.project.weights import trained_class_names, trained_normalization
 
 ProgressFn = Callable[[str, int, int], None]
@@ -120,15 +120,6 @@ def read_image(graph: Graph, path: str | Path) -> np.ndarray:
         return decode_image(Path(path), *image_input(graph, "the image"))
     except (DataError, SkipFile, OSError) as err:
         raise ValueError(f"{Path(path).name}: {err}") from None
-
-
-def training_seed(training: Any) -> int:
-    """The seed a run of these training settings starts from (0 when they are invalid:
-    the views then show some initialisation, and Train says what is wrong)."""
-    try:
-        return int(fill_training(training)["seed"])
-    except FormatError:
-        return 0
 
 
 @dataclass

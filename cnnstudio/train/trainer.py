@@ -20,6 +20,7 @@ from torch import nn
 
 from cnnstudio.data.augment import augment_batch
 from cnnstudio.data.dataset import Dataset
+from cnnstudio.nn.internals import LogitsTap, final_activation
 from cnnstudio.project.settings import fill_training
 from cnnstudio.train.batches import (
     DeviceData,
@@ -31,13 +32,7 @@ from cnnstudio.train.callbacks import BatchInfo, Callback, overriding
 from cnnstudio.train.checkpoint import Checkpoint, EarlyStopping, private
 from cnnstudio.train.device import LocalStrategy, amp_usable
 from cnnstudio.train.evaluate import evaluate
-from cnnstudio.train.losses import (
-    LogitsTap,
-    TaskLoss,
-    final_activation,
-    make_loss,
-    output_channels,
-)
+from cnnstudio.train.losses import TaskLoss, make_loss, output_channels
 from cnnstudio.train.optim import (
     ON_METRIC,
     PER_BATCH,

@@ -146,3 +146,11 @@ def test_other_tasks_train_through_the_project(template: str, metric: str) -> No
     result = train_project(project)
     assert result.status == "completed", result.message
     assert project.runs[-1]["epochs"][0][metric] is not None
+
+
+def test_a_bad_input_shape_fails_the_run_with_the_parameter_message() -> None:
+    project = digits_project()
+    project.graph.input_node().params["shape"] = [1, 0, 8]
+    result = train_project(project)
+    assert result.status == "failed"
+    assert result.message.startswith("input.shape: must contain integers"), result.message

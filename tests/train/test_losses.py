@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cnnstudio.nn.internals import LogitsTap, final_activation
 from cnnstudio.train import Trainer
-from cnnstudio.train.losses import LogitsTap, final_activation, make_loss
+from cnnstudio.train.losses import make_loss
 
 from .helpers import build, make_dataset, seg_graph, settings, small_graph
 

@@ -20,6 +20,7 @@ from cnnstudio.core.shapes import Inference, infer_shapes
 from cnnstudio.nn.builder import BuildError, GraphModule, build_module
 from cnnstudio.nn.weights import WeightsError, load_weights, weights_metadata
 from cnnstudio.project import Project, fill_data, fill_training
+from cnnstudio.project.settings import training_seed
 from cnnstudio.project.weights import trained_class_names, trained_normalization
 
 COMPLETED = "completed"
@@ -114,8 +115,7 @@ def gather(project: Project) -> ExportFacts:
     if inference.errors:
         raise ProjectProblem(with_more(inference.errors))
     training = _settings(fill_training, project.training)
-    seed = training.get("seed", 0)
-    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+    seed = training_seed(project.training)
     try:
         # An untrained model starts from the same weights training would start from, and
         # the caller's random state (the GUI's, a test's) is left as it was.
