@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -91,3 +92,16 @@ def with_more(problems: list[Any] | tuple[Any, ...]) -> str:
     more = len(problems) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
     return str(problems[0]) + suffix
+
+
+def show_value(value: Any, *, python: bool = False) -> str:
+    """A value as the user wrote it in JSON (`true`, `"ten"`), or as Python writes it
+    (`python`: `'ten'`), cut short for a one-line message."""
+    try:
+        text = repr(value) if python else json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        try:
+            text = repr(value)
+        except ValueError:  # an integer too long to print
+            text = type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."

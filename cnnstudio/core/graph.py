@@ -24,6 +24,7 @@ from cnnstudio.core.errors import (
     InvalidIdError,
     MissingNodeError,
     ParameterError,
+    show_value,
 )
 
 MAX_ID_LENGTH = 100
@@ -55,7 +56,8 @@ Listener = Callable[..., None]
 def check_id(node_id: Any) -> str:
     """Return `node_id` if it can name a node; raise InvalidIdError otherwise."""
     if not isinstance(node_id, str) or not node_id:
-        raise InvalidIdError(f"a node id must be a non-empty string, got {node_id!r}")
+        raise InvalidIdError("a node id must be a non-empty string, got"
+                             f" {show_value(node_id, python=True)}")
     if len(node_id) > MAX_ID_LENGTH:
         raise InvalidIdError(f"node id is longer than {MAX_ID_LENGTH} characters")
     if not _ID_PATTERN.match(node_id):
@@ -432,7 +434,8 @@ def _node_from_dict(raw: Any, where: str) -> Node:
         raise FormatError(f"{where}.id", err.message) from None
     type_name = raw.get("type")
     if not isinstance(type_name, str) or not registry.exists(type_name):
-        raise FormatError(f"{where}.type", f"unknown layer type {type_name!r}")
+        raise FormatError(f"{where}.type",
+                          f"unknown layer type {show_value(type_name, python=True)}")
     layer = registry.get(type_name)
     params = raw.get("params", {})
     if not isinstance(params, dict):

@@ -6,7 +6,7 @@ validation all read these descriptions; nothing else lists layer types.
 
 from __future__ import annotations
 
-from cnnstudio.core.errors import UnknownTypeError
+from cnnstudio.core.errors import UnknownTypeError, show_value
 from cnnstudio.core.layer_type import SPATIAL_ROLES, LayerType
 from cnnstudio.core.layers import basic, conv, pool
 
@@ -41,7 +41,8 @@ def get(name: str) -> LayerType:
         return _TYPES[name]
     except (KeyError, TypeError):
         known = ", ".join(sorted(_TYPES))
-        raise UnknownTypeError(f"unknown layer type {name!r} (known: {known})") from None
+        raise UnknownTypeError(f"unknown layer type {show_value(name, python=True)}"
+                               f" (known: {known})") from None
 
 
 def exists(name: str) -> bool:

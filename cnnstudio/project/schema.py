@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from cnnstudio.core.data_sources import TASKS
-from cnnstudio.core.errors import FormatError
+from cnnstudio.core.errors import FormatError, show_value
 from cnnstudio.core.graph import Graph
 from cnnstudio.project.model import Project
-from cnnstudio.project.settings import canonical_data, canonical_training, show_value
+from cnnstudio.project.settings import canonical_data, canonical_training
 
 FORMAT = "cnnstudio.project"
 CURRENT_VERSION = 1

@@ -60,13 +60,12 @@ with Adam) are kept as unknown keys; the trainer reads only the keys listed for 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 from typing import Any
 
 from cnnstudio.core.data_sources import BUILTINS, DEFAULT_SOURCE, SOURCE_KINDS, path_keys
-from cnnstudio.core.errors import FormatError
+from cnnstudio.core.errors import FormatError, show_value
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
@@ -77,15 +76,6 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
 
 
 # ---- value checks: each returns the value (canonical) or raises FormatError(path, …) ----
-
-
-def show_value(value: Any) -> str:
-    """A value as the user wrote it in JSON (`true`, `"ten"`), cut short for a one-line message."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _is_int(value: Any) -> bool:

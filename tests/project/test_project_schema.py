@@ -126,6 +126,8 @@ def _nodes(*changes: tuple[int, str, Any]) -> dict[str, Any]:
     (_nodes((1, "inputs", ["nowhere"])), "graph.nodes[1].inputs[0]", "no node with id 'nowhere'"),
     (_nodes((2, "inputs", ["fc"])), "graph.nodes", "cycle: "),
     (_nodes((1, "type", "Conv9d")), "graph.nodes[1].type", "unknown layer type 'Conv9d'"),
+    (_nodes((1, "type", [10**300] * 4)), "graph.nodes[1].type", "unknown layer type [1000"),
+    (_nodes((1, "id", [10**300] * 4)), "graph.nodes[1].id", "non-empty string, got [1000"),
     (_nodes((1, "params", {"out_channels": 4, "kernel_size": 0})),
      "graph.nodes[1].params.kernel_size", "got 0"),
     (minimal_doc(data=[]), "data", "must be an object"),
@@ -141,7 +143,7 @@ def test_malformed_documents_name_the_json_path(doc: Any, path: str, words: str)
     err = _fault(doc)
     assert err.path == path
     assert words in err.message
-    assert "\n" not in str(err)
+    assert "\n" not in str(err) and len(str(err)) < 200
 
 
 def test_newer_version_is_refused_with_the_whole_sentence():
