@@ -70,7 +70,7 @@ def layer_filters(module: nn.Module, node: str | nn.Module) -> np.ndarray | None
         w = w.unsqueeze(2)
     elif w.dim() == 5:
         w = w[:, :, w.shape[2] // 2]
-    return w.to("cpu", torch.float32, copy=True).numpy()
+    return w.to("cpu", torch.float32, copy=True, memory_format=torch.contiguous_format).numpy()
 
 
 class _OutputTap:
@@ -104,7 +104,8 @@ def node_activation(module: nn.Module, node: str | nn.Module, x: torch.Tensor) -
         tap.remove()
     if tap.value is None:  # a node the forward pass never reached (not in the model's path)
         raise KeyError(f"node {node!r} did not run")
-    return tap.value.detach().to("cpu", torch.float32, copy=True)
+    return tap.value.detach().to("cpu", torch.float32, copy=True,
+                                 memory_format=torch.contiguous_format)
 
 
 def final_activation(module: nn.Module, output_rank: int) -> tuple[str, str] | None:

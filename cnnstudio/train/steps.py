@@ -37,8 +37,10 @@ class NonFiniteLoss(Exception):
 
 
 def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """A private CPU copy of the module's state_dict (a checkpoint survives later steps)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+    """A private contiguous CPU copy of the module's state_dict (a checkpoint survives
+    later steps; a channels-last run keeps default-layout weights)."""
+    return {k: v.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
+            for k, v in module.state_dict().items()}
 
 
 def is_out_of_memory(err: BaseException) -> bool:

