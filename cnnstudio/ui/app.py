@@ -49,7 +49,7 @@ def create_window(path: str | None = None):  # -> MainWindow (imported lazily)
         window.new_project(SAMPLE_TEMPLATE)
     if path is not None:
         # After show(): the error box then sits on a visible window.
-        QTimer.singleShot(0, lambda: window.open_project(path))
+        QTimer.singleShot(0, lambda: window.load_project(path))  # read on a worker
     return window
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QUndoStack
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
@@ -35,6 +35,7 @@ from cnnstudio.ui.export_menu import ExportMenu
 from cnnstudio.ui.help import HelpMenu
 from cnnstudio.ui.icons import icon
 from cnnstudio.ui.inspector import Inspector
+from cnnstudio.ui.opening import ProjectLoader
 from cnnstudio.ui.palette import PalettePanel, fits_after_anchor, insert_entry
 from cnnstudio.ui.problems import ProblemsList
 from cnnstudio.ui.settings import add_recent_file, app_settings, recent_files
@@ -53,10 +54,13 @@ LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea,
 
 class MainWindow(QMainWindow):
     """The CNN Studio window. Public surface (stable; end-to-end tests rely on it): `open_project(path)`,
-    `save_project(path)`, `project`, `undo_stack`; plus `document` and `view`.
+    `load_project(path)` (the same, read on a worker), `save_project(path)`, `project`,
+    `undo_stack`; plus `document` and `view`.
 
     Plug-ins (data view, training, export, help) extend it through `actions_` (its menus:
     `file_menu`, `view_menu`, `panels_menu`…), `add_dock` and `show_error`."""
+
+    project_loaded = Signal(bool)  # a `load_project` ended: True when the project opened
 
     def __init__(self, project: Project | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,6 +95,8 @@ class MainWindow(QMainWindow):
         self.status.problems_clicked.connect(self._show_problems)
         self.autosaver = autosave.Autosaver(self._document, parent=self)
         self.autosaver.failed.connect(self._autosave_failed)
+        self.loader = ProjectLoader(self)  # `load_project`'s reading, on a worker thread
+        self.open_busy = self.loader.busy
         self.training = install_training_ui(self)  # Training docks, menu, image drops
         self.export_menu = ExportMenu(self)  # File → Export ▸, right after Save As
         self.actions_.add_training_buttons(self.training.controls)  # Train/Stop in the toolbar
@@ -168,7 +174,9 @@ class MainWindow(QMainWindow):
 
     def open_project(self, path: str | Path) -> bool:
         """Open the project at `path` (no question asked about unsaved changes). On failure
-        the error is shown with `show_error`, the open project stays, and False is returned."""
+        the error is shown with `show_error`, the open project stays, and False is returned.
+        The file is read on this thread: File → Open, recent files, drops and the command
+        line use `load_project`, which keeps the window answering."""
         try:
             project = read_project(path)
         except ProjectError as err:
@@ -178,6 +186,13 @@ class MainWindow(QMainWindow):
         add_recent_file(path)
         self.status.showMessage(f"Opened {Path(path).name}", 4000)
         return True
+
+    def load_project(self, path: str | Path) -> None:
+        """Open `path` as `open_project` does, reading and checking the file (tens of MB of
+        weights: 0.1 s and more) on a worker thread, with a busy bar and Cancel meanwhile;
+        `project_loaded(ok)` follows. Replacing the project meanwhile (New, another open)
+        drops this one."""
+        self.loader.load(Path(path))
 
     def save_project(self, path: str | Path | None = None) -> bool:
         """Save to `path`, or where the project came from (asking for a path when it has
@@ -235,7 +250,10 @@ class MainWindow(QMainWindow):
                 command.rebase(lambda data: rebase_data_paths(data, old_dir, new_dir))
 
     def set_project(self, project: Project, modified: bool = False) -> None:
-        """Replace the open project (not undoable: the history starts afresh)."""
+        """Replace the open project (not undoable: the history starts afresh); a project
+        still being read by `load_project` is dropped."""
+        if self.loader.drop():
+            self.project_loaded.emit(False)
         self.autosaver.discard()
         self._document.set_project(project)
         if modified:
@@ -343,11 +361,15 @@ class MainWindow(QMainWindow):
         if self.maybe_save():
             path = self.ask_open_path()
             if path:
-                self.open_project(path)
+                self.load_project(path)
 
     def open_with_prompt(self, path: str | Path) -> bool:
-        """Open `path` after asking about unsaved changes (recent files, drops)."""
-        return self.maybe_save() and self.open_project(path)
+        """Open `path` after asking about unsaved changes (recent files, drops), reading
+        it with `load_project`; False when the user kept the open project."""
+        if not self.maybe_save():
+            return False
+        self.load_project(path)
+        return True
 
     def save_as_dialog(self) -> bool:
         path = self.ask_save_path()
@@ -407,6 +429,7 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
+        self.export_menu.release()  # a running export is cancelled, its temp file removed
         self.autosaver.discard()
         self.autosaver.timer.stop()
         self._save_settings()

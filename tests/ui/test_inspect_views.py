@@ -260,6 +260,29 @@ def test_predict_shows_the_networks_view_and_warns_for_an_inverted_digit(
             assert p.warning is None and not dialog.warning.isVisibleTo(dialog)
 
 
+def test_predict_and_grad_cam_run_off_the_gui_thread(window, ui, qtbot, monkeypatch,
+                                                     tmp_path):
+    import cnnstudio.ui.training.user_requests as user_requests
+    from cnnstudio.train.model_io import Preprocessing, TrainedModel
+
+    names = [str(i) for i in range(10)]
+    source = TrainedModel(window.project.graph.copy(), None,
+                          Preprocessing([0.5], [0.25], True, names))
+    monkeypatch.setattr(ui.controller, "inspection_source", lambda: source)
+    threads, real = [], user_requests.predict_image
+
+    def predict(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(user_requests, "predict_image", predict)
+    assert ui.actions.predict_file(_png(np.eye(8) * 255, tmp_path / "x.png", 8))
+    qtbot.waitUntil(lambda: ui.actions.last_prediction is not None, timeout=RUN_TIMEOUT_MS)
+    assert threads == [threads[0]] and threads[0] is not threading.main_thread()
+    prediction = ui.actions.last_prediction.prediction
+    assert prediction.cam.shape == (8, 8) and [n for n, _ in prediction.top][0] in names
+
+
 def test_predict_on_a_signal_network_says_in_words_what_it_needs(window, ui, errors,
                                                                 monkeypatch, tmp_path):
     from cnnstudio.core.templates import get_template
@@ -454,3 +477,25 @@ def test_the_views_load_the_samples_again_once_the_data_view_could(window, ui, q
         window.data_view.reload()
     qtbot.waitUntil(lambda: ui.activations.maps.shape == (16, 8, 8), timeout=RUN_TIMEOUT_MS)
     assert ui.controller.samples_error is None
+
+
+def test_large_feature_maps_are_coloured_quickly_and_alike():
+    """64 maps of 224×224 (3·10^6 values) are drawn on the GUI thread: the level comes
+    from a sample of the values, the colours from one table look-up per pixel."""
+    import time
+
+    from cnnstudio.ui.training.tilegrid import SEQUENTIAL
+
+    maps = np.random.default_rng(0).normal(size=(64, 224, 224)).astype(np.float32)
+    maps[0, 0, :3] = (np.nan, np.inf, -np.inf)
+    exact = float(np.percentile(np.abs(maps[np.isfinite(maps)]), 99.5))
+    assert tiles.symmetric_level(maps, 99.5) == pytest.approx(exact, rel=0.01)
+    grid = tiles.tile(maps, 8)
+    start = time.perf_counter()
+    rgba = tiles.to_rgba(grid, (-exact, exact), SEQUENTIAL)
+    took = time.perf_counter() - start
+    scaled = np.clip((grid + exact) / (2 * exact), 0, 1)
+    index = np.round(np.nan_to_num(scaled) * 255).astype(int)
+    finite = np.isfinite(grid)
+    np.testing.assert_array_equal(rgba[finite][:, :3], SEQUENTIAL[index[finite]][:, :3])
+    assert (rgba[~finite] == tiles.GAP_RGBA).all() and took < 1.0  # was 0.1–0.2 s

@@ -37,6 +37,58 @@ def test_save_and_reopen_gives_the_same_project(window, tmp_path, suffix, qtbot)
     assert window.windowTitle() == f"net{suffix}[*] — CNN Studio"
 
 
+def test_file_open_reads_on_a_worker_and_the_window_keeps_answering(
+        window, tmp_path, qtbot, errors, monkeypatch):
+    import threading
+
+    from PySide6.QtCore import QTimer
+
+    import cnnstudio.ui.opening as opening
+
+    path = tmp_path / "net.cnnproj"
+    window.save_project(path)
+    window.new_project(BLANK)
+    readers, release = [], threading.Event()
+
+    def slow_read(p):  # a large file: as long as the test wants
+        readers.append(threading.current_thread())
+        release.wait(30)
+        return read_project(p)
+
+    monkeypatch.setattr(opening, "read_project", slow_read)
+    monkeypatch.setattr(window, "ask_open_path", lambda: str(path))
+    ticks: list[int] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    window.actions_.open.trigger()  # returns at once
+    assert window.open_busy.running and window.statusBar().currentMessage() == \
+        "Opening net.cnnproj…"
+    qtbot.wait(200)
+    assert len(ticks) >= 5 and readers[0] is not threading.main_thread()
+    assert window.project.path is None  # not yet
+    with qtbot.waitSignal(window.project_loaded) as loaded:
+        release.set()
+    assert loaded.args == [True] and window.project.path == path and errors == []
+    assert not window.open_busy.running and window.recent_files()[0] == str(path.resolve())
+    timer.stop()
+    # Cancel: the project stays; a bad file: one line, the project stays.
+    release.clear()
+    window.new_project("xo")
+    with qtbot.waitSignal(window.project_loaded) as loaded:
+        window.load_project(path)
+        window.open_busy.cancel_button.click()
+    release.set()
+    qtbot.wait(100)
+    assert loaded.args == [False] and window.project.name == "X vs O"
+    bad = tmp_path / "bad.cnnproj"
+    bad.write_bytes(b"PK not a zip")
+    with qtbot.waitSignal(window.project_loaded) as loaded:
+        assert window.open_with_prompt(bad)
+    assert loaded.args == [False] and window.project.name == "X vs O"
+    assert len(errors) == 1 and errors[0].startswith("bad.cnnproj:") and "\n" not in errors[0]
+
+
 def test_save_without_a_path_asks_for_one(window, tmp_path, monkeypatch):
     monkeypatch.setattr(window, "ask_save_path", lambda: str(tmp_path / "chosen"))
     assert window.save_project()
@@ -60,7 +112,7 @@ def test_read_and_write_errors_are_one_line_messages(window, tmp_path, errors):
     assert errors[-1].startswith("cannot save x.cnnproj")
 
 
-def test_unsaved_changes_are_asked_about(window, tmp_path, monkeypatch):
+def test_unsaved_changes_are_asked_about(window, tmp_path, monkeypatch, qtbot):
     other = tmp_path / "other.cnnproj"
     window.save_project(other)
     window.confirm_unsaved = True
@@ -73,7 +125,9 @@ def test_unsaved_changes_are_asked_about(window, tmp_path, monkeypatch):
     assert not window.open_with_prompt(other)
     assert window.project.name == "X vs O" and window.isWindowModified()
     answers.append(SAVE)
-    assert window.open_with_prompt(other)
+    with qtbot.waitSignal(window.project_loaded) as loaded:
+        assert window.open_with_prompt(other)  # read on a worker thread
+    assert loaded.args == [True]
     assert (tmp_path / "mine.cnnproj").is_file() and window.project.path == other
     _edit(window)
     answers.append(DISCARD)
@@ -118,7 +172,7 @@ def test_template_dialog_previews_each_template(qtbot):
     assert dialog.selected() == BLANK and dialog.table.topLevelItemCount() == 0
 
 
-def test_recent_files_remember_opened_and_saved_projects(window, tmp_path):
+def test_recent_files_remember_opened_and_saved_projects(window, tmp_path, qtbot):
     first, second = tmp_path / "a.cnnproj", tmp_path / "b.json"
     window.save_project(first)
     window.save_project(second)
@@ -129,7 +183,8 @@ def test_recent_files_remember_opened_and_saved_projects(window, tmp_path):
     labels = [a.text() for a in window.actions_.recent_menu.actions()]
     assert labels[:2] == ["&1 a.cnnproj", "&2 b.json"]
     window.new_project(BLANK)
-    window.actions_.recent_menu.actions()[1].trigger()
+    with qtbot.waitSignal(window.project_loaded):
+        window.actions_.recent_menu.actions()[1].trigger()
     assert window.project.path == second.resolve()
 
 

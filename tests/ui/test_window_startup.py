@@ -47,8 +47,12 @@ def test_cli_opens_the_window_and_shows_an_unreadable_project_error(tmp_path):
         from cnnstudio.ui.app import application
         app = application()
 
-        def check():
+        def check(tries=[100]):
             window = next(w for w in app.topLevelWidgets() if w.objectName() == "mainWindow")
+            tries[0] -= 1
+            if window.last_error is None and tries[0]:  # the file is read on a worker
+                QTimer.singleShot(100, check)
+                return
             print("VISIBLE", window.isVisible())
             print("ERROR", window.last_error)
             print("TORCH", "torch" in sys.modules)

@@ -115,14 +115,20 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def export_project(project: Project, format_name: str,
-                   path: str | os.PathLike[str]) -> ExportResult:
+class ExportCancelled(ExportError):
+    """`export_project`'s `cancelled()` answered True: nothing was written."""
+
+
+def export_project(project: Project, format_name: str, path: str | os.PathLike[str],
+                   cancelled: Callable[[], bool] = lambda: False) -> ExportResult:
     """Export `project`'s model as `format_name` (a key of FORMATS) to the file `path`.
 
     Raises ExportError subclasses, each one line: DestinationError (the file cannot be
     written there), MissingDependency (ONNX without its extra), ProjectProblem (graph
     errors, weights that do not fit, a layer the format cannot express). An untrained
-    project is exported with its seeded initial weights and a warning.
+    project is exported with its seeded initial weights and a warning. `cancelled` (the
+    window's Cancel) is asked before the model is built and before the file is written:
+    True raises ExportCancelled.
     """
     fmt = FORMATS.get(format_name)
     if fmt is None:
@@ -134,8 +140,13 @@ def export_project(project: Project, format_name: str,
                                " choose another name")
     if fmt.name == "onnx":
         require_onnx()  # before the model is built: say what to install at once
+    stop = ExportCancelled(f"the export to {target.name} was cancelled")
+    if cancelled():
+        raise stop
     facts = gather(project)
     data = fmt.build(facts)
+    if cancelled():
+        raise stop
     write_file(target, data)
     warnings = []
     if not facts.trained:

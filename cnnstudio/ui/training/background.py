@@ -3,7 +3,8 @@ comes back to the GUI thread through a queued signal, and only the newest job of
 kind is delivered (a snapshot for a layer the user has since left is dropped).
 
 Building a module, importing torch the first time, a Grad-CAM on a large network: any of
-them may take seconds, and the window must keep answering meanwhile.
+them may take seconds, and the window must keep answering meanwhile. Every job needs
+torch: the worker loads it first (`load_torch`: without holding the GUI thread).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
+
+from cnnstudio.ui.torch_loading import fast_switching, load_torch
 
 IDLE_EXIT_S = 5.0  # the worker thread ends after this long without work (and comes back)
 
@@ -27,8 +30,9 @@ class Background(QObject):
 
     _done = Signal(object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, needs_torch: bool = True) -> None:
         super().__init__(parent)
+        self._needs_torch = needs_torch  # False: jobs without torch (reading a project)
         self._latest: dict[str, int] = {}
         self._count = 0
         self._jobs: queue.Queue[Callable[[], None]] = queue.Queue()
@@ -48,7 +52,10 @@ class Background(QObject):
             if self._latest.get(kind) != token:
                 return  # superseded before it began: skip the work
             try:
-                payload: tuple[bool, Any] = (True, job())
+                if self._needs_torch:  # loaded so that the window never waits
+                    load_torch()
+                with fast_switching():  # the GUI thread gets the GIL back within 1 ms
+                    payload: tuple[bool, Any] = (True, job())
             except Exception as err:  # a job's fault is reported, never raised in Qt
                 payload = (False, err)
             try:

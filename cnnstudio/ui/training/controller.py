@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import copy
-import sys
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -27,14 +26,14 @@ from cnnstudio.project.origin import stopped_run, weights_run
 from cnnstudio.project.weights import RESUME_MEMBER
 from cnnstudio.train.model_io import Preprocessing, TrainedModel
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.torch_loading import cuda_devices, fast_switching
 from cnnstudio.ui.training.controls import RunControls
 from cnnstudio.ui.training.distributed_worker import DistributedTrainingWorker, run_options
 from cnnstudio.ui.training.history import from_run, run_offsets, weights_epoch
 from cnnstudio.ui.training.live import LiveRun
 from cnnstudio.ui.training.panel import IDLE, PAUSED, RUNNING, STARTING, STOPPING
-from cnnstudio.ui.training.worker import SamplesWorker, TrainingWorker, cuda_devices
+from cnnstudio.ui.training.worker import SamplesWorker, TrainingWorker
 
-RUN_SWITCH_INTERVAL = 0.001  # seconds; see start()
 EXIT_WAIT_MS = 60_000  # at interpreter exit, how long a training or sample load may take
 _orphans: list[tuple[QThread, QObject]] = []  # threads that outlived a shutdown wait
 _controllers: weakref.WeakSet[TrainingController] = weakref.WeakSet()
@@ -144,7 +143,7 @@ class TrainingController(QObject):
         self._token = 0
         self._samples_token = 0
         self._run_project: Project | None = None
-        self._switch_interval: float | None = None
+        self._fast_switching: contextlib.ExitStack | None = None  # while a run goes on
         self._loader: tuple[QThread, SamplesWorker] | None = None
         self._samples_failure: tuple[str, str] | None = None  # (what was loaded, why not)
         self._loading_key = ""  # what the sample loader loads (see `_samples_key`)
@@ -210,12 +209,10 @@ class TrainingController(QObject):
         worker.loading.connect(self._on_loading)
         worker.run_finished.connect(self._on_finished)
         self._thread, self._worker = thread, worker
-        # The GUI thread enters Python for every paint callback; each entry waits for the
-        # GIL, which a busy training thread hands over only after the switch interval.
-        # 1 ms instead of 5 bounds that wait (restored when the run ends).
-        if self._switch_interval is None:
-            self._switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._switch_interval, RUN_SWITCH_INTERVAL))
+        # The GUI thread waits for the GIL the training thread holds: see fast_switching.
+        if self._fast_switching is None:
+            self._fast_switching = contextlib.ExitStack()
+            self._fast_switching.enter_context(fast_switching())
         self._set_state(STARTING)
         what = "resuming the stopped run" if resuming else "a new run"
         self.log.emit(f"— {what} of {project.name or 'the project'}: {self.origin.text}")
@@ -323,9 +320,9 @@ class TrainingController(QObject):
         thread, self._thread, self._worker = self._thread, None, None
         thread.quit()
         thread.wait()
-        if self._switch_interval is not None:
-            sys.setswitchinterval(self._switch_interval)
-            self._switch_interval = None
+        if self._fast_switching is not None:
+            self._fast_switching.close()
+            self._fast_switching = None
         self.last_outcome = outcome
         run_options(self.doc).note_gpus(cuda_devices())  # torch is loaded now: GPUs known
         project, self._run_project = self._run_project, None

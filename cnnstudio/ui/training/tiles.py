@@ -13,6 +13,7 @@ import numpy as np
 
 GAP = 1
 MAX_TILES = 1024  # more tiles than pixels on screen help nobody; the rest is left out
+PERCENTILE_SAMPLE = 1 << 20  # values a display level's percentile looks at, at most
 GAP_RGBA = (128, 128, 128, 255)
 DARK_GAP_RGBA = (40, 40, 40, 255)  # where mid-grey means something (0 in RGB filters)
 
@@ -122,6 +123,11 @@ def map_tiles(maps: np.ndarray) -> tuple[np.ndarray, int]:
 def symmetric_level(values: np.ndarray, percentile: float = 100.0) -> float:
     """The largest magnitude, or that `percentile` of the magnitudes (1.0 for an all-zero
     or all-NaN array): levels ±m."""
+    values = np.asarray(values)
+    if percentile < 100 and values.size > PERCENTILE_SAMPLE:
+        # 64 maps of 224×224 are 3·10^6 values: a regular sample of 10^6 gives the same
+        # level to the eye in a fraction of the time (the GUI thread draws them).
+        values = values.ravel()[::values.size // PERCENTILE_SAMPLE + 1]
     finite = np.abs(values[np.isfinite(values)])
     if not finite.size:
         return 1.0
@@ -137,16 +143,23 @@ def to_rgba(grid: np.ndarray, levels: tuple[float, float], lut: np.ndarray,
     low, high = levels
     span = high - low if high > low else 1.0
     nan = ~np.isfinite(grid if grid.ndim == 2 else grid[..., 0])
-    scaled = np.clip((np.nan_to_num(grid, nan=low) - low) / span, 0.0, 1.0)
-    out = np.empty((*grid.shape[:2], 4), np.uint8)
+    # In place, one pass per step: 64 maps of 224×224 took 110–130 ms with temporaries.
+    scaled = np.subtract(grid, low, dtype=np.result_type(grid, 1.0))  # ints: as floats
+    scaled /= span
+    np.clip(scaled, 0.0, 1.0, out=scaled)
     if grid.ndim == 3:
-        out[..., :3] = np.round(scaled * 255).astype(np.uint8)
+        out = np.empty((*grid.shape[:2], 4), np.uint8)
+        out[..., :3] = np.round(np.nan_to_num(scaled, nan=0.0) * 255).astype(np.uint8)
         out[..., 3] = 255
     else:
-        index = np.round(scaled * (len(lut) - 1)).astype(np.intp)
-        colors = lut[index]
-        out[..., :3] = colors[..., :3]
-        out[..., 3] = colors[..., 3] if lut.shape[1] == 4 else 255
+        scaled *= len(lut) - 1
+        np.rint(scaled, out=scaled)
+        scaled[~np.isfinite(scaled)] = 0  # NaN: the gap colour follows
+        table = np.empty((len(lut), 4), np.uint8)  # one 4-byte word per colour
+        table[:, :3] = lut[:, :3]
+        table[:, 3] = lut[:, 3] if lut.shape[1] == 4 else 255
+        words = table.view(np.uint32).ravel()[scaled.astype(np.intp)]
+        out = words.view(np.uint8).reshape(*grid.shape[:2], 4)
     out[nan] = gap
     return out
 

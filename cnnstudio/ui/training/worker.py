@@ -4,13 +4,12 @@ It trains a private copy of the project (see `controller`), so the GUI thread ne
 shares a mutable object with the training thread; what comes back are signals carrying
 plain Python/NumPy values. torch is imported here, on the worker thread, the first time
 a run starts, together with `warm_up()` (the ~800 imports the first optimizer step would
-do), so the window never waits for them.
+do), so the window never waits for them (see `torch_loading`: how, without stalling it).
 """
 
 from __future__ import annotations
 
 import copy
-import gc
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,36 +19,8 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 from cnnstudio.core.errors import first_line
 from cnnstudio.project import Project
 from cnnstudio.project.weights import RESUME_MEMBER
+from cnnstudio.ui.torch_loading import load_torch, prepare_torch
 from cnnstudio.ui.training.controls import RunControls
-
-_torch_ready = False
-_cuda_devices: int | None = None
-
-
-def prepare_torch() -> None:
-    """Import torch and warm it up (once per process), then freeze the heap.
-
-    `gc.freeze()` moves every object alive now (torch's, Qt's, pyqtgraph's modules: most
-    of the heap) out of the garbage collector's reach; a full collection then scans only
-    what training allocates, instead of pausing every thread for tens of milliseconds.
-    """
-    global _torch_ready, _cuda_devices
-    if _torch_ready:
-        return
-    import torch
-
-    from cnnstudio.train.optim import warm_up
-
-    warm_up()
-    # Asked here, off the GUI thread: the first CUDA query can take a moment.
-    _cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    gc.freeze()
-    _torch_ready = True
-
-
-def cuda_devices() -> int | None:
-    """The CUDA devices torch sees; None until a worker thread has loaded torch."""
-    return _cuda_devices
 
 
 class TrainingWorker(QObject):
@@ -153,7 +124,7 @@ class SamplesWorker(QObject):
     @Slot()
     def run(self) -> None:
         try:
-            prepare_torch()
+            load_torch()  # no warm-up: the first run does it, if one comes
             from cnnstudio.ui.training.bridge import load_samples_context
 
             context = load_samples_context(self.project)
