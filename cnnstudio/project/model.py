@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,15 @@ class Project:
     # Other archive members we own, by member name (e.g. "resume.safetensors"); never pickle.
     attachments: dict[str, bytes] = field(default_factory=dict)
     path: Path | None = None  # where it was read from; write_project does not change it
+
+    def copy(self) -> Project:
+        """A copy sharing nothing mutable with this one (weights and attachments are bytes,
+        shared): what a run trains on, what autosave writes on its worker thread."""
+        return Project(name=self.name, task=self.task, graph=self.graph.copy(),
+                       data=copy.deepcopy(self.data), training=copy.deepcopy(self.training),
+                       runs=copy.deepcopy(self.runs), extra=copy.deepcopy(self.extra),
+                       graph_extra=copy.deepcopy(self.graph_extra), weights=self.weights,
+                       attachments=dict(self.attachments), path=self.path)
 
     def data_settings(self) -> dict[str, Any]:
         """The `data` section with every default filled; raises FormatError if invalid."""

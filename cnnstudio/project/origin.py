@@ -19,9 +19,22 @@ from cnnstudio.project.weights import RESUME_MEMBER
 FRESH = "fresh"
 
 
+_last_digest: tuple[bytes, str] | None = None  # the last weights hashed (by identity)
+
+
 def weights_digest(weights: bytes) -> str:
-    """The SHA-256 of a project's weights file, as run records keep it (`weights_sha256`)."""
-    return hashlib.sha256(weights).hexdigest()
+    """The SHA-256 of a project's weights file, as run records keep it (`weights_sha256`).
+    The last one is remembered: tens of MB take 20–30 ms, and Train asks again on the GUI
+    thread for the weights a run just left (hashed on its worker) or that it asked about
+    a moment ago (the start choice)."""
+    global _last_digest
+    last = _last_digest
+    if last is not None and last[0] is weights:  # bytes are immutable: same object, same hash
+        return last[1]
+    digest = hashlib.sha256(weights).hexdigest()
+    if type(weights) is bytes:
+        _last_digest = (weights, digest)
+    return digest
 
 
 def _wrote_weights(record: dict[str, Any]) -> bool:

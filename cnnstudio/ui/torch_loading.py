@@ -122,6 +122,9 @@ def load_torch() -> None:
             return
         _preload_libraries()
         with fast_switching(), _collector_off():
+            # np.percentile (the feature maps' colour levels) imports numpy.ma on first
+            # use: 12 ms that the first maps shown would hold the GUI thread.
+            import numpy.ma  # noqa: F401
             import torch
 
             # Asked here, off the GUI thread: the first CUDA query can take a moment.

@@ -253,6 +253,21 @@ def test_window_state_persists_in_the_temporary_settings(window, qtbot, isolated
     assert not again.findChild(QDockWidget, "paletteDock").isHidden()
 
 
+def test_autosave_in_the_background_is_the_same_file_and_discard_waits(window, qtbot):
+    _edit(window)
+    saver, target = window.autosaver, window.autosaver.target
+    saved: list[str] = []
+    saver.saved.connect(saved.append)
+    saver.save_soon()  # the timer's way: a copy written on the worker
+    window.project.name = "edited while it is written"  # the copy is not touched
+    qtbot.waitUntil(lambda: saved == [str(target)])
+    assert autosave.read_recovery(target).name != window.project.name
+    saver.save_soon(changed=True)  # a run's write-back: written though no undo step
+    saver.discard()  # waits for that write: no recovery file comes back after it
+    qtbot.wait(50)
+    assert not target.exists() and autosave.recovery_files() == []
+
+
 def test_autosave_timer_writes_only_while_modified(window, qtbot):
     window.autosaver.timer.setInterval(20)  # the 60 s timer, sped up
     qtbot.wait(80)

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import copy
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from cnnstudio.core.graph import Graph
 from cnnstudio.project import Project
@@ -54,15 +53,6 @@ def _wait_for_threads_at_exit() -> None:
     for thread in threads:
         with contextlib.suppress(RuntimeError):  # its C++ object is already gone
             thread.wait(EXIT_WAIT_MS)
-
-
-def training_copy(project: Project) -> Project:
-    """What a run trains on: a copy sharing nothing mutable with `project`."""
-    return Project(name=project.name, task=project.task, graph=project.graph.copy(),
-                   data=copy.deepcopy(project.data), training=copy.deepcopy(project.training),
-                   runs=copy.deepcopy(project.runs), extra=copy.deepcopy(project.extra),
-                   graph_extra=copy.deepcopy(project.graph_extra), weights=project.weights,
-                   attachments=dict(project.attachments), path=project.path)
 
 
 @dataclass(frozen=True)
@@ -167,10 +157,12 @@ class TrainingController(QObject):
 
     # ---- commands (GUI thread) -------------------------------------------------------
 
-    def start(self, fresh: bool = False, resume: bool = True) -> str | None:
+    def start(self, fresh: bool = False, resume: bool = True,
+              delay_ms: int = 0) -> str | None:
         """Start a run; return why not, or None. `resume`: a stopped run continues where
         it stopped; else a new run starts from the project's trained weights, or with
-        `fresh` from new weights (seeded), whatever the project holds."""
+        `fresh` from new weights (seeded), whatever the project holds. `delay_ms`: the
+        worker thread starts that much later (the run is STARTING meanwhile)."""
         if self.running:
             return "a training is already running"
         errors = self.doc.inference.errors
@@ -189,12 +181,12 @@ class TrainingController(QObject):
         self.origin = run_origin(project, fresh, resuming)
         worker: TrainingWorker
         if self.processes > 1:
-            worker = DistributedTrainingWorker(training_copy(project), self.controls,
+            worker = DistributedTrainingWorker(project.copy(), self.controls,
                                                self._token, processes=self.processes,
                                                resume=resuming, epochs=self.epochs_override,
                                                fresh=fresh)
         else:
-            worker = TrainingWorker(training_copy(project), self.controls, self._token,
+            worker = TrainingWorker(project.copy(), self.controls, self._token,
                                     resume=resuming, epochs=self.epochs_override,
                                     callbacks=list(self.extra_callbacks), fresh=fresh)
         thread = QThread()
@@ -222,8 +214,17 @@ class TrainingController(QObject):
                           " follow at each epoch's end (another layer shows from the next"
                           " one); no training accuracy and no Pause (Stop keeps the weights,"
                           " and Train resumes)")
-        thread.start()
+        if delay_ms:
+            QTimer.singleShot(delay_ms, self, lambda: self._launch(thread))
+        else:
+            thread.start()
         return None
+
+    def _launch(self, thread: QThread) -> None:
+        """Start the run's thread if `start` delayed it and it is still the current one
+        (a stop meanwhile is seen by the worker at once: it ends with its outcome)."""
+        if thread is self._thread and not thread.isRunning() and not thread.isFinished():
+            thread.start()
 
     def pause(self) -> None:
         if self.running and self.processes > 1:
@@ -261,6 +262,7 @@ class TrainingController(QObject):
         thread, worker = self._thread, self._worker
         if thread is None or worker is None:
             return True
+        self._launch(thread)  # a delayed start: now, to stop and write back as any run
         self.stop()
         finished = thread.wait(int(timeout_s * 1000))
         if not finished and isinstance(worker, DistributedTrainingWorker):
@@ -366,7 +368,7 @@ class TrainingController(QObject):
         if (self.running or self.live.context is not None or self._loader is not None
                 or self.samples_error is not None):
             return False
-        project = training_copy(self.doc.project)
+        project = self.doc.project.copy()
         worker = SamplesWorker(project, self._samples_token)
         self._loading_key = _samples_key(project)
         thread = QThread()

@@ -1,5 +1,9 @@
 """The runs stored in the project: one row each; select one to see its curves again,
-tick several to overlay them."""
+tick several to overlay them.
+
+A click or a tick shows its curves at once; a refill (a project opened, a run ended)
+and a selection made by the program show them in the next turn of the event loop, once:
+the overlays and their legends take 20–50 ms, and that turn has other work."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnstudio.project.origin import FRESH
+from cnnstudio.ui.document import deferred
 
 COLUMNS = ("run", "status", "epochs", "best", "starts from", "device", "started")
 INIT_TIP = {"fresh": "Started from new random weights (seeded by the training seed)",
@@ -114,6 +119,7 @@ class HistoryView(QTreeWidget):
         self._runs: list[dict[str, Any]] = []
         self.offsets: dict[str, int] = {}  # run id → where its epoch 0 lies (run_offsets)
         self._filling = False
+        self._later = deferred(self, self._emit)  # once, in the next turn (see above)
         self.itemSelectionChanged.connect(self._emit)
         self.itemChanged.connect(lambda _item, column: self._emit() if column == 0 else None)
 
@@ -146,7 +152,7 @@ class HistoryView(QTreeWidget):
                 else f"Started from the weights {init} left"))
             self.addTopLevelItem(item)
         self._filling = False
-        self._emit()
+        self._later.start()
 
     def _run(self, item: QTreeWidgetItem) -> dict[str, Any]:
         return self._runs[int(item.data(0, Qt.ItemDataRole.UserRole))]
@@ -166,7 +172,10 @@ class HistoryView(QTreeWidget):
         for i in range(self.topLevelItemCount()):
             item = self.topLevelItem(i)
             if item.text(0) == run_id:
+                filling, self._filling = self._filling, True
                 self.setCurrentItem(item)
+                self._filling = filling
+                self._later.start()
                 return
 
     def set_ticked(self, run_id: str, ticked: bool) -> None:
@@ -178,4 +187,5 @@ class HistoryView(QTreeWidget):
 
     def _emit(self) -> None:
         if not self._filling:
+            self._later.stop()  # shown now: nothing left for the next turn
             self.shown_changed.emit(self.shown_runs())

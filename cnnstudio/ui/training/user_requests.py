@@ -389,26 +389,26 @@ class UserRequests(QObject):
         if not ui.controller.running:
             ui.curves.set_epochs(None)  # past runs may be longer than the last one
         ui.curves.set_overlays(runs, ui.history.offsets)  # warm starts go on along x
-        if runs and not ui.controller.running and runs[0].get("confusion_matrix"):
-            ui.confusion_panel.show_matrix(
-                np.asarray(runs[0]["confusion_matrix"]), list(runs[0].get("class_names") or []),
-                f"{runs[0].get('id')}: validation, epoch {runs[0].get('best_epoch')}")
+        if runs and not ui.controller.running:
+            self.show_run_matrix(runs[0])
+
+    def show_run_matrix(self, run: Any, note: str = "") -> bool:
+        """The validation confusion matrix `run` recorded (its weights kept); False when it
+        recorded none."""
+        if not isinstance(run, dict) or not run.get("confusion_matrix"):
+            return False
+        self.ui.confusion_panel.show_matrix(
+            np.asarray(run["confusion_matrix"]), list(run.get("class_names") or []),
+            f"{run.get('id')}: validation, epoch {run.get('best_epoch')}{note}")
+        return True
 
     def after_write_back(self) -> None:
-        """A run changed the project: refresh the views, write the recovery file now."""
-        from cnnstudio.project import ProjectError
-        from cnnstudio.ui import autosave
-
+        """A run changed the project: refresh the views, write the recovery file (on the
+        autosaver's worker: tens of MB of weights take 40 ms and more)."""
         ui = self.ui
         self._probs_key = None
         self._cached = None
         self.idle_snapshot()  # the weights kept (the best epoch's, maybe) and their name
-        last = ui.doc.project.runs[-1] if ui.doc.project.runs else None
-        if isinstance(last, dict) and last.get("confusion_matrix"):
-            ui.confusion_panel.show_matrix(
-                np.asarray(last["confusion_matrix"]), list(last.get("class_names") or []),
-                f"{last.get('id')}: validation, epoch {last.get('best_epoch')} (the weights kept)")
-        try:  # the autosaver tracks undo steps; a run adds none, so save it here
-            autosave.write_recovery(ui.doc.project, ui.window.autosaver.target)
-        except ProjectError as err:
-            ui.window.status.showMessage(f"Autosave failed: {err}", 8000)
+        runs = ui.doc.project.runs
+        self.show_run_matrix(runs[-1] if runs else None, " (the weights kept)")
+        ui.window.autosaver.save_soon(changed=True)  # a run adds no undo step

@@ -44,6 +44,8 @@ REFRESH_MS = 100  # 10 Hz: smooth enough to the eye, a small share of the GUI th
 # (pyqtgraph) holding the GIL the training thread needs between its torch operations, so
 # this share comes straight off a small model's throughput (bench_gui_training.py).
 DRAW_SHARE = 0.05
+DOCK_HEIGHT = 330  # the training panel's height while a run goes on
+PAINT_FIRST_MS = 100  # the window relaid out for a run paints before its worker starts
 PROGRESS_S = 0.25  # the progress bar's text changes at most this often
 CONV_TYPES = tuple(t.name for t in registry.by_category()["Convolution"])
 
@@ -163,7 +165,12 @@ class TrainingPlugin(QObject):
     def train(self, fresh: bool = False, resume: bool = True) -> bool:
         """Start (or resume) training, without asking (`chooser.train` asks); False, with
         the reason shown, when it cannot. See `TrainingController.start`."""
-        problem = self.controller.start(fresh=fresh, resume=resume)
+        # The panel is shown at its height and the window laid out and painted anew before
+        # the worker starts: that paint while the worker loaded torch, the data and tens
+        # of MB of weights held the window 60–150 ms.
+        moves = self.dock.isHidden() or self.dock.height() != DOCK_HEIGHT
+        problem = self.controller.start(fresh=fresh, resume=resume,
+                                        delay_ms=PAINT_FIRST_MS if moves else 0)
         if problem:
             self.log.add(f"cannot train: {problem}")
             self.window.show_error(f"Cannot train: {problem}")
@@ -172,7 +179,7 @@ class TrainingPlugin(QObject):
         self.dock.raise_()
         if self.tabs.currentWidget() in (self.history, self.log):
             self.tabs.setCurrentWidget(self.curves)
-        self.window.resizeDocks([self.dock], [330], Qt.Orientation.Vertical)
+        self.window.resizeDocks([self.dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
         return True
 
     def toggle_pause(self) -> None:
@@ -380,9 +387,12 @@ class TrainingPlugin(QObject):
         self.controls.progress.setValue(0)
         self.controls.progress.setFormat("Not trained yet" if not self.doc.project.runs
                                          else f"{len(self.doc.project.runs)} run(s) in history")
-        self.history.set_runs(self.doc.project.runs)
-        if self.doc.project.runs:
-            self.history.select_run(str(self.doc.project.runs[-1].get("id")))
+        runs = self.doc.project.runs
+        self.history.set_runs(runs)
+        if runs:
+            self.history.select_run(str(runs[-1].get("id")))  # its curves: the next turn
+            if not self.controller.running:
+                self.actions.show_run_matrix(runs[-1])
         self.actions.idle_snapshot()
         if self.doc.project.weights is not None:
             self.controller.load_samples()  # for activations and confusion samples
