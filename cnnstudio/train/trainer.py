@@ -204,8 +204,9 @@ class Trainer:
         finally:
             torch.set_num_threads(threads)
             self._net = self.module  # let DDP go: its gradient hooks end with it
-            if self.channels_last:
-                self.module.to(memory_format=torch.contiguous_format)
+            if self.channels_last:  # after a sticky CUDA fault this fails too: keep the first
+                with contextlib.suppress(Exception):
+                    self.module.to(memory_format=torch.contiguous_format)
         result = self._result()
         for hook in overriding(self.callbacks, "on_fit_end"):
             with contextlib.suppress(Exception):
@@ -225,6 +226,9 @@ class Trainer:
         # CUDA only: on the CPU the rounding would differ from a default-layout loop.
         if self.channels_last is None:
             self.channels_last = self.device.type == "cuda"
+        # A 4-D layout: a model with 3-D convolutions (5-D weights) cannot take it.
+        self.channels_last = self.channels_last and all(
+            p.dim() != 5 for p in self.module.parameters())
         self.module.to(self.device, memory_format=torch.channels_last if self.channels_last
                        else torch.preserve_format)
         self.data = DeviceData(self.dataset.x, self.dataset.y, self.device)

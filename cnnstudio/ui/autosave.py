@@ -182,6 +182,7 @@ class Autosaver(QObject):
     def discard(self) -> None:
         """Forget the unsaved work: delete this session's recovery file(s)."""
         self._settle()  # a write finishing later would bring the file back
-        for path in {self._written, self.target} - {None}:
+        submitted = self._submitted[1] if self._submitted is not None else None
+        for path in {self._written, self.target, submitted} - {None}:
             discard_recovery(path)  # type: ignore[arg-type]
-        self._written, self._state = None, None
+        self._written, self._state, self._submitted = None, None, None

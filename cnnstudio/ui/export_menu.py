@@ -13,10 +13,9 @@ and success to the status bar.
 
 from __future__ import annotations
 
-import copy
 import re
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -175,9 +174,7 @@ IN_CHILD = ("onnx",)
 
 def snapshot(project: Project) -> Project:
     """A copy of `project` the worker can read while the user goes on editing."""
-    return replace(project, graph=project.graph.copy(), data=copy.deepcopy(project.data),
-                   training=copy.deepcopy(project.training), runs=copy.deepcopy(project.runs),
-                   extra=copy.deepcopy(project.extra), attachments=dict(project.attachments))
+    return project.copy()
 
 
 def _export(project: Project, fmt: str, path: str, cancel: threading.Event,

@@ -429,6 +429,7 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
+        self.loader.drop()  # a project still being read is not opened into a closed window
         self.export_menu.release()  # a running export is cancelled, its temp file removed
         self.autosaver.discard()
         self.autosaver.timer.stop()

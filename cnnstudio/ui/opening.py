@@ -43,13 +43,18 @@ class ProjectLoader(QObject):
         self.window = window
         self._reader = Background(self, needs_torch=False)
         self.busy = BusyBar(window.status, "openBusy")
-        self._loading: tuple[Path, int] | None = None  # the file, the undo index then
+        self._loading: tuple[Path, tuple] | None = None  # the file, the work's state then
 
     def load(self, path: Path) -> None:
-        self._loading = (path, self.window.undo_stack.index())
+        self._loading = (path, self._work())
         self.busy.start(f"Opening {path.name}…", self._cancel)
         self._reader.submit("open", lambda: _read(path),
                             lambda project: self._loaded(project, path), self._failed)
+
+    def _work(self) -> tuple:
+        """What says the open project changed: its edits, its runs, its weights."""
+        project = self.window.project
+        return (self.window.undo_stack.index(), len(project.runs), id(project.weights))
 
     def drop(self) -> bool:
         """Forget the file being read (the project was replaced); True if there was one."""
@@ -60,11 +65,11 @@ class ProjectLoader(QObject):
 
     def _loaded(self, project: Project, path: Path) -> None:
         window = self.window
-        _, index = self._loading or (path, window.undo_stack.index())
+        _, work = self._loading or (path, self._work())
         self._end()
-        # Edits made while the file was read are asked about again (the answer given
-        # before the open was about the work as it was then).
-        if index != window.undo_stack.index() and not window.maybe_save():
+        # Edits or a run made while the file was read are asked about again (the answer
+        # given before the open was about the work as it was then).
+        if work != self._work() and not window.maybe_save():
             window.project_loaded.emit(False)
             return
         window.set_project(project)

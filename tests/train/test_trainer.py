@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import threading
 
@@ -72,6 +73,23 @@ def test_channels_last_trains_the_same_model_and_hands_back_default_layout_weigh
     resumed = Trainer(build(small_graph(batch_norm=True)), dataset, settings(epochs=2),
                       channels_last=True, resume=type(state).from_bytes(state.to_bytes())).fit()
     assert resumed.status == "completed", resumed.message
+
+
+def test_channels_last_is_not_forced_on_a_3d_convolution() -> None:
+    """channels_last is a 4-D layout: a Conv3d model trains in its own (the CUDA default
+    would otherwise fail every such run at its first step)."""
+    from cnnstudio.core.graph import Graph
+
+    g = Graph()
+    g.add_node("Input", {"shape": [1, 4, 8, 8]}, id="input")
+    g.add_node("Conv3d", {"out_channels": 2, "kernel_size": 3, "padding": 1}, id="conv1",
+               inputs=["input"])
+    g.add_node("Flatten", {}, id="flat", inputs=["conv1"])
+    g.add_node("Linear", {"out_features": 3}, id="fc", inputs=["flat"])
+    flat = make_dataset(n=40, val=8)
+    data = dataclasses.replace(flat, x=flat.x.unsqueeze(2).expand(-1, -1, 4, -1, -1).clone())
+    result = Trainer(build(g), data, settings(epochs=1), channels_last=True).fit()
+    assert result.status == "completed", result.message
 
 
 def test_records_and_hooks() -> None:
