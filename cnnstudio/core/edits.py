@@ -112,7 +112,7 @@ def paste_nodes(graph: Graph, data: Any,
         cleaned.append(raw)
     # Validate everything first (types, params, cycles), so a bad paste changes nothing.
     pasted = Graph.from_dict({"nodes": cleaned})
-    taken = set(graph.ids)
+    taken = graph.taken_ids()
     renamed: dict[str, str] = {}
     for node in pasted:
         renamed[node.id] = fresh_id(node.id, taken)

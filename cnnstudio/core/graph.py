@@ -26,6 +26,7 @@ from cnnstudio.core.errors import (
     ParameterError,
     show_value,
 )
+from cnnstudio.core.groups import GroupTable
 
 MAX_ID_LENGTH = 100
 # Far above any real network (the largest templates have ~100 nodes); a file with more is
@@ -49,6 +50,9 @@ forward_all
 """.split())
 
 NODE_KEYS = ("id", "type", "params", "inputs", "pos")
+# Which way data flows on the canvas (file key `graph.direction`, written when not "down").
+DIRECTIONS = ("down", "right")
+GRAPH_KEYS = ("nodes", "groups", "direction")  # the keys of `graph` that Graph reads
 
 Listener = Callable[..., None]
 
@@ -80,6 +84,7 @@ class Node:
     inputs: list[str] = field(default_factory=list)
     pos: tuple[float, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, kept on save
+    group: str | None = None  # the innermost group holding this node (see core.groups)
 
     @property
     def layer(self):
@@ -108,6 +113,8 @@ class Graph:
         # Caches of derived data, by owner (e.g. shape inference's resolved params); each
         # owner validates its entries itself, since node params are plain dicts.
         self.caches: dict[str, dict[str, Any]] = {}
+        self.groups = GroupTable(self)
+        self.direction = "down"
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -213,9 +220,13 @@ class Graph:
         if base in RESERVED_IDS or base.startswith("_"):
             base = f"{base.lstrip('_')}_layer"
         i = 1
-        while f"{base}{i}" in self._nodes:
+        while f"{base}{i}" in self._nodes or f"{base}{i}" in self.groups:
             i += 1
         return f"{base}{i}"
+
+    def taken_ids(self) -> set[str]:
+        """Ids a new node cannot have: every node's and every group's."""
+        return set(self._nodes) | set(self.groups.ids)
 
     # ---- listening ---------------------------------------------------------------------
 
@@ -224,7 +235,8 @@ class Graph:
 
         Events: node_added(node), node_removed(node), edge_added(source, target, index),
         edge_removed(source, target, index), params_changed(node), node_moved(node),
-        node_renamed(old, new), reset().
+        nodes_moved(nodes), node_renamed(old, new), group_added(group),
+        group_removed(group), group_changed(group), reset().
         """
         self._listeners.append(listener)
 
@@ -246,7 +258,7 @@ class Graph:
         DuplicateIdError, MissingNodeError (unknown input) or ArityError."""
         layer = registry.get(type_name)
         node_id = check_id(id) if id is not None else self.new_id(type_name)
-        if node_id in self._nodes:
+        if node_id in self._nodes or node_id in self.groups:
             raise DuplicateIdError(f"node id {node_id!r} is already used", node=node_id)
         params = copy.deepcopy(layer.initial_params() if params is None else params)
         layer.resolve(params, node=node_id)
@@ -263,7 +275,7 @@ class Graph:
 
     def insert_node(self, node: Node, index: int | None = None) -> None:
         """Put back a node removed earlier (undo), at its old place in the order."""
-        if node.id in self._nodes:
+        if node.id in self._nodes or node.id in self.groups:
             raise DuplicateIdError(f"node id {node.id!r} is already used", node=node.id)
         items = list(self._nodes.items())
         index = len(items) if index is None else index
@@ -348,11 +360,20 @@ class Graph:
         node.pos = _clamp_pos(pos)
         self._emit("node_moved", node=node_id)
 
+    def move_nodes(self, moves: dict[str, tuple[float, float]]) -> None:
+        """Move many nodes in one event (`nodes_moved`), so a view re-routes once: folding a
+        block shifts hundreds of nodes below it."""
+        nodes = [self.node(node_id) for node_id in moves]
+        for node in nodes:
+            node.pos = _clamp_pos(moves[node.id])
+        if nodes:
+            self._emit("nodes_moved", nodes=[node.id for node in nodes])
+
     def rename_node(self, old: str, new: str) -> None:
         """Change a node's id, updating every reference to it."""
         self.node(old)
         check_id(new)
-        if new in self._nodes and new != old:
+        if (new in self._nodes or new in self.groups) and new != old:
             raise DuplicateIdError(f"node id {new!r} is already used", node=new)
         items = []
         for nid, n in self._nodes.items():
@@ -367,6 +388,8 @@ class Graph:
     def replace_with(self, other: Graph) -> None:
         """Take `other`'s nodes (undo of whole-graph edits such as auto layout)."""
         self._nodes = {n.id: copy.deepcopy(n) for n in other}
+        self.groups.replace(other.groups)
+        self.direction = other.direction
         self._emit("reset")
 
     # ---- copying and files -------------------------------------------------------------
@@ -374,10 +397,18 @@ class Graph:
     def copy(self) -> Graph:
         clone = Graph()
         clone._nodes = {nid: copy.deepcopy(n) for nid, n in self._nodes.items()}
+        clone.groups.replace(self.groups)
+        clone.direction = self.direction
         return clone
 
     def to_dict(self) -> dict[str, Any]:
-        return {"nodes": [n.to_dict() for n in self._nodes.values()]}
+        out: dict[str, Any] = {"nodes": [n.to_dict() for n in self._nodes.values()]}
+        groups = self.groups.to_list()
+        if groups:
+            out["groups"] = groups
+        if self.direction != "down":
+            out["direction"] = self.direction
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, *, allow_cycles: bool = False) -> Graph:
@@ -416,6 +447,13 @@ class Graph:
                 graph.topological_order()
             except CycleError as err:
                 raise FormatError("nodes", err.message) from None
+        if data.get("groups") is not None:
+            graph.groups.load(data["groups"])
+        direction = data.get("direction", "down")
+        if direction not in DIRECTIONS:
+            raise FormatError("direction", f"must be one of {', '.join(DIRECTIONS)};"
+                                           f" got {show_value(direction)}")
+        graph.direction = direction
         return graph
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from cnnstudio.core.data_sources import TASKS
 from cnnstudio.core.errors import FormatError, show_value
-from cnnstudio.core.graph import Graph
+from cnnstudio.core.graph import GRAPH_KEYS, Graph
 from cnnstudio.project.model import Project
 from cnnstudio.project.settings import canonical_data, canonical_training
 
@@ -114,7 +114,7 @@ def project_from_dict(doc: Any) -> Project:
             raise FormatError(f"runs[{i}]", f"must be an object, got {show_value(run)}")
 
     # Graph keeps the unknown keys of nodes only; those of the graph object live here.
-    graph_extra = {k: v for k, v in doc["graph"].items() if k != "nodes"}
+    graph_extra = {k: v for k, v in doc["graph"].items() if k not in GRAPH_KEYS}
     extra = {k: v for k, v in doc.items() if k not in TOP_KEYS}
     return Project(name=name, task=task, graph=graph, data=copy.deepcopy(data),
                    training=copy.deepcopy(training), runs=copy.deepcopy(runs),

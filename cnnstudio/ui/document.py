@@ -26,10 +26,14 @@ class Document(QObject):
     node_added = Signal(str)  # node id
     node_removed = Signal(str)
     node_moved = Signal(str)
+    nodes_moved = Signal(list)  # node ids moved together (folding a block shifts many)
     node_renamed = Signal(str, str)  # old id, new id
     params_changed = Signal(str)
     edge_added = Signal(str, str, int)  # source, target, input index
     edge_removed = Signal(str, str, int)
+    group_added = Signal(str)  # group id
+    group_removed = Signal(str)
+    group_changed = Signal(str)  # folded, unfolded or renamed
     graph_edited = Signal()  # after each of the above: for whoever minds any edit
     graph_reset = Signal()  # the whole graph was replaced (open, snapshot undo)
     inference_invalidated = Signal()  # shapes/problems are stale: `inference` recomputes
