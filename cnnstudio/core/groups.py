@@ -29,7 +29,7 @@ from cnnstudio.core.errors import (
 if TYPE_CHECKING:
     from cnnstudio.core.graph import Graph
 
-GROUP_KEYS = ("id", "name", "nodes", "collapsed")
+GROUP_KEYS = ("id", "name", "nodes", "collapsed", "fold_shift")
 MAX_NAME_LENGTH = 100
 
 
@@ -43,6 +43,9 @@ class Group:
     parent: str | None = None
     collapsed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, kept on save
+    # How far the nodes past the block moved up when it folded (core.folding); unfolding
+    # moves them back by as much. 0 when folding moved nothing.
+    fold_shift: float = 0.0
 
 
 def check_name(name: Any) -> str:
@@ -189,10 +192,11 @@ class GroupTable:
         self._graph._emit("group_removed", group=group_id)
         return group, members
 
-    def set_collapsed(self, group_id: str, collapsed: bool) -> None:
+    def set_collapsed(self, group_id: str, collapsed: bool, fold_shift: float = 0.0) -> None:
+        """Fold or unfold a group (`core.folding` says what moves and `fold_shift`)."""
         group = self.get(group_id)
-        if group.collapsed != bool(collapsed):
-            group.collapsed = bool(collapsed)
+        if (group.collapsed, group.fold_shift) != (bool(collapsed), float(fold_shift)):
+            group.collapsed, group.fold_shift = bool(collapsed), float(fold_shift)
             self._graph._emit("group_changed", group=group_id)
 
     def rename(self, group_id: str, name: str) -> None:
@@ -220,6 +224,8 @@ class GroupTable:
                 "id": group.id, "name": group.name,
                 "nodes": [m for m in self.children(group.id) if m not in self._groups or m in kept],
                 "collapsed": group.collapsed}
+            if group.collapsed and group.fold_shift:
+                entry["fold_shift"] = group.fold_shift
             entry.update(copy.deepcopy(group.extra))
             out.append(entry)
         return out
@@ -253,13 +259,18 @@ class GroupTable:
             collapsed = entry.get("collapsed", False)
             if not isinstance(collapsed, bool):
                 raise FormatError(f"{where}.collapsed", "must be true or false")
+            shift = entry.get("fold_shift", 0.0)
+            if (not isinstance(shift, (int, float)) or isinstance(shift, bool)
+                    or not 0 <= shift < 1e9):
+                raise FormatError(f"{where}.fold_shift", "must be a number ≥ 0")
             nodes = entry.get("nodes")
             if not isinstance(nodes, list) or not nodes:
                 raise FormatError(f"{where}.nodes", "must be a non-empty list of ids")
             if not all(isinstance(m, str) for m in nodes):
                 raise FormatError(f"{where}.nodes", "must be a list of node or group ids")
             extra = copy.deepcopy({k: v for k, v in entry.items() if k not in GROUP_KEYS})
-            self._groups[group_id] = Group(group_id, name, None, collapsed, extra)
+            self._groups[group_id] = Group(group_id, name, None, collapsed, extra,
+                                           float(shift) if collapsed else 0.0)
             members_of[group_id] = nodes
         owner: dict[str, str] = {}
         for i, (group_id, nodes) in enumerate(members_of.items()):

@@ -1,0 +1,79 @@
+"""Where a folded group's card sits, and what moves when a group folds or unfolds.
+
+Folding a block replaces its members by one card at the block's first row; when nothing
+stands beside the block, everything further along the flow (below it when data flows
+down, right of it when it flows right) moves up by the block's length, so the picture closes
+the gap. The group remembers that length (`Group.fold_shift`) and unfolding moves the
+same nodes back by as much. The members keep their own positions (hidden while folded), so
+unfolding restores the block exactly as it was. Nodes beside the block (a U-Net's decoder
+stage next to its encoder stage) would collide if the rest moved: then nothing moves.
+"""
+
+from __future__ import annotations
+
+from cnnstudio.core.graph import Graph
+
+_EPS = 1e-6
+
+
+def flow_axis(graph: Graph) -> int:
+    """0 when data flows right (x), 1 when it flows down (y)."""
+    return 0 if graph.direction == "right" else 1
+
+
+def _member_positions(graph: Graph, group_id: str) -> list[tuple[float, float]]:
+    return [pos for nid in graph.groups.nodes(group_id)
+            if (pos := graph.node(nid).pos) is not None]
+
+
+def card_position(graph: Graph, group_id: str) -> tuple[float, float] | None:
+    """The centre of the group's card when folded: its first row along the flow, the middle
+    of its members across it. None when no member has a position."""
+    positions = _member_positions(graph, group_id)
+    if not positions:
+        return None
+    axis = flow_axis(graph)
+    across = [p[1 - axis] for p in positions]
+    start = min(p[axis] for p in positions)
+    middle = (min(across) + max(across)) / 2
+    return (start, middle) if axis == 0 else (middle, start)
+
+
+def _shifted(graph: Graph, members: set[str], past: float,
+             shift: float) -> dict[str, tuple[float, float]]:
+    axis = flow_axis(graph)
+    moves: dict[str, tuple[float, float]] = {}
+    for node in graph:
+        if node.id in members or node.pos is None or node.pos[axis] <= past + _EPS:
+            continue
+        pos = list(node.pos)
+        pos[axis] += shift
+        moves[node.id] = (pos[0], pos[1])
+    return moves
+
+
+def fold_moves(graph: Graph, group_id: str) -> tuple[dict[str, tuple[float, float]], float]:
+    """What folding `group_id` moves: (new positions, the fold shift to remember)."""
+    members = set(graph.groups.nodes(group_id))
+    positions = _member_positions(graph, group_id)
+    if not positions:
+        return {}, 0.0
+    axis = flow_axis(graph)
+    start = min(p[axis] for p in positions)
+    end = max(p[axis] for p in positions)
+    length = end - start
+    beside = any(node.id not in members and node.pos is not None
+                 and start - _EPS <= node.pos[axis] <= end + _EPS for node in graph)
+    if length <= _EPS or beside:
+        return {}, 0.0
+    return _shifted(graph, members, end, -length), length
+
+
+def unfold_moves(graph: Graph, group_id: str) -> dict[str, tuple[float, float]]:
+    """What unfolding `group_id` moves: what its folding moved, back by `fold_shift`."""
+    group = graph.groups.get(group_id)
+    positions = _member_positions(graph, group_id)
+    if not group.fold_shift or not positions:
+        return {}
+    start = min(p[flow_axis(graph)] for p in positions)
+    return _shifted(graph, set(graph.groups.nodes(group_id)), start, group.fold_shift)
