@@ -221,7 +221,21 @@ def hostile_graphs(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             node["pos"] = draw(st.lists(hostile_values, max_size=3))
         nodes.append(node)
-    return {"format": "cnnstudio.project", "version": 1, "graph": {"nodes": nodes}}
+    graph: dict[str, Any] = {"nodes": nodes}
+    if draw(st.booleans()):  # blocks: real and hostile ids, nesting, cycles, bad values
+        group_ids = [draw(st.just(f"g{i}") | _IDS) for i in range(draw(st.integers(0, 4)))]
+        members = st.sampled_from(ids + group_ids) if ids or group_ids else _IDS
+        graph["groups"] = [
+            {"id": group_id, "name": draw(st.just(f"Block {i}") | hostile_values),
+             "nodes": draw(st.lists(members, max_size=4) | hostile_values),
+             "collapsed": draw(st.booleans() | hostile_values),
+             **({"fold_shift": draw(hostile_values | st.floats())} if draw(st.booleans())
+                else {})}
+            for i, group_id in enumerate(group_ids)] if draw(st.booleans()) else draw(
+                hostile_values)
+    if draw(st.booleans()):
+        graph["direction"] = draw(st.sampled_from(["down", "right"]) | hostile_values)
+    return {"format": "cnnstudio.project", "version": 1, "graph": graph}
 
 
 @FAST
@@ -235,6 +249,49 @@ def test_hostile_graphs_fast(tmp_path: Path, doc: dict[str, Any]) -> None:
 @given(doc=hostile_graphs())
 def test_hostile_graphs_volume(tmp_path: Path, doc: dict[str, Any]) -> None:
     check_document(doc, tmp_path, ".json")
+
+
+@st.composite
+def hostile_groups(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid template with blocks over its real node ids: nesting, sharing, cycles, ids
+    clashing with nodes, folded with odd shifts."""
+    doc = draw(st.sampled_from(template_docs()))
+    ids = [node["id"] for node in doc["graph"]["nodes"]]
+    if draw(st.booleans()):  # plausible: disjoint runs of nodes, each nested in the next
+        cuts = sorted(draw(st.lists(st.integers(0, len(ids)), min_size=2, max_size=6)))
+        groups: list[dict[str, Any]] = []
+        for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
+            nodes = ids[a:b] + ([groups[-1]["id"]] if groups and draw(st.booleans()) else [])
+            if nodes:
+                groups.append({"id": f"g{i}", "name": f"Block {i}", "nodes": nodes,
+                               "collapsed": draw(st.booleans()),
+                               "fold_shift": draw(st.floats(0, 1e4))})
+        doc["graph"]["groups"] = groups
+        return doc
+    group_ids = [draw(st.just(f"g{i}") | st.sampled_from(ids)) for i in range(draw(
+        st.integers(1, 5)))]
+    members = st.sampled_from(ids + group_ids)
+    doc["graph"]["groups"] = [
+        {"id": group_id, "name": f"Block {i}", "nodes": draw(st.lists(members, max_size=5)),
+         "collapsed": draw(st.booleans()),
+         "fold_shift": draw(st.floats(0, 1e4) | st.integers(-5, 5))}
+        for i, group_id in enumerate(group_ids)]
+    return doc
+
+
+@FAST
+@given(doc=hostile_groups())
+def test_hostile_groups_fast(tmp_path: Path, doc: dict[str, Any]) -> None:
+    event("read" if _reads(doc) else "refused")
+    check_document(doc, tmp_path, ".json")
+
+
+def _reads(doc: dict[str, Any]) -> bool:
+    try:
+        project_from_dict(doc)
+    except (ProjectError, FormatError):
+        return False
+    return True
 
 
 # ---- the same files through the command line and the window -------------------------------

@@ -26,6 +26,14 @@ PORT_HIT_RADIUS = 10.0  # generous: ports are small targets
 MERGE_PORT_MARGIN = 26.0  # a merge node's input port spans the top edge minus this margin
 assert NODE_WIDTH < COLUMN_WIDTH and NODE_HEIGHT < ROW_HEIGHT - 30
 
+# A folded group's card: a little taller than a layer's (three lines of facts), still one
+# layout row; the cards stacked behind it stick out by STACK_OFFSET twice, up and right.
+GROUP_WIDTH = 200.0
+GROUP_HEIGHT = 60.0
+STACK_OFFSET = 4.0
+GROUP_COLOR = "#5f6f8f"  # slate: no layer category uses it
+assert GROUP_HEIGHT <= ROW_HEIGHT - 24 and GROUP_WIDTH + 2 * STACK_OFFSET < COLUMN_WIDTH
+
 CATEGORY_COLORS = {
     "Input": "#9467bd",
     "Convolution": "#1f77b4",
