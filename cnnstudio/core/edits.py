@@ -132,20 +132,25 @@ def duplicate_nodes(graph: Graph, node_ids: Iterable[str],
 
 
 def insert_block(graph: Graph, block: Callable[[Graph, str, int], str], source: str,
-                 channels: int) -> list[str]:
+                 channels: int, name: str | None = None) -> list[str]:
     """Run a block function after `source` and place its new nodes below `source`.
 
+    With a `name` (the palette entry's, e.g. "Residual block") the new nodes become one
+    group of that name, so the canvas can fold the block into a card.
     Returns the new ids in graph order. Positions follow `layered_positions`, shifted
     so the block hangs under `source` (nodes of the graph that had no position keep none).
     """
     before = set(graph.ids)
     block(graph, source, channels)
     new = [nid for nid in graph.ids if nid not in before]
+    if name is not None and new:
+        graph.groups.add(new, name)
     anchor = graph.node(source).pos
     if anchor is None:
         return new
     # Lay out the block on its own (with `source` on top), so other branches don't push it.
-    layered = layered_positions(Graph.from_dict(copy_nodes(graph, [source, *new])))
+    layered = layered_positions(Graph.from_dict(copy_nodes(graph, [source, *new])),
+                                graph.direction)
     dx = anchor[0] - layered[source][0]
     dy = anchor[1] - layered[source][1]
     for nid in new:

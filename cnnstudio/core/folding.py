@@ -39,16 +39,35 @@ def card_position(graph: Graph, group_id: str) -> tuple[float, float] | None:
     return (start, middle) if axis == 0 else (middle, start)
 
 
-def _shifted(graph: Graph, members: set[str], past: float,
+def _units(graph: Graph, exclude: set[str]) -> dict[str, tuple[list[str], float]]:
+    """The things that move as one, outside `exclude`: a node on its own, or a folded
+    group with every node inside it (its hidden members keep their unfolded positions, so
+    only the card's place along the flow counts). Unit id → (node ids, flow coordinate)."""
+    axis = flow_axis(graph)
+    units: dict[str, tuple[list[str], float]] = {}
+    for node in graph:
+        if node.id in exclude or node.pos is None:
+            continue
+        unit = graph.groups.shown_as(node.id)
+        if unit == node.id:
+            units[unit] = ([node.id], node.pos[axis])
+        elif unit not in units:
+            members = [m for m in graph.groups.nodes(unit) if graph.node(m).pos is not None]
+            units[unit] = (members, min(graph.node(m).pos[axis] for m in members))
+    return units
+
+
+def _shifted(graph: Graph, units: dict[str, tuple[list[str], float]], past: float,
              shift: float) -> dict[str, tuple[float, float]]:
     axis = flow_axis(graph)
     moves: dict[str, tuple[float, float]] = {}
-    for node in graph:
-        if node.id in members or node.pos is None or node.pos[axis] <= past + _EPS:
+    for members, at in units.values():
+        if at <= past + _EPS:
             continue
-        pos = list(node.pos)
-        pos[axis] += shift
-        moves[node.id] = (pos[0], pos[1])
+        for node_id in members:
+            pos = list(graph.node(node_id).pos)
+            pos[axis] += shift
+            moves[node_id] = (pos[0], pos[1])
     return moves
 
 
@@ -62,11 +81,11 @@ def fold_moves(graph: Graph, group_id: str) -> tuple[dict[str, tuple[float, floa
     start = min(p[axis] for p in positions)
     end = max(p[axis] for p in positions)
     length = end - start
-    beside = any(node.id not in members and node.pos is not None
-                 and start - _EPS <= node.pos[axis] <= end + _EPS for node in graph)
+    units = _units(graph, members)
+    beside = any(start - _EPS <= at <= end + _EPS for _, at in units.values())
     if length <= _EPS or beside:
         return {}, 0.0
-    return _shifted(graph, members, end, -length), length
+    return _shifted(graph, units, end, -length), length
 
 
 def unfold_moves(graph: Graph, group_id: str) -> dict[str, tuple[float, float]]:
@@ -75,5 +94,6 @@ def unfold_moves(graph: Graph, group_id: str) -> dict[str, tuple[float, float]]:
     positions = _member_positions(graph, group_id)
     if not group.fold_shift or not positions:
         return {}
+    members = set(graph.groups.nodes(group_id))
     start = min(p[flow_axis(graph)] for p in positions)
-    return _shifted(graph, set(graph.groups.nodes(group_id)), start, group.fold_shift)
+    return _shifted(graph, _units(graph, members), start, group.fold_shift)

@@ -53,6 +53,8 @@ NODE_KEYS = ("id", "type", "params", "inputs", "pos")
 # Which way data flows on the canvas (file key `graph.direction`, written when not "down").
 DIRECTIONS = ("down", "right")
 GRAPH_KEYS = ("nodes", "groups", "direction")  # the keys of `graph` that Graph reads
+_MEMBERSHIP_EVENTS = frozenset({"node_added", "node_removed", "node_renamed", "group_added",
+                                "group_removed", "reset"})
 
 Listener = Callable[..., None]
 
@@ -110,6 +112,7 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._listeners: list[Listener] = []
         self.revision = 0  # bumped on every change, so derived data can be cached
+        self.membership_revision = 0  # bumped when nodes or groups come, go or change id
         # Caches of derived data, by owner (e.g. shape inference's resolved params); each
         # owner validates its entries itself, since node params are plain dicts.
         self.caches: dict[str, dict[str, Any]] = {}
@@ -245,6 +248,8 @@ class Graph:
 
     def _emit(self, event: str, **details: Any) -> None:
         self.revision += 1
+        if event in _MEMBERSHIP_EVENTS:
+            self.membership_revision += 1
         for listener in list(self._listeners):
             listener(event, **details)
 

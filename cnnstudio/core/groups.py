@@ -65,8 +65,9 @@ class GroupTable:
     def __init__(self, graph: Graph) -> None:
         self._graph = graph
         self._groups: dict[str, Group] = {}
-        # (graph revision, direct members, every node inside) per group: the canvas asks
-        # for these on every redraw of a 1,000-node graph, so they are computed once per edit.
+        # (graph membership revision, direct members, every node inside) per group: the
+        # canvas asks for these on every redraw of a 1,000-node graph, so they are computed
+        # once per change of who is in the graph (not per move or parameter edit).
         self._index: tuple[int, dict[str, list[str]], dict[str, list[str]]] | None = None
 
     # ---- reading ------------------------------------------------------------------------
@@ -111,7 +112,7 @@ class GroupTable:
 
     def _members(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         index = self._index
-        if index is None or index[0] != self._graph.revision:
+        if index is None or index[0] != self._graph.membership_revision:
             direct: dict[str, list[str]] = {g: [] for g in self._groups}
             deep: dict[str, list[str]] = {g: [] for g in self._groups}
             for node in self._graph:
@@ -122,7 +123,7 @@ class GroupTable:
             for group in self._groups.values():
                 if group.parent in direct:
                     direct[group.parent].append(group.id)
-            index = self._index = (self._graph.revision, direct, deep)
+            index = self._index = (self._graph.membership_revision, direct, deep)
         return index[1], index[2]
 
     def children(self, group_id: str) -> list[str]:

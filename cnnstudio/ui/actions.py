@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QAbstractButton, QMenu, QToolBar, QToolButton
 
 from cnnstudio.ui.icons import icon
@@ -117,21 +117,119 @@ class WindowActions:
                               keys=["Del"])
         self.select_all = _action(w, "Select &All", view("select_all"), icon_name="select-all",
                                   keys=[StandardKey.SelectAll])
+        self._make_group_actions()
 
         self.zoom_in = _action(w, "Zoom &In", view("zoom_in"), icon_name="zoom-in",
                                keys=_standard(StandardKey.ZoomIn, "Ctrl++"))
         self.zoom_out = _action(w, "Zoom &Out", view("zoom_out"), icon_name="zoom-out",
                                 keys=_standard(StandardKey.ZoomOut, "Ctrl+-"))
         self.fit = _action(w, "&Fit to Window", view("fit_all"), icon_name="zoom-fit",
-                           keys=["Ctrl+0"], tip="Zoom to show the whole network")
+                           keys=["Ctrl+0"], tip="Zoom to show the whole network (folding "
+                           "its outermost blocks when it would be too small to read)")
+        self.fit.setObjectName("actionFit")
         self.reset_zoom = _action(w, "&Actual Size", view("reset_zoom"),
                                   icon_name="zoom-reset", keys=["Ctrl+1"])
         self.auto_layout = _action(w, "Auto &Layout", view("auto_layout"), icon_name="layout",
-                                   keys=["Ctrl+L"], tip="Arrange the layers top to bottom")
+                                   keys=["Ctrl+L"], tip="Arrange the layers in rows along "
+                                   "the data flow")
+        self.auto_layout.setObjectName("actionAutoLayout")
+        self._make_view_actions()
         self.recent_menu = QMenu("Open &Recent", w)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self._build_menus()
         self.toolbar = self._build_toolbar()
+
+    def _make_view_actions(self) -> None:
+        """Find, the overview map's toggle and the layout direction choice."""
+        w = self.window
+        self.find = _action(w, "&Find Layer…", lambda: w.view.find_bar.open(),
+                            icon_name="find", keys=_standard(StandardKey.Find, "Ctrl+F"),
+                            tip="Find a layer by id, type or block name")
+        self.find.setObjectName("actionFind")
+        self.find_next = _action(w, "Find &Next", lambda: w.view.find_bar.next_match(),
+                                 keys=["F3"])
+        self.find_next.setObjectName("actionFindNext")
+        self.find_previous = _action(w, "Find Pre&vious",
+                                     lambda: w.view.find_bar.previous_match(),
+                                     keys=["Shift+F3"])
+        self.find_previous.setObjectName("actionFindPrevious")
+        self.overview = _action(w, "&Overview Map", tip="Show a map of the whole network "
+                                "while it does not fit the view")
+        self.overview.setObjectName("actionOverview")
+        self.overview.setCheckable(True)
+        self.overview.setChecked(w.view.overview.enabled)
+        self.overview.toggled.connect(lambda on: w.view.overview.set_enabled(on))
+        self.direction_group = QActionGroup(w)  # exclusive
+        self.directions: dict[str, QAction] = {}
+        for direction, text in (("down", "&Top to Bottom"), ("right", "&Left to Right")):
+            action = QAction(text, self.direction_group)
+            action.setObjectName(f"actionDirection{direction.capitalize()}")
+            action.setCheckable(True)
+            action.triggered.connect(
+                lambda _checked=False, d=direction: self._choose_direction(d))
+            self.directions[direction] = action
+        for signal in (w.document.graph_reset, w.document.project_replaced):
+            signal.connect(self._show_direction)
+        self._show_direction()
+
+    def _choose_direction(self, direction: str) -> None:
+        self.window.view.set_direction(direction)
+        self._show_direction()
+
+    def _show_direction(self) -> None:
+        """Check the direction the graph flows in now (an undo may have changed it)."""
+        current = self.window.document.graph.direction
+        for direction, action in self.directions.items():
+            action.setChecked(direction == current)
+
+    def _make_group_actions(self) -> None:
+        """Edit ▸ Group, Ungroup, Fold/Unfold Block, Rename Block…, Group Automatically:
+        they act on the selection (a selected folded card stands for its block)."""
+        w = self.window
+        self.group = _action(w, "&Group", lambda: self._on_blocks("group"), keys=["Ctrl+G"],
+                             tip="Make the selected layers one block, which can fold into a card")
+        self.group.setObjectName("actionGroup")
+        self.ungroup = _action(w, "Ungr&oup", lambda: self._on_blocks("ungroup"),
+                               keys=["Ctrl+Shift+G"], tip="Dissolve the selected block")
+        self.ungroup.setObjectName("actionUngroup")
+        self.fold = _action(w, "&Fold/Unfold Block", lambda: self._on_blocks("fold"),
+                            keys=["Ctrl+Shift+E"],
+                            tip="Fold the selected block into one card, or unfold a folded one")
+        self.fold.setObjectName("actionFoldBlock")
+        self.rename_block = _action(w, "Re&name Block…", lambda: self._on_blocks("rename"),
+                                    tip="Rename the selected block")
+        self.rename_block.setObjectName("actionRenameBlock")
+        self.auto_group = _action(w, "Group Auto&matically", lambda: self._on_blocks("auto"),
+                                  tip="Group repeated structure (residual and inception "
+                                  "blocks, and the stages made of them) into blocks")
+        self.auto_group.setObjectName("actionGroupAutomatically")
+
+    def _on_blocks(self, what: str) -> None:
+        from cnnstudio.ui.canvas import editing
+        from cnnstudio.ui.canvas.menus import rename_block
+
+        w = self.window
+        scene = w.view.graph_scene
+        targets = editing.target_groups(scene)
+        hint = ""
+        if what == "group":
+            done = editing.group_selection(scene) is not None
+            hint = "Select the layers to group first"
+        elif what == "auto":
+            done = bool(editing.auto_group(scene))
+            hint = "No repeated blocks found among the ungrouped layers"
+        elif not targets:
+            done, hint = False, "Select a block (or a layer in one) first"
+        elif what == "ungroup":
+            w.undo_stack.beginMacro("Ungroup")  # several selected cards: one entry
+            done = all([editing.ungroup(scene, g) for g in targets])
+            w.undo_stack.endMacro()
+        elif what == "fold":
+            done = editing.toggle_fold(scene)
+        else:
+            done = rename_block(w, scene, targets[0])
+        if not done and hint:
+            w.status.showMessage(hint, 4000)
 
     def _build_menus(self) -> None:
         """File, Edit, View (with its Panels submenu). Plug-ins add theirs to these by
@@ -150,10 +248,19 @@ class WindowActions:
         edit.addActions([self.cut, self.copy, self.paste, self.duplicate, self.delete])
         edit.addSeparator()
         edit.addAction(self.select_all)
+        edit.addSeparator()
+        edit.addActions([self.group, self.ungroup, self.fold, self.rename_block,
+                         self.auto_group])
         self.view_menu = bar.addMenu("&View")
         self.view_menu.addActions([self.zoom_in, self.zoom_out, self.fit, self.reset_zoom])
         self.view_menu.addSeparator()
+        self.view_menu.addActions([self.find, self.find_next, self.find_previous])
+        self.view_menu.addSeparator()
         self.view_menu.addAction(self.auto_layout)
+        self.direction_menu = self.view_menu.addMenu("Layout &Direction")
+        self.direction_menu.addActions(list(self.directions.values()))
+        self.direction_menu.aboutToShow.connect(self._show_direction)
+        self.view_menu.addAction(self.overview)
         self.view_menu.addSeparator()
         self.panels_menu = self.view_menu.addMenu("&Panels")
 

@@ -1,7 +1,7 @@
 """Every user edit is a command on the document's QUndoStack.
 
-Simple edits (add, remove, connect, disconnect, parameters, moves) have their own
-commands that replay exactly the Graph mutation and its inverse, so the canvas updates
+Simple edits (add, remove, connect, disconnect, parameters, moves, and grouping,
+folding and renaming blocks) have their own commands that replay exactly the Graph mutation and its inverse, so the canvas updates
 one item at a time. Compound edits (paste, block insert, auto layout, quick fixes,
 rename) are `GraphSnapshotCommand`s: they run a function on the graph once and undo/redo
 by swapping whole graph snapshots.
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from PySide6.QtGui import QUndoCommand
 
+from cnnstudio.core.errors import GraphError
+from cnnstudio.core.folding import fold_moves, unfold_moves
 from cnnstudio.core.graph import Graph, Node
+from cnnstudio.core.groups import Group, check_name
 from cnnstudio.ui.document import Document
 
 # Ids for QUndoCommand.id(): consecutive commands with the same id may merge.
@@ -151,13 +154,18 @@ class MoveNodesCommand(QUndoCommand):
         self._first = True
 
     def redo(self) -> None:
-        for nid, (_, new) in self.moves.items():
-            self.doc.graph.move_node(nid, new)
+        self._apply({nid: new for nid, (_, new) in self.moves.items()})
 
     def undo(self) -> None:
-        for nid, (old, _) in self.moves.items():
-            if old is not None:
-                self.doc.graph.move_node(nid, old)
+        self._apply({nid: old for nid, (old, _) in self.moves.items() if old is not None})
+
+    def _apply(self, positions: dict[str, tuple[float, float]]) -> None:
+        # Many nodes (a folded card's block) move in one event, so the canvas routes once.
+        if len(positions) > 1:
+            self.doc.graph.move_nodes(positions)
+        else:
+            for nid, pos in positions.items():
+                self.doc.graph.move_node(nid, pos)
 
 
 class GraphSnapshotCommand(QUndoCommand):
@@ -215,3 +223,147 @@ class SetSettingsCommand(QUndoCommand):
     def rebase(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         """Rewrite both states it puts back (e.g. data paths after a save elsewhere)."""
         self.old, self.new = change(self.old), change(self.new)
+
+
+# ---- groups ------------------------------------------------------------------------------
+# Group edits touch a few fields (and, for a fold, the positions of the nodes that close
+# the gap), so they replay exactly those rather than swapping 1,000-node snapshots.
+
+Positions = dict[str, tuple[float, float]]
+
+
+def _positions(graph: Graph, node_ids: Iterable[str]) -> Positions:
+    return {nid: pos for nid in node_ids if (pos := graph.node(nid).pos) is not None}
+
+
+def _move(graph: Graph, positions: Positions) -> None:
+    if positions:
+        graph.move_nodes(positions)
+
+
+class GroupCommand(QUndoCommand):
+    """Group `members` (node and group ids with one common parent) under `name`; the new
+    group's id is fixed on first redo. Raises GraphError (before any push) when they
+    cannot be grouped."""
+
+    def __init__(self, doc: Document, members: list[str], name: str,
+                 group_id: str | None = None) -> None:
+        name = check_name(name)
+        groups = doc.graph.groups
+        members = list(dict.fromkeys(members))
+        if not members:
+            raise GraphError("select at least one node to group")
+        if len({groups.parent_of(m) for m in members}) > 1:  # raises for an unknown id
+            raise GraphError("these nodes lie in different groups; group within one group")
+        super().__init__(f"Group {name}")
+        self.doc, self.members, self.name, self.group_id = doc, members, name, group_id
+
+    def redo(self) -> None:
+        self.group_id = self.doc.graph.groups.add(self.members, self.name, id=self.group_id).id
+
+    def undo(self) -> None:
+        self.doc.graph.groups.remove(self.group_id)
+
+
+class UngroupCommand(QUndoCommand):
+    """Dissolve a group: its members join its parent. A folded group unfolds first (the
+    nodes past it move back), so nothing is left overlapping."""
+
+    def __init__(self, doc: Document, group_id: str) -> None:
+        group = doc.graph.groups.get(group_id)  # raises MissingNodeError
+        super().__init__(f"Ungroup {group.name}")
+        self.doc, self.group_id = doc, group_id
+        self._group: Group | None = None
+        self._members: list[str] = []
+        self._before: Positions = {}
+        self._after: Positions = {}
+
+    def redo(self) -> None:
+        graph = self.doc.graph
+        if graph.groups.get(self.group_id).collapsed:
+            self._after = unfold_moves(graph, self.group_id)
+            self._before = _positions(graph, self._after)
+            _move(graph, self._after)
+        group, self._members = graph.groups.remove(self.group_id)
+        self._group = copy.deepcopy(group)
+
+    def undo(self) -> None:
+        graph, saved = self.doc.graph, self._group
+        assert saved is not None
+        graph.groups.add(self._members, saved.name, id=saved.id, collapsed=saved.collapsed)
+        graph.groups.get(saved.id).extra = copy.deepcopy(saved.extra)
+        graph.groups.set_collapsed(saved.id, saved.collapsed, saved.fold_shift)
+        _move(graph, self._before)
+
+
+class FoldCommand(QUndoCommand):
+    """Fold (or unfold) groups as one undo entry: the nodes past each block move up by its
+    length (`core.folding`) and the group remembers that shift; undo puts back exactly the
+    positions and shifts of before. Inner groups fold first, outer ones unfold first.
+
+    The moves of all the groups reach the graph as one `move_nodes`, so the canvas places
+    each node once however many blocks fold."""
+
+    def __init__(self, doc: Document, group_ids: list[str], folded: bool) -> None:
+        groups = doc.graph.groups
+        todo = [g for g in dict.fromkeys(group_ids) if groups.get(g).collapsed != folded]
+        todo.sort(key=lambda g: len(groups.ancestors(g)), reverse=folded)
+        verb = "Fold" if folded else "Unfold"
+        super().__init__(f"{verb} {groups.get(todo[0]).name}" if len(todo) == 1
+                         else f"{verb} {len(todo)} blocks" if todo else verb)
+        self.doc, self.group_ids, self.folded = doc, todo, folded
+        self._before: Positions = {}
+        self._after: Positions = {}
+        self._shifts: list[tuple[str, float, float]] = []  # group, shift before, after
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.group_ids)
+
+    def _plan(self) -> None:
+        """Each group's moves depend on the moves of those before it: work them out on
+        the nodes' positions directly, then put those back for the one real move."""
+        graph = self.doc.graph
+        for group_id in self.group_ids:
+            old_shift = graph.groups.get(group_id).fold_shift
+            if self.folded:
+                moves, shift = fold_moves(graph, group_id)
+            else:
+                moves, shift = unfold_moves(graph, group_id), 0.0
+            for node_id, pos in moves.items():
+                node = graph.node(node_id)
+                if node_id not in self._before and node.pos is not None:
+                    self._before[node_id] = node.pos
+                node.pos = pos
+            self._shifts.append((group_id, old_shift, shift))
+        self._after = {nid: p for nid in self._before if (p := graph.node(nid).pos) is not None}
+        for node_id, pos in self._before.items():
+            graph.node(node_id).pos = pos
+
+    def redo(self) -> None:
+        graph = self.doc.graph
+        if not self._shifts:
+            self._plan()
+        _move(graph, self._after)
+        for group_id, _, shift in self._shifts:
+            graph.groups.set_collapsed(group_id, self.folded, shift)
+
+    def undo(self) -> None:
+        graph = self.doc.graph
+        for group_id, old_shift, _ in reversed(self._shifts):
+            graph.groups.set_collapsed(group_id, not self.folded, old_shift)
+        _move(graph, self._before)
+
+
+class RenameGroupCommand(QUndoCommand):
+    def __init__(self, doc: Document, group_id: str, name: str) -> None:
+        self.old = doc.graph.groups.get(group_id).name
+        self.new = check_name(name)  # raises GraphError before any push
+        super().__init__(f"Rename {self.old} to {self.new}")
+        self.doc, self.group_id = doc, group_id
+
+    def redo(self) -> None:
+        self.doc.graph.groups.rename(self.group_id, self.new)
+
+    def undo(self) -> None:
+        self.doc.graph.groups.rename(self.group_id, self.old)

@@ -138,6 +138,7 @@ class MainWindow(QMainWindow):
         self.problems.node_activated.connect(self.show_node)
         self.problems.counts_changed.connect(self._problem_counts)
         self.summary_panel.table.node_activated.connect(self.show_node)
+        self.summary_panel.table.group_activated.connect(self.show_group)
         self.view.message.connect(self._show_message)
         self.view.node_activated.connect(self._on_node_double_clicked)
 
@@ -287,6 +288,18 @@ class MainWindow(QMainWindow):
         if node_id in self._document.graph:
             self._document.set_selection([node_id])
             self.view.center_on(node_id)
+
+    def show_group(self, group_id: str) -> None:
+        """Scroll the canvas to a block (its card, its frame, or the folded block holding
+        it); the summary has selected its nodes already."""
+        scene, groups = self.view.graph_scene, self._document.graph.groups
+        if group_id not in groups:
+            return
+        holders = [g for g in groups.ancestors(group_id) if groups.get(g).collapsed]
+        shown = holders[0] if holders else group_id
+        item = scene.group_item_for(shown) or scene.frame_for(shown)
+        if item is not None:
+            self.view.center_on_point(item.sceneBoundingRect().center())
 
     # ---- questions (tests replace these) ---------------------------------------------------
 

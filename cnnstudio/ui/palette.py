@@ -340,7 +340,7 @@ def insert_entry(doc: Document, kind: str, name: str) -> list[str]:
         cut = [(c, i) for c in graph.consumers(source)
                for i, s in enumerate(graph.node(c).inputs) if s == source] if source else []
         if kind == BLOCK:
-            new_ids = insert_block(graph, BLOCKS[name][1], source, channels)
+            new_ids = insert_block(graph, BLOCKS[name][1], source, channels, name)
             last = new_ids[-1]
         else:
             pos = _below(graph, source)

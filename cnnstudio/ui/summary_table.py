@@ -1,44 +1,38 @@
-"""The model summary: one row per layer (Keras/torchinfo-like), the totals under it, and
-the same totals in brief in the window's status bar.
+"""The model summary: one row per layer (Keras/torchinfo-like), or with "Fold blocks" one
+row per outermost block that expands in place; the totals under it, and the same totals in
+brief in the window's status bar.
 
-Rows come from `core.summary.summary_rows`, the same rows the CLI prints. Clicking a row
-selects its node; the table follows the document's selection.
+Rows come from `summary_model.SummaryModel`. Clicking a row selects its node (a block's
+row: all the block's nodes); the table follows the document's selection.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QItemSelection,
-    QItemSelectionModel,
-    QModelIndex,
-    QPersistentModelIndex,
-    Qt,
-    Signal,
-)
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QStatusBar,
-    QTableView,
     QToolButton,
+    QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
-from cnnstudio.core.layer_type import fmt_shape
-from cnnstudio.core.shapes import ERROR
-from cnnstudio.core.summary import SummaryRow, human_bytes, summary_rows
+from cnnstudio.core.summary import human_bytes
 from cnnstudio.ui.document import Document, deferred
 from cnnstudio.ui.icons import icon
+from cnnstudio.ui.settings import app_settings
+from cnnstudio.ui.summary_model import COLUMNS, NODE_ROLE, ROOT, SummaryModel
 
-COLUMNS = ("Layer", "Type", "Output shape", "Params", "MACs")
-NODE_ROLE = Qt.ItemDataRole.UserRole  # the row's node id
-_Index = QModelIndex | QPersistentModelIndex
+__all__ = ["COLUMNS", "NODE_ROLE", "ModelStatusBar", "SummaryModel", "SummaryPanel",
+           "SummaryTable", "compact"]
+
+FOLD_KEY = "summary/fold_blocks"
 
 
 def compact(n: float) -> str:
@@ -49,83 +43,17 @@ def compact(n: float) -> str:
     return f"{n:g}"
 
 
-class SummaryModel(QAbstractTableModel):
-    """The summary rows of a document's graph."""
-
-    def __init__(self, document: Document) -> None:
-        super().__init__()
-        self.doc = document
-        self.rows: list[SummaryRow] = []
-        self.severity: dict[str, str] = {}  # node id → worst problem severity
-
-    def refresh(self) -> None:
-        """Re-read the rows; a reset only when the layers themselves changed."""
-        inference = self.doc.inference
-        rows = summary_rows(self.doc.graph, inference)
-        severity: dict[str, str] = {}
-        for p in inference.problems:
-            if p.node and severity.get(p.node) != ERROR:
-                severity[p.node] = p.severity
-        same_layers = [r.id for r in rows] == [r.id for r in self.rows]
-        old_severity, self.severity = self.severity, severity
-        if not same_layers:
-            self.beginResetModel()
-            self.rows = rows
-            self.endResetModel()
-            return
-        # Repaint only the rows whose numbers changed (an edit deep in a long net touches few).
-        changed = [i for i, (old, new) in enumerate(zip(self.rows, rows, strict=True))
-                   if old != new or old_severity.get(new.id) != severity.get(new.id)]
-        self.rows = rows
-        if changed:
-            last = len(COLUMNS) - 1
-            self.dataChanged.emit(self.index(changed[0], 0), self.index(changed[-1], last))
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt signature)
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal:
-            if role == Qt.ItemDataRole.DisplayRole:
-                return COLUMNS[section]
-            if role == Qt.ItemDataRole.TextAlignmentRole and section >= 3:
-                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        row, col = self.rows[index.row()], index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
-                return row.id
-            if col == 1:
-                return f"{row.type}  {row.caption}".strip()
-            if col == 2:
-                return fmt_shape(row.shape) if row.shape is not None else "?"
-            return f"{row.params:,}" if col == 3 else f"{row.macs:,}"
-        if role == Qt.ItemDataRole.TextAlignmentRole and col >= 3:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.DecorationRole and col == 0 and row.id in self.severity:
-            return icon("error" if self.severity[row.id] == ERROR else "warning")
-        if role == Qt.ItemDataRole.ToolTipRole:
-            problems = self.doc.inference.problems_for(row.id)
-            lines = [f"{row.id} · {row.type} {row.caption}".strip(),
-                     f"activation memory: {human_bytes(row.memory)} per sample"]
-            return "\n".join(lines + [f"{p.severity}: {p.message}" for p in problems])
-        if role == NODE_ROLE:
-            return row.id
-        return None
+def _remembered_fold() -> bool:
+    value = app_settings().value(FOLD_KEY, False)
+    return value is True or str(value).lower() == "true"  # INI files give back "true"
 
 
-class SummaryTable(QTableView):
-    """The summary table (objectName `modelSummary`)."""
+class SummaryTable(QTreeView):
+    """The summary table (objectName `modelSummary`): a flat list of layers, or a tree of
+    blocks when `set_folded(True)`."""
 
     node_activated = Signal(str)
+    group_activated = Signal(str)  # a block's row was clicked: its group id
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -137,13 +65,18 @@ class SummaryTable(QTableView):
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setAlternatingRowColors(True)
-        self.setShowGrid(False)
+        self.setUniformRowHeights(True)  # a 1,000-row tree lays out without measuring rows
+        self.setAllColumnsShowFocus(True)
         self.setWordWrap(False)
-        self.verticalHeader().hide()
-        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
-        header = self.horizontalHeader()
+        self.setRootIsDecorated(False)
+        self.setIndentation(self.fontMetrics().horizontalAdvance("0") * 2 + 4)
+        # Unlike a table, a tree ignores clicks while its viewport has no height (as in a
+        # window not shown yet): never less than a few rows.
+        self.setMinimumHeight(self.fontMetrics().height() * 6 + 8)
+        header = self.header()
         header.setHighlightSections(False)
         header.setStretchLastSection(False)
+        header.setSectionsMovable(False)
         for col, mode in enumerate((QHeaderView.ResizeMode.Interactive,
                                     QHeaderView.ResizeMode.Stretch,
                                     QHeaderView.ResizeMode.Interactive,
@@ -151,44 +84,107 @@ class SummaryTable(QTableView):
                                     QHeaderView.ResizeMode.Interactive)):
             header.setSectionResizeMode(col, mode)
         chars = self.fontMetrics().horizontalAdvance("0")
-        for col, width in ((0, 16), (2, 13), (3, 11), (4, 14)):
+        for col, width in ((0, 18), (2, 13), (3, 11), (4, 14)):
             header.resizeSection(col, width * chars + 16)
         self.clicked.connect(self._on_clicked)
         self.activated.connect(self._on_clicked)
         self._syncing = False
+        # Blocks the user expanded, by group id: kept across the resets an edit may cause.
+        self._expanded: set[str] = set()
+        self.expanded.connect(lambda index: self._expanded.add(index.data(NODE_ROLE)))
+        self.collapsed.connect(lambda index: self._expanded.discard(index.data(NODE_ROLE)))
+        self.summary.modelReset.connect(self._restore_expanded)
         document.selection_changed.connect(self._follow_selection)
+
+    @property
+    def folded(self) -> bool:
+        return self.summary.folded
+
+    def set_folded(self, folded: bool) -> None:
+        """Show blocks as one row each (True) or every layer as a row (False)."""
+        self.setRootIsDecorated(folded)
+        self.summary.set_folded(folded)
+        self._follow_selection(self.doc.selection)
 
     def refresh(self) -> None:
         self.summary.refresh()
         self._follow_selection(self.doc.selection)
 
+    def _restore_expanded(self) -> None:
+        model = self.summary
+        wanted = [model.index_of(key) for key in self._expanded]
+        self._expanded = set()
+        for index in wanted:
+            if index.isValid() and model.is_group(index):
+                self.expand(index)  # re-adds its key through `expanded`
+
     def _on_clicked(self, index: QModelIndex) -> None:
-        ids = [self.summary.rows[i.row()].id for i in self.selectionModel().selectedRows()]
-        node = self.summary.rows[index.row()].id
+        model = self.summary
+        ids = [nid for i in self.selectionModel().selectedRows() for nid in model.nodes_of(i)]
+        clicked = model.nodes_of(index)
         self._syncing = True
         try:
-            self.doc.set_selection(ids if node in ids else [node])
+            chosen = set(ids)
+            self.doc.set_selection(list(dict.fromkeys(ids)) if chosen.issuperset(clicked)
+                                   else clicked)
         finally:
             self._syncing = False
-        self.node_activated.emit(node)
+        key = index.data(NODE_ROLE)
+        if model.is_group(index):
+            self.group_activated.emit(key)
+        else:
+            self.node_activated.emit(key)
 
     def _follow_selection(self, ids: list[str]) -> None:
+        """Select the rows of the selected nodes, and of each block whose nodes all are."""
         if self._syncing:
             return
+        model = self.summary
         wanted = set(ids)
+        entries = [model.entry_of[nid] for nid in ids if nid in model.entry_of]
+        for entry in model.group_entries():
+            nodes = model.group_nodes(model.keys[entry])
+            if nodes and wanted.issuperset(nodes):
+                entries.append(entry)
+        # One range per run of neighbouring rows: Select All on 1,000 layers is one range.
+        runs: dict[int, list[int]] = {}
+        for entry in entries:
+            runs.setdefault(model.parent_entry(entry), []).append(model.row_of(entry))
         selection = QItemSelection()
-        for r, row in enumerate(self.summary.rows):
-            if row.id in wanted:
-                selection.select(self.summary.index(r, 0),
-                                 self.summary.index(r, len(COLUMNS) - 1))
+        last = len(COLUMNS) - 1
+        for parent_entry, rows in runs.items():
+            parent = model.index_of_entry(parent_entry)
+            rows.sort()
+            start = previous = rows[0]
+            for row in [*rows[1:], None]:
+                if row is not None and row == previous + 1:
+                    previous = row
+                    continue
+                selection.select(model.index(start, 0, parent), model.index(previous, last, parent))
+                if row is not None:
+                    start = previous = row
         flags = QItemSelectionModel.SelectionFlag.ClearAndSelect
         self.selectionModel().select(selection, flags)
-        if len(ids) == 1 and not selection.isEmpty():
-            self.scrollTo(selection.indexes()[0], QAbstractItemView.ScrollHint.EnsureVisible)
+        if len(ids) == 1 and entries:
+            shown = self._shown_row(model.index_of_entry(entries[0]))
+            self.scrollTo(shown, QAbstractItemView.ScrollHint.EnsureVisible)
+
+    def _shown_row(self, index: QModelIndex) -> QModelIndex:
+        """The row that shows `index` now: itself, or its outermost collapsed block (so
+        selecting a node on the canvas does not unfold the summary's blocks)."""
+        model, shown = self.summary, index
+        entry = model.parent_entry(index.internalId())
+        while entry != ROOT:
+            block = model.index_of_entry(entry)
+            if not self.isExpanded(block):
+                shown = block
+            entry = model.parent_entry(entry)
+        return shown
 
 
 class SummaryPanel(QWidget):
-    """The summary dock's content: the table and a totals line under it."""
+    """The summary dock's content: the table, and under it the totals line and the
+    "Fold blocks" switch (remembered between sessions)."""
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -197,15 +193,40 @@ class SummaryPanel(QWidget):
         self.totals = QLabel(self)
         self.totals.setObjectName("summaryTotals")
         self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fold_blocks = QCheckBox("Fold blocks", self)
+        self.fold_blocks.setObjectName("summaryFoldBlocks")
+        self.fold_blocks.setToolTip("Show each block (a group of layers) as one row with its"
+                                    " in → out shape and totals; ▸ opens it")
+        self.fold_blocks.setChecked(_remembered_fold())
+        self.table.set_folded(self.fold_blocks.isChecked())
+        self.fold_blocks.toggled.connect(self._on_fold_toggled)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
         layout.addWidget(self.table)
-        layout.addWidget(self.totals)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.totals, 1)
+        bottom.addWidget(self.fold_blocks)
+        layout.addLayout(bottom)
         self._stale = False
         self._timer = deferred(self, self.refresh, document.inference_invalidated,
-                               document.project_replaced)
+                               document.project_replaced, document.group_added,
+                               document.group_removed)
+        # Folding a block on the canvas changes nothing here; only a new name does.
+        document.group_changed.connect(self._on_group_changed)
         self.refresh()
+
+    def _on_fold_toggled(self, folded: bool) -> None:
+        settings = app_settings()
+        settings.setValue(FOLD_KEY, folded)
+        settings.sync()
+        self.table.set_folded(folded)
+
+    def _on_group_changed(self, group_id: str) -> None:
+        index = self.table.summary.index_of(group_id)
+        if index.isValid() and group_id in self.doc.graph.groups and (
+                index.data() != self.doc.graph.groups.get(group_id).name):
+            self._timer.start()
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

@@ -114,3 +114,39 @@ def test_insert_block_places_new_nodes_below_the_source(name):
     assert all(g.node(nid).pos[1] > 140 for nid in new)
     assert g.node("conv1").pos == (100, 140)
     assert infer_shapes(g).ok
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_an_inserted_block_is_one_group_named_after_the_palette_entry(name):
+    g = chain()
+    new = insert_block(g, BLOCKS[name][1], "relu1", 4, name)
+    (group,) = list(g.groups)
+    assert group.name == name and group.parent is None and not group.collapsed
+    assert g.groups.nodes(group.id) == new
+    assert all(g.node(n).group is None for n in g.ids if n not in new)
+    again = Graph.from_dict(g.to_dict())  # the group is saved with the project
+    assert [(x.name, again.groups.nodes(x.id)) for x in again.groups] == [(name, new)]
+
+
+def test_a_block_without_a_name_is_not_grouped_and_a_snapshot_undoes_the_group():
+    g = chain()
+    insert_block(g, BLOCKS["VGG block"][1], "relu1", 4)
+    assert len(g.groups) == 0
+    g = chain()
+    before = g.copy()
+    insert_block(g, BLOCKS["Residual block"][1], "relu1", 4, "Residual block")
+    after = g.copy()
+    g.replace_with(before)  # undo, as the editor's snapshot commands do
+    assert len(g.groups) == 0 and g.to_dict() == chain().to_dict()
+    g.replace_with(after)  # redo
+    assert [x.name for x in g.groups] == ["Residual block"]
+    assert g.to_dict() == after.to_dict()
+
+
+def test_blocks_inserted_twice_make_two_groups():
+    g = chain()
+    first = insert_block(g, BLOCKS["Residual block"][1], "relu1", 4, "Residual block")
+    second = insert_block(g, BLOCKS["Residual block"][1], first[-1], 4, "Residual block")
+    groups = list(g.groups)
+    assert [g.groups.nodes(x.id) for x in groups] == [first, second]
+    assert len({x.id for x in groups}) == 2

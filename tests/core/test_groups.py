@@ -204,3 +204,44 @@ def test_nothing_moves_when_a_node_stands_beside_the_block():
     assert fold_moves(g, group.id) == ({}, 0.0)
     g.groups.set_collapsed(group.id, True, 0.0)
     assert unfold_moves(g, group.id) == {}
+
+
+def _fold(g: Graph, group_id: str) -> None:
+    moves, shift = fold_moves(g, group_id)
+    g.move_nodes(moves)
+    g.groups.set_collapsed(group_id, True, shift)
+
+
+def _unfold(g: Graph, group_id: str) -> None:
+    g.move_nodes(unfold_moves(g, group_id))
+    g.groups.set_collapsed(group_id, False)
+
+
+@pytest.mark.parametrize("unfold_order", [("x", "y"), ("y", "x")])
+def test_a_folded_block_moves_as_one_when_another_folds(unfold_order):
+    g = _chain(10)
+    before = {n.id: n.pos for n in g}
+    g.groups.add(["n2", "n3", "n4"], "X", id="x")
+    g.groups.add(["n6", "n7", "n8"], "Y", id="y")
+    _fold(g, "x")
+    hidden = {m: g.node(m).pos for m in ("n2", "n3", "n4")}
+    _fold(g, "y")  # X's hidden members lie level with Y now: they are not "beside" it
+    assert g.groups.get("y").fold_shift == 180.0
+    assert {m: g.node(m).pos for m in hidden} == hidden
+    assert g.node("n9").pos == (0.0, 90.0 * 9 - 360.0)
+    for group_id in unfold_order:
+        _unfold(g, group_id)
+    assert {n.id: n.pos for n in g} == before
+
+
+def test_folding_an_upstream_block_carries_a_folded_block_below_it_whole():
+    g = _chain(10)
+    before = {n.id: n.pos for n in g}
+    g.groups.add(["n6", "n7", "n8"], "Y", id="y")
+    g.groups.add(["n2", "n3", "n4"], "X", id="x")
+    _fold(g, "y")
+    _fold(g, "x")
+    assert [g.node(m).pos[1] for m in ("n6", "n7", "n8")] == [360.0, 450.0, 540.0]
+    _unfold(g, "y")
+    _unfold(g, "x")
+    assert {n.id: n.pos for n in g} == before

@@ -58,3 +58,64 @@ def test_layout_puts_each_node_below_its_inputs():
     for node in graph:
         for src in node.inputs:
             assert pos[src][1] < pos[node.id][1]
+
+
+EXPECTED_GROUPS = {  # name → (top-level groups in order, {stage: its blocks})
+    "xo": (["Conv block", "Classifier"], {}),
+    "mxnet-mnist": (["Conv block 1", "Conv block 2", "Classifier"], {}),
+    "digits-lenet": (["Conv block", "Classifier"], {}),
+    "lenet5": (["Feature extractor", "Classifier"],
+               {"Feature extractor": ["Conv block 1", "Conv block 2"]}),
+    "alexnet-small": (["Feature extractor", "Classifier"],
+                      {"Feature extractor": ["Conv block 1", "Conv block 2", "Conv block 3"]}),
+    "vgg": (["VGG block 1", "VGG block 2", "VGG block 3", "Classifier"], {}),
+    "resnet": (["Stem", "Stage 1", "Stage 2", "Classifier"],
+               {"Stage 1": ["Residual block 1", "Residual block 2"],
+                "Stage 2": ["Residual block 3", "Residual block 4"]}),
+    "inception": (["Stem", "Inception block 1", "Inception block 2", "Classifier"], {}),
+    "unet": (["Encoder 1", "Encoder 2", "Bottleneck", "Decoder 1", "Decoder 2"], {}),
+    "cnn1d": (["Conv block 1", "Conv block 2", "Classifier"], {}),
+}
+
+
+def test_every_template_has_its_groups_listed():
+    assert set(EXPECTED_GROUPS) == set(TEMPLATES)
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_templates_come_grouped_with_stages_holding_their_blocks(name):
+    graph = get_template(name).graph()
+    top, nested = EXPECTED_GROUPS[name]
+    names = {g.id: g.name for g in graph.groups}
+    assert [g.name for g in graph.groups if g.parent is None] == top
+    for group in graph.groups:
+        inner = [names[c] for c in graph.groups.children(group.id) if c in names]
+        assert inner == nested.get(group.name, [])
+        assert graph.groups.nodes(group.id) and not group.collapsed
+    assert len(set(names.values())) == len(names)  # each name tells its card apart
+    loose = [n.id for n in graph if n.group is None]
+    assert "input" in loose and len(loose) <= 3
+    again = Graph.from_dict(graph.to_dict())
+    assert again.to_dict() == graph.to_dict()
+    assert {(g.name, g.parent and names[g.parent]) for g in again.groups} \
+        == {(g.name, g.parent and names[g.parent]) for g in graph.groups}
+
+
+@pytest.mark.parametrize("name, merge, block", [
+    ("resnet", "Add", "Residual block"), ("inception", "Concat", "Inception block"),
+    ("unet", "Concat", "Decoder"),
+])
+def test_each_merge_of_a_template_lies_in_its_block(name, merge, block):
+    graph = get_template(name).graph()
+    merges = [n for n in graph if n.type == merge]
+    assert merges
+    for node in merges:
+        assert graph.groups.get(node.group).name.startswith(block)
+
+
+def test_a_residual_block_group_holds_exactly_the_block():
+    graph = get_template("resnet").graph()
+    down = next(g for g in graph.groups if g.name == "Residual block 3")
+    types = sorted(graph.node(n).type for n in graph.groups.nodes(down.id))
+    assert types == sorted(["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d",
+                            "Conv2d", "BatchNorm2d", "Add", "ReLU"])  # with the projection

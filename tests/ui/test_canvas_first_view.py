@@ -123,3 +123,15 @@ def test_an_edit_ends_the_start_view_so_a_resize_leaves_the_view_alone(qtbot):
     view.resize(880, 620)
     qtbot.wait(30)
     assert "input" not in _whole_cards(view)  # not back at the top
+
+
+def test_a_long_left_to_right_network_opens_on_its_input_at_the_left(qtbot):
+    graph = get_template("resnet").graph()
+    graph.direction = "right"
+    graph.move_nodes({n.id: (n.pos[1], n.pos[0]) for n in graph})  # the flow runs across
+    view = _open(qtbot, Project(graph=graph))
+    assert view.zoom() == pytest.approx(MIN_LEGIBLE_ZOOM)
+    assert "input" in _whole_cards(view)
+    seen = _visible(view)
+    lefts = [i.sceneBoundingRect().left() for i in view.graph_scene.node_items()]
+    assert seen.left() <= min(lefts) < seen.left() + 80  # the left end, not the middle

@@ -125,6 +125,8 @@ def test_menus_have_standard_shortcuts(window):
     assert actions.duplicate.shortcut() == QKeySequence("Ctrl+D")
     assert actions.fit.shortcut() == QKeySequence("Ctrl+0")
     assert actions.auto_layout.shortcut() == QKeySequence("Ctrl+L")
+    assert actions.find.shortcut() == QKeySequence("Ctrl+F")
+    assert actions.find_next.shortcut() == QKeySequence("F3")
     assert actions.undo.shortcut() == QKeySequence(QKeySequence.StandardKey.Undo)
     menus = [a.text().replace("&", "") for a in window.menuBar().actions()]
     assert menus[:3] == ["File", "Edit", "View"]

@@ -1,14 +1,25 @@
-"""Edges: a cubic curve from an output port down to an input port, labelled with the
-tensor shape it carries, and the loose wire that follows the mouse while connecting."""
+"""Edges: a cubic curve from an output port to an input port (downwards, or rightwards
+for a left-to-right graph), labelled with the tensor shape it carries, and the loose
+wire that follows the mouse while connecting. Zoomed out, edges recede (fainter, labels
+hidden) but never get thinner than EDGE_MIN_PX on screen."""
 
 from __future__ import annotations
 
 import functools
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtGui import (
+    QColor,
+    QFontMetricsF,
+    QPainter,
+    QPainterPath,
+    QPainterPathStroker,
+    QPen,
+    QTransform,
+)
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem, QWidget
 
+from cnnstudio.ui.canvas import lod as lod_
 from cnnstudio.ui.canvas import style
 
 EDGE_TYPE = QGraphicsItem.UserType + 2
@@ -19,15 +30,30 @@ _LABEL_GAP = 6.0
 DETOUR_DROP = 28.0
 DETOUR_RISE = 14.0
 _CORNER = 6.0
+# Room around the path for the pen: at 3 % zoom a 1.2-pixel line is 40 scene units wide.
+_BOUNDS_MARGIN = 20.0
+_NO_PEN = Qt.PenStyle.NoPen  # enum lookups cost ~2 µs each in a paint called 1,000 times
+_NO_BRUSH = Qt.BrushStyle.NoBrush
+_ROUND_CAP = Qt.PenCapStyle.RoundCap
+_SOLID = Qt.PenStyle.SolidLine
+_CENTRE = Qt.AlignmentFlag.AlignCenter
+_ANTIALIAS = QPainter.RenderHint.Antialiasing
 
 
-def curve(start: QPointF, end: QPointF, side: float | None = None) -> QPainterPath:
-    """A vertical S-curve from `start` (pointing down) to `end` (entering from above).
+def curve(start: QPointF, end: QPointF, side: float | None = None,
+          direction: str = "down") -> QPainterPath:
+    """An S-curve from `start` to `end`: vertical for direction "down" (leaving
+    downwards, entering from above), horizontal for "right" (leaving rightwards,
+    entering from the left).
 
-    With `side` (a scene x), the edge is routed around the cards in between instead:
-    down, across to `side`, down along it, across to above `end`, down into it, with
-    rounded corners (skip connections, branches that end several rows later).
+    With `side` (a scene x for "down", a scene y for "right"), the edge is routed around
+    the cards in between instead: out of the port, across to `side`, along it, back
+    across to the target's line and into it, with rounded corners (skip connections,
+    branches that end several rows later).
     """
+    if direction == "right":
+        # The same curve with x and y swapped: built in the transposed frame.
+        return _transposed(curve(_swap(start), _swap(end), side, "down"))
     path = QPainterPath(start)
     if side is not None:
         r = _CORNER
@@ -50,6 +76,16 @@ def curve(start: QPointF, end: QPointF, side: float | None = None) -> QPainterPa
     return path
 
 
+def _swap(p: QPointF) -> QPointF:
+    return QPointF(p.y(), p.x())
+
+
+_TRANSPOSE = QTransform(0, 1, 1, 0, 0, 0)  # (x, y) → (y, x)
+
+
+def _transposed(path: QPainterPath) -> QPainterPath:
+    return _TRANSPOSE.map(path)
+
 
 @functools.cache
 def _label_metrics() -> QFontMetricsF:
@@ -71,8 +107,10 @@ class EdgeItem(QGraphicsItem):
         self.label = ""
         self.highlighted = False  # a palette drop would insert a layer here
         self._path = QPainterPath()
+        self._head = QPainterPath()
         self._start = QPointF()
         self._side: float | None = None
+        self.direction = "down"
         self._label_left = False
         self._end = QPointF()
         self._label_rect = QRectF()
@@ -103,17 +141,35 @@ class EdgeItem(QGraphicsItem):
             self.highlighted = on
             self.update()
 
+    def set_direction(self, direction: str) -> None:
+        """"down" (vertical curves, the default) or "right" (horizontal curves: the path
+        leaves its source rightwards and enters its target from the left; a detour's `side`
+        is then a scene y). Re-routes between the current ends."""
+        direction = "right" if direction == "right" else "down"
+        if direction != self.direction:
+            self.direction = direction
+            if self._path.elementCount():
+                self._reroute(self._start, self._end, self._side, self._label_left)
+
     def set_ends(self, start: QPointF, end: QPointF, side: float | None = None,
                  label_left: bool = False) -> None:
-        """Re-route the curve between two scene points (after a node moved); `label_left`
-        puts the label left of the line (when every edge from the source bends right)."""
+        """Re-route the curve between two scene points (after a node moved). `side`: the
+        detour line (a scene x for direction "down", a scene y for "right"). `label_left`
+        puts the shape label on the other side of the line: left of it for "down" (when
+        every edge from the source bends right), above it for "right" (when every edge
+        from the source bends down)."""
         if ((start, end, side, label_left) == (self._start, self._end, self._side,
                                                self._label_left)
                 and self._path.elementCount()):
             return
+        self._reroute(start, end, side, label_left)
+
+    def _reroute(self, start: QPointF, end: QPointF, side: float | None,
+                 label_left: bool) -> None:
         self.prepareGeometryChange()
         self._side, self._label_left = side, label_left
-        self._path = curve(start, end, side)
+        self._path = curve(start, end, side, self.direction)
+        self._head = arrow_head(end, self.direction)
         self._path_bounds = None
         self._start, self._end = QPointF(start), QPointF(end)
         self._layout_label()
@@ -127,14 +183,20 @@ class EdgeItem(QGraphicsItem):
             # carries the same shape, so a fan-out's labels coincide and read as one.
             w = _label_width(self.label) + 8
             h = _label_metrics().height() + 2
-            y = self._start.y() + style.PORT_RADIUS + 2
-            x = self._start.x() + _LABEL_GAP
-            if self._label_left:
-                x = self._start.x() - _LABEL_GAP - w
+            if self.direction == "right":  # just right of the port, below (or above) the line
+                x = self._start.x() + style.PORT_RADIUS + 2
+                y = self._start.y() + _LABEL_GAP - 2
+                if self._label_left:
+                    y = self._start.y() - _LABEL_GAP + 2 - h
+            else:
+                y = self._start.y() + style.PORT_RADIUS + 2
+                x = self._start.x() + _LABEL_GAP
+                if self._label_left:
+                    x = self._start.x() - _LABEL_GAP - w
             self._label_rect = QRectF(x, y, w, h)
         if self._path_bounds is None:
-            self._path_bounds = self._path.boundingRect().adjusted(-_ARROW, -_ARROW, _ARROW,
-                                                                   _ARROW)
+            m = _BOUNDS_MARGIN
+            self._path_bounds = self._path.boundingRect().adjusted(-m, -m, m, m)
         self._bounds = QRectF(self._path_bounds)
         if not self._label_rect.isNull():
             self._bounds = self._bounds.united(self._label_rect.adjusted(-2, -2, 2, 2))
@@ -153,45 +215,63 @@ class EdgeItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
         pal = widget.palette() if widget is not None else style.palette()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        colour = style.edge_color(pal)
-        width = 1.6
-        if self.isSelected():
-            colour, width = style.highlight_color(pal), 3.0
-        elif self.highlighted:
-            colour, width = style.VALID_COLOR, 3.0
-        painter.setPen(QPen(colour, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawPath(self._path)
-        _arrow_head(painter, self._path, colour)
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        if self.label and lod >= style.LOD_EDGE_LABEL:
+        painter.setRenderHint(_ANTIALIAS)
+        colour = style.edge_color(pal)
+        emphasised = self.isSelected() or self.highlighted
+        if self.isSelected():
+            colour = style.highlight_color(pal)
+        elif self.highlighted:
+            colour = style.VALID_COLOR
+        else:  # zoomed out, edges recede so the cards lead; they never vanish
+            colour.setAlphaF(lod_.edge_opacity(lod))
+        painter.setBrush(_NO_BRUSH)
+        if emphasised or lod >= lod_.FAST_EDGE_LOD:
+            width = lod_.edge_pen_width(lod, emphasised)
+            painter.setPen(QPen(colour, width, _SOLID, _ROUND_CAP))
+            painter.drawPath(self._path)
+        else:
+            # Zoomed out, a wide antialiased stroke costs ~0.25 ms a curve (1,000 edges:
+            # a quarter second per zoom step); a one-pixel cosmetic pen takes ~0.015 ms.
+            # Two of them, offset diagonally by FAST_EDGE_OFFSET pixels, read as an
+            # EDGE_MIN_PX line in any direction.
+            pen = QPen(colour, 1.0)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.drawPath(self._path)
+            shift = lod_.device_width(lod_.FAST_EDGE_OFFSET, lod)
+            painter.translate(shift, shift)
+            painter.drawPath(self._path)
+            painter.translate(-shift, -shift)
+        if lod >= 0.25:  # smaller, the head is a speck
+            painter.setPen(_NO_PEN)
+            painter.setBrush(colour)
+            painter.drawPath(self._head)
+        fade = lod_.edge_label_opacity(lod) if self.label else 0.0
+        if fade > 0.0:
+            painter.setOpacity(painter.opacity() * fade)
             base = pal.color(pal.ColorRole.Base)
             painter.setPen(QPen(style.mix(colour, base, 0.4), 1.0))
             painter.setBrush(QColor(base.red(), base.green(), base.blue(), 230))
             painter.drawRoundedRect(self._label_rect, 4, 4)
             painter.setFont(style.font(7.5))
             painter.setPen(style.dim_text_color(pal) if not self.isSelected() else colour)
-            painter.drawText(self._label_rect, Qt.AlignmentFlag.AlignCenter, self.label)
+            painter.drawText(self._label_rect, _CENTRE, self.label)
 
 
-def _arrow_head(painter: QPainter, path: QPainterPath, colour: QColor) -> None:
-    """A small filled triangle where the curve enters its target (data flows this way)."""
-    if path.length() < _ARROW * 2:
-        return
-    tip = path.pointAtPercent(1.0)
-    back = path.pointAtPercent(path.percentAtLength(path.length() - _ARROW))
-    dx, dy = tip.x() - back.x(), tip.y() - back.y()
-    norm = max((dx * dx + dy * dy) ** 0.5, 1e-6)
-    ux, uy = dx / norm, dy / norm
+def arrow_head(end: QPointF, direction: str) -> QPainterPath:
+    """A small triangle whose tip is `end`, pointing along the flow: every route enters
+    its target straight down ("down") or straight right ("right")."""
     half = _ARROW * 0.55
-    head = QPainterPath(tip)
-    head.lineTo(back.x() - uy * half, back.y() + ux * half)
-    head.lineTo(back.x() + uy * half, back.y() - ux * half)
+    head = QPainterPath(end)
+    if direction == "right":
+        head.lineTo(end.x() - _ARROW, end.y() - half)
+        head.lineTo(end.x() - _ARROW, end.y() + half)
+    else:
+        head.lineTo(end.x() - half, end.y() - _ARROW)
+        head.lineTo(end.x() + half, end.y() - _ARROW)
     head.closeSubpath()
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(colour)
-    painter.drawPath(head)
+    return head
 
 
 class WireItem(QGraphicsPathItem):
@@ -211,4 +291,10 @@ class WireItem(QGraphicsPathItem):
         self.setPen(pen)
 
     def set_ends(self, start: QPointF, end: QPointF) -> None:
-        self.setPath(curve(start, end))
+        self.setPath(curve(start, end, direction=_scene_direction(self)))
+
+
+def _scene_direction(item: QGraphicsItem) -> str:
+    """The flow direction of the graph the item's scene shows ("down" when unknown)."""
+    graph = getattr(getattr(item.scene(), "document", None), "graph", None)
+    return getattr(graph, "direction", "down")

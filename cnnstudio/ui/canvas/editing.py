@@ -1,4 +1,5 @@
-"""Canvas edits as commands: delete, clipboard, duplicate, drops from the palette.
+"""Canvas edits as commands: delete, clipboard, duplicate, drops from the palette, and
+groups (group, ungroup, fold, unfold, rename, group automatically).
 
 Each function pushes exactly one undo entry (a command, a macro or a snapshot) or
 nothing at all, and returns what the view needs to select afterwards.
@@ -16,13 +17,18 @@ from cnnstudio.core import registry
 from cnnstudio.core.blocks import BLOCKS
 from cnnstudio.core.edits import copy_nodes, duplicate_nodes, insert_block, paste_nodes
 from cnnstudio.core.errors import FormatError, GraphError
+from cnnstudio.core.graph import Graph
 from cnnstudio.ui.canvas.edges import EdgeItem
+from cnnstudio.ui.canvas.group_item import GroupItem
 from cnnstudio.ui.canvas.scene import GraphScene
 from cnnstudio.ui.commands import (
     AddNodeCommand,
     ConnectCommand,
     DisconnectCommand,
+    GroupCommand,
     RemoveNodesCommand,
+    RenameGroupCommand,
+    UngroupCommand,
     push_snapshot,
 )
 from cnnstudio.ui.mime import MIME_NODES
@@ -177,9 +183,128 @@ def drop_block(scene: GraphScene, name: str) -> list[str]:
     def edit(graph):
         if anchor is not None:
             graph.move_node(source, anchor)
-        return insert_block(graph, block, source, channels)
+        return insert_block(graph, block, source, channels, name)
 
     try:
         return push_snapshot(doc, f"Insert {name}", edit)
     except GraphError:
         return []
+
+
+# ---- groups ------------------------------------------------------------------------------
+
+
+def group_members(graph: Graph, node_ids: list[str]) -> list[str]:
+    """What a new group of these nodes holds: the nodes and blocks directly under the
+    innermost group holding them all. A block cannot be split: one partly selected joins
+    whole, and a selection that is exactly a block's nodes groups that block."""
+    groups = graph.groups
+    chains = [groups.ancestors(nid) for nid in node_ids]
+    common: list[str] = []
+    for level in zip(*chains, strict=False):
+        if len(set(level)) > 1:
+            break
+        common.append(level[0])
+    chosen = set(node_ids)
+    while common and chosen >= set(groups.nodes(common[-1])):
+        common.pop()  # the whole block is selected: it is a member, not the container
+    depth = len(common)
+    return list(dict.fromkeys(chain[depth] if len(chain) > depth else nid
+                              for nid, chain in zip(node_ids, chains, strict=True)))
+
+
+def default_group_name(graph: Graph) -> str:
+    names = {group.name for group in graph.groups}
+    n = 1
+    while f"Group {n}" in names:
+        n += 1
+    return f"Group {n}"
+
+
+def group_selection(scene: GraphScene, name: str | None = None) -> str | None:
+    """Group the selected nodes (a selected folded card: its whole block) as one undo
+    entry; returns the new group's id, or None when nothing is selected."""
+    node_ids = scene.selected_node_ids()
+    if not node_ids:
+        return None
+    doc = scene.document
+    try:
+        command = GroupCommand(doc, group_members(doc.graph, node_ids),
+                               name if name is not None else default_group_name(doc.graph))
+    except GraphError:
+        return None
+    doc.undo_stack.push(command)
+    scene.flush()
+    return command.group_id
+
+
+def ungroup(scene: GraphScene, group_id: str) -> bool:
+    """Dissolve a group (its members stay, in its parent) as one undo entry."""
+    if group_id not in scene.document.graph.groups:
+        return False
+    scene.document.undo_stack.push(UngroupCommand(scene.document, group_id))
+    scene.flush()
+    return True
+
+
+def set_folded(scene: GraphScene, group_ids: list[str], folded: bool) -> bool:
+    """Fold or unfold these groups as one undo entry; False when none of them changes."""
+    return scene.set_folded(group_ids, folded)
+
+
+def reveal(scene: GraphScene, node_id: str) -> None:
+    """Unfold (one undo entry) every folded group hiding `node_id`, so its card shows."""
+    groups = scene.document.graph.groups
+    if node_id in scene.document.graph:
+        set_folded(scene, [g for g in groups.ancestors(node_id) if groups.get(g).collapsed],
+                   False)
+
+
+def rename(scene: GraphScene, group_id: str, name: str) -> bool:
+    """Rename a group (one undo entry); False when the name is unchanged. Raises
+    GraphError for a name that cannot be one (empty, too long)."""
+    groups = scene.document.graph.groups
+    if group_id not in groups or name.strip() == groups.get(group_id).name:
+        return False
+    scene.document.undo_stack.push(RenameGroupCommand(scene.document, group_id, name))
+    return True
+
+
+def auto_group(scene: GraphScene) -> list[str]:
+    """Group the repeated structure of the ungrouped nodes (residual and inception blocks,
+    the stages made of them) as one undo entry; returns the new group ids ([] and no
+    entry when nothing is found)."""
+    from cnnstudio.core import grouping
+
+    doc = scene.document
+    if not grouping.detect_groups(doc.graph):
+        return []
+    return push_snapshot(doc, "Group automatically", grouping.auto_group)
+
+
+def target_groups(scene: GraphScene) -> list[str]:
+    """The groups the Edit menu's Ungroup, Fold and Rename act on: the selected folded
+    cards, else the innermost group holding every selected node."""
+    cards = [i.group_id for i in scene.selectedItems() if isinstance(i, GroupItem)]
+    if cards:
+        return cards
+    node_ids = scene.selected_node_ids()
+    if not node_ids:
+        return []
+    groups = scene.document.graph.groups
+    common: str | None = None
+    for level in zip(*(groups.ancestors(nid) for nid in node_ids), strict=False):
+        if len(set(level)) > 1:
+            break
+        common = level[0]
+    return [common] if common is not None else []
+
+
+def toggle_fold(scene: GraphScene) -> bool:
+    """Unfold the selected folded cards, else fold the block holding the selection."""
+    targets = target_groups(scene)
+    groups = scene.document.graph.groups
+    folded = [g for g in targets if groups.get(g).collapsed]
+    if folded:
+        return set_folded(scene, folded, False)
+    return set_folded(scene, targets, True)

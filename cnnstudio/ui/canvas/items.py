@@ -7,10 +7,11 @@ it by hand only moves the picture until the view commits the drag as one command
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPalette, QPen
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsSceneHoverEvent,
@@ -19,14 +20,16 @@ from PySide6.QtWidgets import (
 )
 
 from cnnstudio.core import registry
+from cnnstudio.ui.canvas import lod as lod_
 from cnnstudio.ui.canvas import style
+from cnnstudio.ui.canvas.ports import IN_PORT, OUT_PORT, Ports
 
 if TYPE_CHECKING:
     from cnnstudio.ui.canvas.scene import GraphScene
 
 NODE_TYPE = QGraphicsItem.UserType + 1
 
-IN_PORT, OUT_PORT = "in", "out"
+__all__ = ["IN_PORT", "NODE_TYPE", "OUT_PORT", "NodeItem", "fit_id", "fit_title"]
 
 _W, _H = style.NODE_WIDTH, style.NODE_HEIGHT
 _RECT = QRectF(-_W / 2, -_H / 2, _W, _H)
@@ -64,6 +67,42 @@ def fit_id(node_id: str, width: float) -> tuple[QFont, str]:
     return id_font, metrics.elidedText(node_id, Qt.TextElideMode.ElideMiddle, width)
 
 
+_NO_PEN = Qt.PenStyle.NoPen  # enum lookups cost ~2 µs each, in a paint run 1,000 times
+
+
+@functools.cache
+def _accent_bar() -> QPainterPath:
+    """The category accent: a bar along the card's left edge, clipped to its rounding."""
+    card = QPainterPath()
+    card.addRoundedRect(_RECT.adjusted(0.6, 0.6, -0.6, -0.6), style.NODE_RADIUS - 0.6,
+                        style.NODE_RADIUS - 0.6)
+    strip = QPainterPath()
+    strip.addRect(QRectF(_RECT.left(), _RECT.top(), style.ACCENT_WIDTH, _H))
+    return card.intersected(strip)
+
+
+_COLOURS: dict[tuple[str, int, str], tuple[QColor, QColor, QColor, QColor]] = {}
+# Zoomed out the body takes more of the accent: the colours carry the structure.
+_ACCENT_SHARE = {lod_.FULL: 0.0, lod_.LABEL: 0.45, lod_.BLOCK: 0.8}
+
+
+def _card_colours(category: str, pal: QPalette,
+                  level: str) -> tuple[QColor, QColor, QColor, QColor]:
+    """Accent, body, rim and label colour of a card: mixed once per palette and level
+    (a zoom step repaints every card; mixing them each time cost a fifth of the paint)."""
+    key = (category, pal.cacheKey(), level)
+    found = _COLOURS.get(key)
+    if found is None:
+        accent = style.category_color(category)
+        body = style.mix(style.body_color(category, pal), accent, _ACCENT_SHARE[level])
+        label = lod_.on_colour(body) if level == lod_.BLOCK else style.text_color(pal)
+        found = (accent, body, style.border_color(category, pal), label)
+        if len(_COLOURS) > 512:  # palettes come and go (theme switches): stay small
+            _COLOURS.clear()
+        _COLOURS[key] = found
+    return found
+
+
 class NodeItem(QGraphicsItem):
     """One node of the graph, drawn as a card: id and output shape, then type and params."""
 
@@ -78,17 +117,20 @@ class NodeItem(QGraphicsItem):
         self.shape_text = ""
         self.severity: str | None = None  # "error" | "warning" | None
         self.messages: list[str] = []
-        self.input_count = 0
-        self.output_count = 0
+        self.ports = Ports(_W, _H, merge=layer.max_inputs is None,
+                           has_input=layer.max_inputs != 0, bar_always=True)
         self.hover_port: str | None = None
         self.connect_state: str | None = None  # "valid" | "invalid" while a wire hovers
+        self.painted_lod = 1.0  # the zoom of the last paint (the marker's fallback)
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
                       | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
                       | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
         self.setAcceptHoverEvents(True)
         # Each card is rendered once into a pixmap and blitted: 300 nodes stay smooth.
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        lod_.ensure_pixmap_cache()
         self.setZValue(1)
+        self.marker: lod_.ScreenMarker | None = None  # made when first needed
         self._update_tooltip()
 
     def type(self) -> int:  # noqa: A003 - Qt's name
@@ -98,11 +140,23 @@ class NodeItem(QGraphicsItem):
 
     @property
     def has_input_port(self) -> bool:
-        return self.max_inputs != 0
+        return self.ports.has_input
 
     @property
     def is_merge(self) -> bool:
-        return self.max_inputs is None
+        return self.ports.merge
+
+    @property
+    def input_count(self) -> int:
+        return self.ports.input_count
+
+    @property
+    def output_count(self) -> int:
+        return self.ports.output_count
+
+    @property
+    def direction(self) -> str:
+        return self.ports.direction
 
     @property
     def title(self) -> str:
@@ -118,6 +172,7 @@ class NodeItem(QGraphicsItem):
     def set_problems(self, severity: str | None, messages: list[str]) -> None:
         if (severity, messages) != (self.severity, self.messages):
             self.severity, self.messages = severity, list(messages)
+            lod_.ScreenMarker.follow(self, self.isSelected())
             self._update_tooltip()
             self.update()
 
@@ -127,19 +182,28 @@ class NodeItem(QGraphicsItem):
         self.update()
 
     def set_input_count(self, count: int) -> None:
-        if count != self.input_count:
-            self.input_count = count
+        if count != self.ports.input_count:
+            self.ports.input_count = count
             self.update()
 
     def set_output_count(self, count: int) -> None:
-        if count != self.output_count:
-            self.output_count = count
+        if count != self.ports.output_count:
+            self.ports.output_count = count
+            self.update()
+
+    def set_direction(self, direction: str) -> None:
+        """"down": input port on top, output below; "right": input left, output right."""
+        if self.ports.set_direction(direction):
             self.update()
 
     def set_connect_state(self, state: str | None) -> None:
         if state != self.connect_state:
             self.connect_state = state
             self.update()
+
+    def marker_state(self) -> tuple[bool, str | None]:
+        """What the far-zoom marker must show: selected, and the problem severity."""
+        return self.isSelected(), self.severity
 
     def tooltip_text(self) -> str:
         """What the card's tooltip says: id, type, output shape and any problems."""
@@ -171,27 +235,18 @@ class NodeItem(QGraphicsItem):
 
     def input_anchor(self, index: int, count: int) -> QPointF:
         """Where input `index` of `count` meets the card (merge inputs spread out, in order)."""
-        y = -_H / 2
-        if count <= 1 or not self.is_merge:
-            return QPointF(0.0, y)
-        span = min(_W - 2 * style.MERGE_PORT_MARGIN, 30.0 * (count - 1))
-        return QPointF(-span / 2 + span * index / (count - 1), y)
+        return self.ports.input_anchor(index, count)
+
+    def input_tip(self, index: int, count: int) -> QPointF:
+        """Where an edge into input `index` of `count` ends (the port's outer rim)."""
+        return self.ports.input_tip(index, count)
 
     def output_anchor(self) -> QPointF:
-        return QPointF(0.0, _H / 2)
+        return self.ports.output_anchor()
 
     def port_at(self, scene_pos: QPointF) -> str | None:
         """IN_PORT / OUT_PORT if `scene_pos` is on one of the ports, else None."""
-        p = self.mapFromScene(scene_pos)
-        hit = style.PORT_HIT_RADIUS
-        out = self.output_anchor()
-        if abs(p.x() - out.x()) <= hit and abs(p.y() - out.y()) <= hit:
-            return OUT_PORT
-        if self.has_input_port and abs(p.y() + _H / 2) <= hit:
-            half = (_W / 2 - style.MERGE_PORT_MARGIN) if self.is_merge else 0.0
-            if abs(p.x()) <= half + hit:
-                return IN_PORT
-        return None
+        return self.ports.port_at(self.mapFromScene(scene_pos))
 
     def hoverMoveEvent(self, event: QGraphicsSceneHoverEvent) -> None:
         port = self.port_at(event.scenePos())
@@ -215,64 +270,69 @@ class NodeItem(QGraphicsItem):
     def shape(self) -> QPainterPath:
         path = QPainterPath()
         r = style.PORT_RADIUS + 2
-        path.addRoundedRect(_RECT.adjusted(0, -r, 0, r), style.NODE_RADIUS, style.NODE_RADIUS)
+        if self.ports.direction == "right":
+            path.addRoundedRect(_RECT.adjusted(-r, 0, r, 0), style.NODE_RADIUS,
+                                style.NODE_RADIUS)
+        else:
+            path.addRoundedRect(_RECT.adjusted(0, -r, 0, r), style.NODE_RADIUS,
+                                style.NODE_RADIUS)
         return path
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: object) -> object:
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
             scene: GraphScene | None = self.scene()  # type: ignore[assignment]
-            if scene is not None:
-                scene.node_item_moved(self)
+            moved = getattr(scene, "node_item_moved", None)  # a plain scene has no edges
+            if moved is not None:
+                moved(self)
+        elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+            lod_.ScreenMarker.follow(self, bool(value))
         return super().itemChange(change, value)
+
+    def card_text(self, lod: float) -> lod_.CardText:
+        """What the card shows at zoom `lod` (see lod.card_text_at)."""
+        return lod_.card_text_at(lod, self.type_name, lod_.short_name(self.type_name), _W, _H)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
         pal = widget.palette() if widget is not None else style.palette()
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        self.painted_lod = lod
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        accent = style.category_color(self.category)
-        selected = self.isSelected()
+        text = self.card_text(lod)
+        accent, body, rim, label_colour = _card_colours(self.category, pal, text.level)
 
-        if selected:  # a halo outside the border keeps the problem colour visible
-            painter.setPen(QPen(style.highlight_color(pal), 3.0))
+        if self.isSelected() and not lod_.marker_needed(lod):
+            # A halo outside the border keeps the problem colour visible.
+            painter.setPen(lod_.halo_pen(style.highlight_color(pal), lod))
             painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(_RECT.adjusted(-4, -4, 4, 4), style.NODE_RADIUS + 3,
+            painter.drawRoundedRect(lod_.halo_rect(_RECT, lod), style.NODE_RADIUS + 3,
                                     style.NODE_RADIUS + 3)
 
-        border, width, dash = style.border_color(self.category, pal), 1.2, False
-        if self.connect_state == "valid":
-            border, width = style.VALID_COLOR, 3.0
-        elif self.connect_state == "invalid":
-            border, width = style.INVALID_COLOR, 3.0
-        elif self.severity == "error":
-            border, width = style.ERROR_COLOR, 2.6
-        elif self.severity == "warning":
-            border, width, dash = style.WARNING_COLOR, 2.4, True
-        pen = QPen(border, width)
-        if dash:
-            pen.setStyle(Qt.PenStyle.DashLine)
+        if self.connect_state in ("valid", "invalid"):
+            colour = style.VALID_COLOR if self.connect_state == "valid" else style.INVALID_COLOR
+            pen, outline = QPen(colour, 3.0), _RECT
+        else:
+            pen = lod_.problem_pen(self.severity, rim, lod)
+            outline = lod_.problem_rect(_RECT, self.severity, lod)
         painter.setPen(pen)
-        body = style.body_color(self.category, pal)
-        if lod < style.LOD_TEXT:  # zoomed far out: the colours carry the structure
-            body = style.mix(body, accent, 0.45)
         painter.setBrush(body)
-        painter.drawRoundedRect(_RECT, style.NODE_RADIUS, style.NODE_RADIUS)
+        painter.drawRoundedRect(outline, style.NODE_RADIUS, style.NODE_RADIUS)
 
-        # The category accent: a bar along the left edge, clipped to the rounded card.
-        bar = QPainterPath()
-        bar.addRoundedRect(_RECT.adjusted(0.6, 0.6, -0.6, -0.6), style.NODE_RADIUS - 0.6,
-                           style.NODE_RADIUS - 0.6)
-        strip = QPainterPath()
-        strip.addRect(QRectF(_RECT.left(), _RECT.top(), style.ACCENT_WIDTH, _H))
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(accent)
-        painter.drawPath(bar.intersected(strip))
+        if text.level != lod_.BLOCK:
+            painter.setPen(_NO_PEN)
+            painter.setBrush(accent)
+            painter.drawPath(_accent_bar())
 
-        if lod >= style.LOD_TEXT:
+        if text.level == lod_.FULL:
             self._paint_texts(painter, pal)
-        self._paint_ports(painter, pal, accent)
+        else:
+            label_rect = _RECT.adjusted(style.ACCENT_WIDTH if text.level == lod_.LABEL else 0,
+                                        0, 0, 0)
+            lod_.paint_label(painter, label_rect, text, label_colour)
+        if lod >= 0.35:  # smaller ports are noise
+            self.ports.paint(painter, pal, accent, rim, self.hover_port)
 
-    def _paint_texts(self, painter: QPainter, pal) -> None:
+    def _paint_texts(self, painter: QPainter, pal: QPalette) -> None:
         left = _RECT.left() + style.ACCENT_WIDTH + _PAD - 2
         inner = _RECT.right() - _PAD - left
         top_line = QRectF(left, _RECT.top() + 4, inner, _H / 2 - 4)
@@ -300,24 +360,3 @@ class NodeItem(QGraphicsItem):
         painter.setFont(title_font)
         painter.drawText(bottom_line, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                          title)
-
-    def _paint_ports(self, painter: QPainter, pal, accent: QColor) -> None:
-        base = pal.color(pal.ColorRole.Base)
-        rim = style.border_color(self.category, pal)
-        r = style.PORT_RADIUS
-        for port in (IN_PORT, OUT_PORT):
-            if port == IN_PORT and not self.has_input_port:
-                continue
-            hovered = self.hover_port == port
-            painter.setPen(QPen(style.highlight_color(pal) if hovered else rim, 1.6))
-            connected = (self.output_count if port == OUT_PORT else self.input_count) > 0
-            painter.setBrush(QBrush(accent if connected or hovered else base))
-            grow = 1.5 if hovered else 0.0
-            if port == IN_PORT and self.is_merge:
-                half = _W / 2 - style.MERGE_PORT_MARGIN
-                painter.drawRoundedRect(QRectF(-half - r, -_H / 2 - r - grow, 2 * (half + r),
-                                               2 * (r + grow)), r + grow, r + grow)
-            else:
-                centre = QPointF(0, -_H / 2) if port == IN_PORT else self.output_anchor()
-                painter.drawEllipse(centre, r + grow, r + grow)
-

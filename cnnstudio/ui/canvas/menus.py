@@ -1,26 +1,67 @@
-"""Context menus of the canvas: on a node, on an edge, on the empty canvas."""
+"""Context menus of the canvas: on a node, on a folded block's card, on a block's frame
+title, on an edge, on the empty canvas."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QMessageBox, QWidget
 
+from cnnstudio.core.errors import GraphError
 from cnnstudio.ui.canvas import editing
 
 if TYPE_CHECKING:
+    from cnnstudio.ui.canvas.scene import GraphScene
     from cnnstudio.ui.canvas.view import GraphView
 
 
+def rename_block(parent: QWidget, scene: GraphScene, group_id: str) -> bool:
+    """Ask for a block's new name and rename it (one undo entry); False if cancelled or
+    unchanged. A name that cannot be one is explained and nothing changes."""
+    groups = scene.document.graph.groups
+    if group_id not in groups:
+        return False
+    name, ok = QInputDialog.getText(parent, "Rename Block", "Block name:",
+                                    QLineEdit.EchoMode.Normal, groups.get(group_id).name)
+    if not ok:
+        return False
+    try:
+        return editing.rename(scene, group_id, name)
+    except GraphError as err:
+        QMessageBox.warning(parent, "Rename Block", f"Cannot rename the block: {err.message}.")
+        return False
+
+
+def _add_block_actions(menu: QMenu, view: GraphView, group_id: str, folded: bool) -> None:
+    scene = view.graph_scene
+    if folded:
+        menu.addAction("Unfold block", lambda: editing.set_folded(scene, [group_id], False))
+    else:
+        menu.addAction("Fold block", lambda: editing.set_folded(scene, [group_id], True))
+    menu.addAction("Rename block…", lambda: rename_block(view, scene, group_id))
+    menu.addAction("Ungroup", lambda: editing.ungroup(scene, group_id))
+
+
 def build_context_menu(view: GraphView, scene_pos: QPointF) -> QMenu:
-    """The menu for what is under `scene_pos`; a node under it becomes the selection
-    (unless it is part of it already, so a group can be acted on)."""
+    """The menu for what is under `scene_pos`; a node or card under it becomes the
+    selection (unless it is part of it already, so a group can be acted on)."""
     scene = view.graph_scene
     menu = QMenu(view)
-    node = scene.node_at(scene_pos)
-    edge = scene.edge_at(scene_pos) if node is None else None
-    if node is not None:
+    card = scene.card_at(scene_pos)
+    node = scene.node_at(scene_pos) if card is None else None
+    frame = scene.frame_at(scene_pos) if card is None and node is None else None
+    edge = scene.edge_at(scene_pos) if card is None and node is None and frame is None \
+        else None
+    if card is not None:
+        if not card.isSelected():
+            scene.select_nodes(scene.document.graph.groups.nodes(card.group_id))
+        _add_block_actions(menu, view, card.group_id, folded=True)
+        menu.addSeparator()
+        menu.addAction("Group", lambda: editing.group_selection(scene))
+        menu.addAction("Delete", view.delete_selection)
+        menu.addAction("Duplicate", view.duplicate_selection)
+    elif node is not None:
         if not node.isSelected():
             scene.select_nodes([node.node_id])
         node_id = node.node_id
@@ -29,6 +70,13 @@ def build_context_menu(view: GraphView, scene_pos: QPointF) -> QMenu:
         action = menu.addAction("Disconnect inputs",
                                 lambda: editing.disconnect_inputs(scene, node_id))
         action.setEnabled(bool(scene.edges_into(node_id)))
+        menu.addSeparator()
+        menu.addAction("Group", lambda: editing.group_selection(scene))
+        group_id = scene.document.graph.node(node_id).group
+        if group_id in scene.document.graph.groups:
+            _add_block_actions(menu, view, group_id, folded=False)
+    elif frame is not None:
+        _add_block_actions(menu, view, frame.group_id, folded=False)
     elif edge is not None:
         key = edge.key
 
@@ -41,4 +89,5 @@ def build_context_menu(view: GraphView, scene_pos: QPointF) -> QMenu:
         menu.addAction("Select all", view.select_all)
         menu.addAction("Auto layout", view.auto_layout)
         menu.addAction("Fit all", view.fit_all)
+        menu.addAction("Group automatically", lambda: editing.auto_group(scene))
     return menu

@@ -1,48 +1,76 @@
-"""The scene: a mirror of `document.graph`, one NodeItem per node, one EdgeItem per input.
+"""The scene: a mirror of `document.graph`, one NodeItem per node, one EdgeItem per input,
+a card per folded group and a frame around each unfolded one (`group_sync.py`).
 
 It listens to the document (graph events update single items; a reset is diffed
 against the items, so undoing a paste keeps the rest of the picture) and changes the
-graph only through commands: a drag of nodes becomes one MoveNodesCommand on release.
-Captions, shapes and problem colours follow `inference_invalidated`, coalesced into one
-refresh per event-loop turn, so a 50-node delete re-infers once, not 50 times.
+graph only through commands: a drag of nodes (or of folded cards) becomes one
+MoveNodesCommand on release. Captions, shapes and problem colours follow
+`inference_invalidated`, coalesced into one refresh per event-loop turn, so a 50-node
+delete re-infers once, not 50 times. Group changes and bulk moves are likewise applied
+once per turn (`flush`), so folding a block that shifts 500 nodes routes each edge once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from PySide6.QtCore import QObject, QPointF, QRectF
-from PySide6.QtGui import QPainterPath, QPainterPathStroker
-from PySide6.QtWidgets import QGraphicsScene, QGraphicsSceneMouseEvent
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene
 
 from cnnstudio.core.layer_type import fmt_shape
 from cnnstudio.core.layout import COLUMN_WIDTH, ROW_HEIGHT, layered_positions
-from cnnstudio.core.shapes import ERROR
+from cnnstudio.core.shapes import ERROR, Inference
 from cnnstudio.ui.canvas import style
-from cnnstudio.ui.canvas.edges import DETOUR_DROP, DETOUR_RISE, EdgeItem, curve
+from cnnstudio.ui.canvas.edges import EdgeItem
+from cnnstudio.ui.canvas.group_item import GroupFrame, GroupItem
+from cnnstudio.ui.canvas.group_sync import GroupSync
+from cnnstudio.ui.canvas.interaction import SceneInteraction
 from cnnstudio.ui.canvas.items import NodeItem
-from cnnstudio.ui.commands import MoveNodesCommand
+from cnnstudio.ui.canvas.routing import EdgeRouter
 from cnnstudio.ui.document import Document, deferred
 
+# While many items are added or moved at once the scene rect is pinned to this: a growing
+# scene rect makes Qt rebuild its item index query by query (0.6 s to open 1,000 nodes).
+_BULK_RECT = QRectF(-1e7, -1e7, 2e7, 2e7)
 
-class GraphScene(QGraphicsScene):
-    """Items mirroring one document's graph."""
+
+class GraphScene(SceneInteraction, QGraphicsScene):
+    """Items mirroring one document's graph (selection and mouse: `SceneInteraction`)."""
 
     def __init__(self, document: Document, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.document = document
+        self.direction = "down"
         self._nodes: dict[str, NodeItem] = {}
         self._inputs: dict[str, list[EdgeItem]] = {}  # target → its input edges, by index
         self._outputs: dict[str, list[EdgeItem]] = {}  # source → edges leaving it
-        self._bulk = False  # while diffing a reset: edges are routed once at the end
+        self._bulk = False  # while many items move at once: edges are routed once at the end
         self._selecting = False  # while mirroring the document's selection
         self._skip_inference = False
         self._press_positions: dict[str, QPointF] = {}
+        self._inference: Inference | None = None  # what the items show now
+        self.groups = GroupSync(self)
+        self.router = EdgeRouter(self)
+        # Work left for `flush`: a group rebuild, edges to route, frames to fit.
+        self._regroup = False
+        self._reroute: set[EdgeItem] = set()
+        self._refit: set[str] = set()
+        self._shown_before: set[QGraphicsItem] = set()  # cards shown before the first of them
+        # Items moved in bulk this turn, by how much: edges whose whole neighbourhood moved
+        # by one offset are shifted rather than routed again (`EdgeRouter.translate`).
+        self._shifted: dict[QGraphicsItem, tuple[float, float]] = {}
         self._refresh_timer = deferred(self, self.refresh_inference)
+        self._flush_timer = deferred(self, self.flush)
         document.node_added.connect(self._add_node)
         document.node_removed.connect(self._drop_node_item)
         document.node_moved.connect(self._move_node)
+        document.nodes_moved.connect(self._move_nodes)
         document.node_renamed.connect(self._rename)
         document.edge_added.connect(self._edge_changed)
         document.edge_removed.connect(self._edge_changed)
+        for signal in (document.group_added, document.group_removed, document.group_changed):
+            signal.connect(self._group_changed)
         document.graph_reset.connect(self.sync_all)
         document.inference_invalidated.connect(self._on_inference_invalidated)
         document.selection_changed.connect(self._on_document_selection)
@@ -53,12 +81,45 @@ class GraphScene(QGraphicsScene):
     # ---- looking things up --------------------------------------------------------------
 
     def item_for(self, node_id: str) -> NodeItem | None:
-        """The item showing node `node_id`, if any."""
+        """The item showing node `node_id`, if any (hidden while a folded block holds it)."""
         return self._nodes.get(node_id)
 
     def node_items(self) -> list[NodeItem]:
-        """Every node item (one per graph node)."""
+        """Every node item (one per graph node, shown or not)."""
         return list(self._nodes.values())
+
+    def node_id_items(self) -> Iterator[tuple[str, NodeItem]]:
+        return iter(self._nodes.items())
+
+    def group_item_for(self, group_id: str) -> GroupItem | None:
+        """The card of folded group `group_id`, when it is shown."""
+        self.flush()
+        return self.groups.cards.get(group_id)
+
+    def frame_for(self, group_id: str) -> GroupFrame | None:
+        """The frame around unfolded group `group_id`, when it is shown."""
+        self.flush()
+        return self.groups.frames.get(group_id)
+
+    def visible_items(self) -> list[QGraphicsItem]:
+        """The cards shown now: node items and folded groups' cards."""
+        self.flush()
+        return self.cards_as_drawn()
+
+    def cards_as_drawn(self) -> list[QGraphicsItem]:
+        """The visible node items and cards as they stand, changes of this turn not yet
+        applied (`visible_items` applies them first)."""
+        return [*(i for i in self._nodes.values() if i.isVisible()),
+                *self.groups.cards.values()]
+
+    def content_rect(self) -> QRectF:
+        """The united scene rect of the visible cards and frames."""
+        rect = QRectF()
+        for item in self.visible_items():
+            rect = rect.united(item.sceneBoundingRect())
+        for frame in self.groups.frames.values():
+            rect = rect.united(frame.sceneBoundingRect())
+        return rect
 
     def edge_items(self) -> list[EdgeItem]:
         """Every edge item, grouped by target in graph order."""
@@ -68,38 +129,91 @@ class GraphScene(QGraphicsScene):
         """The edge items feeding `node_id`, by input index."""
         return list(self._inputs.get(node_id, ()))
 
+    def edges_leaving(self, item: QGraphicsItem) -> list[EdgeItem]:
+        """The visible edges drawn out of a node item or a card."""
+        if isinstance(item, GroupItem):
+            return [e for e in self.groups.card_edges.get(item.group_id, ())
+                    if self.groups.ends[e][0] == item.group_id]
+        return [e for e in self._outputs.get(item.node_id, ()) if e.isVisible()]
+
+    def edge_ends(self, edge: EdgeItem) -> tuple[QGraphicsItem, QGraphicsItem, int, int] | None:
+        """(source item, target item, input slot, slot count) where `edge` is drawn; None
+        when it is hidden inside a folded block."""
+        if not edge.isVisible():
+            return None
+        ends = self.groups.ends.get(edge)
+        if ends is None:
+            source_id, target_id = self.groups.shown_id(edge.source), \
+                self.groups.shown_id(edge.target)
+            if source_id == target_id:
+                return None
+            slot, count = edge.index, len(self._inputs.get(edge.target, ()))
+        else:
+            source_id, target_id, slot, count = ends
+        source, target = self.groups.item(source_id), self.groups.item(target_id)
+        if source is None or target is None:
+            return None
+        return source, target, slot, count
+
     def node_at(self, scene_pos: QPointF, exclude: NodeItem | None = None) -> NodeItem | None:
         """The topmost node item under `scene_pos` (ports count as part of the node)."""
         for item in self.items(scene_pos):
-            if isinstance(item, NodeItem) and item is not exclude:
+            if isinstance(item, NodeItem) and item is not exclude and item.isVisible():
+                return item
+        return None
+
+    def card_at(self, scene_pos: QPointF) -> GroupItem | None:
+        """The folded group's card under `scene_pos`."""
+        for item in self.items(scene_pos):
+            if isinstance(item, GroupItem):
+                return item
+        return None
+
+    def frame_at(self, scene_pos: QPointF) -> GroupFrame | None:
+        """The unfolded group whose frame's title tab is under `scene_pos`."""
+        for item in self.items(scene_pos):
+            if isinstance(item, GroupFrame) and item.tab_at(scene_pos):
                 return item
         return None
 
     def edge_at(self, scene_pos: QPointF) -> EdgeItem | None:
-        """The edge under `scene_pos`, unless a node covers it there."""
+        """The edge under `scene_pos`, unless a card covers it there."""
         for item in self.items(scene_pos):
-            if isinstance(item, NodeItem):
+            if isinstance(item, (NodeItem, GroupItem)) and item.isVisible():
                 return None
-            if isinstance(item, EdgeItem):
+            if isinstance(item, EdgeItem) and item.isVisible():
                 return item
         return None
 
-    def selected_node_ids(self) -> list[str]:
-        """Selected nodes, in graph order."""
-        chosen = {i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)}
-        return [nid for nid in self.document.graph.ids if nid in chosen]
+    def input_count(self, node_id: str) -> int:
+        return len(self._inputs.get(node_id, ()))
 
-    def selected_edges(self) -> list[EdgeItem]:
-        """Selected edge items (a Delete disconnects them)."""
-        return [i for i in self.selectedItems() if isinstance(i, EdgeItem)]
+    def shown_inference(self) -> Inference | None:
+        """The inference the items show (group and move events leave it valid); None
+        before the first refresh."""
+        return self._inference
 
     # ---- mirroring the graph ------------------------------------------------------------
+
+    @contextmanager
+    def _bulk_change(self) -> Iterator[None]:
+        """Many items change at once: no routing per item, Qt's index left alone."""
+        if self._bulk:  # already inside one
+            yield
+            return
+        self._bulk = True
+        self.router.invalidate()  # positions and visibility change unseen by it
+        self.setSceneRect(_BULK_RECT)
+        try:
+            yield
+        finally:
+            self._bulk = False
+            self.setSceneRect(QRectF())  # back to growing with the items
 
     def sync_all(self) -> None:
         """Match the items to the whole graph: reuse, create and drop items as needed."""
         graph = self.document.graph
-        self._bulk = True
-        try:
+        with self._bulk_change():
             stale = dict(self._nodes)
             layered: dict[str, tuple[float, float]] | None = None
             for node in graph:
@@ -119,31 +233,114 @@ class GraphScene(QGraphicsScene):
                 self._drop_node_item(node_id)
             for node in graph:
                 self._sync_inputs(node.id)
-        finally:
-            self._bulk = False
-        for edges in self._inputs.values():
-            for edge in edges:
-                self._route(edge)
+            if graph.direction != self.direction:
+                self._set_direction(graph.direction)
+            self.groups.rebuild()
+            self.router.invalidate()
+            self._regroup, self._refit, self._reroute, self._shifted = False, set(), set(), {}
+            for edges in self._inputs.values():
+                for edge in edges:
+                    self.router.route(edge)
         self._schedule_refresh()
+
+    def _set_direction(self, direction: str) -> None:
+        self.direction = direction
+        for item in [*self._nodes.values(), *self.groups.cards.values(), *self.edge_items()]:
+            item.set_direction(direction)
 
     def _add_node(self, node_id: str) -> None:
         node = self.document.graph.node(node_id)
         item = self._make_node_item(node.id, node.type)
+        if node.group is not None:  # e.g. a delete undone inside a folded block
+            shown = self.document.graph.groups.shown_as(node_id)
+            if shown != node_id:
+                self.groups.shown[node_id] = shown
+                item.setVisible(False)
+            self._regroup_later()
         item.setPos(QPointF(*node.pos) if node.pos is not None else self._free_spot(node.id))
+        self.router.item_added(item)
         self._sync_inputs(node.id)
 
     def _edge_changed(self, _source: str, target: str, _index: int) -> None:
         self._sync_inputs(target)
+        if self.groups.cards:  # an edge into a card may now join or leave a duplicate
+            self._regroup_later()
 
     def _move_node(self, node_id: str) -> None:
         self._skip_inference = True  # a move changes no shape: ignore its invalidation
         node = self.document.graph.node(node_id)
         item = self._nodes.get(node.id)
         if item is not None and node.pos is not None:
+            self._shifted.pop(item, None)
             item.setPos(QPointF(*node.pos))
+        if node.group is not None:  # its frame, or its folded block's card
+            self._regroup_later()
+
+    def _move_nodes(self, node_ids: list) -> None:
+        """Many nodes moved in one event (folding a block, a dragged card): place them
+        now; the edges they touch are routed once, in `flush`."""
+        self._skip_inference = True
+        graph = self.document.graph
+        if not self._shifted:
+            self._shown_before = set(self.cards_as_drawn())
+        with self._bulk_change():
+            for node_id in node_ids:
+                item = self._nodes.get(node_id)
+                pos = graph.node(node_id).pos
+                if item is not None and pos is not None and (item.x(), item.y()) != pos:
+                    self._shift(item, pos)
+        self._flush_timer.start()
+
+    def _shift(self, item: NodeItem, pos: tuple[float, float]) -> None:
+        """Place a node moved in bulk, remembering by how much (see `flush`)."""
+        dx, dy = self._shifted.get(item, (0.0, 0.0))
+        self._shifted[item] = (round(dx + pos[0] - item.x(), 6), round(dy + pos[1] - item.y(), 6))
+        item.setPos(QPointF(*pos))
+        for edge in self._inputs.get(item.node_id, ()):
+            self._reroute.update(self._outputs.get(edge.source, ()))  # label sides
+        self._reroute.update(self._outputs.get(item.node_id, ()))
+        if len(self.document.graph.groups):
+            self._regroup = True
+
+    def _group_changed(self, _group_id: str) -> None:
+        self._skip_inference = True  # grouping changes no shape
+        self._regroup_later()
+
+    def _regroup_later(self) -> None:
+        self._regroup = True
+        self._flush_timer.start()
+
+    def flush(self) -> None:
+        """Apply the group changes and bulk moves of this event-loop turn now: cards and
+        frames, hidden nodes and edges, then route each affected edge once."""
+        self._flush_timer.stop()
+        if not (self._regroup or self._reroute or self._refit):
+            return
+        shown_before, self._shown_before = self._shown_before, set()
+        with self._bulk_change():
+            full: set[EdgeItem] = set()
+            if self._regroup:
+                full = self.groups.rebuild()
+                self.router.invalidate()
+                for card, shift in self.groups.card_shifts.items():
+                    self._shifted[card] = shift
+                    self._reroute.update(self.groups.card_edges.get(card.group_id, ()))
+                self._regroup, self._refit = False, set()
+            elif self._refit:
+                refit, self._refit = self._refit, set()
+                self.groups.update_frames(refit)
+            reroute, self._reroute = self._reroute - full, set()
+            shifted, self._shifted = self._shifted, {}
+            full.update(self.router.translate(
+                [e for e in reroute if e.scene() is self], shifted, shown_before))
+            for edge in full:
+                if edge.scene() is self:
+                    self.router.route(edge)
 
     def _make_node_item(self, node_id: str, type_name: str) -> NodeItem:
         item = NodeItem(node_id, type_name)
+        if self.direction != "down":
+            item.set_direction(self.direction)
         self._nodes[node_id] = item
         self._inputs.setdefault(node_id, [])
         self._outputs.setdefault(node_id, [])
@@ -165,11 +362,17 @@ class GraphScene(QGraphicsScene):
         item = self._nodes.pop(node_id, None)
         if item is not None:
             self.removeItem(item)
+            self.router.item_removed(item)
+        self.groups.shown.pop(node_id, None)
+        if len(self.document.graph.groups):  # its block may be empty now, or its frame smaller
+            self._regroup_later()
 
     def _drop_edge(self, edge: EdgeItem) -> None:
         outgoing = self._outputs.get(edge.source)
         if outgoing and edge in outgoing:
             outgoing.remove(edge)
+        self._reroute.discard(edge)
+        self.router.forget(edge)
         if edge.scene() is self:
             self.removeItem(edge)
 
@@ -189,9 +392,14 @@ class GraphScene(QGraphicsScene):
                 keep = next((e for e in old if e.source == source and e not in new), None)
             if keep is None and source in self._nodes:
                 keep = EdgeItem(source, target, index)
+                if self.direction != "down":
+                    keep.set_direction(self.direction)
                 self.addItem(keep)
                 self._outputs.setdefault(source, []).append(keep)
                 keep.set_label(self._nodes[source].shape_text)
+                shown = self.groups.shown_id
+                if shown(source) == shown(target) != target:  # both inside one folded block
+                    keep.setVisible(False)
             if keep is not None:
                 keep.index = index
                 new.append(keep)
@@ -205,7 +413,7 @@ class GraphScene(QGraphicsScene):
                 self._nodes[source].set_output_count(len(self._outputs.get(source, ())))
         if not self._bulk:
             for edge in new:
-                self._route(edge)
+                self.router.route(edge)
 
     def _rename(self, old: str, new: str) -> None:
         item = self._nodes.pop(old, None)
@@ -221,6 +429,10 @@ class GraphScene(QGraphicsScene):
             edge.source = new
         for edge in self._inputs[new] + self._outputs[new]:
             edge.setToolTip(f"{edge.source} → {edge.target}: {edge.label}")
+        if old in self.groups.shown:
+            self.groups.shown[new] = self.groups.shown.pop(old)
+        if len(self.document.graph.groups):
+            self._regroup_later()
 
     def _free_spot(self, node_id: str) -> QPointF:
         """A place for a node that came without a position: under its first input, else
@@ -240,68 +452,34 @@ class GraphScene(QGraphicsScene):
             spot += QPointF(COLUMN_WIDTH, 0)
         return spot
 
-    # ---- edge routing -------------------------------------------------------------------
+    # ---- edges follow their cards -------------------------------------------------------
 
-    def _route(self, edge: EdgeItem) -> None:
-        source, target = self._nodes.get(edge.source), self._nodes.get(edge.target)
-        if source is None or target is None:
-            return
-        count = len(self._inputs.get(edge.target, ()))
-        start = source.mapToScene(source.output_anchor())
-        end = target.mapToScene(target.input_anchor(edge.index, count))
-        edge.set_ends(start, end - QPointF(0, style.PORT_RADIUS), self._bulge(source, target),
-                      self._label_left(source))
-
-    def _label_left(self, source: NodeItem) -> bool:
-        """Shape labels go left of a source's port when all its edges bend right, so the
-        label never sits on a curve (and a fan-out's labels still coincide)."""
-        targets = [self._nodes.get(e.target) for e in self._outputs.get(source.node_id, ())]
-        return bool(targets) and all(t is not None and t.x() > source.x() + 10
-                                     for t in targets)
-
-    def _bulge(self, source: NodeItem, target: NodeItem) -> float | None:
-        """The x an edge detours along when its plain curve would run behind other cards
-        (skip connections, branches that end rows later); None when the curve is clear."""
-        start = source.mapToScene(source.output_anchor())
-        end = target.mapToScene(target.input_anchor(0, 1))
-        if end.y() - start.y() < DETOUR_DROP + DETOUR_RISE + style.NODE_HEIGHT:
-            return None  # adjacent rows: the curve stays in the gap between them
-        stroker = QPainterPathStroker()
-        stroker.setWidth(6.0)
-        hits = self._cards_on(stroker.createStroke(curve(start, end)), source, target)
-        if not hits:
-            return None
-        top, bottom = start.y() + DETOUR_DROP, end.y() - DETOUR_RISE
-        reach = style.NODE_WIDTH / 2 + 36
-        best = None
-        for direction in (1.0, -1.0):
-            xs = [i.x() for i in hits] + [start.x(), end.x()]
-            side = (max(xs) + reach) if direction > 0 else (min(xs) - reach)
-            for _ in range(8):  # step past cards standing on the detour line itself
-                lane = QRectF(side - 12, top, 24, bottom - top)
-                blocking = self._cards_on(lane, source, target)
-                if not blocking:
-                    break
-                xs = [i.x() for i in blocking]
-                side = (max(xs) + reach) if direction > 0 else (min(xs) - reach)
-            cost = abs(side - start.x()) + abs(side - end.x())
-            if best is None or cost < best[0]:
-                best = (cost, side)
-        return best[1] if best else None
-
-    def _cards_on(self, area: QRectF | QPainterPath, *skip: NodeItem) -> list[NodeItem]:
-        return [i for i in self.items(area) if isinstance(i, NodeItem) and i not in skip]
-
-    def node_item_moved(self, item: NodeItem) -> None:
-        """Called by a NodeItem whose position changed: re-route its edges."""
+    def node_item_moved(self, item: NodeItem | GroupItem) -> None:
+        """Called by a node item or card whose position changed: re-route its edges, and
+        fit the frames around it when the drag pauses."""
         if self._bulk:
             return
-        for edge in self._inputs.get(item.node_id, ()):
-            # The source's other edges too: their label side depends on where this node is.
-            for sibling in self._outputs.get(edge.source, ()):
-                self._route(sibling)
-        for edge in self._outputs.get(item.node_id, ()):
-            self._route(edge)
+        self._shifted.pop(item, None)
+        self.router.item_moved(item)
+        graph = self.document.graph
+        if isinstance(item, GroupItem):
+            edges = self.groups.card_edges.get(item.group_id, [])
+            parent = graph.groups.parent_of(item.group_id) \
+                if item.group_id in graph.groups else None
+        else:
+            edges = [*self._inputs.get(item.node_id, ()), *self._outputs.get(item.node_id, ())]
+            parent = graph.node(item.node_id).group if item.node_id in graph else None
+        sources = {self.groups.shown_id(e.source) for e in edges}
+        for source_id in sources:  # their other edges too: the label side depends on us
+            source = self.groups.item(source_id)
+            if source is not None:
+                for edge in self.edges_leaving(source):
+                    self.router.route(edge)
+        for edge in edges:
+            self.router.route(edge)
+        if parent is not None and parent in graph.groups:
+            self._refit.add(parent)
+            self._flush_timer.start()
 
     # ---- inference: captions, shapes, problems ------------------------------------------
 
@@ -319,7 +497,7 @@ class GraphScene(QGraphicsScene):
         """Show the document's current shapes and problems now (normally deferred to the
         next event-loop turn); only items whose text or colour changed repaint."""
         self._refresh_timer.stop()
-        inference = self.document.inference
+        inference = self._inference = self.document.inference
         problems: dict[str, list] = {}
         for problem in inference.problems:
             if problem.node is not None:
@@ -338,61 +516,5 @@ class GraphScene(QGraphicsScene):
             if shape_changed:
                 for edge in self._outputs.get(node_id, ()):
                     edge.set_label(shape)
-
-    # ---- selection ----------------------------------------------------------------------
-
-    def _on_scene_selection(self) -> None:
-        if not self._selecting:
-            self.document.set_selection(self.selected_node_ids())
-
-    def _on_document_selection(self, node_ids: list) -> None:
-        if set(node_ids) == set(self.selected_node_ids()):
-            return
-        self._selecting = True
-        try:
-            wanted = set(node_ids)
-            for node_id, item in self._nodes.items():
-                item.setSelected(node_id in wanted)
-        finally:
-            self._selecting = False
-
-    def select_nodes(self, node_ids: list[str]) -> None:
-        """Select exactly these nodes (and no edges); the document follows."""
-        self._selecting = True
-        try:
-            self.clearSelection()
-            for node_id in node_ids:
-                item = self._nodes.get(node_id)
-                if item is not None:
-                    item.setSelected(True)
-        finally:
-            self._selecting = False
-        self.document.set_selection(self.selected_node_ids())
-
-    # ---- dragging nodes: one command per drag -------------------------------------------
-
-    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
-        super().mousePressEvent(event)
-        self._press_positions = {i.node_id: QPointF(i.pos()) for i in self.selectedItems()
-                                 if isinstance(i, NodeItem)}
-
-    def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:
-        super().mouseReleaseEvent(event)
-        self.commit_moves()
-
-    def commit_moves(self) -> None:
-        """Push one MoveNodesCommand for the nodes dragged since the mouse press."""
-        started, self._press_positions = self._press_positions, {}
-        graph = self.document.graph
-        moves = {}
-        for node_id, start in started.items():
-            item = self._nodes.get(node_id)
-            if item is None or node_id not in graph or item.pos() == start:
-                continue
-            new = (float(round(item.x())), float(round(item.y())))
-            # A node shown at a computed place has no pos yet: undo returns it there.
-            old = graph.node(node_id).pos or (start.x(), start.y())
-            moves[node_id] = (old, new)
-        if moves:
-            self.document.undo_stack.push(MoveNodesCommand(self.document, moves))
-
+        self.flush()
+        self.groups.refresh_facts(inference)

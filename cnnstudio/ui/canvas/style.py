@@ -61,6 +61,11 @@ def category_color(category: str) -> QColor:
     return QColor(CATEGORY_COLORS.get(category, "#7f7f7f"))
 
 
+def group_accent() -> QColor:
+    """The accent of group cards and frames (the same in light and dark themes)."""
+    return QColor(GROUP_COLOR)
+
+
 def palette() -> QPalette:
     return QApplication.palette()
 

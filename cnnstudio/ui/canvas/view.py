@@ -1,8 +1,10 @@
 """The graph view: zoom, pan, rubber-band selection, port drags, palette drops, menus.
 
 Ctrl+wheel zooms around the mouse, the plain wheel scrolls, the middle button or
-Space+drag pans. Dragging from a port draws a connection (see `connect.py`); every
-other edit goes through `editing.py`, one undo entry each.
+Space+drag pans. Fit (Ctrl+0) shows the whole network, folding its outermost blocks first
+when it would be too small to read; an overview map (`overview.py`) and a find bar
+(`find.py`) help on big networks. Dragging from a port draws a connection (see
+`connect.py`); every other edit goes through `editing.py`, one undo entry each.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QContextMenuEvent,
     QDragEnterEvent,
+    QDragLeaveEvent,
     QDragMoveEvent,
     QDropEvent,
     QKeyEvent,
@@ -22,19 +25,30 @@ from PySide6.QtGui import (
     QResizeEvent,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QGraphicsView, QMenu, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QMenu, QWidget
 
 from cnnstudio.core.layout import auto_layout as layout_graph
-from cnnstudio.ui.canvas import editing, style
+from cnnstudio.ui.canvas import editing, lod, style
 from cnnstudio.ui.canvas.connect import ConnectionDrag
-from cnnstudio.ui.canvas.edges import EdgeItem
+from cnnstudio.ui.canvas.drops import PaletteDrops
+from cnnstudio.ui.canvas.find import FindBar
+from cnnstudio.ui.canvas.fitting import fit_zoom, outer_unfolded_last_first, start_centre
 from cnnstudio.ui.canvas.menus import build_context_menu
+from cnnstudio.ui.canvas.overview import OverviewMap
 from cnnstudio.ui.canvas.scene import GraphScene
 from cnnstudio.ui.commands import push_snapshot
 from cnnstudio.ui.document import Document, deferred
-from cnnstudio.ui.mime import MIME_BLOCK, MIME_LAYER
 
-MIN_ZOOM, MAX_ZOOM = 0.1, 4.0
+# The user's zoom-out limit; Fit goes further when even that cannot show a network whole.
+MIN_ZOOM, MAX_ZOOM = 0.02, 4.0
+FIT_FLOOR_ZOOM = 0.001
+FIT_MAX_ZOOM = 1.5  # a lone node stays node-sized
+# Fit folds the outermost blocks rather than show cards so small that not even their
+# abbreviated type ("BN", "Conv": lod.py's smallest text) is drawn: ≈ 0.146. (The 1 % keeps
+# rounding from dropping that text at exactly this zoom.)
+FIT_LEGIBLE_ZOOM = 1.01 * lod.BLOCK_TEXT_MIN_PX / (style.NODE_HEIGHT * lod.LABEL_FILL)
+# The least zoom at which a card shows its type name in full (lod.py's LABEL): ≈ 0.22.
+LABEL_ZOOM = 1.01 * lod.LABEL_MIN_PX / (style.NODE_HEIGHT * lod.LABEL_FILL)
 ZOOM_STEP = 1.2
 # Below this zoom a card's 8.5 pt title is under ~8 px high: no longer comfortably read.
 MIN_LEGIBLE_ZOOM = 0.7
@@ -67,11 +81,23 @@ class GraphView(QGraphicsView):
         self._pan_from: QPointF | None = None
         self._space = False
         self._paste_round = 0
-        self._drop_edge: EdgeItem | None = None
+        self._drops = PaletteDrops(self)
         self._auto_view = False  # True from opening a project until the user navigates
+        # Cached: a wheel step must not walk 1,000 items. Dropped on any edit or growth.
+        self._content: QRectF | None = None  # what Fit shows
+        self.overview = OverviewMap(self)
+        self.find_bar = FindBar(self)
         for bar in (self.horizontalScrollBar(), self.verticalScrollBar()):
             bar.actionTriggered.connect(lambda _action: self._user_navigated())  # user only
-        self._scene.sceneRectChanged.connect(self._update_scene_rect)
+            bar.valueChanged.connect(lambda _value: self.overview.refresh())
+        # Forget at once (Fit right after an edit measures afresh); re-measure, resize the
+        # scroll area and redraw the map once per event-loop turn, however many changes
+        # one edit made (the scene may also settle its frames a turn later).
+        self._settled_timer = deferred(self, self._content_changed)
+        for signal in (document.graph_edited, document.graph_reset,
+                       self._scene.sceneRectChanged):
+            signal.connect(self._forget_content)
+            signal.connect(self._settled_timer.start)
         # The document announces a new project before the scene has rebuilt: wait a turn.
         self._start_timer = deferred(self, self.show_start, document.project_replaced)
         # Any edit (from the palette or the inspector too) is the user at work: a later
@@ -88,9 +114,11 @@ class GraphView(QGraphicsView):
     def zoom(self) -> float:
         return self.transform().m11()
 
-    def set_zoom(self, factor: float, anchor_under_mouse: bool = False) -> None:
-        """Zoom to `factor` (clamped to 0.1–4×), around the mouse or the view centre."""
-        factor = max(MIN_ZOOM, min(MAX_ZOOM, factor))
+    def set_zoom(self, factor: float, anchor_under_mouse: bool = False,
+                 floor: float = MIN_ZOOM) -> None:
+        """Zoom to `factor` (clamped to `floor`–4×), around the mouse or the view centre.
+        A view Fit took below `floor` may zoom in but not further out."""
+        factor = max(min(floor, self.zoom()), min(MAX_ZOOM, factor))
         if math.isclose(factor, self.zoom()):
             return
         old = self.transformationAnchor()
@@ -100,6 +128,7 @@ class GraphView(QGraphicsView):
         self.scale(step, step)
         self.setTransformationAnchor(old)
         self._update_scene_rect()
+        self.overview.refresh()
 
     def zoom_in(self) -> None:
         self._user_navigated()
@@ -113,70 +142,134 @@ class GraphView(QGraphicsView):
         self._user_navigated()
         self.set_zoom(1.0)
 
-    def _content_rect(self) -> QRectF:
-        rect = QRectF()
-        for item in self._scene.node_items():
-            rect = rect.united(item.sceneBoundingRect())
-        return rect.adjusted(-40, -40, 40, 40)
+    def visible_items(self) -> list[QGraphicsItem]:
+        """The cards shown now: node items and folded blocks' cards."""
+        return self._scene.visible_items()
 
-    def fit_all(self) -> None:
-        """Show every node (never magnified beyond 1.5×: a lone node stays node-sized)."""
+    def content_rect(self) -> QRectF:
+        """What Fit shows: every visible card and block frame (cached between edits)."""
+        if self._content is None:
+            self._content = QRectF(self._scene.content_rect())
+        return QRectF(self._content)
+
+    def visible_scene_rect(self) -> QRectF:
+        return self.mapToScene(self.viewport().rect()).boundingRect()
+
+    def _forget_content(self, *_args: object) -> None:
+        self._content = None
+
+    def _content_changed(self) -> None:
+        self._forget_content()
+        self._update_scene_rect()
+        self.overview.invalidate()
+
+    def fit_zoom(self, rect: QRectF) -> float:
+        """The zoom at which `rect` fills the viewport, less a small margin."""
+        return fit_zoom(self.viewport().rect(), rect)
+
+    def fit_all(self, fold: bool = True) -> None:
+        """Show the whole network, never magnified beyond FIT_MAX_ZOOM. When it would be
+        shown too small to read (below FIT_LEGIBLE_ZOOM) and `fold`, first fold its
+        outermost unfolded blocks: one undo entry, so Undo brings the expanded view back."""
         self._user_navigated()
-        rect = self._content_rect()
+        rect = self.content_rect()
         if rect.isEmpty():
             self.reset_zoom()
             return
+        if fold and self.fit_zoom(rect) < FIT_LEGIBLE_ZOOM:
+            outer = outer_unfolded_last_first(self.document.graph)
+            if outer and editing.set_folded(self._scene, outer, True):
+                self._forget_content()
+                rect = self.content_rect()
+        self.fit_rect(rect)
+
+    def fit_rect(self, rect: QRectF) -> None:
+        """Zoom and scroll so `rect` fills the view (never beyond FIT_MAX_ZOOM)."""
+        self.set_zoom(min(self.fit_zoom(rect), FIT_MAX_ZOOM), floor=FIT_FLOOR_ZOOM)
         self._update_scene_rect()
-        port = self.viewport().rect()
-        factor = min(port.width() / rect.width(), port.height() / rect.height())
-        self.set_zoom(min(factor, 1.5))
         self.centerOn(rect.center())
+        self.overview.refresh()
 
     def show_start(self) -> None:
         """The first view of a project: the whole network at up to 100 % when it is
-        legible so (≥ MIN_LEGIBLE_ZOOM); else that least legible zoom, showing the top (the
-        Input) and as much of the width as fits. Until the user zooms, scrolls or edits,
-        a resize (the window settling its docks) re-applies this view."""
+        legible so (≥ MIN_LEGIBLE_ZOOM); else that least legible zoom, showing the start of
+        the flow (the Input: the top, or the left edge when the network runs left to right)
+        and as much across it as fits; the overview map shows where that is. Opening never
+        folds a block (that would be an edit): Fit does, on request. Until the user zooms,
+        scrolls or edits, a resize (the window settling its docks) re-applies this view."""
         self._auto_view = True
-        rect = self._content_rect()
+        self._content_changed()
+        rect = self.content_rect()
         if rect.isEmpty():
             self.set_zoom(1.0)
             return
-        port = self.viewport().rect()
-        fit = min(port.width() / rect.width(), port.height() / rect.height())
+        rect.adjust(-40, -40, 40, 40)
+        fit = self.fit_zoom(rect)
         if fit >= MIN_LEGIBLE_ZOOM:
             self.set_zoom(min(fit, START_MAX_ZOOM))
             self.centerOn(rect.center())
+            self.overview.refresh()
             return
-        self.set_zoom(MIN_LEGIBLE_ZOOM)
-        visible = self.mapToScene(port).boundingRect()
-        x = rect.center().x()
-        if rect.width() > visible.width():  # too wide as well: keep the Input in sight
-            top = min(self._scene.node_items(), key=lambda item: item.sceneBoundingRect().top())
-            x = min(max(top.sceneBoundingRect().center().x(),
-                        rect.left() + visible.width() / 2), rect.right() - visible.width() / 2)
-        self.centerOn(QPointF(x, rect.top() + visible.height() / 2))
+        self._show_flow_start(rect, MIN_LEGIBLE_ZOOM)
+
+    def _show_flow_start(self, rect: QRectF, zoom: float) -> None:
+        self.set_zoom(zoom)
+        self.centerOn(start_centre(rect, self.visible_scene_rect(), self.visible_items(),
+                                   self.document.graph.direction == "right"))
+        self.overview.refresh()
+
+    def show_laid_out(self) -> None:
+        """After a layout (one undo entry, so no folding): the whole network when it is
+        legible so, else its start at a zoom where cards show their type names, the
+        overview map showing the rest."""
+        rect = self.content_rect()
+        if rect.isEmpty() or self.fit_zoom(rect) >= FIT_LEGIBLE_ZOOM:
+            self.fit_all(fold=False)
+        else:
+            self._user_navigated()
+            self._show_flow_start(rect.adjusted(-40, -40, 40, 40), LABEL_ZOOM)
 
     def _user_navigated(self) -> None:
         """The user moved the view: a resize must no longer re-apply the start view."""
         self._auto_view = False
 
     def center_on(self, node_id: str) -> None:
-        item = self._scene.item_for(node_id)
+        """Scroll to a node, or to the folded block's card hiding it (nothing unfolds)."""
+        graph = self.document.graph
+        shown = graph.groups.shown_as(node_id) if node_id in graph else node_id
+        item = (self._scene.item_for(node_id) if shown == node_id
+                else self._scene.group_item_for(shown))
         if item is not None:
             self._user_navigated()
             self.centerOn(item)
 
+    def center_on_point(self, scene_pos: QPointF) -> None:
+        self._user_navigated()
+        self._update_scene_rect()  # an unfolded block may reach past the old scroll area
+        self.centerOn(scene_pos)
+        self.overview.refresh()
+
+    def scroll_to_rect(self, rect: QRectF, margin: int = 16) -> None:
+        """Scroll just enough that `rect` is whole on screen."""
+        self._user_navigated()
+        self._update_scene_rect()
+        self.ensureVisible(rect, margin, margin)
+        self.overview.refresh()
+
     def _update_scene_rect(self) -> None:
-        """Let the user scroll a viewport's worth past the content on every side."""
-        rect = self._scene.itemsBoundingRect()
-        port = self.mapToScene(self.viewport().rect()).boundingRect()
+        """Let the user scroll a viewport's worth past the content on every side (what is
+        shown: not the members hidden in folded blocks, which keep their old places)."""
+        rect = self.content_rect()
+        port = self.visible_scene_rect()
         w, h = port.width() * 0.8, port.height() * 0.8
         self.setSceneRect(rect.adjusted(-w, -h, w, h))
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._update_scene_rect()
+        self.overview.refresh()
+        if self.find_bar.isVisible():
+            self.find_bar.place()
         if self._auto_view:  # the window is still settling: show the start view again
             self._start_timer.start()
 
@@ -235,7 +328,23 @@ class GraphView(QGraphicsView):
     def auto_layout(self) -> None:
         if len(self.document.graph):
             push_snapshot(self.document, "Auto layout", layout_graph)
-        self.fit_all()
+        self.show_laid_out()
+
+    def set_direction(self, direction: str) -> bool:
+        """Lay the network out top to bottom ("down") or left to right ("right"), as one
+        undo entry; False when it already flows that way."""
+        graph = self.document.graph
+        if direction == graph.direction:
+            return False
+
+        def edit(g) -> None:  # noqa: ANN001 (a Graph)
+            g.direction = direction
+            layout_graph(g)
+
+        label = "Layout left to right" if direction == "right" else "Layout top to bottom"
+        push_snapshot(self.document, label, edit)
+        self.show_laid_out()
+        return True
 
     # ---- mouse: ports, panning, moves ---------------------------------------------------
 
@@ -294,6 +403,9 @@ class GraphView(QGraphicsView):
         self._update_scene_rect()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if self._scene.activate_at(self.mapToScene(event.position().toPoint())):
+            event.accept()  # a folded card unfolded, or a frame's tab folded its block
+            return
         node = self._scene.node_at(self.mapToScene(event.position().toPoint()))
         if node is not None:
             self.node_activated.emit(node.node_id)
@@ -307,6 +419,8 @@ class GraphView(QGraphicsView):
         if key == Qt.Key.Key_Escape and self._wire is not None:
             self._wire.cancel()
             self._wire = None
+        elif key == Qt.Key.Key_Escape and self.find_bar.isVisible():
+            self.find_bar.close_bar()
         elif key == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
             self._set_space_cursor()
@@ -323,6 +437,8 @@ class GraphView(QGraphicsView):
             self.zoom_in()
         elif event.matches(QKeySequence.StandardKey.ZoomOut):
             self.zoom_out()
+        elif event.matches(QKeySequence.StandardKey.Find):
+            self.find_bar.open()
         else:
             super().keyPressEvent(event)
             return
@@ -347,75 +463,19 @@ class GraphView(QGraphicsView):
         else:
             self.viewport().unsetCursor()
 
-    # ---- drops from the palette ---------------------------------------------------------
-
-    def _accepts(self, event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
-        mime = event.mimeData()
-        return mime.hasFormat(MIME_LAYER) or mime.hasFormat(MIME_BLOCK)
+    # ---- drops from the palette (drops.py) --------------------------------------------
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self._accepts(event):
-            event.acceptProposedAction()
-        else:  # project files and anything else belong to the main window
-            event.ignore()
+        self._drops.enter(event)
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if not self._accepts(event):
-            event.ignore()
-            return
-        event.acceptProposedAction()
-        edge = None
-        if event.mimeData().hasFormat(MIME_LAYER):
-            edge = self._scene.edge_at(self.mapToScene(event.position().toPoint()))
-        self._highlight_drop_edge(edge)
+        self._drops.move(event)
 
-    def dragLeaveEvent(self, event) -> None:
-        self._highlight_drop_edge(None)
-        event.accept()
-
-    def _highlight_drop_edge(self, edge: EdgeItem | None) -> None:
-        if self._drop_edge is not None and self._drop_edge is not edge:
-            self._drop_edge.set_highlighted(False)
-        self._drop_edge = edge
-        if edge is not None:
-            edge.set_highlighted(True)
+    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
+        self._drops.leave(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
-        self._highlight_drop_edge(None)
-        if not self._accepts(event):
-            event.ignore()
-            return
-        mime = event.mimeData()
-        scene_pos = self.mapToScene(event.position().toPoint())
-        if mime.hasFormat(MIME_LAYER):
-            name = bytes(mime.data(MIME_LAYER).data()).decode("utf-8").strip()
-            new = editing.drop_layer(self._scene, name, scene_pos)
-            if new:
-                self._scene.select_nodes([new])
-                self._reveal([new])
-        else:
-            name = bytes(mime.data(MIME_BLOCK).data()).decode("utf-8").strip()
-            ids = editing.drop_block(self._scene, name)
-            if ids:
-                self._scene.select_nodes(ids)
-                self._reveal(ids)
-            else:
-                self.message.emit("Add an Input layer first: a block goes after a layer")
-        event.acceptProposedAction()
-        self.setFocus()
-
-    def _reveal(self, node_ids: list[str]) -> None:
-        """Scroll just enough that the new cards are whole on screen (a card dropped at
-        the edge of the view would otherwise hang half outside it)."""
-        self._user_navigated()
-        self._update_scene_rect()
-        rect = QRectF()
-        for nid in node_ids:
-            item = self._scene.item_for(nid)
-            if item is not None:
-                rect = rect.united(item.sceneBoundingRect())
-        if not rect.isEmpty():
-            self.ensureVisible(rect, 16, 16)
+        self._drops.drop(event)
 
     # ---- context menus ------------------------------------------------------------------
 
@@ -428,8 +488,6 @@ class GraphView(QGraphicsView):
         menu.exec(event.globalPos())
         menu.deleteLater()
         event.accept()
-
-
 
 
 def _shift_as_ctrl(event: QMouseEvent) -> QMouseEvent:

@@ -1,0 +1,248 @@
+"""A folded group's card (`GroupItem`); the outline around an unfolded one (`GroupFrame`,
+defined in group_frame) is re-exported here.
+
+Like `NodeItem`, the card only displays what the scene tells it. It looks like a small
+stack of cards (the block it stands for) in a neutral slate accent that no layer
+category uses.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPainterPath, QPalette, QPen
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsSceneHoverEvent,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
+
+from cnnstudio.ui.canvas import lod as lod_
+from cnnstudio.ui.canvas import style
+from cnnstudio.ui.canvas.group_frame import FRAME_TYPE, GroupFrame
+from cnnstudio.ui.canvas.ports import Ports
+
+if TYPE_CHECKING:
+    from cnnstudio.ui.canvas.scene import GraphScene
+
+GROUP_TYPE = QGraphicsItem.UserType + 3  # + 2 is EdgeItem's
+
+__all__ = ["FRAME_TYPE", "GROUP_TYPE", "GroupFrame", "GroupItem"]
+
+_W, _H = style.GROUP_WIDTH, style.GROUP_HEIGHT
+_RECT = QRectF(-_W / 2, -_H / 2, _W, _H)
+_PAD = 10.0
+_STACK = style.STACK_OFFSET
+
+
+class GroupItem(QGraphicsItem):
+    """A folded group drawn as one card: name, in → out shape, params, MACs, layers."""
+
+    def __init__(self, group_id: str, name: str) -> None:
+        super().__init__()
+        self.group_id = group_id
+        self.node_id = group_id  # so code keyed by node ids finds the card
+        self.name = name
+        self.shape_text = ""
+        self.params_text = ""
+        self.macs_text = ""
+        self.layer_count = 0
+        self.severity: str | None = None
+        self.messages: list[str] = []
+        self.ports = Ports(_W, _H, merge=True)
+        self.painted_lod = 1.0
+        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+                      | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setAcceptHoverEvents(True)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setZValue(1)
+        self.marker: lod_.ScreenMarker | None = None  # made when first needed
+        self._tooltip_dirty = True
+
+    def type(self) -> int:  # noqa: A003 - Qt's name
+        return GROUP_TYPE
+
+    # ---- what it shows ------------------------------------------------------------------
+
+    def set_name(self, name: str) -> None:
+        if name != self.name:
+            self.name = name
+            self._changed()
+
+    def set_facts(self, shape_text: str, params_text: str, macs_text: str,
+                  layer_count: int) -> None:
+        facts = (shape_text, params_text, macs_text, layer_count)
+        if facts != (self.shape_text, self.params_text, self.macs_text, self.layer_count):
+            self.shape_text, self.params_text, self.macs_text, self.layer_count = facts
+            self._changed()
+
+    def set_problems(self, severity: str | None, messages: list[str]) -> None:
+        if (severity, messages) != (self.severity, self.messages):
+            self.severity, self.messages = severity, list(messages)
+            lod_.ScreenMarker.follow(self, self.isSelected())
+            self._changed()
+
+    def set_direction(self, direction: str) -> None:
+        if self.ports.set_direction(direction):
+            self.update()
+
+    def set_input_count(self, count: int) -> None:
+        if count != self.ports.input_count:
+            self.ports.input_count = count
+            self.update()
+
+    def set_output_count(self, count: int) -> None:
+        if count != self.ports.output_count:
+            self.ports.output_count = count
+            self.update()
+
+    def marker_state(self) -> tuple[bool, str | None]:
+        return self.isSelected(), self.severity
+
+    def tooltip_text(self) -> str:
+        """The card's facts and its problems, one per line."""
+        count = f"{self.layer_count} layer{'s' if self.layer_count != 1 else ''}"
+        lines = [f"{self.name} — folded block of {count}"]
+        if self.shape_text:
+            lines.append(self.shape_text)
+        facts = " · ".join(t for t in (self.params_text, self.macs_text) if t)
+        if facts:
+            lines.append(facts)
+        lines += [f"⚠ {message}" for message in self.messages]
+        lines.append("Double-click to unfold")
+        return "\n".join(lines)
+
+    def _changed(self) -> None:
+        self._tooltip_dirty = True
+        self.update()
+
+    def toolTip(self) -> str:  # noqa: N802 (Qt's name)
+        self._refresh_tooltip()
+        return super().toolTip()
+
+    def _refresh_tooltip(self) -> None:
+        if self._tooltip_dirty:
+            self._tooltip_dirty = False
+            self.setToolTip(self.tooltip_text())
+
+    def hoverEnterEvent(self, event: QGraphicsSceneHoverEvent) -> None:
+        self._refresh_tooltip()
+        super().hoverEnterEvent(event)
+
+    # ---- ports: shown, never wired from (unfold to connect inside the block) -----------
+
+    def input_anchor(self, index: int, count: int) -> QPointF:
+        return self.ports.input_anchor(index, count)
+
+    def input_tip(self, index: int, count: int) -> QPointF:
+        """Where an edge into input `index` of `count` ends (the port's outer rim)."""
+        return self.ports.input_tip(index, count)
+
+    def output_anchor(self) -> QPointF:
+        return self.ports.output_anchor()
+
+    def port_at(self, scene_pos: QPointF) -> None:
+        return None
+
+    # ---- geometry and painting ----------------------------------------------------------
+
+    def boundingRect(self) -> QRectF:
+        m = style.PORT_RADIUS + 5
+        return _RECT.adjusted(-m, -m - 2 * _STACK, m + 2 * _STACK, m)
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRoundedRect(_RECT.adjusted(-2, -2 - 2 * _STACK, 2 + 2 * _STACK, 2),
+                            style.NODE_RADIUS, style.NODE_RADIUS)
+        return path
+
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: object) -> object:
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+            scene: GraphScene | None = self.scene()  # type: ignore[assignment]
+            moved = getattr(scene, "node_item_moved", None)  # a plain scene has no edges
+            if moved is not None:
+                moved(self)
+        elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+            lod_.ScreenMarker.follow(self, bool(value))
+        return super().itemChange(change, value)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        pal = widget.palette() if widget is not None else style.palette()
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        self.painted_lod = lod
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        accent = style.group_accent()
+        text = lod_.card_text_at(lod, self.name, lod_.short_group_name(self.name), _W, _H,
+                                 bold=True)
+        base = pal.color(QPalette.ColorRole.Base)
+        body = style.mix(base, accent, 0.30 if style.is_dark(pal) else 0.16)
+        if text.level == lod_.BLOCK:
+            body = style.mix(body, accent, 0.7)
+        elif text.level == lod_.LABEL:
+            body = style.mix(body, accent, 0.35)
+        rim = style.mix(accent, style.text_color(pal), 0.25)
+        radius = style.NODE_RADIUS
+
+        # The stack behind: two offset cards, the far one fainter.
+        if text.level != lod_.BLOCK or lod > 0.08:
+            thin = max(1.0, lod_.device_width(1.0, lod))
+            for step, fade in ((2, 0.55), (1, 0.3)):
+                behind = _RECT.translated(step * _STACK, -step * _STACK)
+                painter.setPen(QPen(style.mix(rim, base, fade), thin))
+                painter.setBrush(style.mix(body, base, fade * 0.6))
+                painter.drawRoundedRect(behind, radius, radius)
+
+        if self.isSelected() and not lod_.marker_needed(lod):
+            painter.setPen(lod_.halo_pen(style.highlight_color(pal), lod))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(lod_.halo_rect(_RECT, lod), radius + 3, radius + 3)
+
+        painter.setPen(lod_.problem_pen(self.severity, rim, lod))
+        painter.setBrush(body)
+        painter.drawRoundedRect(lod_.problem_rect(_RECT, self.severity, lod), radius, radius)
+        if text.level == lod_.FULL:
+            self._paint_texts(painter, pal, accent)
+            self.ports.paint(painter, pal, accent, rim, None)
+        else:
+            colour = style.text_color(pal) if text.level == lod_.LABEL else lod_.on_colour(body)
+            lod_.paint_label(painter, _RECT, text, colour, bold=True)
+            if lod >= 0.35:
+                self.ports.paint(painter, pal, accent, rim, None)
+
+    def _paint_texts(self, painter: QPainter, pal: QPalette, accent: QColor) -> None:
+        left = _RECT.left() + _PAD
+        inner = _W - 2 * _PAD
+        line_h = (_H - 8) / 3
+        lines = [QRectF(left, _RECT.top() + 4 + i * line_h, inner, line_h) for i in range(3)]
+        left_mid = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        right_mid = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+        count = f"{self.layer_count} layer{'s' if self.layer_count != 1 else ''}"
+        if self.messages:
+            count = f"⚠ {count}"
+        small = style.font(7.5)
+        count_width = QFontMetricsF(small).horizontalAdvance(count)
+        painter.setFont(small)
+        warn = {"error": style.ERROR_COLOR, "warning": style.WARNING_COLOR}
+        painter.setPen(warn.get(self.severity or "", style.dim_text_color(pal)))
+        painter.drawText(lines[0], right_mid, count)
+
+        name_font = style.font(9.0, bold=True)
+        painter.setFont(name_font)
+        painter.setPen(style.text_color(pal))
+        name = QFontMetricsF(name_font).elidedText(self.name, Qt.TextElideMode.ElideRight,
+                                                  inner - count_width - 8)
+        painter.drawText(lines[0], left_mid, name)
+
+        painter.setFont(style.font(8.0))
+        shape = self.shape_text or "? → ?"
+        painter.drawText(lines[1], left_mid, QFontMetricsF(painter.font()).elidedText(
+            shape, Qt.TextElideMode.ElideMiddle, inner))
+        facts = " · ".join(t for t in (self.params_text, self.macs_text) if t)
+        painter.setPen(style.dim_text_color(pal))
+        painter.drawText(lines[2], left_mid, QFontMetricsF(painter.font()).elidedText(
+            facts, Qt.TextElideMode.ElideRight, inner))

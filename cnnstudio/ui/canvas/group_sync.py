@@ -1,0 +1,240 @@
+"""The groups' picture in a scene: a card for every folded group, a frame around every
+unfolded one, the node items a fold hides, and which item each edge end is drawn at.
+
+`rebuild` recomputes all of it from `graph.groups` in one pass over the nodes, groups and
+edges (a few milliseconds on 1,000 nodes); the scene calls it once per event-loop turn
+after group events, bulk moves, adds and removals, so folding a block that moves hundreds
+of nodes costs one pass. Frames follow their members' drags through `update_frames`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtWidgets import QGraphicsItem
+
+from cnnstudio.core.folding import card_position
+from cnnstudio.core.layer_type import fmt_shape
+from cnnstudio.core.shapes import Inference
+from cnnstudio.core.summary import group_summary
+from cnnstudio.ui.canvas.edges import EdgeItem
+from cnnstudio.ui.canvas.group_item import GroupFrame, GroupItem
+
+if TYPE_CHECKING:
+    from cnnstudio.ui.canvas.scene import GraphScene
+
+# (source item id, target item id, input slot, slot count): where an edge is drawn.
+Ends = tuple[str, str, int, int]
+
+
+def count_text(n: int) -> str:
+    """1234 → "1.2 k", 48_000_000 → "48 M": a card has room for three digits."""
+    for limit, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= limit:
+            value = n / limit
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return str(n)
+
+
+class GroupSync:
+    """Keeps a scene's group cards, frames and edge ends matching `graph.groups`."""
+
+    def __init__(self, scene: GraphScene) -> None:
+        self.scene = scene
+        self.cards: dict[str, GroupItem] = {}
+        self.frames: dict[str, GroupFrame] = {}
+        self.shown: dict[str, str] = {}  # node id → what shows it, when not the node itself
+        self.ends: dict[EdgeItem, Ends] = {}  # visible edges only
+        self.card_edges: dict[str, list[EdgeItem]] = {}  # visible edges touching a card
+        self.card_shifts: dict[GroupItem, tuple[float, float]] = {}  # by the last rebuild
+        self._depth: dict[str, int] = {}
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def shown_id(self, node_id: str) -> str:
+        return self.shown.get(node_id, node_id)
+
+    def item(self, shown_id: str) -> QGraphicsItem | None:
+        card = self.cards.get(shown_id)
+        return card if card is not None else self.scene.item_for(shown_id)
+
+    def card_nodes(self, card: GroupItem) -> list[str]:
+        return self.scene.document.graph.groups.nodes(card.group_id)
+
+    # ---- rebuilding ---------------------------------------------------------------------
+
+    def rebuild(self) -> set[EdgeItem]:
+        """Match cards, frames, hidden nodes and edge ends to the graph; return the edges
+        whose drawn ends changed (the caller routes them, and the edges of the cards that
+        moved: `card_shifts`)."""
+        scene = self.scene
+        graph = scene.document.graph
+        groups = graph.groups
+        folded_at: dict[str | None, str | None] = {None: None}  # group → outermost fold over it
+        depth: dict[str | None, int] = {None: -1}
+
+        def resolve(group_id: str | None) -> str | None:
+            if group_id not in folded_at:
+                group = groups.get(group_id)
+                parent = group.parent if group.parent in groups else None
+                above = resolve(parent)
+                depth[group_id] = depth[parent] + 1
+                folded_at[group_id] = above if above is not None else (
+                    group_id if group.collapsed else None)
+            return folded_at[group_id]
+
+        show_cards: list[str] = []
+        show_frames: list[str] = []
+        for group in groups:
+            if groups.is_empty(group.id):
+                continue
+            fold = resolve(group.id)
+            if fold is None:
+                show_frames.append(group.id)
+            elif fold == group.id:
+                show_cards.append(group.id)
+        self._depth = {g: d for g, d in depth.items() if g is not None}
+
+        self.shown = {}
+        for node in graph:
+            if node.group in groups:
+                fold = resolve(node.group)
+                if fold is not None:
+                    self.shown[node.id] = fold
+        for node_id, item in scene.node_id_items():
+            item.setVisible(node_id not in self.shown)
+
+        created = self._sync_cards(show_cards)
+        self._sync_frames(show_frames)
+        changed = self._sync_edges()
+        for group_id in created:
+            changed.update(self.card_edges.get(group_id, ()))
+        return changed
+
+    def _sync_cards(self, wanted: list[str]) -> list[str]:
+        """Cards for the folded groups shown; returns the ids of the new ones. The cards
+        that moved are in `card_shifts`, with their offsets."""
+        scene = self.scene
+        graph = scene.document.graph
+        for group_id in set(self.cards) - set(wanted):
+            card = self.cards.pop(group_id)
+            scene.removeItem(card)
+        self.card_shifts = {}
+        created = []
+        for group_id in wanted:
+            group = graph.groups.get(group_id)
+            card = self.cards.get(group_id)
+            if card is None:
+                card = self.cards[group_id] = GroupItem(group_id, group.name)
+                card.set_direction(graph.direction)
+                scene.addItem(card)
+                created.append(group_id)
+            card.set_name(group.name)
+            x, y = card_position(graph, group_id) or (0.0, 0.0)
+            if (card.x(), card.y()) != (x, y):
+                if group_id not in created:
+                    self.card_shifts[card] = (round(x - card.x(), 6), round(y - card.y(), 6))
+                card.setPos(QPointF(x, y))
+        inference = scene.shown_inference()
+        if created and inference is not None:  # else the coming refresh fills them in
+            self.refresh_facts(inference, created)
+        return created
+
+    def _sync_frames(self, wanted: list[str]) -> None:
+        scene = self.scene
+        graph = scene.document.graph
+        for group_id in set(self.frames) - set(wanted):
+            scene.removeItem(self.frames.pop(group_id))
+        for group_id in wanted:
+            group = graph.groups.get(group_id)
+            frame = self.frames.get(group_id)
+            if frame is None:
+                frame = self.frames[group_id] = GroupFrame(group_id, group.name)
+                scene.addItem(frame)
+            frame.set_name(group.name)
+            frame.set_depth(self._depth.get(group_id, 0))
+        self.update_frames(wanted)
+
+    def update_frames(self, group_ids: list[str] | set[str]) -> None:
+        """Fit these frames (and the frames around them) to their members, innermost
+        first so an outer frame surrounds its inner frames' tabs too."""
+        groups = self.scene.document.graph.groups
+        todo: set[str] = set()
+        for group_id in group_ids:
+            if group_id in groups:
+                todo.add(group_id)
+                todo.update(groups.ancestors(group_id))
+        for group_id in sorted((g for g in todo if g in self.frames),
+                               key=lambda g: -self._depth.get(g, 0)):
+            rect = QRectF()
+            for member in groups.children(group_id):
+                item = self.frames.get(member) or self.cards.get(member)
+                if item is None:
+                    item = self.scene.item_for(member)
+                    if item is None or not item.isVisible():
+                        continue
+                shown = item.frame_rect() if isinstance(item, GroupFrame) \
+                    else item.sceneBoundingRect()
+                rect = rect.united(shown)
+            if not rect.isNull():
+                self.frames[group_id].set_rect(rect)
+
+    def _sync_edges(self) -> set[EdgeItem]:
+        """Show each edge between the items showing its ends: hidden inside one card, and
+        only once between the same two items when it enters a card (they would coincide)."""
+        scene = self.scene
+        old = self.ends
+        self.ends = {}
+        self.card_edges = {group_id: [] for group_id in self.cards}
+        card_sources: dict[str, list[str]] = {group_id: [] for group_id in self.cards}
+        card_targets: dict[str, set[str]] = {group_id: set() for group_id in self.cards}
+        pending: list[tuple[EdgeItem, str, str]] = []
+        for edge in scene.edge_items():
+            source, target = self.shown_id(edge.source), self.shown_id(edge.target)
+            visible = source != target
+            if visible and target in self.cards:
+                if source in card_sources[target]:
+                    visible = False  # the same two items are joined already
+                else:
+                    card_sources[target].append(source)
+            edge.setVisible(visible)
+            if visible:
+                pending.append((edge, source, target))
+                if source in self.cards:
+                    card_targets[source].add(target)
+        changed: set[EdgeItem] = set()
+        for edge, source, target in pending:
+            if target in self.cards:
+                slot, count = card_sources[target].index(source), len(card_sources[target])
+                self.card_edges[target].append(edge)
+            else:
+                slot, count = edge.index, scene.input_count(edge.target)
+            if source in self.cards:
+                self.card_edges[source].append(edge)
+            ends = (source, target, slot, count)
+            self.ends[edge] = ends
+            if old.get(edge) != ends:
+                changed.add(edge)
+        for group_id, card in self.cards.items():
+            card.set_input_count(len(card_sources[group_id]))
+            card.set_output_count(len(card_targets[group_id]))
+        return changed
+
+    # ---- facts --------------------------------------------------------------------------
+
+    def refresh_facts(self, inference: Inference, group_ids: list[str] | None = None) -> None:
+        """Show in → out shape, parameters, multiply-adds and problems on the cards."""
+        graph = self.scene.document.graph
+        for group_id in self.cards if group_ids is None else group_ids:
+            card = self.cards.get(group_id)
+            if card is None or group_id not in graph.groups:
+                continue
+            facts = group_summary(graph, inference, group_id)
+            shapes = ""
+            if facts.in_shape is not None or facts.out_shape is not None:
+                shapes = (f"{fmt_shape(facts.in_shape) if facts.in_shape else '?'} → "
+                          f"{fmt_shape(facts.out_shape) if facts.out_shape else '?'}")
+            card.set_facts(shapes, f"{count_text(facts.params)} params",
+                           f"{count_text(facts.macs)} MACs", facts.layers)
+            card.set_problems(facts.severity, [p.message for p in facts.problems])

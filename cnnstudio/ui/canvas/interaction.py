@@ -1,0 +1,153 @@
+"""What the user does on the canvas with the mouse and the selection: select (a folded
+card stands for its whole block), drag (one MoveNodesCommand per drag, a card's drag
+moving its members), double-click a card to unfold it, click a frame's fold button.
+
+A mixin of `GraphScene`, kept apart so the scene module stays about mirroring the graph.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QGraphicsSceneMouseEvent
+
+from cnnstudio.ui.canvas.edges import EdgeItem
+from cnnstudio.ui.canvas.group_item import GroupFrame, GroupItem
+from cnnstudio.ui.canvas.items import NodeItem
+from cnnstudio.ui.commands import FoldCommand, MoveNodesCommand
+
+if TYPE_CHECKING:
+    from cnnstudio.ui.canvas.scene import GraphScene
+
+    _Base = GraphScene
+else:
+    _Base = object
+
+
+class SceneInteraction(_Base):
+    """Selection and mouse handling of `GraphScene` (which it is mixed into)."""
+
+    def selected_node_ids(self) -> list[str]:
+        """Selected nodes, in graph order; a selected folded card stands for all its nodes."""
+        chosen: set[str] = set()
+        for item in self.selectedItems():
+            if isinstance(item, NodeItem):
+                chosen.add(item.node_id)
+            elif isinstance(item, GroupItem):
+                chosen.update(self.groups.card_nodes(item))
+        return [nid for nid in self.document.graph.ids if nid in chosen]
+
+    def selected_edges(self) -> list[EdgeItem]:
+        """Selected edge items (a Delete disconnects them)."""
+        return [i for i in self.selectedItems() if isinstance(i, EdgeItem)]
+
+    # ---- selection ----------------------------------------------------------------------
+
+    def _on_scene_selection(self) -> None:
+        if not self._selecting:
+            self.document.set_selection(self.selected_node_ids())
+
+    def _on_document_selection(self, node_ids: list) -> None:
+        if set(node_ids) == set(self.selected_node_ids()):
+            return
+        self._mirror_selection(set(node_ids))
+
+    def _mirror_selection(self, wanted: set[str]) -> None:
+        """Select the items of exactly these nodes: a card when all its nodes are wanted."""
+        self._selecting = True
+        try:
+            for node_id, item in self._nodes.items():
+                item.setSelected(node_id in wanted)
+            for card in self.groups.cards.values():
+                nodes = self.groups.card_nodes(card)
+                card.setSelected(bool(nodes) and all(nid in wanted for nid in nodes))
+        finally:
+            self._selecting = False
+
+    def select_nodes(self, node_ids: list[str]) -> None:
+        """Select exactly these nodes (and no edges); the document follows."""
+        self.flush()
+        self._selecting = True
+        try:
+            self.clearSelection()
+        finally:
+            self._selecting = False
+        self._mirror_selection(set(node_ids))
+        self.document.set_selection(self.selected_node_ids())
+
+    # ---- mouse: dragging cards, folding from frames -------------------------------------
+
+    def activate_at(self, scene_pos: QPointF) -> bool:
+        """A double-click at `scene_pos`: a folded card unfolds, a frame's title tab folds
+        its group. Returns whether it did either (else the view handles the click)."""
+        self.flush()
+        card = self.card_at(scene_pos)
+        if card is not None:
+            return self.set_folded([card.group_id], False)
+        frame = self.frame_at(scene_pos)
+        if frame is not None:
+            return self.set_folded([frame.group_id], True)
+        return False
+
+    def set_folded(self, group_ids: list[str], folded: bool) -> bool:
+        """Fold or unfold these groups as one undo entry; False when none changes."""
+        groups = self.document.graph.groups
+        todo = [g for g in dict.fromkeys(group_ids)
+                if g in groups and not groups.is_empty(g) and groups.get(g).collapsed != folded]
+        if not todo:
+            return False
+        selected = set(self.selected_node_ids())
+        self.document.undo_stack.push(FoldCommand(self.document, todo, folded))
+        self.flush()
+        if selected:  # the selection carries over: to the new cards, or out of the old
+            if folded:
+                for group_id in todo:
+                    nodes = set(groups.nodes(group_id))
+                    if nodes & selected:
+                        selected |= nodes
+            self.select_nodes(list(selected))
+        return True
+
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.flush()
+            for item in self.items(event.scenePos()):
+                if isinstance(item, GroupFrame) and item.fold_button_at(event.scenePos()):
+                    self.set_folded([item.group_id], True)
+                    event.accept()
+                    return
+        super().mousePressEvent(event)
+        self._press_positions = {i.node_id: QPointF(i.pos()) for i in self.selectedItems()
+                                 if isinstance(i, (NodeItem, GroupItem))}
+
+    def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        super().mouseReleaseEvent(event)
+        self.commit_moves()
+
+    def commit_moves(self) -> None:
+        """Push one MoveNodesCommand for the nodes (and folded cards' nodes) dragged since
+        the mouse press."""
+        started, self._press_positions = self._press_positions, {}
+        graph = self.document.graph
+        moves = {}
+        for item_id, start in started.items():
+            card = self.groups.cards.get(item_id)
+            if card is not None:
+                if card.pos() == start:
+                    continue
+                dx, dy = round(card.x() - start.x()), round(card.y() - start.y())
+                for node_id in self.groups.card_nodes(card):
+                    pos = graph.node(node_id).pos
+                    if pos is not None:
+                        moves[node_id] = (pos, (pos[0] + dx, pos[1] + dy))
+                continue
+            item = self._nodes.get(item_id)
+            if item is None or item_id not in graph or item.pos() == start:
+                continue
+            new = (float(round(item.x())), float(round(item.y())))
+            # A node shown at a computed place has no pos yet: undo returns it there.
+            old = graph.node(item_id).pos or (start.x(), start.y())
+            moves[item_id] = (old, new)
+        if moves:
+            self.document.undo_stack.push(MoveNodesCommand(self.document, moves))

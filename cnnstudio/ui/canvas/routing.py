@@ -1,0 +1,369 @@
+"""Where edges run: from the item showing their source (a card, or the folded block holding
+it) to the item showing their target, detouring around cards that stand in the way.
+
+Routing works in the *flow frame*: data flows down its y axis. For a graph that flows
+right, x and y are swapped on the way in and out, so one algorithm serves both.
+
+Which cards stand in the way is looked up in `CardIndex`, a grid of the visible cards kept
+here rather than asked of Qt: after a bulk change (opening, folding a block that shifts
+hundreds of cards) Qt's own index is rebuilt query by query, which made opening a
+1,000-node graph take 0.6 s.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QPointF
+from PySide6.QtWidgets import QGraphicsItem
+
+from cnnstudio.ui.canvas import style
+from cnnstudio.ui.canvas.edges import DETOUR_DROP, DETOUR_RISE, EdgeItem
+
+if TYPE_CHECKING:
+    from cnnstudio.ui.canvas.scene import GraphScene
+
+Rect = tuple[float, float, float, float]  # left, top, right, bottom in the flow frame
+
+_CELL = 256.0
+_STROKE = 3.0  # half the width of the band a curve must keep clear of cards
+_LANE = 12.0  # half the width of a detour's lane
+_CLEARANCE = 36.0  # between a detour and the cards it passes
+_ANY, _MIXED = object(), object()  # an empty cell; a cell whose cards moved unlike
+
+
+def _flow(point: QPointF, right: bool) -> tuple[float, float]:
+    return (point.y(), point.x()) if right else (point.x(), point.y())
+
+
+class CardIndex:
+    """The visible cards' hit areas (shape bounds plus the curve's half width), by cell."""
+
+    def __init__(self, items: Iterable[QGraphicsItem], right: bool) -> None:
+        self.right = right
+        self.cells: dict[tuple[int, int], list[QGraphicsItem]] = {}
+        self._where: dict[QGraphicsItem, tuple[Rect, list[tuple[int, int]]]] = {}
+        self._local: dict[type, Rect] = {}
+        for item in items:
+            self.add(item)
+
+    def _rect(self, item: QGraphicsItem) -> Rect:
+        local = self._local.get(type(item))
+        if local is None:  # every card of one class has the same shape
+            bounds = item.shape().boundingRect()
+            left, top = _flow(bounds.topLeft(), self.right)
+            right, bottom = _flow(bounds.bottomRight(), self.right)
+            local = self._local[type(item)] = (left - _STROKE, top - _STROKE,
+                                               right + _STROKE, bottom + _STROKE)
+        x, y = item.x(), item.y()
+        if self.right:
+            x, y = y, x
+        return (local[0] + x, local[1] + y, local[2] + x, local[3] + y)
+
+    @staticmethod
+    def cells_of(rect: Rect) -> list[tuple[int, int]]:
+        return [(i, j) for i in range(int(rect[0] // _CELL), int(rect[2] // _CELL) + 1)
+                for j in range(int(rect[1] // _CELL), int(rect[3] // _CELL) + 1)]
+
+    def add(self, item: QGraphicsItem) -> None:
+        rect = self._rect(item)
+        cells = self.cells_of(rect)
+        for cell in cells:
+            self.cells.setdefault(cell, []).append(item)
+        self._where[item] = (rect, cells)
+
+    def remove(self, item: QGraphicsItem) -> None:
+        found = self._where.pop(item, None)
+        if found is not None:
+            for cell in found[1]:
+                self.cells[cell].remove(item)
+
+    def move(self, item: QGraphicsItem) -> None:
+        if item in self._where:
+            self.remove(item)
+            self.add(item)
+
+    def placed(self) -> list[QGraphicsItem]:
+        return list(self._where)
+
+    def rect_of(self, item: QGraphicsItem) -> Rect:
+        found = self._where.get(item)
+        return found[0] if found is not None else self._rect(item)
+
+    def query(self, rect: Rect) -> list[tuple[QGraphicsItem, Rect]]:
+        """The cards whose hit area overlaps `rect`."""
+        found: dict[QGraphicsItem, Rect] = {}
+        left, top, right, bottom = rect
+        for cell in self.cells_of(rect):
+            for item in self.cells.get(cell, ()):
+                if item not in found:
+                    r = self._where[item][0]
+                    if r[0] <= right and r[2] >= left and r[1] <= bottom and r[3] >= top:
+                        found[item] = r
+        return list(found.items())
+
+
+class _Bands:
+    """The along-flow extents of the cards that did not move, before and after a bulk
+    move: a region whose rows none of them reaches is clear (checked by bisection)."""
+
+    def __init__(self, blockers: tuple[list[Rect], list[Rect]]) -> None:
+        self._old = self._merged(blockers[0])
+        self._new = self._merged(blockers[1])
+
+    @staticmethod
+    def _merged(rects: list[Rect]) -> tuple[list[float], list[float]]:
+        starts: list[float] = []
+        ends: list[float] = []
+        for _, top, _, bottom in sorted(rects, key=lambda r: r[1]):
+            if ends and top <= ends[-1]:
+                ends[-1] = max(ends[-1], bottom)
+            else:
+                starts.append(top)
+                ends.append(bottom)
+        return starts, ends
+
+    @staticmethod
+    def _free(bands: tuple[list[float], list[float]], low: float, high: float) -> bool:
+        i = bisect.bisect_right(bands[0], high) - 1
+        return i < 0 or bands[1][i] < low
+
+    def old_free(self, y1: float, y2: float, x1: float, x2: float, right: bool) -> bool:
+        return self._free(self._old, x1, x2) if right else self._free(self._old, y1, y2)
+
+    def new_free(self, y1: float, y2: float, x1: float, x2: float, right: bool) -> bool:
+        return self._free(self._new, x1, x2) if right else self._free(self._new, y1, y2)
+
+
+def _curve_crosses(start: tuple[float, float], end: tuple[float, float], rect: Rect) -> bool:
+    """Whether edges.curve's plain S-curve from `start` down to `end` (flow frame) passes
+    through `rect`. Both coordinates of that cubic are monotonic in t, so the curve meets
+    the rect's rows on one t interval, along which x runs from one end value to the other."""
+    (sx, sy), (ex, ey) = start, end
+    dy = max(abs(ey - sy) * 0.5, 40.0)
+    c1, c2 = sy + dy, ey - dy
+
+    def y_at(t: float) -> float:
+        u = 1.0 - t
+        return u * u * u * sy + 3 * u * u * t * c1 + 3 * u * t * t * c2 + t * t * t * ey
+
+    def x_at(t: float) -> float:
+        t2 = t * t * (3.0 - 2.0 * t)  # control points sx, sx, ex, ex: smoothstep
+        return sx + (ex - sx) * t2
+
+    def t_for(y: float) -> float:
+        lo, hi = 0.0, 1.0
+        for _ in range(16):  # to within 1/65536 of the length: far below a pixel
+            mid = (lo + hi) / 2
+            if y_at(mid) < y:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    left, top, right, bottom = rect
+    if bottom < sy or top > ey:
+        return False
+    xa, xb = x_at(t_for(max(top, sy))), x_at(t_for(min(bottom, ey)))
+    return min(xa, xb) <= right and max(xa, xb) >= left
+
+
+class EdgeRouter:
+    """Routes a scene's edges between the items that show their ends."""
+
+    def __init__(self, scene: GraphScene) -> None:
+        self.scene = scene
+        self._index: CardIndex | None = None
+        self._drawn: dict[EdgeItem, tuple[QPointF, QPointF]] = {}  # scene ends, as routed
+
+    def invalidate(self) -> None:
+        """Cards appeared, vanished or moved in bulk: rebuild the index when next needed."""
+        self._index = None
+
+    def item_moved(self, item: QGraphicsItem) -> None:
+        if self._index is not None:
+            self._index.move(item)
+
+    def item_added(self, item: QGraphicsItem) -> None:
+        if self._index is not None and item.isVisible():
+            self._index.add(item)
+
+    def item_removed(self, item: QGraphicsItem) -> None:
+        if self._index is not None:
+            self._index.remove(item)
+
+    def index(self) -> CardIndex:
+        right = self.scene.direction == "right"
+        if self._index is None or self._index.right != right:
+            self._index = CardIndex(self.scene.cards_as_drawn(), right)
+        return self._index
+
+    def route(self, edge: EdgeItem) -> None:
+        ends = self.scene.edge_ends(edge)
+        if ends is None:
+            return
+        source, target, slot, count = ends
+        right = self.scene.direction == "right"
+        start = source.pos() + source.output_anchor()
+        end = target.pos() + target.input_anchor(slot, count)
+        # The arrow's tip stops at the port's rim, not its centre.
+        end -= QPointF(style.PORT_RADIUS, 0) if right else QPointF(0, style.PORT_RADIUS)
+        if not edge.pos().isNull():  # shifted by `translate`: back to scene coordinates
+            edge.setPos(QPointF())
+        edge.set_ends(start, end, self.detour(source, target), self.label_left(source))
+        self._drawn[edge] = (start, end)
+
+    def forget(self, edge: EdgeItem) -> None:
+        self._drawn.pop(edge, None)
+
+    def drawn_ends(self, edge: EdgeItem) -> tuple[QPointF, QPointF] | None:
+        """Where the edge's curve starts and ends in the scene now (None: never routed)."""
+        return self._drawn.get(edge)
+
+    def translate(self, edges: Iterable[EdgeItem],
+                  shifted: dict[QGraphicsItem, tuple[float, float]],
+                  shown_before: set[QGraphicsItem]) -> list[EdgeItem]:
+        """Move edges as a whole when their ends and everything around them moved by the
+        same offset (the nodes past a block that folds): the route each had still holds,
+        and moving an item costs a fraction of routing it again. `shown_before`: the
+        cards visible before this change. Returns the edges for which that is not so
+        (the caller routes them).
+
+        Written for speed: folding a block of a 1,000-node graph shifts ~1,000 edges."""
+        right = self.scene.direction == "right"
+        index = self.index()
+        offsets = set(shifted.values())
+        clear = _Bands(self._blockers(shifted, shown_before)) if len(offsets) == 1 else None
+        cells, cell = index.cells, _CELL
+        ends_of = self.scene.groups.ends
+        item_of = self.scene.groups.item
+        items: dict[str, QGraphicsItem | None] = {}
+        cell_offsets: dict[tuple[int, int], object] = {}
+        label_kept: dict[str, bool] = {}
+        failed: list[EdgeItem] = []
+
+        def offset_of(shown_id: str) -> tuple[float, float] | None:
+            if shown_id not in items:
+                items[shown_id] = item_of(shown_id)
+            item = items[shown_id]
+            return shifted.get(item) if item is not None else None
+
+        def unmoved_around(x1: float, y1: float, x2: float, y2: float,
+                           offset: tuple[float, float]) -> bool:
+            if right:
+                x1, y1, x2, y2 = y1, x1, y2, x2
+            for i in range(int(x1 // cell), int(x2 // cell) + 1):
+                for j in range(int(y1 // cell), int(y2 // cell) + 1):
+                    key = (i, j)
+                    found = cell_offsets.get(key)
+                    if found is None:
+                        offsets = {shifted.get(item) for item in cells.get(key, ())}
+                        found = cell_offsets[key] = (offsets.pop() if len(offsets) == 1
+                                                     else _MIXED if offsets else _ANY)
+                    if found is not _ANY and found != offset:
+                        # A card near that did not move with it: look closer.
+                        return any(shifted.get(item) != offset
+                                   for item, _ in index.query((x1, y1, x2, y2)))
+            return False
+
+        for edge in edges:
+            ends = ends_of.get(edge)
+            drawn = self._drawn.get(edge)
+            if ends is None or drawn is None or not edge.isVisible():
+                failed.append(edge)
+                continue
+            source_id, target_id = ends[0], ends[1]
+            offset = offset_of(source_id)
+            if offset is None or offset_of(target_id) != offset:
+                failed.append(edge)
+                continue
+            if source_id not in label_kept:  # the label side depends on all its targets
+                source = items[source_id]
+                label_kept[source_id] = all(
+                    (other := ends_of.get(e)) is not None and offset_of(other[1]) == offset
+                    for e in self.scene.edges_leaving(source))
+            x1, y1, x2, y2 = edge.sceneBoundingRect().getCoords()
+            dx, dy = offset
+            if not label_kept[source_id]:
+                failed.append(edge)
+                continue
+            if clear is None or not (clear.old_free(y1, y2, x1, x2, right)
+                                     and clear.new_free(y1 + dy, y2 + dy, x1 + dx, x2 + dx,
+                                                        right)):
+                if unmoved_around(x1, y1, x2, y2, offset) \
+                        or unmoved_around(x1 + dx, y1 + dy, x2 + dx, y2 + dy, offset):
+                    failed.append(edge)
+                    continue
+            delta = QPointF(dx, dy)
+            edge.setPos(edge.pos() + delta)
+            self._drawn[edge] = (drawn[0] + delta, drawn[1] + delta)
+        return failed
+
+    def _blockers(self, shifted: dict[QGraphicsItem, tuple[float, float]],
+                  shown_before: set[QGraphicsItem]) -> tuple[list[Rect], list[Rect]]:
+        """Where cards stood that did not move with the rest, before and after the change
+        (a card that appeared or vanished counts as not moving), in the flow frame."""
+        index = self.index()
+        shown_now = set(index.placed())
+        before, after = [], []
+        for item in shown_before:
+            rect = index.rect_of(item)
+            offset = shifted.get(item)
+            if offset is not None:
+                if item in shown_now:
+                    continue  # moved with the rest
+                along = offset[0] if index.right else offset[1]
+                rect = (rect[0], rect[1] - along, rect[2], rect[3] - along)  # where it was
+            before.append(rect)
+        for item in shown_now:
+            if item not in shifted or item not in shown_before:
+                after.append(index.rect_of(item))
+        return before, after
+
+    def label_left(self, source: QGraphicsItem) -> bool:
+        """Shape labels go on the other side of a source's port when all its edges bend to
+        the label's usual side, so the label never sits on a curve (and a fan-out's labels
+        still coincide)."""
+        right = self.scene.direction == "right"
+        across = _flow(source.pos(), right)[0]
+        targets = [self.scene.edge_ends(e) for e in self.scene.edges_leaving(source)]
+        return bool(targets) and all(
+            t is not None and _flow(t[1].pos(), right)[0] > across + 10 for t in targets)
+
+    def detour(self, source: QGraphicsItem, target: QGraphicsItem) -> float | None:
+        """The across-flow coordinate an edge detours along when its plain curve would run
+        behind other cards (skip connections, branches that end rows later); None when the
+        curve is clear."""
+        right = self.scene.direction == "right"
+        start = _flow(source.pos() + source.output_anchor(), right)
+        end = _flow(target.pos() + target.input_anchor(0, 1), right)
+        along = style.NODE_WIDTH if right else style.NODE_HEIGHT
+        if end[1] - start[1] < DETOUR_DROP + DETOUR_RISE + along:
+            return None  # adjacent rows: the curve stays in the gap between them
+        index = self.index()
+        box = (min(start[0], end[0]) - _STROKE, start[1], max(start[0], end[0]) + _STROKE,
+               end[1])
+        hits = [r for item, r in index.query(box) if item is not source and item is not target
+                and _curve_crosses(start, end, r)]
+        if not hits:
+            return None
+        top, bottom = start[1] + DETOUR_DROP, end[1] - DETOUR_RISE
+        reach = (style.NODE_HEIGHT if right else style.NODE_WIDTH) / 2 + _CLEARANCE
+        best: tuple[float, float] | None = None
+        for direction in (1.0, -1.0):
+            xs = [(r[0] + r[2]) / 2 for r in hits] + [start[0], end[0]]
+            side = (max(xs) + reach) if direction > 0 else (min(xs) - reach)
+            for _ in range(8):  # step past cards standing on the detour line itself
+                blocking = [r for item, r in index.query((side - _LANE, top, side + _LANE,
+                                                          bottom))
+                            if item is not source and item is not target]
+                if not blocking:
+                    break
+                xs = [(r[0] + r[2]) / 2 for r in blocking]
+                side = (max(xs) + reach) if direction > 0 else (min(xs) - reach)
+            cost = abs(side - start[0]) + abs(side - end[0])
+            if best is None or cost < best[0]:
+                best = (cost, side)
+        return best[1] if best else None
