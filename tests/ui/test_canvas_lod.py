@@ -137,9 +137,13 @@ def test_problem_card_is_marked_far_zoomed_out(qtbot):
 
 def test_marker_never_takes_a_click(qtbot):
     scene, item = _node_scene()
+    assert item.marker is None  # made only for selected or problem cards
     item.setSelected(True)
+    assert item.marker is not None and item.marker.isVisible()
     _render(scene, 0.05, item.pos(), qtbot)
     assert scene.itemAt(item.pos(), QGraphicsView().transform()) is item
+    item.setSelected(False)
+    assert not item.marker.isVisible()
 
 
 # ---- edges ---------------------------------------------------------------------------------

@@ -195,6 +195,19 @@ def test_find_by_type_cycles_through_the_matches(qtbot):
     assert bar.status.text() == f"{len(matches)} of {len(matches)}"
 
 
+def test_find_keeps_up_with_edits_made_while_it_is_open(qtbot):
+    from cnnstudio.ui.commands import AddNodeCommand
+
+    view = _view(qtbot, get_template("xo").graph())
+    _find(view, qtbot, "gelu")
+    assert view.find_bar.status.text() == NO_MATCH
+    doc = view.document
+    doc.undo_stack.push(AddNodeCommand(doc, "GELU", {}, (0.0, 900.0)))
+    qtbot.waitUntil(lambda: view.find_bar.status.text() == "1 match")
+    completer = view.find_bar.field.completer()
+    assert "GELU" in completer.model().stringList()
+
+
 def test_find_reveals_a_node_inside_a_folded_block(qtbot):
     graph = resnet50()
     view = _view(qtbot, graph)

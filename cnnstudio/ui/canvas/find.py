@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from cnnstudio.core.graph import Graph
 from cnnstudio.ui.canvas import editing, style
+from cnnstudio.ui.document import deferred
 
 if TYPE_CHECKING:
     from cnnstudio.ui.canvas.view import GraphView
@@ -94,6 +95,9 @@ class FindBar(QFrame):
         self.field.textChanged.connect(self._query_changed)
         self._matches: list[str] = []
         self._index = -1  # the match shown last; -1: none shown for this query yet
+        doc = view.document
+        # Once per event-loop turn, and only while the bar is open: 1,000 ids are cheap.
+        deferred(self, self._graph_changed, doc.graph_edited, doc.graph_reset)
         self.resize(BAR_WIDTH, self.sizeHint().height())
         self.hide()
 
@@ -115,6 +119,14 @@ class FindBar(QFrame):
         self.raise_()
         self.field.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.field.selectAll()
+
+    def _graph_changed(self) -> None:
+        """Keep the completions and the match count up with edits made while it is open."""
+        if self.isHidden():
+            return
+        self._model.setStringList(completions(self._view.document.graph))
+        if self._index < 0:
+            self._query_changed(self.field.text())
 
     def close_bar(self) -> None:
         self.hide()

@@ -149,6 +149,10 @@ class GroupItem(QGraphicsItem):
 
     # ---- geometry and painting ----------------------------------------------------------
 
+    def card_rect(self) -> QRectF:
+        """The card itself, without ports and halo (item coordinates)."""
+        return QRectF(_RECT)
+
     def boundingRect(self) -> QRectF:
         m = style.PORT_RADIUS + 5
         return _RECT.adjusted(-m, -m - 2 * _STACK, m + 2 * _STACK, m)

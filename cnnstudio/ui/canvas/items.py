@@ -263,6 +263,10 @@ class NodeItem(QGraphicsItem):
 
     # ---- geometry and painting ----------------------------------------------------------
 
+    def card_rect(self) -> QRectF:
+        """The card itself, without ports and halo (item coordinates)."""
+        return QRectF(_RECT)
+
     def boundingRect(self) -> QRectF:
         m = style.PORT_RADIUS + 5  # ports and the selection halo stick out of the card
         return _RECT.adjusted(-m, -m, m, m)
