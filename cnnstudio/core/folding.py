@@ -74,12 +74,12 @@ def _shifted(graph: Graph, units: dict[str, tuple[list[str], float]], past: floa
 def fold_moves(graph: Graph, group_id: str) -> tuple[dict[str, tuple[float, float]], float]:
     """What folding `group_id` moves: (new positions, the fold shift to remember)."""
     members = set(graph.groups.nodes(group_id))
-    positions = _member_positions(graph, group_id)
-    if not positions:
+    # The block's extent as drawn: a folded block inside it counts by its card, not by
+    # its hidden members (which would reach past the nodes that closed its gap).
+    inside = [at for _, at in _units(graph, set(graph.ids) - members).values()]
+    if not inside:
         return {}, 0.0
-    axis = flow_axis(graph)
-    start = min(p[axis] for p in positions)
-    end = max(p[axis] for p in positions)
+    start, end = min(inside), max(inside)
     length = end - start
     units = _units(graph, members)
     beside = any(start - _EPS <= at <= end + _EPS for _, at in units.values())

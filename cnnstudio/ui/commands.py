@@ -321,11 +321,13 @@ class FoldCommand(QUndoCommand):
         return bool(self.group_ids)
 
     def _plan(self) -> None:
-        """Each group's moves depend on the moves of those before it: work them out on
-        the nodes' positions directly, then put those back for the one real move."""
+        """Each group's moves depend on the folds before it (what they moved, and which
+        nodes they hid): work them out on the nodes and groups directly, then put those
+        back for the one real move and the announced folds."""
         graph = self.doc.graph
         for group_id in self.group_ids:
-            old_shift = graph.groups.get(group_id).fold_shift
+            group = graph.groups.get(group_id)
+            old_shift = group.fold_shift
             if self.folded:
                 moves, shift = fold_moves(graph, group_id)
             else:
@@ -335,10 +337,14 @@ class FoldCommand(QUndoCommand):
                 if node_id not in self._before and node.pos is not None:
                     self._before[node_id] = node.pos
                 node.pos = pos
+            group.collapsed, group.fold_shift = self.folded, shift
             self._shifts.append((group_id, old_shift, shift))
         self._after = {nid: p for nid in self._before if (p := graph.node(nid).pos) is not None}
         for node_id, pos in self._before.items():
             graph.node(node_id).pos = pos
+        for group_id, old_shift, _ in self._shifts:
+            group = graph.groups.get(group_id)
+            group.collapsed, group.fold_shift = not self.folded, old_shift
 
     def redo(self) -> None:
         graph = self.doc.graph

@@ -4,14 +4,17 @@ the folded group card and the frame of an unfolded group."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QGraphicsScene, QGraphicsView
 
-from cnnstudio.ui.canvas import lod, style
+from cnnstudio.core.graph import Graph
+from cnnstudio.project.model import Project
+from cnnstudio.ui.canvas import GraphView, lod, style
 from cnnstudio.ui.canvas.edges import EdgeItem, curve
 from cnnstudio.ui.canvas.group_item import GroupFrame, GroupItem
 from cnnstudio.ui.canvas.items import IN_PORT, OUT_PORT, NodeItem
+from cnnstudio.ui.document import Document
 
 W, H = style.NODE_WIDTH, style.NODE_HEIGHT
 SIZE = 400  # the rendered image is SIZE × SIZE pixels
@@ -225,6 +228,21 @@ def test_edge_curves_horizontally_for_direction_right(qapp):
     assert not edge.shape().contains(QPointF(0, 20))
 
 
+def test_an_edge_back_up_the_flow_runs_beside_the_cards_not_across_them(qapp):
+    # A U-Net's decoder is drawn going up: its edges end above where they start.
+    up = curve(QPointF(0, 600), QPointF(230, 0))
+    xs = {round(up.pointAtPercent(t / 50).x()) for t in range(50)
+          if 100 < up.pointAtPercent(t / 50).y() < 500}
+    assert xs == {115}  # the lane between the two columns
+    same_column = curve(QPointF(0, 600), QPointF(0, 0))
+    lane = W / 2 + 30
+    assert all(abs(same_column.pointAtPercent(t / 50).x()) in (0.0, lane) or
+               not 100 < same_column.pointAtPercent(t / 50).y() < 500 for t in range(50))
+    right = curve(QPointF(600, 0), QPointF(0, 0), direction="right")
+    assert right.boundingRect().bottom() == pytest.approx(H / 2 + 30)  # beside, below
+    assert curve(QPointF(0, 0), QPointF(0, 90)).boundingRect().width() == 0  # plain
+
+
 # ---- groups --------------------------------------------------------------------------------
 
 
@@ -256,6 +274,12 @@ def test_group_card_shows_its_facts_and_problems(qtbot):
     wide = lod.card_text_at(0.6, card.name, short, style.GROUP_WIDTH, style.GROUP_HEIGHT,
                             bold=True)
     assert wide.text == "Residual block 1"
+    # Zoomed out with room for two lines, the card adds the shapes (else just the name).
+    second = card.second_line(0.6, wide)
+    # Both shapes when they fit, else the output shape alone.
+    assert second is not None and second.text.endswith("→ 64×56×56")
+    assert second.screen_px >= lod.LABEL_SHRINK_PX
+    assert card.second_line(0.25, far) is None
 
 
 def test_group_frame_surrounds_its_members_with_a_tab_and_fold_button(qapp):
@@ -274,3 +298,41 @@ def test_group_frame_surrounds_its_members_with_a_tab_and_fold_button(qapp):
     inner = GroupFrame("g2", "Block")
     inner.set_depth(1)
     assert frame.zValue() < inner.zValue() < 0  # above its parent's fill, behind edges
+
+
+def test_connecting_in_a_left_to_right_graph_uses_the_side_ports(qtbot):
+    graph = Graph()
+    graph.add_node("Input", {"shape": [1, 16, 16]}, id="input", pos=(0, 0))
+    graph.add_node("Conv2d", {"out_channels": 4, "kernel_size": 3}, id="conv1",
+                   inputs=["input"], pos=(260, 0))
+    graph.add_node("ReLU", {}, id="relu1", pos=(520, 120))
+    graph.direction = "right"
+    doc = Document(Project(graph=graph))
+    view = GraphView(doc)
+    qtbot.addWidget(view)
+    view.resize(1000, 600)
+    view.show()
+    view.centerOn(260, 60)
+    scene = view.graph_scene
+    conv, relu = scene.item_for("conv1"), scene.item_for("relu1")
+    assert conv.direction == relu.direction == "right"
+    edge = scene.edges_into("conv1")[0]
+    path = edge.shape()
+    assert path.contains(conv.mapToScene(QPointF(-W / 2 - 8, 0)))  # enters from the left
+
+    def send(kind, scene_pos, button, buttons):
+        port = view.viewport()
+        local = QPointF(view.mapFromScene(scene_pos))
+        QApplication.sendEvent(port, QMouseEvent(
+            kind, local, QPointF(port.mapToGlobal(local.toPoint())), button, buttons,
+            Qt.KeyboardModifier.NoModifier))
+
+    left = Qt.MouseButton.LeftButton
+    start = conv.mapToScene(conv.output_anchor())  # the right edge's port
+    end = relu.mapToScene(relu.input_anchor(0, 1))  # the left edge's port
+    send(QEvent.Type.MouseButtonPress, start, left, left)
+    for i in range(1, 6):
+        send(QEvent.Type.MouseMove, start + (end - start) * (i / 5), Qt.MouseButton.NoButton,
+             left)
+    send(QEvent.Type.MouseButtonRelease, end, left, Qt.MouseButton.NoButton)
+    assert doc.graph.node("relu1").inputs == ["conv1"]

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import QToolTip
 
 from cnnstudio.core.errors import ArityError, CycleError
 from cnnstudio.core.graph import Graph
-from cnnstudio.ui.canvas import style
 from cnnstudio.ui.canvas.edges import EdgeItem, WireItem
 from cnnstudio.ui.canvas.items import IN_PORT, NodeItem
 from cnnstudio.ui.commands import ConnectCommand, DisconnectCommand
@@ -90,8 +89,7 @@ class ConnectionDrag:
         end = scene_pos
         if state == "valid":  # snap to the port the connection will use
             end = (candidate.mapToScene(candidate.output_anchor()) if self.reverse
-                   else candidate.mapToScene(candidate.input_anchor(0, 1))
-                   - QPointF(0, style.PORT_RADIUS))
+                   else candidate.mapToScene(candidate.input_tip(0, 1)))
         if self.reverse:
             self.wire.set_ends(end, self._anchor())
         else:
@@ -158,4 +156,6 @@ class ConnectionDrag:
 def _distance_x(edge: EdgeItem, node: NodeItem, scene_pos: QPointF) -> float:
     count = len(node.scene().edges_into(node.node_id))  # type: ignore[union-attr]
     anchor = node.mapToScene(node.input_anchor(edge.index, count))
+    if node.direction == "right":  # merge inputs spread along the left edge
+        return abs(anchor.y() - scene_pos.y())
     return abs(anchor.x() - scene_pos.x())

@@ -14,6 +14,7 @@ from PySide6.QtGui import (
     QPainter,
     QPainterPath,
     QPainterPathStroker,
+    QPalette,
     QPen,
     QTransform,
 )
@@ -30,7 +31,8 @@ _LABEL_GAP = 6.0
 DETOUR_DROP = 28.0
 DETOUR_RISE = 14.0
 _CORNER = 6.0
-# Room around the path for the pen: at 3 % zoom a 1.2-pixel line is 40 scene units wide.
+# Room around the path for the pen: 1.2 pixels at 3 % zoom are 40 scene units, 20 each
+# side (a selected edge's 3 pixels are cut to 2 at 5 %: still plain to see).
 _BOUNDS_MARGIN = 20.0
 _NO_PEN = Qt.PenStyle.NoPen  # enum lookups cost ~2 µs each in a paint called 1,000 times
 _NO_BRUSH = Qt.BrushStyle.NoBrush
@@ -49,11 +51,25 @@ def curve(start: QPointF, end: QPointF, side: float | None = None,
     With `side` (a scene x for "down", a scene y for "right"), the edge is routed around
     the cards in between instead: out of the port, across to `side`, along it, back
     across to the target's line and into it, with rounded corners (skip connections,
-    branches that end several rows later).
+    branches that end several rows later). An edge to a target that is not further along
+    the flow (the decoder of a U-Net drawn as a U) is routed the same way along a lane
+    beside the cards, instead of an S that would loop back across them.
     """
     if direction == "right":
         # The same curve with x and y swapped: built in the transposed frame.
-        return _transposed(curve(_swap(start), _swap(end), side, "down"))
+        return _transposed(_curve_down(_swap(start), _swap(end), side,
+                                       style.NODE_HEIGHT))
+    return _curve_down(start, end, side, style.NODE_WIDTH)
+
+
+def _curve_down(start: QPointF, end: QPointF, side: float | None,
+                card_across: float) -> QPainterPath:
+    """`curve` for a top-to-bottom flow; `card_across`: a card's size across the flow."""
+    if side is None and end.y() < start.y() - 1.0:
+        if abs(end.x() - start.x()) >= card_across + 10:
+            side = (start.x() + end.x()) / 2  # the gap between the two columns
+        else:
+            side = max(start.x(), end.x()) + card_across / 2 + 30
     path = QPainterPath(start)
     if side is not None:
         r = _CORNER
@@ -61,11 +77,12 @@ def curve(start: QPointF, end: QPointF, side: float | None = None,
         y1, y2 = start.y() + DETOUR_DROP, end.y() - DETOUR_RISE
         d1 = 1.0 if side > sx else -1.0
         d2 = 1.0 if ex > side else -1.0
+        v = 1.0 if y2 >= y1 else -1.0  # along the lane: down, or back up
         path.lineTo(sx, y1 - r)
         path.quadTo(sx, y1, sx + d1 * r, y1)
         path.lineTo(side - d1 * r, y1)
-        path.quadTo(side, y1, side, y1 + r)
-        path.lineTo(side, y2 - r)
+        path.quadTo(side, y1, side, y1 + v * r)
+        path.lineTo(side, y2 - v * r)
         path.quadTo(side, y2, side + d2 * r, y2)
         path.lineTo(ex - d2 * r, y2)
         path.quadTo(ex, y2, ex, y2 + r)
@@ -217,7 +234,7 @@ class EdgeItem(QGraphicsItem):
         pal = widget.palette() if widget is not None else style.palette()
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         painter.setRenderHint(_ANTIALIAS)
-        colour = style.edge_color(pal)
+        colour = QColor(_edge_colour(pal))
         emphasised = self.isSelected() or self.highlighted
         if self.isSelected():
             colour = style.highlight_color(pal)
@@ -257,6 +274,20 @@ class EdgeItem(QGraphicsItem):
             painter.setFont(style.font(7.5))
             painter.setPen(style.dim_text_color(pal) if not self.isSelected() else colour)
             painter.drawText(self._label_rect, _CENTRE, self.label)
+
+
+_EDGE_COLOURS: dict[int, QColor] = {}
+
+
+def _edge_colour(pal: QPalette) -> QColor:
+    """style.edge_color, mixed once per palette (every edge repaints on a zoom step)."""
+    key = pal.cacheKey()
+    colour = _EDGE_COLOURS.get(key)
+    if colour is None:
+        if len(_EDGE_COLOURS) > 64:
+            _EDGE_COLOURS.clear()
+        colour = _EDGE_COLOURS[key] = style.edge_color(pal)
+    return colour
 
 
 def arrow_head(end: QPointF, direction: str) -> QPainterPath:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, QRect, QRectF
 from PySide6.QtWidgets import QGraphicsItem
 
-from cnnstudio.core.folding import card_position, flow_axis
 from cnnstudio.core.graph import Graph
 
 FIT_MARGIN_PX = 12  # free pixels around a fitted network
@@ -18,15 +17,11 @@ def fit_zoom(port: QRect, rect: QRectF) -> float:
     return min(room.width() / max(rect.width(), 1.0), room.height() / max(rect.height(), 1.0))
 
 
-def outer_unfolded_last_first(graph: Graph) -> list[str]:
-    """The unfolded top-level blocks, the last along the flow first: folded in that order,
-    each one's gap closes (folding the first one first would leave its hidden members
-    "beside" the next block, which then could not close its gap)."""
+def outer_unfolded(graph: Graph) -> list[str]:
+    """The top-level blocks that are unfolded and not empty: what Fit folds."""
     groups = graph.groups
-    axis = flow_axis(graph)
-    outer = [g.id for g in groups if g.parent is None and not g.collapsed
-             and not groups.is_empty(g.id)]
-    return sorted(outer, key=lambda g: -(card_position(graph, g) or (0.0, 0.0))[axis])
+    return [g.id for g in groups if g.parent is None and not g.collapsed
+            and not groups.is_empty(g.id)]
 
 
 def start_centre(content: QRectF, visible: QRectF, items: list[QGraphicsItem],

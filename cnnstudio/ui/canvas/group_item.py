@@ -205,17 +205,39 @@ class GroupItem(QGraphicsItem):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(lod_.halo_rect(_RECT, lod), radius + 3, radius + 3)
 
-        painter.setPen(lod_.problem_pen(self.severity, rim, lod))
+        pen = lod_.problem_pen(self.severity, rim, lod)
+        painter.setPen(pen)
         painter.setBrush(body)
-        painter.drawRoundedRect(lod_.problem_rect(_RECT, self.severity, lod), radius, radius)
+        painter.drawRoundedRect(lod_.problem_rect(_RECT, self.severity, lod, pen.widthF()),
+                                radius, radius)
         if text.level == lod_.FULL:
             self._paint_texts(painter, pal, accent)
             self.ports.paint(painter, pal, accent, rim, None)
         else:
             colour = style.text_color(pal) if text.level == lod_.LABEL else lod_.on_colour(body)
-            lod_.paint_label(painter, _RECT, text, colour, bold=True)
+            facts = self.second_line(lod, text)
+            if facts is None:
+                lod_.paint_label(painter, _RECT, text, colour, bold=True)
+            else:  # room for a second line: the shapes in and out, a little smaller
+                name_rect = QRectF(_RECT.left(), _RECT.top() + 2, _W, _H / 2 + 2)
+                lod_.paint_label(painter, name_rect, text, colour, bold=True)
+                painter.setPen(style.dim_text_color(pal))
+                painter.setFont(lod_.label_font(facts.pixel_size))
+                painter.drawText(QRectF(_RECT.left(), 2, _W, _H / 2 - 4),
+                                 Qt.AlignmentFlag.AlignCenter, facts.text)
             if lod >= 0.35:
                 self.ports.paint(painter, pal, accent, rim, None)
+
+    def second_line(self, lod: float, name: lod_.CardText) -> lod_.CardText | None:
+        """The in → out shapes as a second label line, when the zoomed-out card is high
+        enough for two readable lines (else None: the name alone)."""
+        if name.level != lod_.LABEL or not self.shape_text:
+            return None
+        out_only = "→ " + self.shape_text.split("→")[-1].strip()  # when both do not fit
+        half = lod_.card_text_at(lod, self.shape_text, out_only, _W, _H / 2 - 2)
+        if half.level != lod_.LABEL or name.screen_px > _H * lod / 2:
+            return None
+        return half
 
     def _paint_texts(self, painter: QPainter, pal: QPalette, accent: QColor) -> None:
         left = _RECT.left() + _PAD

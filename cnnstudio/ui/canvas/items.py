@@ -317,7 +317,7 @@ class NodeItem(QGraphicsItem):
             pen, outline = QPen(colour, 3.0), _RECT
         else:
             pen = lod_.problem_pen(self.severity, rim, lod)
-            outline = lod_.problem_rect(_RECT, self.severity, lod)
+            outline = lod_.problem_rect(_RECT, self.severity, lod, pen.widthF())
         painter.setPen(pen)
         painter.setBrush(body)
         painter.drawRoundedRect(outline, style.NODE_RADIUS, style.NODE_RADIUS)

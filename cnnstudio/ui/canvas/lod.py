@@ -73,11 +73,11 @@ def short_name(type_name: str) -> str:
 
 def short_group_name(name: str) -> str:
     """A block's name shortened for a small card: its first word cut to 3 letters (kept
-    whole up to 5) and its number, e.g. "Residual block 12" → "Res 12", "Stage 3"."""
+    whole up to 6) and its number, e.g. "Residual block 12" → "Res 12", "Stage 3"."""
     words = name.split()
     if not words:
         return name
-    first = words[0] if len(words[0]) <= 5 else words[0][:3]
+    first = words[0] if len(words[0]) <= 6 else words[0][:3]
     last = words[-1] if len(words) > 1 and any(c.isdigit() for c in words[-1]) else ""
     return f"{first} {last}".strip()
 
@@ -187,11 +187,16 @@ def problem_pen(severity: str | None, normal: QColor, lod: float) -> QPen:
     return QPen(normal, max(1.2, device_width(0.8, lod)))
 
 
-def problem_rect(rect: QRectF, severity: str | None, lod: float) -> QRectF:
-    """The border's path: a pen wider than the card's margin is moved inwards, so it stays
-    inside the item (the card then fills with the problem colour when far zoomed out)."""
-    width = problem_pen(severity, QColor(), lod).widthF()
+def problem_rect(rect: QRectF, severity: str | None, lod: float,
+                 width: float | None = None) -> QRectF:
+    """The border's path: a pen (of `width`, else problem_pen's) wider than the card's
+    margin is moved inwards, so it stays inside the item (the card then fills with the
+    problem colour when far zoomed out)."""
+    if width is None:
+        width = problem_pen(severity, QColor(), lod).widthF()
     inset = max(0.0, width / 2 - 6.0)
+    if not inset:
+        return rect
     inset = min(inset, rect.height() / 2 - 1)
     return rect.adjusted(inset, inset, -inset, -inset)
 

@@ -52,9 +52,7 @@ INVALID_COLOR = ERROR_COLOR
 
 GRID = 24.0  # spacing of the background dots
 
-# Below these zoom levels text is unreadable anyway: draw simpler, faster shapes.
-LOD_TEXT = 0.4
-LOD_EDGE_LABEL = 0.55
+# What cards, edges and frames show at each zoom is decided in lod.py.
 
 
 def category_color(category: str) -> QColor:

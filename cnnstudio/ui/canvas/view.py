@@ -32,7 +32,7 @@ from cnnstudio.ui.canvas import editing, lod, style
 from cnnstudio.ui.canvas.connect import ConnectionDrag
 from cnnstudio.ui.canvas.drops import PaletteDrops
 from cnnstudio.ui.canvas.find import FindBar
-from cnnstudio.ui.canvas.fitting import fit_zoom, outer_unfolded_last_first, start_centre
+from cnnstudio.ui.canvas.fitting import fit_zoom, outer_unfolded, start_centre
 from cnnstudio.ui.canvas.menus import build_context_menu
 from cnnstudio.ui.canvas.overview import OverviewMap
 from cnnstudio.ui.canvas.scene import GraphScene
@@ -177,7 +177,7 @@ class GraphView(QGraphicsView):
             self.reset_zoom()
             return
         if fold and self.fit_zoom(rect) < FIT_LEGIBLE_ZOOM:
-            outer = outer_unfolded_last_first(self.document.graph)
+            outer = outer_unfolded(self.document.graph)
             if outer and editing.set_folded(self._scene, outer, True):
                 self._forget_content()
                 rect = self.content_rect()
