@@ -27,16 +27,20 @@ def _member_positions(graph: Graph, group_id: str) -> list[tuple[float, float]]:
 
 
 def card_position(graph: Graph, group_id: str) -> tuple[float, float] | None:
-    """The centre of the group's card when folded: its first row along the flow, the middle
-    of its members across it. None when no member has a position."""
-    positions = _member_positions(graph, group_id)
-    if not positions:
+    """The centre of the group's card when folded: its first row along the flow, and across
+    it where the block's output stands (the main path of a residual block, the join under an
+    inception block's branches), so the folded card lines up with the layers around it.
+    None when no member has a position."""
+    members = [graph.node(nid) for nid in graph.groups.nodes(group_id)]
+    placed = [node for node in members if node.pos is not None]
+    if not placed:
         return None
     axis = flow_axis(graph)
-    across = [p[1 - axis] for p in positions]
-    start = min(p[axis] for p in positions)
-    middle = (min(across) + max(across)) / 2
-    return (start, middle) if axis == 0 else (middle, start)
+    start = min(node.pos[axis] for node in placed)
+    fed = {source for node in members for source in node.inputs}
+    outputs = [node for node in placed if node.id not in fed] or placed
+    across = outputs[-1].pos[1 - axis]
+    return (start, across) if axis == 0 else (across, start)
 
 
 def _units(graph: Graph, exclude: set[str]) -> dict[str, tuple[list[str], float]]:
@@ -44,11 +48,21 @@ def _units(graph: Graph, exclude: set[str]) -> dict[str, tuple[list[str], float]
     group with every node inside it (its hidden members keep their unfolded positions, so
     only the card's place along the flow counts). Unit id → (node ids, flow coordinate)."""
     axis = flow_axis(graph)
+    groups = graph.groups
     units: dict[str, tuple[list[str], float]] = {}
+    folded_at: dict[str | None, str | None] = {None: None}  # group → outermost fold over it
+
+    def shown_as(group_id: str | None) -> str | None:  # groups.shown_as, once per group
+        if group_id not in folded_at:
+            group = groups.get(group_id)
+            above = shown_as(group.parent if group.parent in groups else None)
+            folded_at[group_id] = above or (group_id if group.collapsed else None)
+        return folded_at[group_id]
+
     for node in graph:
         if node.id in exclude or node.pos is None:
             continue
-        unit = graph.groups.shown_as(node.id)
+        unit = shown_as(node.group if node.group in groups else None) or node.id
         if unit == node.id:
             units[unit] = ([node.id], node.pos[axis])
         elif unit not in units:
@@ -76,12 +90,13 @@ def fold_moves(graph: Graph, group_id: str) -> tuple[dict[str, tuple[float, floa
     members = set(graph.groups.nodes(group_id))
     # The block's extent as drawn: a folded block inside it counts by its card, not by
     # its hidden members (which would reach past the nodes that closed its gap).
-    inside = [at for _, at in _units(graph, set(graph.ids) - members).values()]
+    units = _units(graph, set())
+    inside = [at for nodes, at in units.values() if nodes[0] in members]
     if not inside:
         return {}, 0.0
     start, end = min(inside), max(inside)
     length = end - start
-    units = _units(graph, members)
+    units = {unit: found for unit, found in units.items() if found[0][0] not in members}
     beside = any(start - _EPS <= at <= end + _EPS for _, at in units.values())
     if length <= _EPS or beside:
         return {}, 0.0

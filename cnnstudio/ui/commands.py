@@ -271,6 +271,8 @@ class UngroupCommand(QUndoCommand):
 
     def __init__(self, doc: Document, group_id: str) -> None:
         group = doc.graph.groups.get(group_id)  # raises MissingNodeError
+        if doc.graph.groups.is_empty(group_id):  # kept only for undoing its nodes' delete
+            raise GraphError(f"block {group.name!r} has no layers left to ungroup")
         super().__init__(f"Ungroup {group.name}")
         self.doc, self.group_id = doc, group_id
         self._group: Group | None = None

@@ -18,6 +18,11 @@ from cnnstudio.core.graph import Graph
 from cnnstudio.core.shapes import Inference, infer_shapes
 from cnnstudio.project.model import Project
 
+# Shapes and problems depend neither on where nodes stand nor on how they are grouped:
+# these events keep the inference (folding a block of a 1,000-node graph re-infers nothing).
+_KEEPS_SHAPES = frozenset({"node_moved", "nodes_moved", "group_added", "group_removed",
+                           "group_changed"})
+
 
 class Document(QObject):
     """One open project. Signals carry plain Python values; the graph's come after the
@@ -89,7 +94,8 @@ class Document(QObject):
         self._inference = None
 
     def _on_graph_event(self, event: str, **details: object) -> None:
-        self._inference = None
+        if event not in _KEEPS_SHAPES:
+            self._inference = None
         if event == "reset":
             self.graph_reset.emit()
         else:  # the signal of the event's name; Graph passes its details in that order

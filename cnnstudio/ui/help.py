@@ -66,6 +66,8 @@ CANVAS_GESTURES = (
     ("Connect two layers", "Drag from an output port to an input port"),
     ("Add to the selection", "Shift+click or Ctrl+click"),
     ("Delete the selection", "Del or Backspace"),
+    ("Unfold a folded block", "Double-click its card"),
+    ("Fold a block", "Click − on its title tab, or double-click the tab"),
 )
 
 

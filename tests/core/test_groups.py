@@ -245,3 +245,12 @@ def test_folding_an_upstream_block_carries_a_folded_block_below_it_whole():
     _unfold(g, "y")
     _unfold(g, "x")
     assert {n.id: n.pos for n in g} == before
+
+
+def test_a_folded_card_stands_where_the_block_output_stands():
+    g = _chain(2)
+    g.add_node("ReLU", {}, id="skip", inputs=["n2"], pos=(230.0, 270.0))
+    g.add_node("ReLU", {}, id="main", inputs=["n2"], pos=(0.0, 270.0))
+    g.add_node("Add", {}, id="join", inputs=["main", "skip"], pos=(0.0, 360.0))
+    group = g.groups.add(["skip", "main", "join"], "Residual")
+    assert card_position(g, group.id) == (0.0, 270.0)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
@@ -17,7 +19,12 @@ from cnnstudio.core.layout import layered_positions
 from cnnstudio.project.model import Project
 from cnnstudio.ui.canvas import GraphScene, GraphView, editing, style
 from cnnstudio.ui.canvas.group_item import GroupItem
-from cnnstudio.ui.commands import GraphSnapshotCommand, GroupCommand, SetParamsCommand
+from cnnstudio.ui.commands import (
+    GraphSnapshotCommand,
+    GroupCommand,
+    MoveNodesCommand,
+    SetParamsCommand,
+)
 from cnnstudio.ui.document import Document
 
 pytestmark = pytest.mark.gui
@@ -121,6 +128,21 @@ def test_grouping_a_whole_block_with_a_node_nests_the_block(view, doc):
     assert scene.frame_for("body").depth == 1 and scene.frame_for(group_id).depth == 0
     # The outer frame surrounds the inner one, tab included.
     assert scene.frame_for(group_id).frame_rect().contains(scene.frame_for("body").frame_rect())
+
+
+def test_frames_follow_their_members(view, doc, qapp):
+    scene = view.graph_scene
+    item = scene.item_for("relu2")
+    item.moveBy(300, 40)  # as during a drag: the frame follows once the drag pauses
+    qapp.processEvents()
+    assert scene.frame_for("body").frame_rect().contains(item.sceneBoundingRect())
+    scene.commit_moves()
+    doc.undo_stack.push(MoveNodesCommand(doc, {"conv2": ((0.0, 360.0), (-400.0, 360.0)),
+                                               "relu2": ((0.0, 450.0), (0.0, 450.0))}))
+    frame = scene.frame_for("body").frame_rect()
+    assert frame.contains(scene.item_for("conv2").sceneBoundingRect())
+    assert frame.left() < -400 - style.NODE_WIDTH / 2 and frame.right() < 300
+    assert drawn(scene, "conv2", "relu2")[0] == anchor(scene.item_for("conv2"), "out")
 
 
 def test_ungroup_and_undo(view, doc):
@@ -270,6 +292,28 @@ def test_double_click_on_a_folded_card_unfolds_it(view, doc):
     assert not doc.graph.groups.get("stem").collapsed
     assert scene.group_item_for("stem") is None and scene.item_for("conv1").isVisible()
     assert not scene.activate_at(QPointF(3000, 3000))  # empty canvas: left to the view
+
+
+def test_direction_right_turns_every_item_and_edge(view, doc):
+    scene = view.graph_scene
+    editing.set_folded(scene, ["stem"], True)
+
+    def turn(graph):
+        graph.direction = "right"
+        for node in graph:
+            node.pos = (node.pos[1], node.pos[0])  # rows become columns
+
+    doc.undo_stack.push(GraphSnapshotCommand(doc, "Left to right", turn))
+    card = scene.group_item_for("stem")
+    assert scene.direction == "right" and card.ports.direction == "right"
+    assert all(item.direction == "right" for item in scene.node_items())
+    assert all(edge.direction == "right" for edge in scene.edge_items())
+    start, end = drawn(scene, "relu1", "conv2")
+    assert start == card.pos() + QPointF(style.GROUP_WIDTH / 2, 0)  # the card's right edge
+    conv2 = scene.item_for("conv2")
+    assert end == conv2.pos() + QPointF(-style.NODE_WIDTH / 2 - style.PORT_RADIUS, 0)
+    doc.undo_stack.undo()
+    assert scene.direction == "down" and card.ports.direction == "down"
 
 
 # ---- a folded block as a whole -------------------------------------------------------------
@@ -465,3 +509,91 @@ def test_a_1000_node_grouped_graph_opens_folds_and_edits_fast(qapp):
     for group_id in stages[:1]:
         assert scene.group_item_for(group_id) is None
     assert all(item.isVisible() for item in scene.node_items())
+
+
+# ---- any sequence of group edits leaves the picture matching the graph ---------------------
+
+group_steps = st.lists(st.one_of(
+    st.tuples(st.just("group"), st.lists(st.integers(0, 8), min_size=1, max_size=4)),
+    st.tuples(st.sampled_from(["ungroup", "fold", "unfold", "drag"]), st.integers(0, 9)),
+    st.tuples(st.just("delete"), st.integers(0, 8)),
+    st.tuples(st.sampled_from(["undo", "redo"])),
+), max_size=12)
+
+
+def check_picture(scene: GraphScene, doc: Document) -> None:
+    """Hidden nodes are exactly the folded ones; a card per folded block, a frame per
+    unfolded one; every visible edge runs between the ports of the items showing its ends."""
+    scene.flush()
+    graph, groups = doc.graph, doc.graph.groups
+    for node in graph:
+        item = scene.item_for(node.id)
+        assert item.isVisible() == (groups.shown_as(node.id) == node.id), node.id
+        assert (item.x(), item.y()) == node.pos
+    for group in groups:
+        hidden = groups.is_empty(group.id) or any(groups.get(a).collapsed
+                                                  for a in groups.ancestors(group.id))
+        card, frame = scene.group_item_for(group.id), scene.frame_for(group.id)
+        assert (card is not None) == (not hidden and group.collapsed), group.id
+        assert (frame is not None) == (not hidden and not group.collapsed), group.id
+        if card is not None:
+            assert (card.x(), card.y()) == card_position(graph, group.id)
+    for edge in scene.edge_items():
+        ends = scene.edge_ends(edge)
+        source, target = groups.shown_as(edge.source), groups.shown_as(edge.target)
+        assert edge.isVisible() == (ends is not None)
+        if source == target:
+            assert not edge.isVisible()
+        if ends is None:
+            continue
+        source_item, target_item, slot, count = ends
+        start, end = scene.router.drawn_ends(edge)
+        assert start == anchor(source_item, "out")
+        assert end == anchor(target_item, "in", slot, count) - QPointF(0, style.PORT_RADIUS)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=group_steps)
+def test_any_group_edit_sequence_keeps_the_picture_right(qapp, steps):
+    doc = Document(Project(graph=graph()))
+    scene = GraphScene(doc)
+    stack = doc.undo_stack
+    for step in steps:
+        kind, ids, group_ids = step[0], doc.graph.ids, doc.graph.groups.ids
+        if kind == "group" and ids:
+            scene.select_nodes([ids[i % len(ids)] for i in step[1]])
+            editing.group_selection(scene)
+        elif kind in ("ungroup", "fold", "unfold", "drag") and group_ids:
+            group_id = group_ids[step[1] % len(group_ids)]
+            if kind == "ungroup":
+                editing.ungroup(scene, group_id)
+            elif kind == "drag":
+                card = scene.group_item_for(group_id)
+                if card is not None:
+                    scene._press_positions = {group_id: QPointF(card.pos())}
+                    card.moveBy(40, 25)
+                    scene.commit_moves()
+            else:
+                editing.set_folded(scene, [group_id], kind == "fold")
+        elif kind == "delete" and ids:
+            scene.select_nodes([ids[step[1] % len(ids)]])
+            editing.delete(scene, scene.selected_node_ids(), [])
+        elif kind == "undo":
+            stack.undo()
+        elif kind == "redo":
+            stack.redo()
+        check_picture(scene, doc)
+    while stack.canUndo():
+        stack.undo()
+    check_picture(scene, doc)
+    assert positions(doc) == {n: (0.0, 90.0 * row) for row, n in enumerate(ROWS)}
+    scene.deleteLater()
+
+
+def test_a_merge_input_moves_to_its_new_port_when_another_is_cut(view, doc):
+    scene = view.graph_scene
+    editing.delete(scene, [], [e for e in scene.edge_items() if e.key == ("relu2", "add", 0)])
+    add = scene.item_for("add")
+    # relu1 → add is input 0 of 1 now: the single port's place, not the second of two.
+    assert drawn(scene, "relu1", "add")[1] == anchor(add, "in", 0, 1) - QPointF(0, 5)

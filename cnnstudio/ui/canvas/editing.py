@@ -239,8 +239,10 @@ def group_selection(scene: GraphScene, name: str | None = None) -> str | None:
 
 
 def ungroup(scene: GraphScene, group_id: str) -> bool:
-    """Dissolve a group (its members stay, in its parent) as one undo entry."""
-    if group_id not in scene.document.graph.groups:
+    """Dissolve a group (its members stay, in its parent) as one undo entry; False for an
+    unknown group or one whose layers were all deleted (nothing shows it)."""
+    groups = scene.document.graph.groups
+    if group_id not in groups or groups.is_empty(group_id):
         return False
     scene.document.undo_stack.push(UngroupCommand(scene.document, group_id))
     scene.flush()

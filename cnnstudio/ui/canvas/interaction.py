@@ -1,6 +1,7 @@
-"""What the user does on the canvas with the mouse and the selection: select (a folded
-card stands for its whole block), drag (one MoveNodesCommand per drag, a card's drag
-moving its members), double-click a card to unfold it, click a frame's fold button.
+"""What the user points at and does on the canvas: hit tests (the node, card, frame tab
+or edge under a point), selection (a folded card stands for its whole block), drags (one
+MoveNodesCommand per drag; dragging a card moves its members), double-click on a card to
+unfold it, the fold button on a frame's tab.
 
 A mixin of `GraphScene`, kept apart so the scene module stays about mirroring the graph.
 """
@@ -27,6 +28,36 @@ else:
 
 class SceneInteraction(_Base):
     """Selection and mouse handling of `GraphScene` (which it is mixed into)."""
+
+    def node_at(self, scene_pos: QPointF, exclude: NodeItem | None = None) -> NodeItem | None:
+        """The topmost node item under `scene_pos` (ports count as part of the node)."""
+        for item in self.items(scene_pos):
+            if isinstance(item, NodeItem) and item is not exclude and item.isVisible():
+                return item
+        return None
+
+    def card_at(self, scene_pos: QPointF) -> GroupItem | None:
+        """The folded group's card under `scene_pos`."""
+        for item in self.items(scene_pos):
+            if isinstance(item, GroupItem):
+                return item
+        return None
+
+    def frame_at(self, scene_pos: QPointF) -> GroupFrame | None:
+        """The unfolded group whose frame's title tab is under `scene_pos`."""
+        for item in self.items(scene_pos):
+            if isinstance(item, GroupFrame) and item.tab_at(scene_pos):
+                return item
+        return None
+
+    def edge_at(self, scene_pos: QPointF) -> EdgeItem | None:
+        """The edge under `scene_pos`, unless a card covers it there."""
+        for item in self.items(scene_pos):
+            if isinstance(item, (NodeItem, GroupItem)) and item.isVisible():
+                return None
+            if isinstance(item, EdgeItem) and item.isVisible():
+                return item
+        return None
 
     def selected_node_ids(self) -> list[str]:
         """Selected nodes, in graph order; a selected folded card stands for all its nodes."""

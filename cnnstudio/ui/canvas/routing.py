@@ -31,6 +31,7 @@ _CELL = 256.0
 _STROKE = 3.0  # half the width of the band a curve must keep clear of cards
 _LANE = 12.0  # half the width of a detour's lane
 _CLEARANCE = 36.0  # between a detour and the cards it passes
+_MAX_CELLS = 4096  # a region covering more cells is searched card by card
 _ANY, _MIXED = object(), object()  # an empty cell; a cell whose cards moved unlike
 
 
@@ -44,6 +45,7 @@ class CardIndex:
     def __init__(self, items: Iterable[QGraphicsItem], right: bool) -> None:
         self.right = right
         self.cells: dict[tuple[int, int], list[QGraphicsItem]] = {}
+        self.across = (0.0, 0.0)  # every card lies between these across the flow
         self._where: dict[QGraphicsItem, tuple[Rect, list[tuple[int, int]]]] = {}
         self._local: dict[type, Rect] = {}
         for item in items:
@@ -63,13 +65,24 @@ class CardIndex:
         return (local[0] + x, local[1] + y, local[2] + x, local[3] + y)
 
     @staticmethod
-    def cells_of(rect: Rect) -> list[tuple[int, int]]:
-        return [(i, j) for i in range(int(rect[0] // _CELL), int(rect[2] // _CELL) + 1)
-                for j in range(int(rect[1] // _CELL), int(rect[3] // _CELL) + 1)]
+    def cell_span(rect: Rect) -> tuple[range, range] | None:
+        """The cell columns and rows `rect` covers; None when they are too many to walk
+        (a card dragged a million units away makes an edge that long)."""
+        columns = range(int(rect[0] // _CELL), int(rect[2] // _CELL) + 1)
+        rows = range(int(rect[1] // _CELL), int(rect[3] // _CELL) + 1)
+        return (columns, rows) if len(columns) * len(rows) <= _MAX_CELLS else None
+
+    def cells_of(self, rect: Rect) -> list[tuple[int, int]] | None:
+        span = self.cell_span(rect)
+        return None if span is None else [(i, j) for i in span[0] for j in span[1]]
 
     def add(self, item: QGraphicsItem) -> None:
         rect = self._rect(item)
-        cells = self.cells_of(rect)
+        if self._where:
+            self.across = (min(self.across[0], rect[0]), max(self.across[1], rect[2]))
+        else:
+            self.across = (rect[0], rect[2])
+        cells = self.cells_of(rect) or []  # a card spans a few cells
         for cell in cells:
             self.cells.setdefault(cell, []).append(item)
         self._where[item] = (rect, cells)
@@ -96,12 +109,14 @@ class CardIndex:
         """The cards whose hit area overlaps `rect`."""
         found: dict[QGraphicsItem, Rect] = {}
         left, top, right, bottom = rect
-        for cell in self.cells_of(rect):
-            for item in self.cells.get(cell, ()):
-                if item not in found:
-                    r = self._where[item][0]
-                    if r[0] <= right and r[2] >= left and r[1] <= bottom and r[3] >= top:
-                        found[item] = r
+        cells = self.cells_of(rect)
+        candidates = (self._where if cells is None
+                      else (item for cell in cells for item in self.cells.get(cell, ())))
+        for item in candidates:
+            if item not in found:
+                r = self._where[item][0]
+                if r[0] <= right and r[2] >= left and r[1] <= bottom and r[3] >= top:
+                    found[item] = r
         return list(found.items())
 
 
@@ -176,7 +191,11 @@ class EdgeRouter:
     def __init__(self, scene: GraphScene) -> None:
         self.scene = scene
         self._index: CardIndex | None = None
-        self._drawn: dict[EdgeItem, tuple[QPointF, QPointF]] = {}  # scene ends, as routed
+        # Where each edge's curve was routed to run; `translate` shifts the item instead.
+        self._drawn: dict[EdgeItem, tuple[QPointF, QPointF]] = {}
+        # (source, target) → (direction is right, start, end, cards in the rows between,
+        # detour) as last worked out.
+        self._detours: dict[tuple[QGraphicsItem, QGraphicsItem], tuple] = {}
 
     def invalidate(self) -> None:
         """Cards appeared, vanished or moved in bulk: rebuild the index when next needed."""
@@ -200,7 +219,10 @@ class EdgeRouter:
             self._index = CardIndex(self.scene.cards_as_drawn(), right)
         return self._index
 
-    def route(self, edge: EdgeItem) -> None:
+    def route(self, edge: EdgeItem,
+              label_sides: dict[QGraphicsItem, bool] | None = None) -> None:
+        """Route `edge` afresh. `label_sides`: a cache of `label_left` for routing many
+        edges at once (every edge of a source asks the same)."""
         ends = self.scene.edge_ends(edge)
         if ends is None:
             return
@@ -212,7 +234,11 @@ class EdgeRouter:
         end -= QPointF(style.PORT_RADIUS, 0) if right else QPointF(0, style.PORT_RADIUS)
         if not edge.pos().isNull():  # shifted by `translate`: back to scene coordinates
             edge.setPos(QPointF())
-        edge.set_ends(start, end, self.detour(source, target), self.label_left(source))
+        if label_sides is None:
+            label_left = self.label_left(source)
+        elif (label_left := label_sides.get(source)) is None:
+            label_left = label_sides[source] = self.label_left(source)
+        edge.set_ends(start, end, self.detour(source, target), label_left)
         self._drawn[edge] = (start, end)
 
     def forget(self, edge: EdgeItem) -> None:
@@ -220,7 +246,8 @@ class EdgeRouter:
 
     def drawn_ends(self, edge: EdgeItem) -> tuple[QPointF, QPointF] | None:
         """Where the edge's curve starts and ends in the scene now (None: never routed)."""
-        return self._drawn.get(edge)
+        drawn = self._drawn.get(edge)
+        return None if drawn is None else (drawn[0] + edge.pos(), drawn[1] + edge.pos())
 
     def translate(self, edges: Iterable[EdgeItem],
                   shifted: dict[QGraphicsItem, tuple[float, float]],
@@ -236,7 +263,7 @@ class EdgeRouter:
         index = self.index()
         offsets = set(shifted.values())
         clear = _Bands(self._blockers(shifted, shown_before)) if len(offsets) == 1 else None
-        cells, cell = index.cells, _CELL
+        cells = index.cells
         ends_of = self.scene.groups.ends
         item_of = self.scene.groups.item
         items: dict[str, QGraphicsItem | None] = {}
@@ -254,8 +281,11 @@ class EdgeRouter:
                            offset: tuple[float, float]) -> bool:
             if right:
                 x1, y1, x2, y2 = y1, x1, y2, x2
-            for i in range(int(x1 // cell), int(x2 // cell) + 1):
-                for j in range(int(y1 // cell), int(y2 // cell) + 1):
+            span = index.cell_span((x1, y1, x2, y2))
+            if span is None:
+                return True  # far-flung: route it afresh
+            for i in span[0]:
+                for j in span[1]:
                     key = (i, j)
                     found = cell_offsets.get(key)
                     if found is None:
@@ -296,9 +326,7 @@ class EdgeRouter:
                         or unmoved_around(x1 + dx, y1 + dy, x2 + dx, y2 + dy, offset):
                     failed.append(edge)
                     continue
-            delta = QPointF(dx, dy)
-            edge.setPos(edge.pos() + delta)
-            self._drawn[edge] = (drawn[0] + delta, drawn[1] + delta)
+            edge.moveBy(dx, dy)
         return failed
 
     def _blockers(self, shifted: dict[QGraphicsItem, tuple[float, float]],
@@ -343,6 +371,21 @@ class EdgeRouter:
         if end[1] - start[1] < DETOUR_DROP + DETOUR_RISE + along:
             return None  # adjacent rows: the curve stays in the gap between them
         index = self.index()
+        # The detour depends only on the cards in the rows the edge spans: when those stand
+        # as they did when it was last worked out (unfolding what was folded), reuse it.
+        band = frozenset(index.query((index.across[0], start[1], index.across[1], end[1])))
+        known = self._detours.get((source, target))
+        if known is not None and known[:4] == (right, start, end, band):
+            return known[4]
+        if len(self._detours) > 4 * len(index.cells) + 1024:
+            self._detours.clear()  # entries of items long gone
+        side = self._detour(index, source, target, start, end)
+        self._detours[(source, target)] = (right, start, end, band, side)
+        return side
+
+    def _detour(self, index: CardIndex, source: QGraphicsItem, target: QGraphicsItem,
+                start: tuple[float, float], end: tuple[float, float]) -> float | None:
+        right = self.scene.direction == "right"
         box = (min(start[0], end[0]) - _STROKE, start[1], max(start[0], end[0]) + _STROKE,
                end[1])
         hits = [r for item, r in index.query(box) if item is not source and item is not target

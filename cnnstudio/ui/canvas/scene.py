@@ -7,7 +7,8 @@ graph only through commands: a drag of nodes (or of folded cards) becomes one
 MoveNodesCommand on release. Captions, shapes and problem colours follow
 `inference_invalidated`, coalesced into one refresh per event-loop turn, so a 50-node
 delete re-infers once, not 50 times. Group changes and bulk moves are likewise applied
-once per turn (`flush`), so folding a block that shifts 500 nodes routes each edge once.
+once per turn (`flush`), so folding a block that shifts 500 nodes touches each edge once
+(where edges run: `routing.py`; hit tests, selection and mouse: `interaction.py`).
 """
 
 from __future__ import annotations
@@ -141,49 +142,20 @@ class GraphScene(SceneInteraction, QGraphicsScene):
         when it is hidden inside a folded block."""
         if not edge.isVisible():
             return None
-        ends = self.groups.ends.get(edge)
-        if ends is None:
-            source_id, target_id = self.groups.shown_id(edge.source), \
-                self.groups.shown_id(edge.target)
-            if source_id == target_id:
-                return None
-            slot, count = edge.index, len(self._inputs.get(edge.target, ()))
+        shown = self.groups.shown_id
+        source_id, target_id = shown(edge.source), shown(edge.target)
+        if source_id == target_id:
+            return None
+        if target_id in self.groups.cards:  # a card's slots are its distinct sources
+            ends = self.groups.ends.get(edge)
+            slot, count = (ends[2], ends[3]) if ends is not None and ends[1] == target_id \
+                else (0, 1)
         else:
-            source_id, target_id, slot, count = ends
+            slot, count = edge.index, len(self._inputs.get(edge.target, ()))
         source, target = self.groups.item(source_id), self.groups.item(target_id)
         if source is None or target is None:
             return None
         return source, target, slot, count
-
-    def node_at(self, scene_pos: QPointF, exclude: NodeItem | None = None) -> NodeItem | None:
-        """The topmost node item under `scene_pos` (ports count as part of the node)."""
-        for item in self.items(scene_pos):
-            if isinstance(item, NodeItem) and item is not exclude and item.isVisible():
-                return item
-        return None
-
-    def card_at(self, scene_pos: QPointF) -> GroupItem | None:
-        """The folded group's card under `scene_pos`."""
-        for item in self.items(scene_pos):
-            if isinstance(item, GroupItem):
-                return item
-        return None
-
-    def frame_at(self, scene_pos: QPointF) -> GroupFrame | None:
-        """The unfolded group whose frame's title tab is under `scene_pos`."""
-        for item in self.items(scene_pos):
-            if isinstance(item, GroupFrame) and item.tab_at(scene_pos):
-                return item
-        return None
-
-    def edge_at(self, scene_pos: QPointF) -> EdgeItem | None:
-        """The edge under `scene_pos`, unless a card covers it there."""
-        for item in self.items(scene_pos):
-            if isinstance(item, (NodeItem, GroupItem)) and item.isVisible():
-                return None
-            if isinstance(item, EdgeItem) and item.isVisible():
-                return item
-        return None
 
     def input_count(self, node_id: str) -> int:
         return len(self._inputs.get(node_id, ()))
@@ -203,12 +175,15 @@ class GraphScene(SceneInteraction, QGraphicsScene):
             return
         self._bulk = True
         self.router.invalidate()  # positions and visibility change unseen by it
+        # Not announced: the pinned rect is no content.
+        blocked = self.blockSignals(True)
         self.setSceneRect(_BULK_RECT)
+        self.blockSignals(blocked)
         try:
             yield
         finally:
             self._bulk = False
-            self.setSceneRect(QRectF())  # back to growing with the items
+            self.setSceneRect(QRectF())  # back to growing with the items (and saying so)
 
     def sync_all(self) -> None:
         """Match the items to the whole graph: reuse, create and drop items as needed."""
@@ -238,9 +213,10 @@ class GraphScene(SceneInteraction, QGraphicsScene):
             self.groups.rebuild()
             self.router.invalidate()
             self._regroup, self._refit, self._reroute, self._shifted = False, set(), set(), {}
+            label_sides: dict[QGraphicsItem, bool] = {}
             for edges in self._inputs.values():
                 for edge in edges:
-                    self.router.route(edge)
+                    self.router.route(edge, label_sides)
         self._schedule_refresh()
 
     def _set_direction(self, direction: str) -> None:
@@ -283,24 +259,26 @@ class GraphScene(SceneInteraction, QGraphicsScene):
         graph = self.document.graph
         if not self._shifted:
             self._shown_before = set(self.cards_as_drawn())
+        shifted, nodes, inputs, outputs = self._shifted, self._nodes, self._inputs, self._outputs
+        reroute = self._reroute
         with self._bulk_change():
             for node_id in node_ids:
-                item = self._nodes.get(node_id)
+                item = nodes.get(node_id)
                 pos = graph.node(node_id).pos
-                if item is not None and pos is not None and (item.x(), item.y()) != pos:
-                    self._shift(item, pos)
-        self._flush_timer.start()
-
-    def _shift(self, item: NodeItem, pos: tuple[float, float]) -> None:
-        """Place a node moved in bulk, remembering by how much (see `flush`)."""
-        dx, dy = self._shifted.get(item, (0.0, 0.0))
-        self._shifted[item] = (round(dx + pos[0] - item.x(), 6), round(dy + pos[1] - item.y(), 6))
-        item.setPos(QPointF(*pos))
-        for edge in self._inputs.get(item.node_id, ()):
-            self._reroute.update(self._outputs.get(edge.source, ()))  # label sides
-        self._reroute.update(self._outputs.get(item.node_id, ()))
-        if len(self.document.graph.groups):
+                if item is None or pos is None:
+                    continue
+                x, y = item.x(), item.y()
+                if (x, y) == pos:
+                    continue
+                dx, dy = shifted.get(item, (0.0, 0.0))  # remembered for `flush`
+                shifted[item] = (round(dx + pos[0] - x, 6), round(dy + pos[1] - y, 6))
+                item.setPos(QPointF(*pos))
+                for edge in inputs.get(node_id, ()):
+                    reroute.update(outputs.get(edge.source, ()))  # label sides
+                reroute.update(outputs.get(node_id, ()))
+        if len(graph.groups):
             self._regroup = True
+        self._flush_timer.start()
 
     def _group_changed(self, _group_id: str) -> None:
         self._skip_inference = True  # grouping changes no shape
@@ -333,9 +311,10 @@ class GraphScene(SceneInteraction, QGraphicsScene):
             shifted, self._shifted = self._shifted, {}
             full.update(self.router.translate(
                 [e for e in reroute if e.scene() is self], shifted, shown_before))
+            label_sides: dict[QGraphicsItem, bool] = {}
             for edge in full:
                 if edge.scene() is self:
-                    self.router.route(edge)
+                    self.router.route(edge, label_sides)
 
     def _make_node_item(self, node_id: str, type_name: str) -> NodeItem:
         item = NodeItem(node_id, type_name)
@@ -373,6 +352,7 @@ class GraphScene(SceneInteraction, QGraphicsScene):
             outgoing.remove(edge)
         self._reroute.discard(edge)
         self.router.forget(edge)
+        self.groups.ends.pop(edge, None)
         if edge.scene() is self:
             self.removeItem(edge)
 
