@@ -26,6 +26,7 @@ canvas (`viewport().repaint()`), so what it drew is counted:
 
 `--platform auto` (the default) draws on X (xcb) when DISPLAY is set, else offscreen.
 `--runs N` repeats everything N times (each run opens the file afresh) and prints medians.
+`--profile KEY` (open, fit, fold_one, edit, …) prints a cProfile of that step as it runs.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def make_projects() -> dict[str, Path]:
 class Bench:
     """One shown MainWindow and the steps measured in it."""
 
-    def __init__(self, frames: int) -> None:
+    def __init__(self, frames: int, profile: str | None = None) -> None:
         from PySide6.QtCore import qInstallMessageHandler
 
         from cnnstudio.ui.app import application
@@ -106,6 +107,8 @@ class Bench:
         qInstallMessageHandler(quiet)
         self.app = application()
         self.frames = frames
+        self.profile = profile  # the figure to profile (cProfile), if any
+        self.cpu_ms: list[float] = []
         self.window = MainWindow()
         self.window.confirm_unsaved = False
         self.window.show_error = lambda text: print(f"window error: {text}", file=sys.stderr)
@@ -128,10 +131,12 @@ class Bench:
         self.view.viewport().repaint()
 
     def timed(self, step: Callable[[], object]) -> float:
-        """Milliseconds from `step()` to the canvas painted."""
-        t0 = time.perf_counter()
+        """Milliseconds from `step()` to the canvas painted (wall time; this thread's CPU
+        time, which other processes on a busy machine cannot inflate, goes to `cpu_ms`)."""
+        t0, c0 = time.perf_counter(), time.thread_time()
         step()
         self.settle()
+        self.cpu_ms.append((time.thread_time() - c0) * 1e3)
         return (time.perf_counter() - t0) * 1e3
 
     def action(self, name: str) -> Any:
@@ -204,37 +209,57 @@ class Bench:
     def run(self, path: Path) -> dict[str, float]:
         """Every figure once on the project at `path`."""
         out: dict[str, float] = {}
-        out["open"] = self.timed(lambda: self.window.open_project(path))
-        out["fit"] = self.timed(lambda: self.action("actionFit").trigger())
-        out["pan_fit"], out["zoom_fit"] = self.pan_fps(), self.zoom_fps()
+
+        def measure(key: str, figure: Callable[[], float]) -> None:
+            self.cpu_ms = []
+            if key != self.profile:
+                out[key] = figure()
+            else:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                out[key] = profiler.runcall(figure)
+                print(f"---- profile of {key!r} on {path.stem}: {out[key]:.1f}")
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+            if self.cpu_ms:
+                out[f"{key}_cpu"] = statistics.median(self.cpu_ms)
+
+        measure("open", lambda: self.timed(lambda: self.window.open_project(path)))
+        measure("fit", lambda: self.timed(lambda: self.action("actionFit").trigger()))
+        measure("pan_fit", self.pan_fps)
+        measure("zoom_fit", self.zoom_fps)
         outer = self.outermost()
         self.set_folded(outer, True)  # Fit may have folded them already; make sure
         self.settle()
-        out["unfold_all"] = self.timed(lambda: self.set_folded(outer, False))
-        out["fold_all"] = self.timed(lambda: self.set_folded(outer, True))
+        measure("unfold_all", lambda: self.timed(lambda: self.set_folded(outer, False)))
+        measure("fold_all", lambda: self.timed(lambda: self.set_folded(outer, True)))
         self.set_folded(outer, False)
         self.settle()
         block = self.middle_block()
-        out["fold_one"] = self.timed(lambda: self.set_folded([block], True))
-        out["unfold_one"] = self.timed(lambda: self.set_folded([block], False))
+        measure("fold_one", lambda: self.timed(lambda: self.set_folded([block], True)))
+        measure("unfold_one", lambda: self.timed(lambda: self.set_folded([block], False)))
         self.view.fit_all(fold=False)
         self.settle()
-        out["pan_out"], out["zoom_out"] = self.pan_fps(), self.zoom_fps()
+        measure("pan_out", self.pan_fps)
+        measure("zoom_out", self.zoom_fps)
         self.view.set_zoom(1.0)
         self.view.center_on(block)
         self.settle()
-        out["pan_100"], out["zoom_100"] = self.pan_fps(), self.zoom_fps()
-        out["edit"] = self.edit_ms()
+        measure("pan_100", self.pan_fps)
+        measure("zoom_100", self.zoom_fps)
+        measure("edit", self.edit_ms)
         fold_switch = self.window.summary_panel.fold_blocks
         fold_switch.setChecked(True)
         self.settle()
-        out["edit_folded_summary"] = self.edit_ms()
+        measure("edit_folded_summary", self.edit_ms)
         fold_switch.setChecked(False)
-        out["auto_layout"] = self.timed(lambda: self.action("actionAutoLayout").trigger())
+        measure("auto_layout",
+                lambda: self.timed(lambda: self.action("actionAutoLayout").trigger()))
         self.set_folded(outer, True)
         self.settle()
         target = self.graph.groups.nodes(block)[-1]
-        out["find"] = self.timed(lambda: self._find(target))
+        measure("find", lambda: self.timed(lambda: self._find(target)))
         if self.graph.groups.shown_as(target) != target:
             raise SystemExit(f"Find did not reveal {target!r}")
         return out
@@ -266,17 +291,19 @@ def machine() -> str:
 def print_table(results: dict[str, list[dict[str, float]]], sizes: dict[str, str]) -> None:
     keys = list(results)
     width = 32
-    print(f"{'':{width}}" + "".join(f"{sizes[k]:>22}" for k in keys) + "   goal")
+    print(f"{'':{width}}" + "".join(f"{sizes[k]:>25}" for k in keys) + "   goal")
     for key, label, goal, unit in ROWS:
         cells = []
         for graph in keys:
             values = [run[key] for run in results[graph] if key in run]
             if not values:
-                cells.append(f"{'—':>22}")
+                cells.append(f"{'—':>25}")
                 continue
             value = statistics.median(values)
             ok = value >= goal if unit == "fps" else value < goal
-            cells.append(f"{value:>9.1f} {unit:<3} {'OK' if ok else 'MISSED':>7}  ")
+            cpu = [run[f"{key}_cpu"] for run in results[graph] if f"{key}_cpu" in run]
+            text = f"{value:.1f}" + (f" ({statistics.median(cpu):.0f})" if cpu else "")
+            cells.append(f"{text:>14} {unit:<3} {'OK' if ok else 'MISSED':>6}")
         sign = "≥" if unit == "fps" else "<"
         print(f"{label:{width}}" + "".join(cells) + f"   {sign} {goal:g} {unit}")
 
@@ -287,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=60, help="frames per fps figure")
     parser.add_argument("--graphs", default=",".join(GRAPHS),
                         help=f"comma-separated, of {', '.join(GRAPHS)}")
+    parser.add_argument("--profile", choices=[key for key, *_ in ROWS], default=None,
+                        help="print a cProfile of this figure's step (each run, each graph)")
     parser.add_argument("--platform", choices=("auto", "offscreen", "xcb"), default="auto",
                         help="Qt platform: xcb draws on X (xvfb-run), offscreen in memory")
     args = parser.parse_args(argv)
@@ -301,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["QT_QPA_PLATFORM"] = chosen
 
     paths = make_projects()
-    bench = Bench(args.frames)
+    bench = Bench(args.frames, args.profile)
     print(f"machine: {machine()}")
     sizes = {}
     results: dict[str, list[dict[str, float]]] = {g: [] for g in graphs}
@@ -314,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run {run + 1} of {args.runs} done", file=sys.stderr)
     print(f"window 1280×800, canvas viewport {bench.view.viewport().width()}×"
           f"{bench.view.viewport().height()}; median of {args.runs} run(s); "
-          f"{args.frames} frames per fps figure")
+          f"{args.frames} frames per fps figure; ms: wall (GUI-thread CPU)")
     print_table(results, sizes)
     bench.window.close()
     return 0

@@ -31,11 +31,29 @@ COORD_SWEEPS = 8
 @dataclass(frozen=True)
 class Spacing:
     """Minimum distances across the flow between neighbours in a layer: two cards, a card
-    and an edge's lane, two lanes."""
+    and an edge's lane, two lanes. Two neighbours in different groups keep the groups'
+    frames apart: half a card (`card_half`) and its `bounds` (ports), then per frame
+    level a margin on the low side (`frame_low`, toward smaller coordinates) or the high
+    side (`frame_high`), and `frame_gap` between the frames."""
 
     cards: float
     card_lane: float
     lanes: float
+    card_half: float = 0.0
+    bounds: float = 0.0
+    frame_gap: float = 0.0
+    frame_low: float = 0.0
+    frame_high: float = 0.0
+
+    def reach(self, real: bool, frames: int, high: bool) -> float:
+        """How far a node's frames (`frames` levels around it, none around its
+        neighbour) reach from its centre on its high (or low) side. A lane draws no
+        frame: it only keeps out of its neighbour's."""
+        if not real:
+            return 0.0
+        if not frames:
+            return self.card_half
+        return self.card_half + self.bounds + frames * (self.frame_high if high else self.frame_low)
 
 
 @dataclass
@@ -332,9 +350,17 @@ class _Engine:
         return link_up, link_down
 
     def _gaps(self, row: list[int]) -> list[float]:
-        s, real = self.spacing, self.real
-        return [s.cards if real[a] and real[b] else s.card_lane if real[a] or real[b] else s.lanes
-                for a, b in zip(row, row[1:], strict=False)]
+        s, real, path = self.spacing, self.real, self.path
+        gaps = []
+        for a, b in zip(row, row[1:], strict=False):
+            gap = s.cards if real[a] and real[b] else s.card_lane if real[a] or real[b] else s.lanes
+            if path[a] != path[b]:  # frames between them: each side's own, then a gap
+                common = len(_common_prefix(path[a], path[b]))
+                room = (s.reach(real[a], len(path[a]) - common, high=True)
+                        + s.reach(real[b], len(path[b]) - common, high=False) + s.frame_gap)
+                gap = max(gap, room)
+            gaps.append(gap)
+        return gaps
 
     def coordinates(self) -> list[float]:
         x = [0.0] * self.size

@@ -15,7 +15,15 @@ from __future__ import annotations
 from math import prod
 
 from cnnstudio.core.graph import Graph
-from cnnstudio.core.layout import COLUMN_WIDTH, ROW_HEIGHT, Layout, Point, layered_result
+from cnnstudio.core.layout import (
+    COLUMN_WIDTH,
+    ROW_HEIGHT,
+    Layout,
+    Point,
+    along_offsets,
+    group_paths,
+    layered_result,
+)
 from cnnstudio.core.layout_order import LayeredResult
 
 STAGE_GAP = 40.0  # extra room between two stages' columns, beyond a card pitch
@@ -147,11 +155,19 @@ def _place(graph: Graph, whole: LayeredResult, parts: list[LayeredResult],
         lefts.append(left - low)
         right_edge = left + (high - low)
         rights.append(right_edge)
+    # Rows run through all the stages: a frame starting in one stage's row makes room
+    # in the others' too, so the skips across stay level.
+    row_of = {nid: tops[i] + part.layer[nid]
+              for i, (part, ids) in enumerate(zip(parts, members, strict=True)) for nid in ids}
+    lane_rows = [tops[i] + k for i, part in enumerate(parts)
+                 for lane in part.lanes.values() for k, _ in lane]
+    row_y = along_offsets(row_of, group_paths(graph), "down")
+    row_y += [row_y[-1] + ROW_HEIGHT * (k + 1)
+              for k in range(max(lane_rows, default=0) + 1 - len(row_y))]
     positions: dict[str, Point] = {}
     for i, (part, ids) in enumerate(zip(parts, members, strict=True)):
         for nid in ids:
-            positions[nid] = (round(lefts[i] + part.across[nid], 2),
-                              (tops[i] + part.layer[nid]) * ROW_HEIGHT)
+            positions[nid] = (round(lefts[i] + part.across[nid], 2), row_y[row_of[nid]])
     shift = positions[graph.ids[0]][0]
     positions = {nid: (x - shift, y) for nid, (x, y) in positions.items()}
     bottoms = [max(positions[n][1] for n in ids) for ids in members]
@@ -160,7 +176,7 @@ def _place(graph: Graph, whole: LayeredResult, parts: list[LayeredResult],
         i, j = stage_of[src], stage_of[dst]
         (sx, sy), (dx, dy) = positions[src], positions[dst]
         if i == j:
-            lane = [(lefts[i] + a - shift, (tops[i] + k) * ROW_HEIGHT)
+            lane = [(lefts[i] + a - shift, row_y[tops[i] + k])
                     for k, a in parts[i].lanes.get((src, dst), [])]
         elif dy < sy:
             # Up into a decoder stage: under both stages, up the gap right of the target,

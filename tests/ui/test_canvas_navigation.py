@@ -1,19 +1,23 @@
-"""Issue 15 point 4: Fit fits (folding the outermost blocks when needed), the overview map,
-Find, and the View menu's actions (SPEC §2.3)."""
+"""Issue 15 point 4: Fit fits (folding the deepest level of blocks that keeps it legible),
+the overview map, Find, and the View menu's actions (SPEC §2.3)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QAction, QPalette
 from PySide6.QtWidgets import QApplication
 
-from cnnstudio.core.architectures import block_chain, resnet50
+from cnnstudio.core.architectures import block_chain, googlenet, resnet50
 from cnnstudio.core.graph import Graph
+from cnnstudio.core.layout import auto_layout as layout_graph
 from cnnstudio.core.templates import get_template
 from cnnstudio.project import Project
 from cnnstudio.ui.canvas import GraphView, editing, style
 from cnnstudio.ui.canvas.find import NO_MATCH, find_matches
+from cnnstudio.ui.canvas.fitting import fold_levels, plan_folding
 from cnnstudio.ui.canvas.view import FIT_LEGIBLE_ZOOM, MIN_LEGIBLE_ZOOM, MIN_ZOOM
 from cnnstudio.ui.document import Document
 
@@ -85,19 +89,140 @@ def test_the_users_zoom_out_stops_at_the_minimum(qtbot):
     assert view.zoom() == pytest.approx(MIN_ZOOM)
 
 
-def test_fit_folds_the_outermost_blocks_of_an_illegible_network_and_undo_unfolds(qtbot):
+def _levels(graph: Graph) -> list[list[str]]:
+    """The blocks of each nesting depth, deepest first (found without fitting.py)."""
+    groups = graph.groups
+    by_depth: dict[int, list[str]] = {}
+    for group in groups:
+        if not any(groups.get(a).collapsed for a in groups.ancestors(group.id)) \
+                and not group.collapsed:
+            by_depth.setdefault(len(groups.ancestors(group.id)), []).append(group.id)
+    return [by_depth[d] for d in sorted(by_depth, reverse=True)]
+
+
+def _fitted_zoom_folding(view: GraphView, blocks: list[str]) -> tuple[float, QRectF]:
+    """Really fold `blocks`, measure the fitted zoom and the content, then undo."""
+    stack = view.document.undo_stack
+    before = stack.index()
+    assert editing.set_folded(view.graph_scene, blocks, True)
+    QApplication.processEvents()
+    rect = QRectF(view.graph_scene.content_rect())
+    stack.setIndex(before)
+    QApplication.processEvents()
+    return view.fit_zoom(rect), rect
+
+
+@pytest.mark.parametrize(("make", "size", "folds"), [
+    (resnet50, (1280, 800), "blocks"),  # 24 rows: legible with the stages unfolded
+    (resnet50, (500, 240), "stages"),
+    (resnet50, (300, 130), "outermost, illegible"),
+    (block_chain, (1280, 800), "stages"),  # 141 blocks: too many rows to read
+    (lambda: get_template("unet").graph(), (1280, 800), "nothing"),
+], ids=["resnet50", "resnet50-small", "resnet50-tiny", "chain-1000",
+        "unet"])
+def test_fit_folds_the_deepest_level_that_is_legible_and_undo_restores_it(
+        qtbot, make, size, folds):
+    graph = make()
+    view = _view(qtbot, graph, size)
+    positions = {n.id: n.pos for n in graph}
+    expanded_zoom = view.fit_zoom(view.content_rect())
+    if folds == "nothing":
+        assert expanded_zoom >= FIT_LEGIBLE_ZOOM
+        view.fit_all()
+        assert _collapsed(graph) == set() and view.document.undo_stack.count() == 0
+        return
+    assert expanded_zoom < FIT_LEGIBLE_ZOOM
+    levels = _levels(graph)  # deepest first; fitted zoom of each, folded for real
+    zooms = [_fitted_zoom_folding(view, level)[0] for level in levels]
+    deepest_legible = next((i for i, z in enumerate(zooms) if z >= FIT_LEGIBLE_ZOOM), None)
+    expected_level = {"blocks": 0, "stages": 1, "outermost, illegible": None}[folds]
+    assert deepest_legible == expected_level
+    assert view.document.undo_stack.index() == 0 and _collapsed(graph) == set()
+    view.fit_all()
+    QApplication.processEvents()
+    assert _collapsed(graph) == set(levels[-1 if expected_level is None else expected_level])
+    if folds == "blocks":  # the bottleneck blocks fold, the stages show as frames
+        names = {graph.groups.get(g).name for g in _collapsed(graph)}
+        assert len(names) == 16 and all(n.startswith("Bottleneck") for n in names)
+        frames = view.graph_scene.groups.frames
+        assert {graph.groups.get(g).name for g in frames} >= {"Stage 1", "Stage 4"}
+    assert view.document.undo_stack.count() == 1
+    fitted = min(view.fit_zoom(view.content_rect()), 1.5)
+    assert view.zoom() == pytest.approx(fitted)
+    if expected_level is not None:
+        assert view.zoom() >= FIT_LEGIBLE_ZOOM
+    assert _outside(view) == []
+    assert view.visible_scene_rect().contains(view.content_rect())
+    view.document.undo_stack.undo()
+    QApplication.processEvents()
+    assert _collapsed(graph) == set()
+    assert {n.id: n.pos for n in graph} == positions
+    assert all(g.fold_shift == 0.0 for g in graph.groups)
+    assert len(view.visible_items()) == len(graph)
+
+
+def test_fit_in_the_window_folds_resnet50s_blocks_when_that_is_legible(window, qtbot):
+    from pathlib import Path
+
+    window.resize(1280, 800)
+    window.show()
+    sample = Path(__file__).parents[2] / "sample_projects" / "real-size" / "resnet50.cnnproj"
+    assert window.open_project(sample)
+    QApplication.processEvents()
+    view = window.findChild(GraphView, "graphView")
+    graph = view.document.graph
+    levels = _levels(graph)
+    zooms = [_fitted_zoom_folding(view, level)[0] for level in levels]
+    expected = next((lv for lv, z in zip(levels, zooms, strict=True)
+                     if z >= FIT_LEGIBLE_ZOOM), levels[-1])
+    window.findChild(QAction, "actionFit").trigger()
+    QApplication.processEvents()
+    assert _collapsed(graph) == set(expected)
+    if zooms[0] >= FIT_LEGIBLE_ZOOM:  # the blocks folded inside their stages' frames
+        assert all(graph.groups.get(g).name.startswith("Bottleneck") for g in expected)
+    assert _outside(view) == []
+    assert view.document.undo_stack.count() == 1
+
+
+def test_fit_leaves_folded_blocks_folded(qtbot):
     graph = resnet50()
     view = _view(qtbot, graph)
-    top = {g.id for g in graph.groups if g.parent is None}
-    assert _collapsed(graph) == set()
+    stage = next(g.id for g in graph.groups if g.name == "Stage 3")
+    assert editing.set_folded(view.graph_scene, [stage], True)
     view.fit_all()
-    assert _collapsed(graph) == top  # Stem, Stage 1–4, Classifier: inner blocks unchanged
-    assert view.document.undo_stack.count() == 1
-    assert view.zoom() >= FIT_LEGIBLE_ZOOM
-    assert _outside(view) == []
+    blocks = {g.id for g in graph.groups if g.name.startswith("Bottleneck")
+              and stage not in graph.groups.ancestors(g.id)}
+    assert _collapsed(graph) == blocks | {stage}
     view.document.undo_stack.undo()
-    assert _collapsed(graph) == set()
-    assert len(view.visible_items()) == len(graph)
+    assert _collapsed(graph) == {stage}
+
+
+def _right(graph: Graph) -> Graph:
+    graph.direction = "right"
+    layout_graph(graph)
+    return graph
+
+
+@pytest.mark.parametrize("make", [
+    resnet50, lambda: _right(googlenet()), lambda: get_template("unet").graph(), block_chain,
+], ids=["resnet50", "googlenet-right", "unet", "chain-1000"])
+def test_fit_predicts_each_foldings_extent_exactly_and_fast(qtbot, make):
+    graph = make()
+    view = _view(qtbot, graph)
+    # Some blocks folded already (every third inner one): their cards count as they are.
+    inner = [g.id for g in graph.groups if g.parent is not None][::3]
+    if inner:
+        assert editing.set_folded(view.graph_scene, inner, True)
+        QApplication.processEvents()
+    for level in fold_levels(graph):
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            plan = plan_folding(graph, level)
+            times.append(time.perf_counter() - start)
+        assert min(times) < 0.05
+        _, real = _fitted_zoom_folding(view, plan.order)
+        assert plan.rect().getCoords() == pytest.approx(real.getCoords())
 
 
 def test_fit_keeps_a_legible_network_unfolded(qtbot):
@@ -230,7 +355,8 @@ def test_find_reveals_a_node_inside_a_folded_block(qtbot):
 def test_find_a_block_by_name_selects_its_card_or_opens_the_blocks_around_it(qtbot):
     graph = resnet50()
     view = _view(qtbot, graph)
-    view.fit_all()  # Stem, Stage 1–4, Classifier folded
+    top = [g.id for g in graph.groups if g.parent is None]
+    assert editing.set_folded(view.graph_scene, top, True)  # Stem, Stage 1–4, Classifier
     stage3 = next(g.id for g in graph.groups if g.name == "Stage 3")
     _find(view, qtbot, "stage 3")
     qtbot.keyClick(view.find_bar.field, Qt.Key.Key_Return)

@@ -1,10 +1,9 @@
 """The graph view: zoom, pan, rubber-band selection, port drags, palette drops, menus.
 
 Ctrl+wheel zooms around the mouse, the plain wheel scrolls, the middle button or
-Space+drag pans. Fit (Ctrl+0) shows the whole network, folding its outermost blocks first
-when it would be too small to read; an overview map (`overview.py`) and a find bar
-(`find.py`) help on big networks. Dragging from a port draws a connection (see
-`connect.py`); every other edit goes through `editing.py`, one undo entry each.
+Space+drag pans. Fit (Ctrl+0) shows the whole network, folding as few blocks as keep it
+legible (`fitting.py`); an overview map (`overview.py`) and a find bar (`find.py`) help on
+big networks. A port drag draws a connection (`connect.py`); other edits: `editing.py`.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from cnnstudio.ui.canvas import editing, lod, style
 from cnnstudio.ui.canvas.connect import ConnectionDrag
 from cnnstudio.ui.canvas.drops import PaletteDrops
 from cnnstudio.ui.canvas.find import FindBar
-from cnnstudio.ui.canvas.fitting import fit_zoom, outer_unfolded, start_centre
+from cnnstudio.ui.canvas.fitting import choose_folding, fit_zoom, start_centre
 from cnnstudio.ui.canvas.menus import build_context_menu
 from cnnstudio.ui.canvas.overview import OverviewMap
 from cnnstudio.ui.canvas.scene import GraphScene
@@ -43,12 +42,11 @@ from cnnstudio.ui.document import Document, deferred
 MIN_ZOOM, MAX_ZOOM = 0.02, 4.0
 FIT_FLOOR_ZOOM = 0.001
 FIT_MAX_ZOOM = 1.5  # a lone node stays node-sized
-# Fit folds the outermost blocks rather than show cards so small that not even their
-# abbreviated type ("BN", "Conv": lod.py's smallest text) is drawn: ≈ 0.146. (The 1 % keeps
-# rounding from dropping that text at exactly this zoom.)
-FIT_LEGIBLE_ZOOM = 1.01 * lod.BLOCK_TEXT_MIN_PX / (style.NODE_HEIGHT * lod.LABEL_FILL)
 # The least zoom at which a card shows its type name in full (lod.py's LABEL): ≈ 0.22.
 LABEL_ZOOM = 1.01 * lod.LABEL_MIN_PX / (style.NODE_HEIGHT * lod.LABEL_FILL)
+# Fit folds blocks rather than show cards too small to carry their name in readable type
+# (a coloured block with "BN" on it is seen, not read).
+FIT_LEGIBLE_ZOOM = LABEL_ZOOM
 ZOOM_STEP = 1.2
 # Below this zoom a card's 8.5 pt title is under ~8 px high: no longer comfortably read.
 MIN_LEGIBLE_ZOOM = 0.7
@@ -168,17 +166,18 @@ class GraphView(QGraphicsView):
         return fit_zoom(self.viewport().rect(), rect)
 
     def fit_all(self, fold: bool = True) -> None:
-        """Show the whole network, never magnified beyond FIT_MAX_ZOOM. When it would be
-        shown too small to read (below FIT_LEGIBLE_ZOOM) and `fold`, first fold its
-        outermost unfolded blocks: one undo entry, so Undo brings the expanded view back."""
+        """Show the whole network, never magnified beyond FIT_MAX_ZOOM. Below FIT_LEGIBLE_ZOOM
+        (and if `fold`) first fold the blocks of the deepest level at which it is legible,
+        else the outermost: one undo entry, so Undo brings the expanded view back."""
         self._user_navigated()
         rect = self.content_rect()
         if rect.isEmpty():
             self.reset_zoom()
             return
         if fold and self.fit_zoom(rect) < FIT_LEGIBLE_ZOOM:
-            outer = outer_unfolded(self.document.graph)
-            if outer and editing.set_folded(self._scene, outer, True):
+            blocks = choose_folding(self.document.graph,
+                                    lambda shown: self.fit_zoom(shown) >= FIT_LEGIBLE_ZOOM)
+            if blocks and editing.set_folded(self._scene, blocks, True):
                 self._forget_content()
                 rect = self.content_rect()
         self.fit_rect(rect)
