@@ -11,7 +11,8 @@ from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 from cnnstudio.core.errors import FormatError, InvalidIdError
-from cnnstudio.core.graph import MAX_ID_LENGTH, RESERVED_IDS, Graph, check_id
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.ids import MAX_ID_LENGTH, RESERVED_IDS, check_id
 from cnnstudio.core.layout import layered_positions
 from cnnstudio.core.shapes import Fix
 

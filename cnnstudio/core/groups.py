@@ -25,6 +25,7 @@ from cnnstudio.core.errors import (
     MissingNodeError,
     show_value,
 )
+from cnnstudio.core.ids import MAX_NODES, check_id
 
 if TYPE_CHECKING:
     from cnnstudio.core.graph import Graph
@@ -157,8 +158,6 @@ class GroupTable:
         """Group `members` (node and group ids with one common parent, which the new group
         takes their place in). Raises GraphError when they are none, unknown, or lie in
         different groups, and InvalidIdError/DuplicateIdError for a bad `id`."""
-        from cnnstudio.core.graph import check_id
-
         name = check_name(name)
         members = list(dict.fromkeys(members))
         if not members:
@@ -234,8 +233,6 @@ class GroupTable:
     def load(self, raw: Any) -> None:
         """Read the file form into this (empty) table; raise FormatError with the path at
         fault relative to `groups`."""
-        from cnnstudio.core.graph import MAX_NODES, check_id
-
         if not isinstance(raw, list):
             raise FormatError("groups", "must be a list")
         if len(raw) > MAX_NODES:

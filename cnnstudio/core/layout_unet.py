@@ -15,7 +15,8 @@ from __future__ import annotations
 from math import prod
 
 from cnnstudio.core.graph import Graph
-from cnnstudio.core.layout import (
+from cnnstudio.core.layout_order import LayeredResult
+from cnnstudio.core.layout_rows import (
     COLUMN_WIDTH,
     ROW_HEIGHT,
     Layout,
@@ -24,7 +25,6 @@ from cnnstudio.core.layout import (
     group_paths,
     layered_result,
 )
-from cnnstudio.core.layout_order import LayeredResult
 
 STAGE_GAP = 40.0  # extra room between two stages' columns, beyond a card pitch
 

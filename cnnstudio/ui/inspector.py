@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnstudio.core.errors import GraphError, ParameterError
-from cnnstudio.core.graph import check_id
+from cnnstudio.core.ids import check_id
 from cnnstudio.core.layer_type import fmt_shape
 from cnnstudio.core.shapes import ERROR
 from cnnstudio.core.summary import human_bytes

@@ -9,6 +9,7 @@ raises ProjectError whose message is one line. Never another exception, never a 
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -260,7 +261,7 @@ def hostile_groups(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):  # plausible: disjoint runs of nodes, each nested in the next
         cuts = sorted(draw(st.lists(st.integers(0, len(ids)), min_size=2, max_size=6)))
         groups: list[dict[str, Any]] = []
-        for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(cuts)):
             nodes = ids[a:b] + ([groups[-1]["id"]] if groups and draw(st.booleans()) else [])
             if nodes:
                 groups.append({"id": f"g{i}", "name": f"Block {i}", "nodes": nodes,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cnnstudio.cli import main
-from cnnstudio.core.graph import MAX_NODES
+from cnnstudio.core.ids import MAX_NODES
 from cnnstudio.core.templates import TEMPLATES
 from cnnstudio.project import ProjectError, read_project
 

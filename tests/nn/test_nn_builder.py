@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from cnnstudio.core.graph import RESERVED_IDS, Graph
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.ids import RESERVED_IDS
 from cnnstudio.core.shapes import infer_shapes
 from cnnstudio.core.templates import TEMPLATES
 from cnnstudio.nn import BuildError, GraphModule, build_module

@@ -12,7 +12,7 @@ from cnnstudio.core.templates import get_template
 from cnnstudio.project import Project
 from cnnstudio.ui.canvas import GraphView
 from cnnstudio.ui.canvas.items import fit_id, fit_title
-from cnnstudio.ui.canvas.view import MIN_LEGIBLE_ZOOM
+from cnnstudio.ui.canvas.style import MIN_LEGIBLE_ZOOM
 from cnnstudio.ui.document import Document
 from cnnstudio.ui.mime import MIME_LAYER
 from cnnstudio.ui.template_dialog import blank_project

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
@@ -555,6 +555,10 @@ def check_picture(scene: GraphScene, doc: Document) -> None:
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=group_steps)
+# Deleting a node whose edges run into a folded card (relu1 → Body, relu1 → add): the
+# card's edge list kept the first removed edge until the next rebuild, and routing the
+# second asked that edge's ends (a KeyError, found about one run in three).
+@example(steps=[("delete", 0), ("delete", 0), ("fold", 1), ("delete", 1)])
 def test_any_group_edit_sequence_keeps_the_picture_right(qapp, steps):
     doc = Document(Project(graph=graph()))
     scene = GraphScene(doc)

@@ -249,10 +249,9 @@ def reveal_and_select(view: GraphView, target: str) -> QRectF:
 def show_match(view: GraphView, target: str) -> None:
     """Reveal, select and centre a node or block, at a zoom where it can be read (or
     whole, for a block bigger than the view at that zoom)."""
-    from cnnstudio.ui.canvas.view import MIN_LEGIBLE_ZOOM
 
     rect = reveal_and_select(view, target)
     if rect.isEmpty():
         return
-    view.set_zoom(min(max(view.zoom(), MIN_LEGIBLE_ZOOM), view.fit_zoom(rect)))
+    view.set_zoom(min(max(view.zoom(), style.MIN_LEGIBLE_ZOOM), view.fit_zoom(rect)))
     view.center_on_point(rect.center())

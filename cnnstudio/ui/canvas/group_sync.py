@@ -62,6 +62,17 @@ class GroupSync:
     def card_nodes(self, card: GroupItem) -> list[str]:
         return self.scene.document.graph.groups.nodes(card.group_id)
 
+    def forget_edge(self, edge: EdgeItem) -> None:
+        """An edge item is gone: drop it from the ends and the cards' edge lists now, not
+        at the next rebuild (an edge routed before then asks its card's other edges)."""
+        ends = self.ends.pop(edge, None)
+        if ends is None:
+            return
+        for shown_id in ends[:2]:
+            edges = self.card_edges.get(shown_id)
+            if edges is not None and edge in edges:
+                edges.remove(edge)
+
     # ---- rebuilding ---------------------------------------------------------------------
 
     def rebuild(self) -> set[EdgeItem]:

@@ -98,7 +98,7 @@ class SceneInteraction(_Base):
 
     def select_nodes(self, node_ids: list[str]) -> None:
         """Select exactly these nodes (and no edges); the document follows."""
-        self.flush()
+        self.flush(routes=False)
         self._selecting = True
         try:
             self.clearSelection()
@@ -130,7 +130,7 @@ class SceneInteraction(_Base):
             return False
         selected = set(self.selected_node_ids())
         self.document.undo_stack.push(FoldCommand(self.document, todo, folded))
-        self.flush()
+        self.flush(routes=False)
         if selected:  # the selection carries over: to the new cards, or out of the old
             if folded:
                 for group_id in todo:

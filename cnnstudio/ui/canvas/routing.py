@@ -31,6 +31,10 @@ _CELL = 256.0
 _STROKE = 3.0  # half the width of the band a curve must keep clear of cards
 _LANE = 12.0  # half the width of a detour's lane
 _CLEARANCE = 36.0  # between a detour and the cards it passes
+# Between a detour and the side of a group's frame: a detour running a few units beside a
+# frame reads as a second border at 40 % zoom, so it keeps this far from every frame side
+# it runs along (outside the frames around the cards it passes, or well inside one).
+_FRAME_CLEARANCE = 30.0
 _MAX_CELLS = 4096  # a region covering more cells is searched card by card
 _ANY, _MIXED = object(), object()  # an empty cell; a cell whose cards moved unlike
 
@@ -196,10 +200,36 @@ class EdgeRouter:
         # (source, target) → (direction is right, start, end, cards in the rows between,
         # detour) as last worked out.
         self._detours: dict[tuple[QGraphicsItem, QGraphicsItem], tuple] = {}
+        # Edges whose routing the scene left for a later turn (many changed at once).
+        self.pending: set[EdgeItem] = set()
+        self._frames: list[Rect] | None = None
+        self._frames_key = 0
 
     def invalidate(self) -> None:
         """Cards appeared, vanished or moved in bulk: rebuild the index when next needed."""
         self._index = None
+        self.frames_changed()
+
+    def frames_changed(self) -> None:
+        """Group frames appeared, vanished or were fitted anew."""
+        self._frames = None
+
+    def frame_rects(self) -> list[Rect]:
+        """The shown frames' outlines in the flow frame."""
+        if self._frames is None:
+            right = self.scene.direction == "right"
+            self._frames = []
+            for frame in self.scene.groups.frames.values():
+                outline = frame.frame_rect()
+                if outline.isNull():
+                    continue
+                left, top = _flow(outline.topLeft(), right)
+                far, bottom = _flow(outline.bottomRight(), right)
+                self._frames.append((left, top, far, bottom))
+            # Detours worked out among other frames are stale; among the same ones (a
+            # block unfolded back to where it was) they still hold.
+            self._frames_key = hash(tuple(self._frames))
+        return self._frames
 
     def item_moved(self, item: QGraphicsItem) -> None:
         if self._index is not None:
@@ -223,6 +253,7 @@ class EdgeRouter:
               label_sides: dict[QGraphicsItem, bool] | None = None) -> None:
         """Route `edge` afresh. `label_sides`: a cache of `label_left` for routing many
         edges at once (every edge of a source asks the same)."""
+        self.pending.discard(edge)
         ends = self.scene.edge_ends(edge)
         if ends is None:
             return
@@ -241,11 +272,25 @@ class EdgeRouter:
         edge.set_ends(start, end, self.detour(source, target), label_left)
         self._drawn[edge] = (start, end)
 
+    def route_pending(self, most: int | None = None) -> bool:
+        """Route the edges left for later (`most` of them at most); return whether some
+        are left still."""
+        label_sides: dict[QGraphicsItem, bool] = {}
+        while self.pending and (most is None or most > 0):
+            edge = self.pending.pop()
+            if edge.scene() is self.scene:
+                self.route(edge, label_sides)
+            most = None if most is None else most - 1
+        return bool(self.pending)
+
     def forget(self, edge: EdgeItem) -> None:
         self._drawn.pop(edge, None)
+        self.pending.discard(edge)
 
     def drawn_ends(self, edge: EdgeItem) -> tuple[QPointF, QPointF] | None:
         """Where the edge's curve starts and ends in the scene now (None: never routed)."""
+        if edge in self.pending:
+            self.route(edge)
         drawn = self._drawn.get(edge)
         return None if drawn is None else (drawn[0] + edge.pos(), drawn[1] + edge.pos())
 
@@ -368,6 +413,8 @@ class EdgeRouter:
         start = _flow(source.pos() + source.output_anchor(), right)
         end = _flow(target.pos() + target.input_anchor(0, 1), right)
         along = style.NODE_WIDTH if right else style.NODE_HEIGHT
+        if end[1] < start[1] - 1.0 and self.scene.groups.frames:
+            return self._backward_side(source, target, start, end)
         if end[1] - start[1] < DETOUR_DROP + DETOUR_RISE + along:
             return None  # adjacent rows: the curve stays in the gap between them
         index = self.index()
@@ -375,17 +422,75 @@ class EdgeRouter:
         # as they did when it was last worked out (unfolding what was folded), reuse it.
         band = frozenset(index.query((index.across[0], start[1], index.across[1], end[1])))
         known = self._detours.get((source, target))
-        if known is not None and known[:4] == (right, start, end, band):
-            return known[4]
+        self.frame_rects()  # brings `_frames_key` up to date
+        key = (right, start, end, band, self._frames_key)
+        if known is not None and known[:5] == key:
+            return known[5]
         if len(self._detours) > 4 * len(index.cells) + 1024:
             self._detours.clear()  # entries of items long gone
         side = self._detour(index, source, target, start, end)
-        self._detours[(source, target)] = (right, start, end, band, side)
+        self._detours[(source, target)] = (*key, side)
+        return side
+
+    def _backward_side(self, source: QGraphicsItem, target: QGraphicsItem,
+                       start: tuple[float, float], end: tuple[float, float]) -> float:
+        """The lane of an edge back against the flow (a U-Net's decoder fed from the
+        stage below and beside it): midway in the free gap between the cards and frames
+        standing between the two columns when that gap keeps it _FRAME_CLEARANCE from
+        their sides; else up the far side of the target's column, when the way across
+        to it below the source is clear (the midway line would run a few units beside
+        two frames, a triple border at 40 % zoom); beside the column when both ends
+        share it."""
+        card_across = style.NODE_HEIGHT if self.scene.direction == "right" \
+            else style.NODE_WIDTH
+        low, high = sorted((start[0], end[0]))
+        index = self.index()
+        top, bottom = end[1] - DETOUR_RISE, start[1] + DETOUR_DROP
+        if high - low < card_across + 10:  # one column: out past the frames beside it
+            return self._clear_side(index, source, target, [high], top, bottom, 1.0)
+        middle = (low + high) / 2
+        left, right = low, high
+        obstacles = [r for _, r in index.query((low, top, high, bottom))]
+        obstacles += [f for f in self.frame_rects() if f[1] <= bottom and f[3] >= top]
+        for r in obstacles:
+            if r[0] <= low and r[2] >= high:
+                continue  # a frame around both columns
+            if (r[0] + r[2]) / 2 < middle:
+                left = max(left, r[2])
+            else:
+                right = min(right, r[0])
+        if right - left >= 2 * _FRAME_CLEARANCE:
+            return (left + right) / 2
+        direction = 1.0 if end[0] > start[0] else -1.0
+        side = self._clear_side(index, source, target, [end[0]], top, bottom, direction)
+        run = (min(start[0], side), bottom - _LANE, max(start[0], side), bottom + _LANE)
+        if not any(item is not source for item, _ in index.query(run)):
+            return side
+        return (left + right) / 2 if left < right else middle
+
+    def _clear_side(self, index: CardIndex, source: QGraphicsItem | None,
+                    target: QGraphicsItem | None, xs: list[float], top: float,
+                    bottom: float, direction: float) -> float:
+        """The line beyond the cards centred at `xs`, `direction` +1 (higher across the
+        flow) or -1, stepped past the cards standing on it and kept _FRAME_CLEARANCE
+        from the sides of the frames beside rows `top`..`bottom`."""
+        reach = (style.NODE_HEIGHT if index.right else style.NODE_WIDTH) / 2 + _CLEARANCE
+        frames = [f for f in self.frame_rects() if f[1] <= bottom and f[3] >= top]
+        side = (max(xs) + reach) if direction > 0 else (min(xs) - reach)
+        for _ in range(12):  # step past cards on the line itself and frame sides near it
+            blocking = [(r[0] + r[2]) / 2 + direction * reach
+                        for item, r in index.query((side - _LANE, top, side + _LANE, bottom))
+                        if item is not source and item is not target]
+            blocking += [(f[2] if direction > 0 else f[0]) + direction * _FRAME_CLEARANCE
+                         for f in frames
+                         if min(abs(side - f[0]), abs(side - f[2])) < _FRAME_CLEARANCE]
+            if not blocking:
+                break
+            side = max(blocking) if direction > 0 else min(blocking)
         return side
 
     def _detour(self, index: CardIndex, source: QGraphicsItem, target: QGraphicsItem,
                 start: tuple[float, float], end: tuple[float, float]) -> float | None:
-        right = self.scene.direction == "right"
         box = (min(start[0], end[0]) - _STROKE, start[1], max(start[0], end[0]) + _STROKE,
                end[1])
         hits = [r for item, r in index.query(box) if item is not source and item is not target
@@ -393,19 +498,10 @@ class EdgeRouter:
         if not hits:
             return None
         top, bottom = start[1] + DETOUR_DROP, end[1] - DETOUR_RISE
-        reach = (style.NODE_HEIGHT if right else style.NODE_WIDTH) / 2 + _CLEARANCE
         best: tuple[float, float] | None = None
+        xs = [(r[0] + r[2]) / 2 for r in hits] + [start[0], end[0]]
         for direction in (1.0, -1.0):
-            xs = [(r[0] + r[2]) / 2 for r in hits] + [start[0], end[0]]
-            side = (max(xs) + reach) if direction > 0 else (min(xs) - reach)
-            for _ in range(8):  # step past cards standing on the detour line itself
-                blocking = [r for item, r in index.query((side - _LANE, top, side + _LANE,
-                                                          bottom))
-                            if item is not source and item is not target]
-                if not blocking:
-                    break
-                xs = [(r[0] + r[2]) / 2 for r in blocking]
-                side = (max(xs) + reach) if direction > 0 else (min(xs) - reach)
+            side = self._clear_side(index, source, target, xs, top, bottom, direction)
             cost = abs(side - start[0]) + abs(side - end[0])
             if best is None or cost < best[0]:
                 best = (cost, side)

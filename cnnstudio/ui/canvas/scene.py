@@ -34,6 +34,13 @@ from cnnstudio.ui.document import Document, deferred
 # While many items are added or moved at once the scene rect is pinned to this: a growing
 # scene rect makes Qt rebuild its item index query by query (0.6 s to open 1,000 nodes).
 _BULK_RECT = QRectF(-1e7, -1e7, 2e7, 2e7)
+# A change that leaves more edges than this to route (unfolding a 1,000-node network)
+# routes those near the view at once and the rest in later event-loop turns, this many a
+# turn (~6 ms), ROUTE_LATER_MS apart so the canvas repaints in a turn of its own: no turn
+# holds the window over 50 ms.
+ROUTE_AT_ONCE = 150
+ROUTE_LATER_MS = 10
+_NEAR_VIEW = 400.0  # scene units around the visible region that count as near it
 
 
 class GraphScene(SceneInteraction, QGraphicsScene):
@@ -62,7 +69,8 @@ class GraphScene(SceneInteraction, QGraphicsScene):
         # by one offset are shifted rather than routed again (`EdgeRouter.translate`).
         self._shifted: dict[QGraphicsItem, tuple[float, float]] = {}
         self._refresh_timer = deferred(self, self.refresh_inference)
-        self._flush_timer = deferred(self, self.flush)
+        self._flush_timer = deferred(self, self._flush_turn)
+        self._route_timer = deferred(self, self._route_some, ms=ROUTE_LATER_MS)
         document.node_added.connect(self._add_node)
         document.node_removed.connect(self._drop_node_item)
         document.node_moved.connect(self._move_node)
@@ -94,17 +102,17 @@ class GraphScene(SceneInteraction, QGraphicsScene):
 
     def group_item_for(self, group_id: str) -> GroupItem | None:
         """The card of folded group `group_id`, when it is shown."""
-        self.flush()
+        self.flush(routes=False)
         return self.groups.cards.get(group_id)
 
     def frame_for(self, group_id: str) -> GroupFrame | None:
         """The frame around unfolded group `group_id`, when it is shown."""
-        self.flush()
+        self.flush(routes=False)
         return self.groups.frames.get(group_id)
 
     def visible_items(self) -> list[QGraphicsItem]:
         """The cards shown now: node items and folded groups' cards."""
-        self.flush()
+        self.flush(routes=False)
         return self.cards_as_drawn()
 
     def cards_as_drawn(self) -> list[QGraphicsItem]:
@@ -213,6 +221,7 @@ class GraphScene(SceneInteraction, QGraphicsScene):
             self.groups.rebuild()
             self.router.invalidate()
             self._regroup, self._refit, self._reroute, self._shifted = False, set(), set(), {}
+            self.router.pending.clear()  # every edge is routed here
             label_sides: dict[QGraphicsItem, bool] = {}
             for edges in self._inputs.values():
                 for edge in edges:
@@ -288,12 +297,22 @@ class GraphScene(SceneInteraction, QGraphicsScene):
         self._regroup = True
         self._flush_timer.start()
 
-    def flush(self) -> None:
+    def flush(self, routes: bool = True) -> None:
         """Apply the group changes and bulk moves of this event-loop turn now: cards and
-        frames, hidden nodes and edges, then route each affected edge once."""
+        frames, hidden nodes and edges, then route each affected edge once. `routes`
+        False: when many edges are to be routed, route those near the view now and leave
+        the rest to later turns (`ROUTE_AT_ONCE`); True routes every one now."""
         self._flush_timer.stop()
-        if not (self._regroup or self._reroute or self._refit):
-            return
+        if self._regroup or self._reroute or self._refit:
+            self._apply_changes(routes)
+        if routes and self.router.pending:
+            self._route_timer.stop()
+            self.router.route_pending()
+
+    def _flush_turn(self) -> None:
+        self.flush(routes=False)
+
+    def _apply_changes(self, routes: bool) -> None:
         shown_before, self._shown_before = self._shown_before, set()
         with self._bulk_change():
             full: set[EdgeItem] = set()
@@ -307,14 +326,55 @@ class GraphScene(SceneInteraction, QGraphicsScene):
             elif self._refit:
                 refit, self._refit = self._refit, set()
                 self.groups.update_frames(refit)
+                self.router.frames_changed()
             reroute, self._reroute = self._reroute - full, set()
             shifted, self._shifted = self._shifted, {}
             full.update(self.router.translate(
                 [e for e in reroute if e.scene() is self], shifted, shown_before))
+            edges = [e for e in full if e.scene() is self]
+            if not routes and len(edges) > ROUTE_AT_ONCE:
+                edges, later = self._split_near_view(edges)
+                self.router.pending.update(later)
+                if self.router.pending:
+                    self._route_timer.start()
             label_sides: dict[QGraphicsItem, bool] = {}
-            for edge in full:
-                if edge.scene() is self:
-                    self.router.route(edge, label_sides)
+            for edge in edges:
+                self.router.route(edge, label_sides)
+
+    def _split_near_view(self, edges: list[EdgeItem]) -> tuple[list[EdgeItem],
+                                                               list[EdgeItem]]:
+        """(the edges whose ends span a region near a view, at most ROUTE_AT_ONCE of
+        them; the others)."""
+        views = self.views()
+        if not views:
+            return edges[:ROUTE_AT_ONCE], edges[ROUTE_AT_ONCE:]
+        near = QRectF()
+        for view in views:
+            near = near.united(view.mapToScene(view.viewport().rect()).boundingRect())
+        near.adjust(-_NEAR_VIEW, -_NEAR_VIEW, _NEAR_VIEW, _NEAR_VIEW)
+        left, top, right, bottom = near.getCoords()
+        shown, item_of = self.groups.shown_id, self.groups.item
+        now: list[EdgeItem] = []
+        later: list[EdgeItem] = []
+        for edge in edges:
+            source, target = item_of(shown(edge.source)), item_of(shown(edge.target))
+            if source is None or target is None or len(now) >= ROUTE_AT_ONCE:
+                later.append(edge)
+                continue
+            x1, y1, x2, y2 = source.x(), source.y(), target.x(), target.y()
+            if (min(x1, x2) <= right and max(x1, x2) >= left
+                    and min(y1, y2) <= bottom and max(y1, y2) >= top):
+                now.append(edge)
+            else:
+                later.append(edge)
+        return now, later
+
+    def _route_some(self) -> None:
+        """Route the next ROUTE_AT_ONCE of the edges left for later, in this turn."""
+        if self._regroup or self._reroute or self._refit:
+            self.flush(routes=False)
+        if self.router.route_pending(ROUTE_AT_ONCE):
+            self._route_timer.start()
 
     def _make_node_item(self, node_id: str, type_name: str) -> NodeItem:
         item = NodeItem(node_id, type_name)
@@ -352,7 +412,7 @@ class GraphScene(SceneInteraction, QGraphicsScene):
             outgoing.remove(edge)
         self._reroute.discard(edge)
         self.router.forget(edge)
-        self.groups.ends.pop(edge, None)
+        self.groups.forget_edge(edge)
         if edge.scene() is self:
             self.removeItem(edge)
 

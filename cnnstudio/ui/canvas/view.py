@@ -35,6 +35,7 @@ from cnnstudio.ui.canvas.fitting import choose_folding, fit_zoom, start_centre
 from cnnstudio.ui.canvas.menus import build_context_menu
 from cnnstudio.ui.canvas.overview import OverviewMap
 from cnnstudio.ui.canvas.scene import GraphScene
+from cnnstudio.ui.canvas.style import MIN_LEGIBLE_ZOOM
 from cnnstudio.ui.commands import push_snapshot
 from cnnstudio.ui.document import Document, deferred
 
@@ -48,8 +49,6 @@ LABEL_ZOOM = 1.01 * lod.LABEL_MIN_PX / (style.NODE_HEIGHT * lod.LABEL_FILL)
 # (a coloured block with "BN" on it is seen, not read).
 FIT_LEGIBLE_ZOOM = LABEL_ZOOM
 ZOOM_STEP = 1.2
-# Below this zoom a card's 8.5 pt title is under ~8 px high: no longer comfortably read.
-MIN_LEGIBLE_ZOOM = 0.7
 START_MAX_ZOOM = 1.0  # a small network (or a blank canvas) opens at actual size
 
 
