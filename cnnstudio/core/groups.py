@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 GROUP_KEYS = ("id", "name", "nodes", "collapsed", "fold_shift")
 MAX_NAME_LENGTH = 100
+# Far deeper than any real network (a ResNet is 2 deep); a hostile file nesting thousands of
+# groups would otherwise cost quadratic time to read and recursion downstream.
+MAX_DEPTH = 32
 
 
 @dataclass
@@ -105,11 +108,18 @@ class GroupTable:
     def ancestors(self, member: str) -> list[str]:
         """The groups holding `member`, outermost first."""
         chain: list[str] = []
+        seen: set[str] = set()
         parent = self.parent_of(member)
-        while parent is not None and parent not in chain:
+        while parent is not None and parent not in seen:
             chain.append(parent)
+            seen.add(parent)
             parent = self._groups[parent].parent if self._groups[parent].parent in self else None
         return list(reversed(chain))
+
+    def position(self, group_id: str) -> int:
+        """Where a group stands in the table's order (the file's order of `groups`)."""
+        self.get(group_id)
+        return list(self._groups).index(group_id)
 
     def _members(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         index = self._index
@@ -154,10 +164,12 @@ class GroupTable:
     # ---- editing ------------------------------------------------------------------------
 
     def add(self, members: list[str], name: str, *, id: str | None = None,
-            collapsed: bool = False) -> Group:
+            collapsed: bool = False, position: int | None = None) -> Group:
         """Group `members` (node and group ids with one common parent, which the new group
-        takes their place in). Raises GraphError when they are none, unknown, or lie in
-        different groups, and InvalidIdError/DuplicateIdError for a bad `id`."""
+        takes their place in), last in the table or at `position` (an undone ungroup goes
+        back where it was). Raises GraphError when they are none, unknown, lie in different
+        groups or would nest deeper than MAX_DEPTH, and InvalidIdError/DuplicateIdError for
+        a bad `id`."""
         name = check_name(name)
         members = list(dict.fromkeys(members))
         if not members:
@@ -168,8 +180,15 @@ class GroupTable:
         group_id = self.new_id() if id is None else check_id(id)
         if group_id in self._groups or group_id in self._graph:
             raise DuplicateIdError(f"id {group_id!r} is already used", node=group_id)
-        group = Group(group_id, name, parents.pop(), bool(collapsed))
-        self._groups[group_id] = group
+        parent = parents.pop()
+        depth = len(self.ancestors(parent)) + 2 if parent is not None else 1
+        depth += max((self._height(m) for m in members if m in self._groups), default=0)
+        if depth > MAX_DEPTH:
+            raise GraphError(f"blocks nest at most {MAX_DEPTH} deep")
+        group = Group(group_id, name, parent, bool(collapsed))
+        items = list(self._groups.items())
+        items.insert(len(items) if position is None else position, (group_id, group))
+        self._groups = dict(items)
         for member in members:
             if member in self._groups:
                 self._groups[member].parent = group_id
@@ -177,6 +196,11 @@ class GroupTable:
                 self._graph.node(member).group = group_id
         self._graph._emit("group_added", group=group_id)
         return group
+
+    def _height(self, group_id: str) -> int:
+        """How many levels of groups `group_id` holds, itself included."""
+        children = [g for g in self._groups.values() if g.parent == group_id]
+        return 1 + max((self._height(g.id) for g in children), default=0)
 
     def remove(self, group_id: str) -> tuple[Group, list[str]]:
         """Ungroup: the group's members move to its parent. Returns the group and its
@@ -287,10 +311,18 @@ class GroupTable:
             else:
                 self._graph.node(member).group = group_id
         self._index = None
+        depths: dict[str, int] = {}
         for i, group_id in enumerate(members_of):  # nesting must end: no group inside itself
-            seen, parent = {group_id}, self._groups[group_id].parent
-            while parent is not None:
+            chain, seen, parent = [group_id], {group_id}, self._groups[group_id].parent
+            while parent is not None and parent not in depths:
                 if parent in seen:
                     raise FormatError(f"groups[{i}]", f"group {group_id!r} ends up inside itself")
+                chain.append(parent)
                 seen.add(parent)
                 parent = self._groups[parent].parent
+            depth = depths[parent] if parent is not None else 0
+            for group in reversed(chain):  # outermost first: each one deeper than its parent
+                depth += 1
+                depths[group] = depth
+                if depth > MAX_DEPTH:
+                    raise FormatError(f"groups[{i}]", f"blocks nest at most {MAX_DEPTH} deep")

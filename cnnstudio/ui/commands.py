@@ -277,6 +277,7 @@ class UngroupCommand(QUndoCommand):
         self.doc, self.group_id = doc, group_id
         self._group: Group | None = None
         self._members: list[str] = []
+        self._position = 0
         self._before: Positions = {}
         self._after: Positions = {}
 
@@ -286,13 +287,15 @@ class UngroupCommand(QUndoCommand):
             self._after = unfold_moves(graph, self.group_id)
             self._before = _positions(graph, self._after)
             _move(graph, self._after)
+        self._position = graph.groups.position(self.group_id)
         group, self._members = graph.groups.remove(self.group_id)
         self._group = copy.deepcopy(group)
 
     def undo(self) -> None:
         graph, saved = self.doc.graph, self._group
         assert saved is not None
-        graph.groups.add(self._members, saved.name, id=saved.id, collapsed=saved.collapsed)
+        graph.groups.add(self._members, saved.name, id=saved.id, collapsed=saved.collapsed,
+                         position=self._position)
         graph.groups.get(saved.id).extra = copy.deepcopy(saved.extra)
         graph.groups.set_collapsed(saved.id, saved.collapsed, saved.fold_shift)
         _move(graph, self._before)

@@ -254,3 +254,32 @@ def test_a_folded_card_stands_where_the_block_output_stands():
     g.add_node("Add", {}, id="join", inputs=["main", "skip"], pos=(0.0, 360.0))
     group = g.groups.add(["skip", "main", "join"], "Residual")
     assert card_position(g, group.id) == (0.0, 270.0)
+
+
+def test_nesting_deeper_than_the_limit_is_refused_in_files_and_edits():
+    from cnnstudio.core.groups import MAX_DEPTH
+
+    data = _chain().to_dict()
+    data["groups"] = [{"id": f"g{i}", "nodes": [f"g{i + 1}" if i < MAX_DEPTH else "n1"]}
+                      for i in range(MAX_DEPTH + 1)]
+    with pytest.raises(FormatError, match=f"at most {MAX_DEPTH} deep") as caught:
+        Graph.from_dict(data)
+    assert caught.value.path.startswith("groups[")
+    data["groups"] = data["groups"][1:]  # exactly MAX_DEPTH levels: fine
+    g = Graph.from_dict(data)
+    with pytest.raises(GraphError, match="deep"):
+        g.groups.add(["g1"], "One too many")
+    with pytest.raises(GraphError, match="deep"):
+        g.groups.add(["n1"], "Inside the innermost")
+
+
+def test_an_undone_ungroup_goes_back_to_its_place_in_the_order():
+    g = _chain()
+    g.groups.add(["n1"], "A", id="a")
+    g.groups.add(["n2"], "B", id="b")
+    g.groups.add(["n3"], "C", id="c")
+    before = g.to_dict()
+    position = g.groups.position("b")
+    group, members = g.groups.remove("b")
+    g.groups.add(members, group.name, id=group.id, position=position)
+    assert g.to_dict() == before

@@ -601,3 +601,38 @@ def test_a_merge_input_moves_to_its_new_port_when_another_is_cut(view, doc):
     add = scene.item_for("add")
     # relu1 → add is input 0 of 1 now: the single port's place, not the second of two.
     assert drawn(scene, "relu1", "add")[1] == anchor(add, "in", 0, 1) - QPointF(0, 5)
+
+
+# ---- edges around frames -----------------------------------------------------------------
+
+@pytest.mark.parametrize("template", ["resnet", "unet", "inception"])
+def test_detours_keep_clear_of_the_frames_they_run_beside(qapp, template):
+    """A skip edge's lane (or a U-Net's edge back up to a decoder) runs at least 30 units
+    from the side of every frame beside it: 10 units away it read as a second border."""
+    from cnnstudio.core.templates import get_template
+
+    doc = Document(Project(graph=get_template(template).graph()))
+    scene = GraphScene(doc)
+    scene.flush()
+    frames = [f.frame_rect() for f in scene.groups.frames.values()]
+    assert frames
+    lanes = 0
+    for edge in scene.edge_items():
+        ends = scene.edge_ends(edge)
+        if ends is None:
+            continue
+        source, target = ends[0], ends[1]
+        side = scene.router.detour(source, target)
+        if side is None:
+            continue
+        lanes += 1
+        start = source.pos() + source.output_anchor()
+        end = target.pos() + target.input_anchor(0, 1)
+        low, high = sorted((start.y(), end.y()))
+        for frame in frames:
+            if frame.bottom() < low + 28 or frame.top() > high - 14:
+                continue  # not beside the lane's run
+            gap = min(abs(side - frame.left()), abs(side - frame.right()))
+            assert gap >= 30 - 1e-6, (edge.source, edge.target, side, frame)
+    assert lanes  # the templates do have skips and branches that detour
+    scene.deleteLater()

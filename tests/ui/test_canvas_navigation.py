@@ -333,6 +333,26 @@ def test_find_keeps_up_with_edits_made_while_it_is_open(qtbot):
     assert "GELU" in completer.model().stringList()
 
 
+def test_find_recounts_after_an_edit_once_a_match_was_shown(qtbot):
+    view = _view(qtbot, get_template("resnet").graph())
+    bar, doc = view.find_bar, view.document
+    _find(view, qtbot, "batchnorm")
+    count = len(bar.matches)
+    qtbot.keyClick(bar.field, Qt.Key.Key_Return)
+    qtbot.keyClick(bar.field, Qt.Key.Key_Return)
+    second = bar.matches[1]
+    first = bar.matches[0]
+    view.graph_scene.select_nodes([first])
+    view.delete_selection()  # a match before the shown one goes: the place follows it
+    qtbot.waitUntil(lambda: bar.status.text() == f"1 of {count - 1}")
+    assert second in bar.matches
+    view.graph_scene.select_nodes([m for m in bar.matches])
+    view.delete_selection()  # every match gone
+    qtbot.waitUntil(lambda: bar.status.text() == NO_MATCH)
+    doc.undo_stack.undo()
+    qtbot.waitUntil(lambda: bar.status.text() == f"{count - 1} matches")
+
+
 def test_find_reveals_a_node_inside_a_folded_block(qtbot):
     graph = resnet50()
     view = _view(qtbot, graph)

@@ -70,13 +70,13 @@ class PaletteDrops:
         mime = event.mimeData()
         scene_pos = view.mapToScene(event.position().toPoint())
         if mime.hasFormat(MIME_LAYER):
-            name = bytes(mime.data(MIME_LAYER).data()).decode("utf-8").strip()
+            name = bytes(mime.data(MIME_LAYER).data()).decode("utf-8", "replace").strip()
             new = editing.drop_layer(scene, name, scene_pos)
             if new:
                 scene.select_nodes([new])
                 self._scroll_to([new])
         else:
-            name = bytes(mime.data(MIME_BLOCK).data()).decode("utf-8").strip()
+            name = bytes(mime.data(MIME_BLOCK).data()).decode("utf-8", "replace").strip()
             ids = editing.drop_block(scene, name)
             if ids:
                 scene.select_nodes(ids)

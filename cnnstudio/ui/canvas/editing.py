@@ -250,16 +250,25 @@ def ungroup(scene: GraphScene, group_id: str) -> bool:
 
 
 def set_folded(scene: GraphScene, group_ids: list[str], folded: bool) -> bool:
-    """Fold or unfold these groups as one undo entry; False when none of them changes."""
-    return scene.set_folded(group_ids, folded)
+    """Fold or unfold these groups as one undo entry; False when none of them changes.
+    A group hidden inside a folded one is left alone: what its fold moves is measured on
+    the picture, where it does not show."""
+    groups = scene.document.graph.groups
+
+    def shown(group_id: str) -> bool:
+        return not any(groups.get(g).collapsed for g in groups.ancestors(group_id))
+
+    return scene.set_folded([g for g in group_ids if g in groups and shown(g)], folded)
 
 
 def reveal(scene: GraphScene, node_id: str) -> None:
-    """Unfold (one undo entry) every folded group hiding `node_id`, so its card shows."""
+    """Unfold (one undo entry) every folded group hiding `node_id`, so its card shows:
+    outermost first, each one showing when its turn comes."""
     groups = scene.document.graph.groups
     if node_id in scene.document.graph:
-        set_folded(scene, [g for g in groups.ancestors(node_id) if groups.get(g).collapsed],
-                   False)
+        folded = [g for g in groups.ancestors(node_id) if groups.get(g).collapsed]
+        if folded:
+            scene.set_folded(folded, False)
 
 
 def rename(scene: GraphScene, group_id: str, name: str) -> bool:
@@ -278,10 +287,18 @@ def auto_group(scene: GraphScene) -> list[str]:
     entry when nothing is found)."""
     from cnnstudio.core import grouping
 
+    from cnnstudio.core.layout import auto_layout
+
     doc = scene.document
     if not grouping.detect_groups(doc.graph):
         return []
-    return push_snapshot(doc, "Group automatically", grouping.auto_group)
+
+    def group_and_make_room(graph) -> list[str]:
+        new = grouping.auto_group(graph)
+        auto_layout(graph)  # the new blocks' frames need room between the rows
+        return new
+
+    return push_snapshot(doc, "Group automatically", group_and_make_room)
 
 
 def target_groups(scene: GraphScene) -> list[str]:

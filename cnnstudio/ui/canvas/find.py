@@ -127,6 +127,13 @@ class FindBar(QFrame):
         self._model.setStringList(completions(self._view.document.graph))
         if self._index < 0:
             self._query_changed(self.field.text())
+            return
+        # A match was shown: recount, keeping the place when that match is still there.
+        shown = self._matches[self._index] if self._index < len(self._matches) else None
+        self._query_changed(self.field.text())
+        if shown in self._matches:
+            self._index = self._matches.index(shown)
+            self._show_status(f"{self._index + 1} of {len(self._matches)}", False)
 
     def close_bar(self) -> None:
         self.hide()

@@ -4,189 +4,33 @@ it) to the item showing their target, detouring around cards that stand in the w
 Routing works in the *flow frame*: data flows down its y axis. For a graph that flows
 right, x and y are swapped on the way in and out, so one algorithm serves both.
 
-Which cards stand in the way is looked up in `CardIndex`, a grid of the visible cards kept
-here rather than asked of Qt: after a bulk change (opening, folding a block that shifts
-hundreds of cards) Qt's own index is rebuilt query by query, which made opening a
-1,000-node graph take 0.6 s.
+Which cards stand in the way is looked up in `CardIndex` (card_index.py), a grid of the
+visible cards kept here rather than asked of Qt.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtWidgets import QGraphicsItem
 
 from cnnstudio.ui.canvas import style
+from cnnstudio.ui.canvas.card_index import STROKE, Bands, CardIndex, Rect, curve_crosses, flow
 from cnnstudio.ui.canvas.edges import DETOUR_DROP, DETOUR_RISE, EdgeItem
 
 if TYPE_CHECKING:
     from cnnstudio.ui.canvas.scene import GraphScene
 
-Rect = tuple[float, float, float, float]  # left, top, right, bottom in the flow frame
-
-_CELL = 256.0
-_STROKE = 3.0  # half the width of the band a curve must keep clear of cards
 _LANE = 12.0  # half the width of a detour's lane
 _CLEARANCE = 36.0  # between a detour and the cards it passes
 # Between a detour and the side of a group's frame: a detour running a few units beside a
 # frame reads as a second border at 40 % zoom, so it keeps this far from every frame side
 # it runs along (outside the frames around the cards it passes, or well inside one).
 _FRAME_CLEARANCE = 30.0
-_MAX_CELLS = 4096  # a region covering more cells is searched card by card
+_NEAR_VIEW = 400.0  # scene units around the visible region that count as near it
 _ANY, _MIXED = object(), object()  # an empty cell; a cell whose cards moved unlike
-
-
-def _flow(point: QPointF, right: bool) -> tuple[float, float]:
-    return (point.y(), point.x()) if right else (point.x(), point.y())
-
-
-class CardIndex:
-    """The visible cards' hit areas (shape bounds plus the curve's half width), by cell."""
-
-    def __init__(self, items: Iterable[QGraphicsItem], right: bool) -> None:
-        self.right = right
-        self.cells: dict[tuple[int, int], list[QGraphicsItem]] = {}
-        self.across = (0.0, 0.0)  # every card lies between these across the flow
-        self._where: dict[QGraphicsItem, tuple[Rect, list[tuple[int, int]]]] = {}
-        self._local: dict[type, Rect] = {}
-        for item in items:
-            self.add(item)
-
-    def _rect(self, item: QGraphicsItem) -> Rect:
-        local = self._local.get(type(item))
-        if local is None:  # every card of one class has the same shape
-            bounds = item.shape().boundingRect()
-            left, top = _flow(bounds.topLeft(), self.right)
-            right, bottom = _flow(bounds.bottomRight(), self.right)
-            local = self._local[type(item)] = (left - _STROKE, top - _STROKE,
-                                               right + _STROKE, bottom + _STROKE)
-        x, y = item.x(), item.y()
-        if self.right:
-            x, y = y, x
-        return (local[0] + x, local[1] + y, local[2] + x, local[3] + y)
-
-    @staticmethod
-    def cell_span(rect: Rect) -> tuple[range, range] | None:
-        """The cell columns and rows `rect` covers; None when they are too many to walk
-        (a card dragged a million units away makes an edge that long)."""
-        columns = range(int(rect[0] // _CELL), int(rect[2] // _CELL) + 1)
-        rows = range(int(rect[1] // _CELL), int(rect[3] // _CELL) + 1)
-        return (columns, rows) if len(columns) * len(rows) <= _MAX_CELLS else None
-
-    def cells_of(self, rect: Rect) -> list[tuple[int, int]] | None:
-        span = self.cell_span(rect)
-        return None if span is None else [(i, j) for i in span[0] for j in span[1]]
-
-    def add(self, item: QGraphicsItem) -> None:
-        rect = self._rect(item)
-        if self._where:
-            self.across = (min(self.across[0], rect[0]), max(self.across[1], rect[2]))
-        else:
-            self.across = (rect[0], rect[2])
-        cells = self.cells_of(rect) or []  # a card spans a few cells
-        for cell in cells:
-            self.cells.setdefault(cell, []).append(item)
-        self._where[item] = (rect, cells)
-
-    def remove(self, item: QGraphicsItem) -> None:
-        found = self._where.pop(item, None)
-        if found is not None:
-            for cell in found[1]:
-                self.cells[cell].remove(item)
-
-    def move(self, item: QGraphicsItem) -> None:
-        if item in self._where:
-            self.remove(item)
-            self.add(item)
-
-    def placed(self) -> list[QGraphicsItem]:
-        return list(self._where)
-
-    def rect_of(self, item: QGraphicsItem) -> Rect:
-        found = self._where.get(item)
-        return found[0] if found is not None else self._rect(item)
-
-    def query(self, rect: Rect) -> list[tuple[QGraphicsItem, Rect]]:
-        """The cards whose hit area overlaps `rect`."""
-        found: dict[QGraphicsItem, Rect] = {}
-        left, top, right, bottom = rect
-        cells = self.cells_of(rect)
-        candidates = (self._where if cells is None
-                      else (item for cell in cells for item in self.cells.get(cell, ())))
-        for item in candidates:
-            if item not in found:
-                r = self._where[item][0]
-                if r[0] <= right and r[2] >= left and r[1] <= bottom and r[3] >= top:
-                    found[item] = r
-        return list(found.items())
-
-
-class _Bands:
-    """The along-flow extents of the cards that did not move, before and after a bulk
-    move: a region whose rows none of them reaches is clear (checked by bisection)."""
-
-    def __init__(self, blockers: tuple[list[Rect], list[Rect]]) -> None:
-        self._old = self._merged(blockers[0])
-        self._new = self._merged(blockers[1])
-
-    @staticmethod
-    def _merged(rects: list[Rect]) -> tuple[list[float], list[float]]:
-        starts: list[float] = []
-        ends: list[float] = []
-        for _, top, _, bottom in sorted(rects, key=lambda r: r[1]):
-            if ends and top <= ends[-1]:
-                ends[-1] = max(ends[-1], bottom)
-            else:
-                starts.append(top)
-                ends.append(bottom)
-        return starts, ends
-
-    @staticmethod
-    def _free(bands: tuple[list[float], list[float]], low: float, high: float) -> bool:
-        i = bisect.bisect_right(bands[0], high) - 1
-        return i < 0 or bands[1][i] < low
-
-    def old_free(self, y1: float, y2: float, x1: float, x2: float, right: bool) -> bool:
-        return self._free(self._old, x1, x2) if right else self._free(self._old, y1, y2)
-
-    def new_free(self, y1: float, y2: float, x1: float, x2: float, right: bool) -> bool:
-        return self._free(self._new, x1, x2) if right else self._free(self._new, y1, y2)
-
-
-def _curve_crosses(start: tuple[float, float], end: tuple[float, float], rect: Rect) -> bool:
-    """Whether edges.curve's plain S-curve from `start` down to `end` (flow frame) passes
-    through `rect`. Both coordinates of that cubic are monotonic in t, so the curve meets
-    the rect's rows on one t interval, along which x runs from one end value to the other."""
-    (sx, sy), (ex, ey) = start, end
-    dy = max(abs(ey - sy) * 0.5, 40.0)
-    c1, c2 = sy + dy, ey - dy
-
-    def y_at(t: float) -> float:
-        u = 1.0 - t
-        return u * u * u * sy + 3 * u * u * t * c1 + 3 * u * t * t * c2 + t * t * t * ey
-
-    def x_at(t: float) -> float:
-        t2 = t * t * (3.0 - 2.0 * t)  # control points sx, sx, ex, ex: smoothstep
-        return sx + (ex - sx) * t2
-
-    def t_for(y: float) -> float:
-        lo, hi = 0.0, 1.0
-        for _ in range(16):  # to within 1/65536 of the length: far below a pixel
-            mid = (lo + hi) / 2
-            if y_at(mid) < y:
-                lo = mid
-            else:
-                hi = mid
-        return (lo + hi) / 2
-
-    left, top, right, bottom = rect
-    if bottom < sy or top > ey:
-        return False
-    xa, xb = x_at(t_for(max(top, sy))), x_at(t_for(min(bottom, ey)))
-    return min(xa, xb) <= right and max(xa, xb) >= left
 
 
 class EdgeRouter:
@@ -223,8 +67,8 @@ class EdgeRouter:
                 outline = frame.frame_rect()
                 if outline.isNull():
                     continue
-                left, top = _flow(outline.topLeft(), right)
-                far, bottom = _flow(outline.bottomRight(), right)
+                left, top = flow(outline.topLeft(), right)
+                far, bottom = flow(outline.bottomRight(), right)
                 self._frames.append((left, top, far, bottom))
             # Detours worked out among other frames are stale; among the same ones (a
             # block unfolded back to where it was) they still hold.
@@ -283,6 +127,34 @@ class EdgeRouter:
             most = None if most is None else most - 1
         return bool(self.pending)
 
+    def split_near_view(self, edges: list[EdgeItem], most: int) -> tuple[list[EdgeItem],
+                                                                     list[EdgeItem]]:
+        """(the edges whose ends span a region near a view of the scene, `most` of them
+        at most; the others): routed now and in later turns."""
+        views = self.scene.views()
+        if not views:
+            return edges[:most], edges[most:]
+        near = QRectF()
+        for view in views:
+            near = near.united(view.mapToScene(view.viewport().rect()).boundingRect())
+        near.adjust(-_NEAR_VIEW, -_NEAR_VIEW, _NEAR_VIEW, _NEAR_VIEW)
+        left, top, right, bottom = near.getCoords()
+        item_for = self.scene.item_for  # a hidden node lies in its folded block, by its card
+        now: list[EdgeItem] = []
+        later: list[EdgeItem] = []
+        for edge in edges:
+            source, target = item_for(edge.source), item_for(edge.target)
+            if source is None or target is None or len(now) >= most:
+                later.append(edge)
+                continue
+            x1, y1, x2, y2 = source.x(), source.y(), target.x(), target.y()
+            if (min(x1, x2) <= right and max(x1, x2) >= left
+                    and min(y1, y2) <= bottom and max(y1, y2) >= top):
+                now.append(edge)
+            else:
+                later.append(edge)
+        return now, later
+
     def forget(self, edge: EdgeItem) -> None:
         self._drawn.pop(edge, None)
         self.pending.discard(edge)
@@ -307,7 +179,7 @@ class EdgeRouter:
         right = self.scene.direction == "right"
         index = self.index()
         offsets = set(shifted.values())
-        clear = _Bands(self._blockers(shifted, shown_before)) if len(offsets) == 1 else None
+        clear = Bands(self._blockers(shifted, shown_before)) if len(offsets) == 1 else None
         cells = index.cells
         ends_of = self.scene.groups.ends
         item_of = self.scene.groups.item
@@ -400,18 +272,18 @@ class EdgeRouter:
         the label's usual side, so the label never sits on a curve (and a fan-out's labels
         still coincide)."""
         right = self.scene.direction == "right"
-        across = _flow(source.pos(), right)[0]
+        across = flow(source.pos(), right)[0]
         targets = [self.scene.edge_ends(e) for e in self.scene.edges_leaving(source)]
         return bool(targets) and all(
-            t is not None and _flow(t[1].pos(), right)[0] > across + 10 for t in targets)
+            t is not None and flow(t[1].pos(), right)[0] > across + 10 for t in targets)
 
     def detour(self, source: QGraphicsItem, target: QGraphicsItem) -> float | None:
         """The across-flow coordinate an edge detours along when its plain curve would run
         behind other cards (skip connections, branches that end rows later); None when the
         curve is clear."""
         right = self.scene.direction == "right"
-        start = _flow(source.pos() + source.output_anchor(), right)
-        end = _flow(target.pos() + target.input_anchor(0, 1), right)
+        start = flow(source.pos() + source.output_anchor(), right)
+        end = flow(target.pos() + target.input_anchor(0, 1), right)
         along = style.NODE_WIDTH if right else style.NODE_HEIGHT
         if end[1] < start[1] - 1.0 and self.scene.groups.frames:
             return self._backward_side(source, target, start, end)
@@ -491,10 +363,10 @@ class EdgeRouter:
 
     def _detour(self, index: CardIndex, source: QGraphicsItem, target: QGraphicsItem,
                 start: tuple[float, float], end: tuple[float, float]) -> float | None:
-        box = (min(start[0], end[0]) - _STROKE, start[1], max(start[0], end[0]) + _STROKE,
+        box = (min(start[0], end[0]) - STROKE, start[1], max(start[0], end[0]) + STROKE,
                end[1])
         hits = [r for item, r in index.query(box) if item is not source and item is not target
-                and _curve_crosses(start, end, r)]
+                and curve_crosses(start, end, r)]
         if not hits:
             return None
         top, bottom = start[1] + DETOUR_DROP, end[1] - DETOUR_RISE

@@ -40,7 +40,6 @@ _BULK_RECT = QRectF(-1e7, -1e7, 2e7, 2e7)
 # holds the window over 50 ms.
 ROUTE_AT_ONCE = 150
 ROUTE_LATER_MS = 10
-_NEAR_VIEW = 400.0  # scene units around the visible region that count as near it
 
 
 class GraphScene(SceneInteraction, QGraphicsScene):
@@ -333,41 +332,13 @@ class GraphScene(SceneInteraction, QGraphicsScene):
                 [e for e in reroute if e.scene() is self], shifted, shown_before))
             edges = [e for e in full if e.scene() is self]
             if not routes and len(edges) > ROUTE_AT_ONCE:
-                edges, later = self._split_near_view(edges)
+                edges, later = self.router.split_near_view(edges, ROUTE_AT_ONCE)
                 self.router.pending.update(later)
                 if self.router.pending:
                     self._route_timer.start()
             label_sides: dict[QGraphicsItem, bool] = {}
             for edge in edges:
                 self.router.route(edge, label_sides)
-
-    def _split_near_view(self, edges: list[EdgeItem]) -> tuple[list[EdgeItem],
-                                                               list[EdgeItem]]:
-        """(the edges whose ends span a region near a view, at most ROUTE_AT_ONCE of
-        them; the others)."""
-        views = self.views()
-        if not views:
-            return edges[:ROUTE_AT_ONCE], edges[ROUTE_AT_ONCE:]
-        near = QRectF()
-        for view in views:
-            near = near.united(view.mapToScene(view.viewport().rect()).boundingRect())
-        near.adjust(-_NEAR_VIEW, -_NEAR_VIEW, _NEAR_VIEW, _NEAR_VIEW)
-        left, top, right, bottom = near.getCoords()
-        shown, item_of = self.groups.shown_id, self.groups.item
-        now: list[EdgeItem] = []
-        later: list[EdgeItem] = []
-        for edge in edges:
-            source, target = item_of(shown(edge.source)), item_of(shown(edge.target))
-            if source is None or target is None or len(now) >= ROUTE_AT_ONCE:
-                later.append(edge)
-                continue
-            x1, y1, x2, y2 = source.x(), source.y(), target.x(), target.y()
-            if (min(x1, x2) <= right and max(x1, x2) >= left
-                    and min(y1, y2) <= bottom and max(y1, y2) >= top):
-                now.append(edge)
-            else:
-                later.append(edge)
-        return now, later
 
     def _route_some(self) -> None:
         """Route the next ROUTE_AT_ONCE of the edges left for later, in this turn."""
