@@ -286,7 +286,6 @@ def auto_group(scene: GraphScene) -> list[str]:
     the stages made of them) as one undo entry; returns the new group ids ([] and no
     entry when nothing is found)."""
     from cnnstudio.core import grouping
-
     from cnnstudio.core.layout import auto_layout
 
     doc = scene.document
