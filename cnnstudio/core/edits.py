@@ -54,10 +54,11 @@ PASTE_OFFSET = (40.0, 40.0)
 
 
 def copy_nodes(graph: Graph, node_ids: Iterable[str]) -> dict[str, Any]:
-    """The file form `{"nodes": [...]}` of `node_ids`, in graph order.
+    """The file form `{"nodes": [...], "groups": [...]}` of `node_ids`, in graph order.
 
     Connections between copied nodes are kept; inputs from nodes outside the set are
-    dropped, so the copy stands on its own. Raises MissingNodeError for an unknown id.
+    dropped, so the copy stands on its own. The blocks lying wholly inside the set come
+    along (unfolded), nested as they were. Raises MissingNodeError for an unknown id.
     """
     wanted = set(node_ids)
     for nid in wanted:
@@ -68,7 +69,13 @@ def copy_nodes(graph: Graph, node_ids: Iterable[str]) -> dict[str, Any]:
             data = node.to_dict()
             data["inputs"] = [s for s in node.inputs if s in wanted]
             nodes.append(data)
-    return {"nodes": nodes}
+    groups = graph.groups
+    whole = [g.id for g in groups if not groups.is_empty(g.id)
+             and set(groups.nodes(g.id)) <= wanted]
+    blocks = [{"id": group_id, "name": groups.get(group_id).name,
+               "nodes": [m for m in groups.children(group_id) if m in wanted or m in whole]}
+              for group_id in whole]
+    return {"nodes": nodes, "groups": blocks} if blocks else {"nodes": nodes}
 
 
 def fresh_id(wanted: str, taken: Container[str]) -> str:
@@ -111,8 +118,13 @@ def paste_nodes(graph: Graph, data: Any,
             if isinstance(inputs, list):
                 raw["inputs"] = [s for s in inputs if isinstance(s, str) and s in ids]
         cleaned.append(raw)
-    # Validate everything first (types, params, cycles), so a bad paste changes nothing.
+    # Validate everything first (types, params, cycles, blocks), so a bad paste changes
+    # nothing; blocks that do not read are dropped, the layers still paste.
     pasted = Graph.from_dict({"nodes": cleaned})
+    try:
+        pasted = Graph.from_dict({"nodes": cleaned, "groups": data.get("groups")})
+    except FormatError:
+        pass
     taken = graph.taken_ids()
     renamed: dict[str, str] = {}
     for node in pasted:
@@ -123,7 +135,24 @@ def paste_nodes(graph: Graph, data: Any,
         pos = None if node.pos is None else (node.pos[0] + offset[0], node.pos[1] + offset[1])
         graph.add_node(node.type, node.params, id=renamed[nid],
                        inputs=[renamed[s] for s in node.inputs], pos=pos, extra=node.extra)
+    _paste_groups(graph, pasted, renamed)
     return [renamed[node.id] for node in pasted]
+
+
+def _paste_groups(graph: Graph, pasted: Graph, renamed: dict[str, str]) -> None:
+    """Re-create the pasted blocks around the pasted nodes, innermost first, with fresh ids
+    and their names; top-level ones join the graph at top level."""
+    made: dict[str, str] = {}
+    pending = [g for g in pasted.groups]
+    while pending:
+        ready = [g for g in pending
+                 if all(m in made for m in pasted.groups.children(g.id) if m in pasted.groups)]
+        for group in ready:
+            members = [made.get(m) or renamed[m] for m in pasted.groups.children(group.id)]
+            made[group.id] = graph.groups.add(members, group.name).id
+        pending = [g for g in pending if g not in ready]
+        if not ready:
+            break
 
 
 def duplicate_nodes(graph: Graph, node_ids: Iterable[str],

@@ -150,3 +150,33 @@ def test_blocks_inserted_twice_make_two_groups():
     groups = list(g.groups)
     assert [g.groups.nodes(x.id) for x in groups] == [first, second]
     assert len({x.id for x in groups}) == 2
+
+
+def test_copied_blocks_come_along_nested_with_fresh_ids():
+    from cnnstudio.core.architectures import resnet50
+
+    g = resnet50()
+    stage = next(group for group in g.groups if group.name.startswith("Stage 1"))
+    blocks = g.groups.children(stage.id)
+    before = set(g.groups.ids)
+    new = duplicate_nodes(g, g.groups.nodes(stage.id))
+    made = [group for group in g.groups if group.id not in before]
+    assert [group.name for group in made] == [g.groups.get(b).name for b in blocks] + [
+        stage.name]
+    outer = made[-1]
+    assert outer.parent is None and set(g.groups.nodes(outer.id)) == set(new)
+    assert all(group.parent == outer.id for group in made[:-1])
+
+
+def test_a_partly_copied_block_is_left_behind_and_bad_blocks_are_dropped():
+    from cnnstudio.core.architectures import resnet50
+
+    g = resnet50()
+    block = next(group for group in g.groups if group.name == "Bottleneck 1")
+    some = g.groups.nodes(block.id)[:3]
+    assert "groups" not in copy_nodes(g, some)
+    data = copy_nodes(g, g.groups.nodes(block.id))
+    data["groups"][0]["nodes"].append("nowhere")
+    before = len(g.groups)
+    new = paste_nodes(g, data)
+    assert len(new) == len(g.groups.nodes(block.id)) and len(g.groups) == before
