@@ -234,7 +234,7 @@ def group_selection(scene: GraphScene, name: str | None = None) -> str | None:
     except GraphError:
         return None
     doc.undo_stack.push(command)
-    scene.flush()
+    scene.flush(routes=False)
     return command.group_id
 
 
@@ -245,7 +245,7 @@ def ungroup(scene: GraphScene, group_id: str) -> bool:
     if group_id not in groups or groups.is_empty(group_id):
         return False
     scene.document.undo_stack.push(UngroupCommand(scene.document, group_id))
-    scene.flush()
+    scene.flush(routes=False)
     return True
 
 

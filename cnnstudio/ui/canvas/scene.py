@@ -527,5 +527,5 @@ class GraphScene(SceneInteraction, QGraphicsScene):
             if shape_changed:
                 for edge in self._outputs.get(node_id, ()):
                     edge.set_label(shape)
-        self.flush()
+        self.flush(routes=False)
         self.groups.refresh_facts(inference)
