@@ -33,6 +33,7 @@ __all__ = ["COLUMNS", "NODE_ROLE", "ModelStatusBar", "SummaryModel", "SummaryPan
            "SummaryTable", "compact"]
 
 FOLD_KEY = "summary/fold_blocks"
+SHAPE_CHARS, SHAPE_CHARS_FOLDED = 13, 24  # the shape column's width, in digits
 
 
 def compact(n: float) -> str:
@@ -84,8 +85,9 @@ class SummaryTable(QTreeView):
                                     QHeaderView.ResizeMode.Interactive)):
             header.setSectionResizeMode(col, mode)
         chars = self.fontMetrics().horizontalAdvance("0")
-        for col, width in ((0, 18), (2, 13), (3, 11), (4, 14)):
+        for col, width in ((0, 18), (2, SHAPE_CHARS), (3, 11), (4, 14)):
             header.resizeSection(col, width * chars + 16)
+        self._flat_shape_width = header.sectionSize(2)
         self.clicked.connect(self._on_clicked)
         self.activated.connect(self._on_clicked)
         self._syncing = False
@@ -103,6 +105,15 @@ class SummaryTable(QTreeView):
     def set_folded(self, folded: bool) -> None:
         """Show blocks as one row each (True) or every layer as a row (False)."""
         self.setRootIsDecorated(folded)
+        # A block's "in → out" needs about twice a layer's shape: widen the column while
+        # blocks show (unless the user made it wider), and give back its width after.
+        header = self.header()
+        if folded and not self.summary.folded:
+            self._flat_shape_width = header.sectionSize(2)
+            wide = SHAPE_CHARS_FOLDED * self.fontMetrics().horizontalAdvance("0") + 16
+            header.resizeSection(2, max(wide, self._flat_shape_width))
+        elif not folded and self.summary.folded:
+            header.resizeSection(2, self._flat_shape_width)
         self.summary.set_folded(folded)
         self._follow_selection(self.doc.selection)
 

@@ -21,6 +21,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
+def empty_undo_stacks(monkeypatch: pytest.MonkeyPatch):
+    """Empty the undo stacks of the documents a test made while they still live. A
+    document left to the garbage collector with commands on its stack crashes Qt (the
+    stack deletes commands whose Python side the same collection already freed): a
+    segfault in whichever later test the collection happens to run."""
+    import weakref
+
+    from cnnstudio.ui.document import Document
+
+    made: weakref.WeakSet[Document] = weakref.WeakSet()
+    original = Document.__init__
+
+    def init(self: Document, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        made.add(self)
+    monkeypatch.setattr(Document, "__init__", init)
+    yield
+    for document in list(made):
+        try:
+            document.undo_stack.clear()
+        except RuntimeError:  # its C++ side is gone already (a window deleted it)
+            pass
+
+
+@pytest.fixture(autouse=True)
 def isolated_settings(tmp_path_factory: pytest.TempPathFactory,
                       monkeypatch: pytest.MonkeyPatch) -> Path:
     """Temporary QSettings and recovery folders for one test."""

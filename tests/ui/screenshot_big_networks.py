@@ -7,7 +7,8 @@ collected as a test).
 Opens ResNet-50, GoogLeNet (core.architectures), the U-Net template and the 1,000-node
 block chain, each in a 1280×800 MainWindow, presses Fit (actionFit) and saves
 `<name>-fit.png`; then shows the same network unfolded, fitted without folding
-(`<name>-unfolded.png`: the level of detail at its smallest). OUT_DIR defaults to
+(`<name>-unfolded.png`: the level of detail at its smallest), and for ResNet-50 the summary
+with "Fold blocks" on and Stage 2 opened (`resnet50-summary-blocks.png`). OUT_DIR defaults to
 /tmp/n15/shots. `--readme PATH` also saves the fitted ResNet-50 there. Settings and
 recovery files go to a temporary folder.
 """
@@ -89,6 +90,15 @@ def main() -> int:
             Path(args.readme).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(shot, args.readme)
             print(f"saved {args.readme}")
+        if stem == "resnet50":  # the summary with its blocks folded, Stage 2 opened
+            panel = window.summary_panel
+            panel.fold_blocks.setChecked(True)
+            model = panel.table.model()
+            stage = next(model.index(r, 0) for r in range(model.rowCount())
+                         if model.index(r, 0).data() == "Stage 2")
+            panel.table.expand(stage)
+            save(f"{stem}-summary-blocks.png")
+            panel.fold_blocks.setChecked(False)
         groups = window.project.graph.groups
         folded = [g.id for g in groups if g.collapsed]
         if folded:

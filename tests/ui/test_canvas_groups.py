@@ -366,7 +366,11 @@ def test_copy_paste_and_duplicate_of_a_folded_block(view, doc, qapp):
     scene.select_nodes(doc.graph.groups.nodes("stem"))
     view.copy_selection()
     pasted = view.paste()
-    assert len(pasted) == 3 and all(doc.graph.node(n).group is None for n in pasted)
+    # The copy carries the block (unfolded, a new group of the same name).
+    copies = {doc.graph.node(n).group for n in pasted}
+    assert len(pasted) == 3 and len(copies) == 1 and None not in copies and "stem" not in copies
+    copy = doc.graph.groups.get(copies.pop())
+    assert copy.name == "Stem" and not copy.collapsed
     assert all(scene.item_for(n).isVisible() for n in pasted)
     scene.select_nodes(doc.graph.groups.nodes("stem"))
     assert len(view.duplicate_selection()) == 3

@@ -22,23 +22,8 @@ from cnnstudio.ui.document import Document
 pytestmark = pytest.mark.gui
 
 
-_made: list[Document] = []
-
-
-@pytest.fixture(autouse=True)
-def _clear_undo_stacks():
-    """Empty the test's undo stacks while their documents live: a document collected
-    as garbage together with the commands on its stack crashes Qt (the stack deletes
-    commands Python has already freed)."""
-    yield
-    while _made:
-        _made.pop().undo_stack.clear()
-
-
 def _view(qtbot, graph: Graph) -> GraphView:
-    document = Document(Project(graph=graph))
-    _made.append(document)
-    view = GraphView(document)
+    view = GraphView(Document(Project(graph=graph)))
     qtbot.addWidget(view)
     view.resize(1280, 800)
     view.show()

@@ -57,8 +57,12 @@ def test_flat_by_default_and_folded_one_row_per_outermost_block(panel, qtbot):
     assert model.rowCount() == len(doc.graph)
     assert not any(model.hasChildren(model.index(r, 0)) for r in range(model.rowCount()))
     totals = panel.totals.text()
+    narrow = table.header().sectionSize(2)
 
     panel.fold_blocks.setChecked(True)
+    # the shape column makes room for "in → out"
+    wide = table.header().sectionSize(2)
+    assert wide >= table.fontMetrics().horizontalAdvance("1024×14×14 → 2048×7×7")
     stage = next(g.id for g in doc.graph.groups if g.name == "Stage 1")
     stem = doc.graph.ids[:4]
     assert _top(panel) == [*stem, stage, "gap", "flatten", "classifier"]
@@ -84,6 +88,7 @@ def test_flat_by_default_and_folded_one_row_per_outermost_block(panel, qtbot):
 
     panel.fold_blocks.setChecked(False)
     assert model.rowCount() == len(doc.graph)
+    assert table.header().sectionSize(2) == narrow < wide
 
 
 def test_clicking_a_block_row_selects_all_its_nodes_and_back(panel, qtbot):
