@@ -8,6 +8,7 @@ whose numbers changed; only a change of the rows themselves resets the model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
@@ -57,6 +58,9 @@ class SummaryModel(QAbstractItemModel):
         self._nodes_of: dict[str, list[str]] = {}  # group id → every node inside
         self._facts: dict[str, GroupSummary] = {}  # group id → its facts, when asked
         self.entry_of: dict[str, int] = {}
+        # Whether a block's row is open in the view (the view sets this): a change inside
+        # a closed block is not announced, Qt's views handling each announcement slowly.
+        self.is_open: Callable[[QModelIndex], bool] = lambda index: True
 
     # ---- building -----------------------------------------------------------------------
 
@@ -119,6 +123,8 @@ class SummaryModel(QAbstractItemModel):
         last = len(COLUMNS) - 1
         for parent_entry, changed_rows in changed.items():
             parent = self.index_of_entry(parent_entry)
+            if parent.isValid() and not self.is_open(parent):
+                continue  # rows inside a closed block are read afresh when it opens
             self.dataChanged.emit(self.index(min(changed_rows), 0, parent),
                                   self.index(max(changed_rows), last, parent))
 

@@ -62,6 +62,7 @@ class SummaryTable(QTreeView):
         self.doc = document
         self.summary = SummaryModel(document)
         self.setModel(self.summary)
+        self.summary.is_open = self.isExpanded
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -184,6 +184,37 @@ def test_fit_in_the_window_folds_resnet50s_blocks_when_that_is_legible(window, q
     assert view.document.undo_stack.count() == 1
 
 
+def _two_long_branches() -> Graph:
+    """Input → two 40-layer branches side by side, each a block → Add: folding a block
+    moves nothing (the other branch stands beside it), so the network stays as long."""
+    from cnnstudio.core.layout import auto_layout
+
+    g = Graph()
+    g.add_node("Input", {"shape": [1, 8, 8]}, id="input")
+    ends = []
+    for side in ("left", "right"):
+        previous, members = "input", []
+        for i in range(40):
+            previous = g.add_node("ReLU", {}, id=f"{side}{i}", inputs=[previous]).id
+            members.append(previous)
+        g.groups.add(members, side.title())
+        ends.append(previous)
+    g.add_node("Add", {}, id="join", inputs=ends)
+    auto_layout(g)
+    return g
+
+
+def test_fit_does_not_fold_when_folding_would_not_show_the_network_larger(qtbot):
+    view = _view(qtbot, _two_long_branches(), size=(700, 390))
+    unfolded = view.fit_zoom(view.content_rect())
+    assert unfolded < FIT_LEGIBLE_ZOOM  # too small to read: Fit considers folding
+    view.fit_all()
+    assert _collapsed(view.document.graph) == set()
+    assert view.document.undo_stack.count() == 0
+    assert _outside(view) == []
+    assert view.zoom() == pytest.approx(unfolded, rel=0.01)
+
+
 def test_fit_leaves_folded_blocks_folded(qtbot):
     graph = resnet50()
     view = _view(qtbot, graph)

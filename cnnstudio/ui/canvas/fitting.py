@@ -251,18 +251,28 @@ def plan_folding(graph: Graph, fold: list[str], boxes: ItemBoxes | None = None) 
     return FoldPlan(order, content)
 
 
-def choose_folding(graph: Graph, legible: Callable[[QRectF], bool]) -> list[str]:
+# Folding that leaves the fitted network too small to read anyway is worth it only when it
+# makes it this much larger (a U-Net's folds move nothing: folding only hides its layers).
+FOLD_GAIN = 1.25
+
+
+def choose_folding(graph: Graph, fitted_zoom: Callable[[QRectF], float], legible: float,
+                   unfolded: float) -> list[str]:
     """The blocks Fit folds, in the order to fold them: those of the deepest level at
-    which the fitted network is `legible`, else the outermost ones ([] when no block
-    shows unfolded)."""
-    levels = fold_levels(graph)
+    which the fitted zoom reaches `legible`; else the level that shows the network
+    largest, if that beats the `unfolded` fitted zoom by FOLD_GAIN; else none."""
+    best: tuple[float, list[str]] | None = None
     boxes = item_boxes()
-    plan = None
-    for level in levels:
+    for level in fold_levels(graph):
         plan = plan_folding(graph, level, boxes)
-        if plan.extent is not None and legible(plan.rect()):
+        if plan.extent is None:
+            continue
+        zoom = fitted_zoom(plan.rect())
+        if zoom >= legible:
             return plan.order
-    return plan.order if plan is not None else []
+        if best is None or zoom > best[0]:
+            best = (zoom, plan.order)
+    return best[1] if best is not None and best[0] >= unfolded * FOLD_GAIN else []
 
 
 def start_centre(content: QRectF, visible: QRectF, items: list[QGraphicsItem],

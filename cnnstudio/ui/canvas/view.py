@@ -166,16 +166,17 @@ class GraphView(QGraphicsView):
 
     def fit_all(self, fold: bool = True) -> None:
         """Show the whole network, never magnified beyond FIT_MAX_ZOOM. Below FIT_LEGIBLE_ZOOM
-        (and if `fold`) first fold the blocks of the deepest level at which it is legible,
-        else the outermost: one undo entry, so Undo brings the expanded view back."""
+        (and if `fold`) first fold the blocks of the deepest level at which it is legible
+        (else of the level that shows it largest, when that is a real gain): one undo
+        entry, so Undo brings the expanded view back."""
         self._user_navigated()
         rect = self.content_rect()
         if rect.isEmpty():
             self.reset_zoom()
             return
         if fold and self.fit_zoom(rect) < FIT_LEGIBLE_ZOOM:
-            blocks = choose_folding(self.document.graph,
-                                    lambda shown: self.fit_zoom(shown) >= FIT_LEGIBLE_ZOOM)
+            blocks = choose_folding(self.document.graph, self.fit_zoom, FIT_LEGIBLE_ZOOM,
+                                    self.fit_zoom(rect))
             if blocks and editing.set_folded(self._scene, blocks, True):
                 self._forget_content()
                 rect = self.content_rect()
