@@ -19,9 +19,11 @@ from cnnstudio.core.shapes import Inference, infer_shapes
 from cnnstudio.project.model import Project
 
 # Shapes and problems depend neither on where nodes stand nor on how they are grouped:
-# these events keep the inference (folding a block of a 1,000-node graph re-infers nothing).
+# these events keep the inference (folding a block of a 1,000-node graph re-infers nothing)
+# — except that a lone layer's "Connect after <the layer above>" fix reads positions.
 _KEEPS_SHAPES = frozenset({"node_moved", "nodes_moved", "group_added", "group_removed",
                            "group_changed"})
+_MOVES = frozenset({"node_moved", "nodes_moved"})
 
 
 class Document(QObject):
@@ -94,7 +96,7 @@ class Document(QObject):
         self._inference = None
 
     def _on_graph_event(self, event: str, **details: object) -> None:
-        if event not in _KEEPS_SHAPES:
+        if event not in _KEEPS_SHAPES or (event in _MOVES and self._lone_layers()):
             self._inference = None
         if event == "reset":
             self.graph_reset.emit()
@@ -109,6 +111,13 @@ class Document(QObject):
             self._selection = [details["new"] if nid == details["old"] else nid
                                for nid in self._selection]
         self.inference_invalidated.emit()
+
+    def _lone_layers(self) -> bool:
+        """Whether the current inference offers a lone layer a fix that positions choose."""
+        inference = self._inference
+        return inference is not None and any(
+            fix.kind in ("remove_node", "connect_after")
+            for problem in inference.problems for fix in problem.fixes)
 
     # ---- derived data --------------------------------------------------------------------
 

@@ -75,3 +75,24 @@ def test_a_block_hidden_in_a_folded_block_is_not_unfolded_on_its_own(qtbot):
     assert editing.set_folded(scene, [stage.id], False)
     assert editing.set_folded(scene, [inner], False)
     assert graph.to_dict() == before
+
+
+def test_moving_a_lone_layer_updates_which_layer_its_fix_connects_it_after(qtbot):
+    g = Graph()
+    g.add_node("Input", {"shape": [1, 8, 8]}, id="input", pos=(0.0, 0.0))
+    g.add_node("ReLU", {}, id="first", inputs=["input"], pos=(0.0, 90.0))
+    g.add_node("ReLU", {}, id="second", inputs=["first"], pos=(0.0, 180.0))
+    g.add_node("ReLU", {}, id="lone", pos=(0.0, 120.0))
+    doc = Document(Project(graph=g))
+
+    def connect_fix() -> str:
+        return next(fix.label for problem in doc.inference.problems
+                    for fix in problem.fixes if fix.kind == "connect_after")
+
+    assert connect_fix() == "Connect after first"
+    doc.graph.move_node("lone", (0.0, 300.0))
+    assert connect_fix() == "Connect after second"
+    doc.graph.groups.add(["first"], "Block")  # a block changes no shape: kept
+    inference = doc.inference
+    doc.graph.groups.set_collapsed(doc.graph.groups.ids[0], True)
+    assert doc.inference is inference
