@@ -122,7 +122,11 @@ def card_text_at(lod: float, name: str, short: str, width: float, height: float,
         if smaller * lod >= LABEL_SHRINK_PX:
             return CardText(level, chosen, smaller, smaller * lod)
         chosen = short
-    if _text_width(chosen, pixel_size, bold) > inner:
+    needed = _text_width(chosen, pixel_size, bold)
+    if needed > inner:
+        smaller = pixel_size * inner / needed  # the short form a little smaller, whole
+        if level == LABEL and smaller * lod >= LABEL_SHRINK_PX:
+            return CardText(level, chosen, smaller, smaller * lod)
         chosen = _label_metrics(bold).elidedText(chosen, Qt.TextElideMode.ElideRight,
                                                  inner * _REFERENCE_PX / pixel_size)
         if chosen in ("", "…"):
