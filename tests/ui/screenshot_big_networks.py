@@ -9,7 +9,7 @@ block chain, each in a 1280×800 MainWindow, presses Fit (actionFit) and saves
 `<name>-fit.png`; then shows the same network unfolded, fitted without folding
 (`<name>-unfolded.png`: the level of detail at its smallest), and for ResNet-50 the summary
 with "Fold blocks" on and Stage 2 opened (`resnet50-summary-blocks.png`). OUT_DIR defaults to
-/tmp/n15/shots. `--readme PATH` also saves the fitted ResNet-50 there. Settings and
+/tmp/n15/shots. `--readme PATH` also saves the fitted ResNet-50 with its folded summary there. Settings and
 recovery files go to a temporary folder.
 """
 
@@ -36,7 +36,7 @@ def _graphs() -> list[tuple[str, str, object]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="/tmp/n15/shots")
-    parser.add_argument("--readme", default=None, help="also save the fitted ResNet-50 here")
+    parser.add_argument("--readme", default=None, help="also save the fitted ResNet-50 with its folded summary here")
     parser.add_argument("--only", default=None, help="one network: resnet50, googlenet, "
                         "unet or chain1000")
     args = parser.parse_args()
@@ -85,11 +85,7 @@ def main() -> int:
             window.set_project(Project(name=title, graph=source, data=data))
         settle()
         fit.trigger()
-        shot = save(f"{stem}-fit.png")
-        if stem == "resnet50" and args.readme:
-            Path(args.readme).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(shot, args.readme)
-            print(f"saved {args.readme}")
+        save(f"{stem}-fit.png")
         if stem == "resnet50":  # the summary with its blocks folded, Stage 2 opened
             panel = window.summary_panel
             panel.fold_blocks.setChecked(True)
@@ -97,7 +93,11 @@ def main() -> int:
             stage = next(model.index(r, 0) for r in range(model.rowCount())
                          if model.index(r, 0).data() == "Stage 2")
             panel.table.expand(stage)
-            save(f"{stem}-summary-blocks.png")
+            shot = save(f"{stem}-summary-blocks.png")
+            if args.readme:  # the README's picture: the fitted network and its folded summary
+                Path(args.readme).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(shot, args.readme)
+                print(f"saved {args.readme}")
             panel.fold_blocks.setChecked(False)
         groups = window.project.graph.groups
         folded = [g.id for g in groups if g.collapsed]
