@@ -14,13 +14,13 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPainterPath, QPalette, QPen
 from PySide6.QtWidgets import (
     QGraphicsItem,
-    QGraphicsSceneHoverEvent,
     QStyleOptionGraphicsItem,
     QWidget,
 )
 
 from cnnstudio.ui.canvas import lod as lod_
 from cnnstudio.ui.canvas import style
+from cnnstudio.ui.canvas.card import Card
 from cnnstudio.ui.canvas.group_frame import FRAME_TYPE, GroupFrame
 from cnnstudio.ui.canvas.ports import Ports
 
@@ -37,11 +37,11 @@ _PAD = 10.0
 _STACK = style.STACK_OFFSET
 
 
-class GroupItem(QGraphicsItem):
+class GroupItem(Card):
     """A folded group drawn as one card: name, in → out shape, params, MACs, layers."""
 
     def __init__(self, group_id: str, name: str) -> None:
-        super().__init__()
+        super().__init__(Ports(_W, _H, merge=True))
         self.group_id = group_id
         self.node_id = group_id  # so code keyed by node ids finds the card
         self.name = name
@@ -49,18 +49,6 @@ class GroupItem(QGraphicsItem):
         self.params_text = ""
         self.macs_text = ""
         self.layer_count = 0
-        self.severity: str | None = None
-        self.messages: list[str] = []
-        self.ports = Ports(_W, _H, merge=True)
-        self.painted_lod = 1.0
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
-        self.setAcceptHoverEvents(True)
-        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        self.setZValue(1)
-        self.marker: lod_.ScreenMarker | None = None  # made when first needed
-        self._tooltip_dirty = True
 
     def type(self) -> int:  # noqa: A003 - Qt's name
         return GROUP_TYPE
@@ -79,29 +67,6 @@ class GroupItem(QGraphicsItem):
             self.shape_text, self.params_text, self.macs_text, self.layer_count = facts
             self._changed()
 
-    def set_problems(self, severity: str | None, messages: list[str]) -> None:
-        if (severity, messages) != (self.severity, self.messages):
-            self.severity, self.messages = severity, list(messages)
-            lod_.ScreenMarker.follow(self, self.isSelected())
-            self._changed()
-
-    def set_direction(self, direction: str) -> None:
-        if self.ports.set_direction(direction):
-            self.update()
-
-    def set_input_count(self, count: int) -> None:
-        if count != self.ports.input_count:
-            self.ports.input_count = count
-            self.update()
-
-    def set_output_count(self, count: int) -> None:
-        if count != self.ports.output_count:
-            self.ports.output_count = count
-            self.update()
-
-    def marker_state(self) -> tuple[bool, str | None]:
-        return self.isSelected(), self.severity
-
     def tooltip_text(self) -> str:
         """The card's facts and its problems, one per line."""
         count = f"{self.layer_count} layer{'s' if self.layer_count != 1 else ''}"
@@ -115,34 +80,7 @@ class GroupItem(QGraphicsItem):
         lines.append("Double-click to unfold")
         return "\n".join(lines)
 
-    def _changed(self) -> None:
-        self._tooltip_dirty = True
-        self.update()
-
-    def toolTip(self) -> str:  # noqa: N802 (Qt's name)
-        self._refresh_tooltip()
-        return super().toolTip()
-
-    def _refresh_tooltip(self) -> None:
-        if self._tooltip_dirty:
-            self._tooltip_dirty = False
-            self.setToolTip(self.tooltip_text())
-
-    def hoverEnterEvent(self, event: QGraphicsSceneHoverEvent) -> None:
-        self._refresh_tooltip()
-        super().hoverEnterEvent(event)
-
     # ---- ports: shown, never wired from (unfold to connect inside the block) -----------
-
-    def input_anchor(self, index: int, count: int) -> QPointF:
-        return self.ports.input_anchor(index, count)
-
-    def input_tip(self, index: int, count: int) -> QPointF:
-        """Where an edge into input `index` of `count` ends (the port's outer rim)."""
-        return self.ports.input_tip(index, count)
-
-    def output_anchor(self) -> QPointF:
-        return self.ports.output_anchor()
 
     def port_at(self, scene_pos: QPointF) -> None:
         return None

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from cnnstudio.core import registry
 from cnnstudio.ui.canvas import lod as lod_
 from cnnstudio.ui.canvas import style
+from cnnstudio.ui.canvas.card import Card
 from cnnstudio.ui.canvas.ports import IN_PORT, OUT_PORT, Ports
 
 if TYPE_CHECKING:
@@ -103,35 +104,21 @@ def _card_colours(category: str, pal: QPalette,
     return found
 
 
-class NodeItem(QGraphicsItem):
+class NodeItem(Card):
     """One node of the graph, drawn as a card: id and output shape, then type and params."""
 
     def __init__(self, node_id: str, type_name: str) -> None:
-        super().__init__()
+        layer = registry.get(type_name)
+        super().__init__(Ports(_W, _H, merge=layer.max_inputs is None,
+                               has_input=layer.max_inputs != 0, bar_always=True))
         self.node_id = node_id
         self.type_name = type_name
-        layer = registry.get(type_name)
         self.category = layer.category
         self.max_inputs = layer.max_inputs
         self.caption = ""
         self.shape_text = ""
-        self.severity: str | None = None  # "error" | "warning" | None
-        self.messages: list[str] = []
-        self.ports = Ports(_W, _H, merge=layer.max_inputs is None,
-                           has_input=layer.max_inputs != 0, bar_always=True)
         self.hover_port: str | None = None
         self.connect_state: str | None = None  # "valid" | "invalid" while a wire hovers
-        self.painted_lod = 1.0  # the zoom of the last paint (the marker's fallback)
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
-        self.setAcceptHoverEvents(True)
-        # Each card is rendered once into a pixmap and blitted: 300 nodes stay smooth.
-        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        lod_.ensure_pixmap_cache()
-        self.setZValue(1)
-        self.marker: lod_.ScreenMarker | None = None  # made when first needed
-        self._update_tooltip()
 
     def type(self) -> int:  # noqa: A003 - Qt's name
         return NODE_TYPE
@@ -166,44 +153,16 @@ class NodeItem(QGraphicsItem):
     def set_texts(self, caption: str, shape_text: str) -> None:
         if (caption, shape_text) != (self.caption, self.shape_text):
             self.caption, self.shape_text = caption, shape_text
-            self._update_tooltip()
-            self.update()
-
-    def set_problems(self, severity: str | None, messages: list[str]) -> None:
-        if (severity, messages) != (self.severity, self.messages):
-            self.severity, self.messages = severity, list(messages)
-            lod_.ScreenMarker.follow(self, self.isSelected())
-            self._update_tooltip()
-            self.update()
+            self._changed()
 
     def set_node_id(self, node_id: str) -> None:
         self.node_id = node_id
-        self._update_tooltip()
-        self.update()
-
-    def set_input_count(self, count: int) -> None:
-        if count != self.ports.input_count:
-            self.ports.input_count = count
-            self.update()
-
-    def set_output_count(self, count: int) -> None:
-        if count != self.ports.output_count:
-            self.ports.output_count = count
-            self.update()
-
-    def set_direction(self, direction: str) -> None:
-        """"down": input port on top, output below; "right": input left, output right."""
-        if self.ports.set_direction(direction):
-            self.update()
+        self._changed()
 
     def set_connect_state(self, state: str | None) -> None:
         if state != self.connect_state:
             self.connect_state = state
             self.update()
-
-    def marker_state(self) -> tuple[bool, str | None]:
-        """What the far-zoom marker must show: selected, and the problem severity."""
-        return self.isSelected(), self.severity
 
     def tooltip_text(self) -> str:
         """What the card's tooltip says: id, type, output shape and any problems."""
@@ -213,36 +172,7 @@ class NodeItem(QGraphicsItem):
         lines += [f"⚠ {message}" for message in self.messages]
         return "\n".join(lines)
 
-    def _update_tooltip(self) -> None:
-        # Built when the pointer arrives (hoverEnterEvent), not on every edit: a shape
-        # change can touch all 300 cards, and setToolTip costs ~10 µs each.
-        self._tooltip_dirty = True
-
-    def toolTip(self) -> str:  # noqa: N802 (Qt's name)
-        self._refresh_tooltip()
-        return super().toolTip()
-
-    def _refresh_tooltip(self) -> None:
-        if getattr(self, "_tooltip_dirty", True):
-            self._tooltip_dirty = False
-            self.setToolTip(self.tooltip_text())
-
-    def hoverEnterEvent(self, event: QGraphicsSceneHoverEvent) -> None:
-        self._refresh_tooltip()
-        super().hoverEnterEvent(event)
-
     # ---- ports --------------------------------------------------------------------------
-
-    def input_anchor(self, index: int, count: int) -> QPointF:
-        """Where input `index` of `count` meets the card (merge inputs spread out, in order)."""
-        return self.ports.input_anchor(index, count)
-
-    def input_tip(self, index: int, count: int) -> QPointF:
-        """Where an edge into input `index` of `count` ends (the port's outer rim)."""
-        return self.ports.input_tip(index, count)
-
-    def output_anchor(self) -> QPointF:
-        return self.ports.output_anchor()
 
     def port_at(self, scene_pos: QPointF) -> str | None:
         """IN_PORT / OUT_PORT if `scene_pos` is on one of the ports, else None."""

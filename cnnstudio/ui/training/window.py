@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from cnnstudio.core import registry
+from cnnstudio.ui.document import deferred
 from cnnstudio.ui.training import user_requests
 from cnnstudio.ui.training.confusion import ConfusionPanel
 from cnnstudio.ui.training.controller import TrainingController
@@ -153,7 +154,10 @@ class TrainingPlugin(QObject):
         # The data loads there now: the views may load it too.
         self.window.data_view.dataset_loaded.connect(self._data_loaded)
         self.doc.selection_changed.connect(self._selection_changed)
-        self.doc.inference_invalidated.connect(self._fill_layers)
+        # A fold sends inference_invalidated several times in one turn, a parameter edit
+        # once; the layer lists change only with the layers' ids and types.
+        self._layers_shown: tuple[tuple[str, str], ...] | None = None
+        self._fill_timer = deferred(self, self._refill_layers, self.doc.inference_invalidated)
         self.doc.project_replaced.connect(self._reload_project)
         self.filters.layer_chosen.connect(lambda n: self._watch(filter_node=n))
         self.activations.layer_chosen.connect(lambda n: self._watch(activation_node=n))
@@ -341,8 +345,14 @@ class TrainingPlugin(QObject):
 
     # ---- layers and selection ----------------------------------------------------------
 
+    def _refill_layers(self) -> None:
+        """Fill the layer lists again when the layers' ids or types changed."""
+        if tuple((n.id, n.type) for n in self.doc.graph) != self._layers_shown:
+            self._fill_layers()
+
     def _fill_layers(self) -> None:
         graph = self.doc.graph
+        self._layers_shown = tuple((n.id, n.type) for n in graph)
         convs = [n.id for n in graph if n.type in CONV_TYPES]
         nodes = [n.id for n in graph]
         focus = self.controller.focus
