@@ -68,6 +68,13 @@ def residual_block(graph: Graph, source: str, channels: int, in_channels: int,
     """
     x = conv_bn_relu(graph, source, channels, stride=stride)
     x = conv_bn_relu(graph, x, channels, activation=False)
+    return _join_skip(graph, source, x, channels, in_channels, stride)
+
+
+def _join_skip(graph: Graph, source: str, x: str, channels: int, in_channels: int,
+               stride: int) -> str:
+    """Add the block's input to its main path `x` (through a 1×1 strided conv-BN when the
+    size or channel count changes), then ReLU."""
     skip = source
     if stride != 1 or channels != in_channels:
         skip = add(graph, "Conv2d", source, {"out_channels": channels, "kernel_size": 1,
@@ -89,13 +96,7 @@ def bottleneck_block(graph: Graph, source: str, width: int, in_channels: int,
     x = conv_bn_relu(graph, source, width, kernel=1)
     x = conv_bn_relu(graph, x, width, kernel=3, stride=stride)
     x = conv_bn_relu(graph, x, out, kernel=1, activation=False)
-    skip = source
-    if stride != 1 or out != in_channels:
-        skip = add(graph, "Conv2d", source, {"out_channels": out, "kernel_size": 1,
-                                             "stride": stride, "bias": False})
-        skip = add(graph, "BatchNorm2d", skip)
-    x = add(graph, "Add", [x, skip])
-    return add(graph, "ReLU", x)
+    return _join_skip(graph, source, x, out, in_channels, stride)
 
 
 def inception_branches(graph: Graph, source: str, c1: int, c3_reduce: int, c3: int,
