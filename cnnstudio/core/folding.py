@@ -14,6 +14,7 @@ from __future__ import annotations
 from cnnstudio.core.graph import Graph
 
 _EPS = 1e-6
+_UNKNOWN = object()  # a group not looked up yet
 
 
 def flow_axis(graph: Graph) -> int:
@@ -59,12 +60,16 @@ def _units(graph: Graph, exclude: set[str]) -> dict[str, tuple[list[str], float]
             folded_at[group_id] = above or (group_id if group.collapsed else None)
         return folded_at[group_id]
 
+    folded_over = folded_at.get  # per node, the group's answer once worked out
     for node in graph:
-        if node.id in exclude or node.pos is None:
+        if node.pos is None or node.id in exclude:
             continue
-        unit = shown_as(node.group if node.group in groups else None) or node.id
-        if unit == node.id:
-            units[unit] = ([node.id], node.pos[axis])
+        group_id = node.group
+        unit = None if group_id is None else folded_over(group_id, _UNKNOWN)
+        if unit is _UNKNOWN:
+            unit = shown_as(group_id if group_id in groups else None)
+        if unit is None:
+            units[node.id] = ([node.id], node.pos[axis])
         elif unit not in units:
             members = [m for m in graph.groups.nodes(unit) if graph.node(m).pos is not None]
             units[unit] = (members, min(graph.node(m).pos[axis] for m in members))

@@ -490,6 +490,25 @@ def test_scrolling_repaints_the_outline_only_and_an_edit_redraws_the_cards(qtbot
     qtbot.waitUntil(lambda: overview._pixmap is not cards)
 
 
+def test_a_parameter_edit_leaves_the_overview_as_drawn_and_a_move_redraws_it(qtbot):
+    from cnnstudio.ui.commands import MoveNodesCommand, SetParamsCommand
+
+    view = _view(qtbot, _ungrouped(resnet50()), size=(900, 600))
+    view.set_zoom(1.0)
+    overview, doc = view.overview, view.document
+    qtbot.wait(150)  # the map drawn after opening
+    overview.repaint()
+    cards = overview._pixmap
+    params = dict(doc.graph.node("conv1").params, out_channels=32)
+    doc.undo_stack.push(SetParamsCommand(doc, "conv1", params))
+    qtbot.wait(150)
+    overview.repaint()
+    assert overview._pixmap is cards  # nothing on the map changed
+    x, y = doc.graph.node("conv1").pos
+    doc.undo_stack.push(MoveNodesCommand(doc, {"conv1": ((x, y), (x + 40, y))}))
+    qtbot.waitUntil(lambda: overview._pixmap is not cards)
+
+
 def test_the_canvas_alone_opens_find_with_ctrl_f_and_closes_it_with_esc(qtbot):
     view = _view(qtbot, get_template("xo").graph())
     view.setFocus()

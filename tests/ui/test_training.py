@@ -221,3 +221,24 @@ def test_closing_during_training_stops_it_and_keeps_the_result(window, ui, qtbot
     assert not ui.controller.running
     assert window.project.runs[-1]["status"] == "stopped"
     assert len(gate.batches) <= 3
+
+
+def test_the_layer_lists_refill_once_per_turn_and_only_when_the_layers_change(window, ui,
+                                                                               qtbot):
+    from cnnstudio.ui.commands import RemoveNodesCommand
+
+    fills = []
+    fill = ui._fill_layers
+    ui._fill_layers = lambda: (fills.append(1), fill())
+    doc, combo = window.document, ui.activations.header.layer
+    params = dict(window.project.graph.node("conv1").params, out_channels=8)
+    window.undo_stack.push(SetParamsCommand(doc, "conv1", params))
+    qtbot.wait(50)
+    assert fills == []  # the same layers: the lists stay as they are
+    count = combo.count()
+    window.undo_stack.push(RemoveNodesCommand(doc, ["conv1"]))  # several events, one turn
+    qtbot.waitUntil(lambda: fills == [1])
+    assert combo.count() == count - 1 and combo.findText("conv1") < 0
+    window.undo_stack.undo()
+    qtbot.waitUntil(lambda: fills == [1, 1])
+    assert combo.findText("conv1") >= 0

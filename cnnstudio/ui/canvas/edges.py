@@ -131,6 +131,7 @@ class EdgeItem(QGraphicsItem):
         self._label_left = False
         self._end = QPointF()
         self._label_rect = QRectF()
+        self._label_room = 0.0  # the widest label box laid out here; the bounds keep it
         self._bounds = QRectF()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setToolTip(f"{source} → {target}")
@@ -147,10 +148,16 @@ class EdgeItem(QGraphicsItem):
 
     def set_label(self, text: str) -> None:
         if text != self.label:
-            self.prepareGeometryChange()
             self.label = text
             self.setToolTip(f"{self.source} → {self.target}" + (f": {text}" if text else ""))
-            self._layout_label()
+            # The bounds keep room for the widest label so far: a label that fits (a shape
+            # that changes and changes back, an error that blanks it) changes no geometry,
+            # and spares the scene's index ~380 re-insertions when an edit relabels them.
+            if text and _label_width(text) + 8 > self._label_room:
+                self.prepareGeometryChange()
+                self._layout_label()
+            else:
+                self._label_rect = self._label_box(_label_width(text) + 8) if text else QRectF()
             self.update()
 
     def set_highlighted(self, on: bool) -> None:
@@ -193,30 +200,36 @@ class EdgeItem(QGraphicsItem):
 
     _path_bounds: QRectF | None = None
 
+    def _label_box(self, w: float) -> QRectF:
+        """Where a label box `w` wide goes: just below the source's port, beside the line
+        (every edge leaving one node carries the same shape, so a fan-out's labels
+        coincide and read as one)."""
+        h = _label_metrics().height() + 2
+        if self.direction == "right":  # just right of the port, below (or above) the line
+            x = self._start.x() + style.PORT_RADIUS + 2
+            y = self._start.y() + _LABEL_GAP - 2
+            if self._label_left:
+                y = self._start.y() - _LABEL_GAP + 2 - h
+        else:
+            y = self._start.y() + style.PORT_RADIUS + 2
+            x = self._start.x() + _LABEL_GAP
+            if self._label_left:
+                x = self._start.x() - _LABEL_GAP - w
+        return QRectF(x, y, w, h)
+
     def _layout_label(self) -> None:
         self._label_rect = QRectF()
         if self.label:
-            # Just below the source's port, beside the line: every edge leaving one node
-            # carries the same shape, so a fan-out's labels coincide and read as one.
             w = _label_width(self.label) + 8
-            h = _label_metrics().height() + 2
-            if self.direction == "right":  # just right of the port, below (or above) the line
-                x = self._start.x() + style.PORT_RADIUS + 2
-                y = self._start.y() + _LABEL_GAP - 2
-                if self._label_left:
-                    y = self._start.y() - _LABEL_GAP + 2 - h
-            else:
-                y = self._start.y() + style.PORT_RADIUS + 2
-                x = self._start.x() + _LABEL_GAP
-                if self._label_left:
-                    x = self._start.x() - _LABEL_GAP - w
-            self._label_rect = QRectF(x, y, w, h)
+            self._label_room = max(self._label_room, w)
+            self._label_rect = self._label_box(w)
         if self._path_bounds is None:
             m = _BOUNDS_MARGIN
             self._path_bounds = self._path.boundingRect().adjusted(-m, -m, m, m)
         self._bounds = QRectF(self._path_bounds)
-        if not self._label_rect.isNull():
-            self._bounds = self._bounds.united(self._label_rect.adjusted(-2, -2, 2, 2))
+        if self._label_room:  # the widest label's box: a narrower one fits without a change
+            room = self._label_box(self._label_room)
+            self._bounds = self._bounds.united(room.adjusted(-2, -2, 2, 2))
 
     def boundingRect(self) -> QRectF:
         return self._bounds

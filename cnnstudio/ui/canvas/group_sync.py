@@ -176,6 +176,9 @@ class GroupSync:
             if group_id in groups:
                 todo.add(group_id)
                 todo.update(groups.ancestors(group_id))
+        # Every card of a class has the same bounds and none is scaled or rotated: its
+        # position places it (sceneBoundingRect goes through Python's boundingRect).
+        bounds: dict[type, QRectF] = {}
         for group_id in sorted((g for g in todo if g in self.frames),
                                key=lambda g: -self._depth.get(g, 0)):
             rect = QRectF()
@@ -185,8 +188,13 @@ class GroupSync:
                     item = self.scene.item_for(member)
                     if item is None or not item.isVisible():
                         continue
-                shown = item.frame_rect() if isinstance(item, GroupFrame) \
-                    else item.sceneBoundingRect()
+                if isinstance(item, GroupFrame):
+                    shown = item.frame_rect()
+                else:
+                    local = bounds.get(type(item))
+                    if local is None:
+                        local = bounds[type(item)] = item.boundingRect()
+                    shown = local.translated(item.pos())
                 rect = rect.united(shown)
             if not rect.isNull():
                 self.frames[group_id].set_rect(rect)

@@ -3,10 +3,10 @@
 Every visible card is a small rectangle in its category colour (a folded block in the
 group colour, selected cards in the highlight colour) and the part of the network on screen
 is outlined; clicking or dragging in the map moves the view there. The cards are drawn
-once into a pixmap when the graph, the folds or the selection change, REDRAW_MS later (in
-a turn of the event loop of its own, not the one that folded a block and repainted the
-canvas: each stays under 50 ms on a 1,000-node graph); scrolling and zooming repaint only
-the outline over that pixmap.
+once into a pixmap when positions, the folds or the selection change, REDRAW_MS after the
+turn that changed them (in a turn of the event loop of its own, not the one that folded a
+block and repainted the canvas: each stays under 50 ms on a 1,000-node graph); a parameter
+edit does not redraw it; scrolling and zooming repaint only the outline over that pixmap.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ MARGIN = 10  # from the canvas's corner
 INSET = 6.0  # from the map's border to the drawing
 MIN_SIDE = 56.0  # the map's narrowest side
 MIN_OUTLINE = 8.0  # the visible region's outline, however far the view is zoomed in
-REDRAW_MS = 30  # after a change: past the turn that made it and the canvas's repaint
+REDRAW_MS = 60  # after the turn of a change: past the canvas's repaint and late routes
 
 
 def map_size(content: QRectF, port: QSize) -> QSize:
@@ -65,9 +65,16 @@ class OverviewMap(QWidget):
         self._scale = 1.0
         self._stale = False  # the pixmap shows the cards as they were
         self._redraw_timer = deferred(self, self._redraw, ms=REDRAW_MS)
+        # Armed at the end of the turn that changed the cards, so the REDRAW_MS count
+        # starts after that turn's own work (a fold's 40 ms would else use it all up).
+        self._arm_timer = deferred(self, self._redraw_timer.start)
         doc = view.document
-        for signal in (doc.graph_edited, doc.graph_reset, doc.selection_changed):
-            signal.connect(self.invalidate)
+        # Only what moves, shows, hides or colours a card; not parameter or edge edits.
+        for signal in (doc.node_added, doc.node_removed, doc.node_moved, doc.nodes_moved,
+                       doc.group_added, doc.group_removed, doc.group_changed,
+                       doc.graph_reset, doc.selection_changed):
+            signal.connect(self._cards_changed)
+        self._drawn_content = QRectF()  # the view's content rect the pixmap was drawn for
         self.hide()
 
     @property
@@ -82,10 +89,17 @@ class OverviewMap(QWidget):
     # ---- keeping up with the view -------------------------------------------------------
 
     def invalidate(self) -> None:
-        """The cards changed: redraw the pixmap REDRAW_MS later (the old one shows till
-        then)."""
+        """The view's content may have changed: redraw the pixmap (see `_cards_changed`)
+        if its extent did; a parameter edit leaves it, and the map, as they were."""
+        if self._stale or self._view.content_rect() != self._drawn_content:
+            self._cards_changed()
+
+    def _cards_changed(self, *_changed: object) -> None:
+        """Cards moved, showed, hid or changed colour: redraw the pixmap REDRAW_MS after
+        this turn (the old one shows till then)."""
         self._stale = True
-        self._redraw_timer.start()
+        if not self._redraw_timer.isActive():
+            self._arm_timer.start()
 
     def _redraw(self) -> None:
         self.refresh()
@@ -144,6 +158,7 @@ class OverviewMap(QWidget):
 
     def _render_cards(self) -> QPixmap:
         self._stale = False
+        self._drawn_content = self._view.content_rect()
         self._layout()
         ratio = self.devicePixelRatioF()
         pixmap = QPixmap(self.size() * ratio)
@@ -152,12 +167,25 @@ class OverviewMap(QWidget):
         pal = self.palette()
         by_color: dict[str, list[QRectF]] = {}
         selected: list[QRectF] = []
+        scale, left, top = self._scale, INSET - self._world.x() * self._scale, \
+            INSET - self._world.y() * self._scale
+        # Every card of a class has the same bounds and none is scaled or rotated: its
+        # position places it (sceneBoundingRect, through Python's boundingRect, cost 5 ms
+        # for 1,000 cards).
+        bounds: dict[type, tuple[float, float, float, float]] = {}
         for item in self._view.visible_items():
-            rect = self.to_map(item.sceneBoundingRect())
-            if rect.width() < 1.5:  # still a visible dot when the network is huge
-                rect.adjust(-0.75, 0, 0.75, 0)
-            if rect.height() < 1.5:
-                rect.adjust(0, -0.75, 0, 0.75)
+            box = bounds.get(type(item))
+            if box is None:
+                local = item.boundingRect()
+                box = bounds[type(item)] = (local.x(), local.y(), local.width(),
+                                            local.height())
+            x, y = left + (item.x() + box[0]) * scale, top + (item.y() + box[1]) * scale
+            w, h = box[2] * scale, box[3] * scale
+            if w < 1.5:  # still a visible dot when the network is huge
+                x, w = x - 0.75, w + 1.5
+            if h < 1.5:
+                y, h = y - 0.75, h + 1.5
+            rect = QRectF(x, y, w, h)
             if item.isSelected():
                 selected.append(rect)
             elif isinstance(item, NodeItem):

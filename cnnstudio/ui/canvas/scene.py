@@ -59,6 +59,7 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
         self._skip_inference = False
         self._press_positions: dict[str, QPointF] = {}
         self._inference: Inference | None = None  # what the items show now
+        self._shown_facts: dict[str, tuple] = {}  # per node: (item, info, problems) shown
         self.groups = GroupSync(self)
         self.router = EdgeRouter(self)
         # Work left for `flush`: a group rebuild, edges to route, frames to fit.
@@ -429,13 +430,19 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
         for problem in inference.problems:
             if problem.node is not None:
                 problems.setdefault(problem.node, []).append(problem)
+        shown, self._shown_facts = self._shown_facts, {}
         for node_id, item in self._nodes.items():
             info = inference.nodes.get(node_id)
+            found = problems.get(node_id, [])
+            # Inference reuses an unchanged node's NodeInfo: most items need no Qt work.
+            self._shown_facts[node_id] = (item, info, found)
+            last = shown.get(node_id)
+            if last is not None and last[0] is item and last[1] is info and last[2] == found:
+                continue
             caption = info.caption if info is not None else ""
             shape = fmt_shape(info.shape) if info is not None and info.shape is not None else ""
             shape_changed = shape != item.shape_text
             item.set_texts(caption, shape)
-            found = problems.get(node_id, [])
             severity = None
             if found:
                 severity = ERROR if any(p.severity == ERROR for p in found) else "warning"

@@ -93,8 +93,15 @@ class GraphView(QGraphicsView):
         self._settled_timer = deferred(self, self._content_changed)
         for signal in (document.graph_edited, document.graph_reset,
                        self._scene.sceneRectChanged):
-            signal.connect(self._forget_content)
             signal.connect(self._settled_timer.start)
+        # A parameter edit moves no card or frame: it keeps the measured content (walking
+        # 1,000 cards again took ~3 ms of each edit). Every other change forgets it.
+        for signal in (document.graph_reset, self._scene.sceneRectChanged,
+                       document.node_added, document.node_removed, document.node_moved,
+                       document.nodes_moved, document.node_renamed, document.edge_added,
+                       document.edge_removed, document.group_added, document.group_removed,
+                       document.group_changed):
+            signal.connect(self._forget_content)
         # The document announces a new project before the scene has rebuilt: wait a turn.
         self._start_timer = deferred(self, self.show_start, document.project_replaced)
         # Any edit (from the palette or the inspector too) is the user at work: a later
@@ -156,7 +163,8 @@ class GraphView(QGraphicsView):
         self._content = None
 
     def _content_changed(self) -> None:
-        self._forget_content()
+        """Once per event-loop turn after changes: re-measure what they forgot (see
+        __init__), resize the scroll area and redraw the map."""
         self._update_scene_rect()
         self.overview.invalidate()
 
@@ -197,6 +205,7 @@ class GraphView(QGraphicsView):
         folds a block (that would be an edit): Fit does, on request. Until the user zooms,
         scrolls or edits, a resize (the window settling its docks) re-applies this view."""
         self._auto_view = True
+        self._forget_content()
         self._content_changed()
         rect = self.content_rect()
         if rect.isEmpty():
