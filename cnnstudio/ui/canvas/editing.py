@@ -326,3 +326,27 @@ def toggle_fold(scene: GraphScene) -> bool:
     if folded:
         return set_folded(scene, folded, False)
     return set_folded(scene, targets, True)
+
+
+def lay_out(scene: GraphScene, direction: str | None = None) -> bool:
+    """Auto layout (in `direction`, "down" or "right", when given: the graph then flows
+    that way) as one undo entry; False when there is nothing to do."""
+    from cnnstudio.core.layout import auto_layout
+
+    graph = scene.document.graph
+    if direction is None:
+        if not len(graph):
+            return False
+        push_snapshot(scene.document, "Auto layout", auto_layout)
+        return True
+    if direction == graph.direction:
+        return False
+
+    def edit(g) -> None:  # noqa: ANN001 (a Graph)
+        g.direction = direction
+        auto_layout(g)
+
+    label = "Layout left to right" if direction == "right" else "Layout top to bottom"
+    push_snapshot(scene.document, label, edit)
+    return True
+

@@ -26,7 +26,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QMenu, QWidget
 
-from cnnstudio.core.layout import auto_layout as layout_graph
 from cnnstudio.ui.canvas import editing, lod, style
 from cnnstudio.ui.canvas.connect import ConnectionDrag
 from cnnstudio.ui.canvas.drops import PaletteDrops
@@ -36,7 +35,6 @@ from cnnstudio.ui.canvas.menus import build_context_menu
 from cnnstudio.ui.canvas.overview import OverviewMap
 from cnnstudio.ui.canvas.scene import GraphScene
 from cnnstudio.ui.canvas.style import MIN_LEGIBLE_ZOOM
-from cnnstudio.ui.commands import push_snapshot
 from cnnstudio.ui.document import Document, deferred
 
 # The user's zoom-out limit; Fit goes further when even that cannot show a network whole.
@@ -334,23 +332,14 @@ class GraphView(QGraphicsView):
         return new
 
     def auto_layout(self) -> None:
-        if len(self.document.graph):
-            push_snapshot(self.document, "Auto layout", layout_graph)
+        editing.lay_out(self._scene)
         self.show_laid_out()
 
     def set_direction(self, direction: str) -> bool:
         """Lay the network out top to bottom ("down") or left to right ("right"), as one
         undo entry; False when it already flows that way."""
-        graph = self.document.graph
-        if direction == graph.direction:
+        if not editing.lay_out(self._scene, direction):
             return False
-
-        def edit(g) -> None:  # noqa: ANN001 (a Graph)
-            g.direction = direction
-            layout_graph(g)
-
-        label = "Layout left to right" if direction == "right" else "Layout top to bottom"
-        push_snapshot(self.document, label, edit)
         self.show_laid_out()
         return True
 
