@@ -14,7 +14,6 @@ from __future__ import annotations
 from cnnstudio.core.graph import Graph
 
 _EPS = 1e-6
-_UNKNOWN = object()  # a group not looked up yet
 
 
 def flow_axis(graph: Graph) -> int:
@@ -51,23 +50,11 @@ def _units(graph: Graph, exclude: set[str]) -> dict[str, tuple[list[str], float]
     axis = flow_axis(graph)
     groups = graph.groups
     units: dict[str, tuple[list[str], float]] = {}
-    folded_at: dict[str | None, str | None] = {None: None}  # group → outermost fold over it
-
-    def shown_as(group_id: str | None) -> str | None:  # groups.shown_as, once per group
-        if group_id not in folded_at:
-            group = groups.get(group_id)
-            above = shown_as(group.parent if group.parent in groups else None)
-            folded_at[group_id] = above or (group_id if group.collapsed else None)
-        return folded_at[group_id]
-
-    folded_over = folded_at.get  # per node, the group's answer once worked out
+    _, folded_at = groups.fold_map()  # group → the outermost fold over it
     for node in graph:
         if node.pos is None or node.id in exclude:
             continue
-        group_id = node.group
-        unit = None if group_id is None else folded_over(group_id, _UNKNOWN)
-        if unit is _UNKNOWN:
-            unit = shown_as(group_id if group_id in groups else None)
+        unit = folded_at.get(node.group) if node.group is not None else None
         if unit is None:
             units[node.id] = ([node.id], node.pos[axis])
         elif unit not in units:

@@ -116,6 +116,32 @@ class GroupTable:
             parent = self._groups[parent].parent if self._groups[parent].parent in self else None
         return list(reversed(chain))
 
+    def fold_map(self) -> tuple[dict[str, int], dict[str, str | None]]:
+        """For every group: its nesting depth (0 at top level), and the outermost folded
+        group over it, itself included (None when it shows unfolded)."""
+        depth: dict[str | None, int] = {None: -1}
+        folded_at: dict[str | None, str | None] = {None: None}
+
+        def resolve(group_id: str) -> None:
+            chain = []  # up to the first group already known (nesting ≤ MAX_DEPTH)
+            current: str | None = group_id
+            while current not in depth:
+                chain.append(current)
+                parent = self._groups[current].parent
+                current = parent if parent in self._groups else None
+            for group in reversed(chain):
+                parent = self._groups[group].parent
+                parent = parent if parent in self._groups else None
+                depth[group] = depth[parent] + 1
+                above = folded_at[parent]
+                folded_at[group] = above if above is not None else (
+                    group if self._groups[group].collapsed else None)
+
+        for group_id in self._groups:
+            resolve(group_id)
+        del depth[None], folded_at[None]
+        return depth, folded_at  # type: ignore[return-value]
+
     def position(self, group_id: str) -> int:
         """Where a group stands in the table's order (the file's order of `groups`)."""
         self.get(group_id)

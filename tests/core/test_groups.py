@@ -283,3 +283,18 @@ def test_an_undone_ungroup_goes_back_to_its_place_in_the_order():
     group, members = g.groups.remove("b")
     g.groups.add(members, group.name, id=group.id, position=position)
     assert g.to_dict() == before
+
+
+def test_the_fold_map_gives_each_group_its_depth_and_the_fold_that_hides_it():
+    g = _chain()
+    inner = g.groups.add(["n2", "n3"], "Inner", id="inner")
+    middle = g.groups.add([inner.id, "n4"], "Middle", id="middle")
+    g.groups.add([middle.id, "n5"], "Outer", id="outer")
+    g.groups.add(["n1"], "Apart", id="apart", collapsed=True)
+    assert g.groups.fold_map() == ({"inner": 2, "middle": 1, "outer": 0, "apart": 0},
+                                   {"inner": None, "middle": None, "outer": None,
+                                    "apart": "apart"})
+    g.groups.set_collapsed("inner", True)
+    g.groups.set_collapsed("middle", True)
+    assert g.groups.fold_map()[1] == {"inner": "middle", "middle": "middle", "outer": None,
+                                      "apart": "apart"}

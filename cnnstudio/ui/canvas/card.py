@@ -62,6 +62,15 @@ class Card(QGraphicsItem):
     def tooltip_text(self) -> str:
         raise NotImplementedError
 
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: object) -> object:
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+            moved = getattr(self.scene(), "node_item_moved", None)  # a plain scene: no edges
+            if moved is not None:
+                moved(self)  # its edges follow it (and a drag refits its block's frame)
+        elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+            lod_.ScreenMarker.follow(self, bool(value))
+        return super().itemChange(change, value)
+
     def _changed(self) -> None:
         # The tooltip is built when the pointer arrives (hoverEnterEvent), not on every
         # edit: a shape change can touch 1,000 cards, and setToolTip costs ~10 µs each.

@@ -83,25 +83,10 @@ def _grow(rect: Box, by: Box) -> Box:
 
 
 def _shown_groups(graph: Graph) -> tuple[dict[str, int], Callable[[str | None], str | None]]:
-    """The depth of every group, and a memoised map group → the outermost folded group
-    over it (itself included), None when it shows unfolded."""
-    groups = graph.groups
-    folded_at: dict[str | None, str | None] = {None: None}
-    depth: dict[str | None, int] = {None: -1}
-
-    def resolve(group_id: str | None) -> str | None:
-        if group_id not in folded_at:
-            group = groups.get(group_id)
-            parent = group.parent if group.parent in groups else None
-            above = resolve(parent)
-            depth[group_id] = depth[parent] + 1
-            folded_at[group_id] = above if above is not None else (
-                group_id if group.collapsed else None)
-        return folded_at[group_id]
-
-    for group in groups:
-        resolve(group.id)
-    return {g: d for g, d in depth.items() if g is not None}, resolve
+    """The depth of every group, and a map group → the outermost folded group over it
+    (itself included), None when it shows unfolded."""
+    depth, folded_at = graph.groups.fold_map()
+    return depth, lambda group_id: folded_at.get(group_id) if group_id is not None else None
 
 
 def fold_levels(graph: Graph) -> list[list[str]]:

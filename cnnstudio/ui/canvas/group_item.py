@@ -25,7 +25,7 @@ from cnnstudio.ui.canvas.group_frame import FRAME_TYPE, GroupFrame
 from cnnstudio.ui.canvas.ports import Ports
 
 if TYPE_CHECKING:
-    from cnnstudio.ui.canvas.scene import GraphScene
+    pass
 
 GROUP_TYPE = QGraphicsItem.UserType + 3  # + 2 is EdgeItem's
 
@@ -100,16 +100,6 @@ class GroupItem(Card):
         path.addRoundedRect(_RECT.adjusted(-2, -2 - 2 * _STACK, 2 + 2 * _STACK, 2),
                             style.NODE_RADIUS, style.NODE_RADIUS)
         return path
-
-    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: object) -> object:
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
-            scene: GraphScene | None = self.scene()  # type: ignore[assignment]
-            moved = getattr(scene, "node_item_moved", None)  # a plain scene has no edges
-            if moved is not None:
-                moved(self)
-        elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
-            lod_.ScreenMarker.follow(self, bool(value))
-        return super().itemChange(change, value)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:

@@ -82,35 +82,24 @@ class GroupSync:
         scene = self.scene
         graph = scene.document.graph
         groups = graph.groups
-        folded_at: dict[str | None, str | None] = {None: None}  # group → outermost fold over it
-        depth: dict[str | None, int] = {None: -1}
-
-        def resolve(group_id: str | None) -> str | None:
-            if group_id not in folded_at:
-                group = groups.get(group_id)
-                parent = group.parent if group.parent in groups else None
-                above = resolve(parent)
-                depth[group_id] = depth[parent] + 1
-                folded_at[group_id] = above if above is not None else (
-                    group_id if group.collapsed else None)
-            return folded_at[group_id]
+        depth, folded_at = groups.fold_map()  # group → the outermost fold over it
 
         show_cards: list[str] = []
         show_frames: list[str] = []
         for group in groups:
             if groups.is_empty(group.id):
                 continue
-            fold = resolve(group.id)
+            fold = folded_at[group.id]
             if fold is None:
                 show_frames.append(group.id)
             elif fold == group.id:
                 show_cards.append(group.id)
-        self._depth = {g: d for g, d in depth.items() if g is not None}
+        self._depth = depth
 
         self.shown = {}
         for node in graph:
             if node.group in groups:
-                fold = resolve(node.group)
+                fold = folded_at[node.group]
                 if fold is not None:
                     self.shown[node.id] = fold
         for node_id, item in scene.node_id_items():

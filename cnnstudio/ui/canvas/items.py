@@ -26,7 +26,7 @@ from cnnstudio.ui.canvas.card import Card
 from cnnstudio.ui.canvas.ports import IN_PORT, OUT_PORT, Ports
 
 if TYPE_CHECKING:
-    from cnnstudio.ui.canvas.scene import GraphScene
+    pass
 
 NODE_TYPE = QGraphicsItem.UserType + 1
 
@@ -211,16 +211,6 @@ class NodeItem(Card):
             path.addRoundedRect(_RECT.adjusted(0, -r, 0, r), style.NODE_RADIUS,
                                 style.NODE_RADIUS)
         return path
-
-    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: object) -> object:
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
-            scene: GraphScene | None = self.scene()  # type: ignore[assignment]
-            moved = getattr(scene, "node_item_moved", None)  # a plain scene has no edges
-            if moved is not None:
-                moved(self)
-        elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
-            lod_.ScreenMarker.follow(self, bool(value))
-        return super().itemChange(change, value)
 
     def card_text(self, lod: float) -> lod_.CardText:
         """What the card shows at zoom `lod` (see lod.card_text_at)."""
