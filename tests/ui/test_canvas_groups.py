@@ -130,10 +130,25 @@ def test_grouping_a_whole_block_with_a_node_nests_the_block(view, doc):
     assert scene.frame_for(group_id).frame_rect().contains(scene.frame_for("body").frame_rect())
 
 
+def _drag(view: GraphView, start: QPointF, end: QPointF) -> None:
+    """Press on `start`, move there in five steps, keep the button down (a pausing drag)."""
+    port = view.viewport()
+
+    def send(kind: QEvent.Type, at: QPointF, button, buttons) -> None:  # noqa: ANN001
+        local = QPointF(view.mapFromScene(at))
+        QApplication.sendEvent(port, QMouseEvent(kind, local, QPointF(port.mapToGlobal(
+            local.toPoint())), button, buttons, NO_MOD))
+
+    send(QEvent.Type.MouseButtonPress, start, LEFT, LEFT)
+    for i in range(1, 6):
+        send(QEvent.Type.MouseMove, start + (end - start) * (i / 5), NONE, LEFT)
+
+
 def test_frames_follow_their_members(view, doc, qapp):
     scene = view.graph_scene
     item = scene.item_for("relu2")
-    item.moveBy(300, 40)  # as during a drag: the frame follows once the drag pauses
+    start = item.pos() + QPointF(30, 0)
+    _drag(view, start, start + QPointF(300, 40))  # the frame follows once the drag pauses
     qapp.processEvents()
     assert scene.frame_for("body").frame_rect().contains(item.sceneBoundingRect())
     scene.commit_moves()

@@ -125,7 +125,24 @@ def test_selected_card_keeps_a_three_pixel_halo_at_any_zoom(qtbot, zoom):
     scene, item = _node_scene("ReLU", "relu1")  # orange: unlike the (blue) highlight
     assert _halo_width(_render(scene, zoom, item.pos(), qtbot), zoom) < 0.3
     item.setSelected(True)
+    lod.ScreenMarker.follow(item, True)  # what GraphScene does on a selection change
     assert _halo_width(_render(scene, zoom, item.pos(), qtbot), zoom) >= 2.8
+
+
+def test_the_canvas_marks_a_card_while_it_is_selected(qtbot):
+    from cnnstudio.core.templates import get_template
+    from cnnstudio.project.model import Project
+    from cnnstudio.ui.canvas import GraphScene
+    from cnnstudio.ui.document import Document
+
+    scene = GraphScene(Document(Project(graph=get_template("xo").graph())))
+    item = scene.item_for("conv1")
+    assert item.marker is None or not item.marker.isVisible()
+    scene.select_nodes(["conv1"])
+    assert item.marker is not None and item.marker.isVisible()
+    scene.select_nodes([])
+    assert not item.marker.isVisible()
+    scene.deleteLater()
 
 
 def test_problem_card_is_marked_far_zoomed_out(qtbot):
@@ -142,10 +159,12 @@ def test_marker_never_takes_a_click(qtbot):
     scene, item = _node_scene()
     assert item.marker is None  # made only for selected or problem cards
     item.setSelected(True)
+    lod.ScreenMarker.follow(item, True)  # what GraphScene does on a selection change
     assert item.marker is not None and item.marker.isVisible()
     _render(scene, 0.05, item.pos(), qtbot)
     assert scene.itemAt(item.pos(), QGraphicsView().transform()) is item
     item.setSelected(False)
+    lod.ScreenMarker.follow(item, False)
     assert not item.marker.isVisible()
 
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QGraphicsSceneMouseEvent
 
+from cnnstudio.ui.canvas import lod as lod_
+from cnnstudio.ui.canvas.card import Card
 from cnnstudio.ui.canvas.edges import EdgeItem
 from cnnstudio.ui.canvas.group_item import GroupFrame, GroupItem
 from cnnstudio.ui.canvas.items import NodeItem
@@ -76,6 +78,11 @@ class SceneInteraction(_Base):
     # ---- selection ----------------------------------------------------------------------
 
     def _on_scene_selection(self) -> None:
+        selected = {i for i in self.selectedItems() if isinstance(i, Card)}
+        marked = getattr(self, "_marked", set())
+        for card in selected ^ marked:  # far out, a selected card keeps a marker
+            lod_.ScreenMarker.follow(card, card in selected)
+        self._marked = selected
         if not self._selecting:
             self.document.set_selection(self.selected_node_ids())
 
@@ -151,9 +158,20 @@ class SceneInteraction(_Base):
         super().mousePressEvent(event)
         self._press_positions = {i.node_id: QPointF(i.pos()) for i in self.selectedItems()
                                  if isinstance(i, (NodeItem, GroupItem))}
+        self._drag_last = {i: QPointF(i.pos()) for i in self.selectedItems()
+                           if isinstance(i, Card)}
+
+    def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        super().mouseMoveEvent(event)  # Qt moves the selected cards
+        last = getattr(self, "_drag_last", {})
+        for card, pos in list(last.items()):
+            if card.pos() != pos and card.scene() is self:
+                last[card] = QPointF(card.pos())
+                self.node_item_moved(card)  # its edges follow it
 
     def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         super().mouseReleaseEvent(event)
+        self._drag_last = {}
         self.commit_moves()
 
     def commit_moves(self) -> None:

@@ -174,6 +174,7 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
         if item is not None and node.pos is not None:
             self._shifted.pop(item, None)
             item.setPos(QPointF(*node.pos))
+            self.node_item_moved(item)
         if node.group is not None:  # its frame, or its folded block's card
             self._regroup_later()
 
