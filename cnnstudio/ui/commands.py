@@ -378,3 +378,30 @@ class RenameGroupCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.doc.graph.groups.rename(self.group_id, self.old)
+
+
+class LayoutCommand(QUndoCommand):
+    """Auto layout as moves: each node to its place in `laid_out` (the graph laid out on a
+    copy) and each group's fold shift as there, in one `nodes_moved` event — not a
+    whole-graph swap, which rebuilds every item (54 ms on ResNet-50). Use it only when
+    every node already has a position (a move cannot take one away again on undo)."""
+
+    def __init__(self, doc: Document, laid_out: Graph) -> None:
+        super().__init__("Auto layout")
+        graph = self.graph = doc.graph
+        self._after = {n.id: n.pos for n in laid_out
+                       if n.pos is not None and graph.node(n.id).pos != n.pos}
+        self._before = _positions(graph, self._after)
+        self._folds_after = {g.id: (g.collapsed, g.fold_shift) for g in laid_out.groups}
+        self._folds_before = {g.id: (g.collapsed, g.fold_shift) for g in graph.groups}
+
+    def _apply(self, positions: Positions, folds: dict[str, tuple[bool, float]]) -> None:
+        for group_id, (collapsed, shift) in folds.items():
+            self.graph.groups.set_collapsed(group_id, collapsed, shift)
+        _move(self.graph, positions)
+
+    def redo(self) -> None:
+        self._apply(self._after, self._folds_after)
+
+    def undo(self) -> None:
+        self._apply(self._before, self._folds_before)

@@ -96,3 +96,29 @@ def test_moving_a_lone_layer_updates_which_layer_its_fix_connects_it_after(qtbot
     inference = doc.inference
     doc.graph.groups.set_collapsed(doc.graph.groups.ids[0], True)
     assert doc.inference is inference
+
+
+def test_auto_layout_moves_every_node_as_one_undo_step_and_keeps_the_folds(qtbot):
+    from cnnstudio.core.layout import auto_layout
+
+    graph = architectures.resnet50()
+    view = _view(qtbot, graph)
+    scene, doc = view.graph_scene, view.document
+    stage = next(g.id for g in doc.graph.groups if g.name.startswith("Stage 2"))
+    assert editing.set_folded(scene, [stage], True)
+    doc.graph.move_nodes({"conv1": (500.0, 40.0), "classifier": (-300.0, 9000.0)})  # a mess
+    before = doc.graph.to_dict()
+    expected = doc.graph.copy()
+    auto_layout(expected)
+    count = doc.undo_stack.count()
+    view.auto_layout()
+    assert doc.undo_stack.count() == count + 1
+    assert doc.graph.to_dict() == expected.to_dict()
+    assert doc.graph.groups.get(stage).collapsed
+    scene.flush()
+    card = scene.group_item_for(stage)
+    assert card is not None and card.isVisible()
+    doc.undo_stack.undo()
+    assert doc.graph.to_dict() == before
+    doc.undo_stack.redo()
+    assert doc.graph.to_dict() == expected.to_dict()

@@ -26,6 +26,7 @@ from cnnstudio.ui.commands import (
     ConnectCommand,
     DisconnectCommand,
     GroupCommand,
+    LayoutCommand,
     RemoveNodesCommand,
     RenameGroupCommand,
     UngroupCommand,
@@ -337,7 +338,12 @@ def lay_out(scene: GraphScene, direction: str | None = None) -> bool:
     if direction is None:
         if not len(graph):
             return False
-        push_snapshot(scene.document, "Auto layout", auto_layout)
+        if any(node.pos is None for node in graph):
+            push_snapshot(scene.document, "Auto layout", auto_layout)
+            return True
+        laid_out = graph.copy()
+        auto_layout(laid_out)
+        scene.document.undo_stack.push(LayoutCommand(scene.document, laid_out))
         return True
     if direction == graph.direction:
         return False

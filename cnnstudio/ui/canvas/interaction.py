@@ -78,13 +78,18 @@ class SceneInteraction(_Base):
     # ---- selection ----------------------------------------------------------------------
 
     def _on_scene_selection(self) -> None:
+        if self._selecting:  # mirroring many at once: the markers follow once, at its end
+            return
+        self._follow_markers()
+        self.document.set_selection(self.selected_node_ids())
+
+    def _follow_markers(self) -> None:
+        """Far out, a selected card keeps a marker: show and hide them as selected."""
         selected = {i for i in self.selectedItems() if isinstance(i, Card)}
         marked = getattr(self, "_marked", set())
-        for card in selected ^ marked:  # far out, a selected card keeps a marker
+        for card in selected ^ marked:
             lod_.ScreenMarker.follow(card, card in selected)
         self._marked = selected
-        if not self._selecting:
-            self.document.set_selection(self.selected_node_ids())
 
     def _on_document_selection(self, node_ids: list) -> None:
         if set(node_ids) == set(self.selected_node_ids()):
@@ -96,19 +101,23 @@ class SceneInteraction(_Base):
         self._selecting = True
         try:
             for node_id, item in self._nodes.items():
-                item.setSelected(node_id in wanted)
+                if item.isSelected() != (node_id in wanted):
+                    item.setSelected(node_id in wanted)
             for card in self.groups.cards.values():
                 nodes = self.groups.card_nodes(card)
                 card.setSelected(bool(nodes) and all(nid in wanted for nid in nodes))
         finally:
             self._selecting = False
+        self._follow_markers()
 
     def select_nodes(self, node_ids: list[str]) -> None:
         """Select exactly these nodes (and no edges); the document follows."""
         self.flush(routes=False)
         self._selecting = True
         try:
-            self.clearSelection()
+            for item in self.selectedItems():  # edges too; cards and nodes follow below
+                if not isinstance(item, (NodeItem, Card)):
+                    item.setSelected(False)
         finally:
             self._selecting = False
         self._mirror_selection(set(node_ids))
