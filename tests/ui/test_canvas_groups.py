@@ -8,8 +8,8 @@ import time
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from mouse_events import drag, send
 from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from cnnstudio.core.blocks import residual_block
@@ -90,11 +90,7 @@ def drawn(scene: GraphScene, source: str, target: str) -> tuple[QPointF, QPointF
 
 def click(view: GraphView, kind: QEvent.Type, scene_pos: QPointF, button=LEFT,
           buttons=LEFT) -> None:
-    port = view.viewport()
-    local = QPointF(view.mapFromScene(scene_pos))
-    event = QMouseEvent(kind, local, QPointF(port.mapToGlobal(local.toPoint())), button,
-                        buttons, NO_MOD)
-    QApplication.sendEvent(port, event)
+    send(view, kind, scene_pos, button, buttons)
 
 
 # ---- grouping ------------------------------------------------------------------------------
@@ -130,25 +126,11 @@ def test_grouping_a_whole_block_with_a_node_nests_the_block(view, doc):
     assert scene.frame_for(group_id).frame_rect().contains(scene.frame_for("body").frame_rect())
 
 
-def _drag(view: GraphView, start: QPointF, end: QPointF) -> None:
-    """Press on `start`, move there in five steps, keep the button down (a pausing drag)."""
-    port = view.viewport()
-
-    def send(kind: QEvent.Type, at: QPointF, button, buttons) -> None:  # noqa: ANN001
-        local = QPointF(view.mapFromScene(at))
-        QApplication.sendEvent(port, QMouseEvent(kind, local, QPointF(port.mapToGlobal(
-            local.toPoint())), button, buttons, NO_MOD))
-
-    send(QEvent.Type.MouseButtonPress, start, LEFT, LEFT)
-    for i in range(1, 6):
-        send(QEvent.Type.MouseMove, start + (end - start) * (i / 5), NONE, LEFT)
-
-
 def test_frames_follow_their_members(view, doc, qapp):
     scene = view.graph_scene
     item = scene.item_for("relu2")
     start = item.pos() + QPointF(30, 0)
-    _drag(view, start, start + QPointF(300, 40))  # the frame follows once the drag pauses
+    drag(view, start, start + QPointF(300, 40), release=False)  # the frame follows a pause
     qapp.processEvents()
     assert scene.frame_for("body").frame_rect().contains(item.sceneBoundingRect())
     scene.commit_moves()
@@ -341,10 +323,7 @@ def test_dragging_a_folded_card_moves_its_members_in_one_step(view, doc):
     count = doc.undo_stack.count()
     card = scene.group_item_for("stem")
     start = card.pos() + QPointF(20, 0)
-    click(view, QEvent.Type.MouseButtonPress, start)
-    for i in range(1, 6):
-        click(view, QEvent.Type.MouseMove, start + QPointF(60 * i / 5, 30 * i / 5), NONE, LEFT)
-    click(view, QEvent.Type.MouseButtonRelease, start + QPointF(60, 30), LEFT, NONE)
+    drag(view, start, start + QPointF(60, 30))
     assert doc.undo_stack.count() == count + 1
     moved = positions(doc)
     for node_id in ("conv1", "bn1", "relu1"):

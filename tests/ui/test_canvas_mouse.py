@@ -7,8 +7,9 @@ button held are not dependable offscreen).
 from __future__ import annotations
 
 import pytest
+from mouse_events import drag, send
 from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QKeyEvent, QMouseEvent
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication
 
 from cnnstudio.core.graph import Graph
@@ -47,25 +48,6 @@ def view(qtbot, doc) -> GraphView:
     v.show()
     v.centerOn(150, 150)
     return v
-
-
-def send(view: GraphView, kind: QEvent.Type, scene_pos: QPointF, button: Qt.MouseButton,
-         buttons: Qt.MouseButton, modifiers: Qt.KeyboardModifier = NO_MOD) -> None:
-    port = view.viewport()
-    local = QPointF(view.mapFromScene(scene_pos))
-    event = QMouseEvent(kind, local, QPointF(port.mapToGlobal(local.toPoint())), button,
-                        buttons, modifiers)
-    QApplication.sendEvent(port, event)
-
-
-def drag(view: GraphView, start: QPointF, end: QPointF, button: Qt.MouseButton = LEFT,
-         modifiers: Qt.KeyboardModifier = NO_MOD, release: bool = True) -> None:
-    send(view, QEvent.Type.MouseButtonPress, start, button, button, modifiers)
-    for i in range(1, 6):
-        point = start + (end - start) * (i / 5)
-        send(view, QEvent.Type.MouseMove, point, NONE, button, modifiers)
-    if release:
-        send(view, QEvent.Type.MouseButtonRelease, end, button, NONE, modifiers)
 
 
 def out_port(view: GraphView, node_id: str) -> QPointF:

@@ -6,9 +6,16 @@ with their far-zoom marker, and a tooltip built only when the pointer arrives.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsSceneHoverEvent
+from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsSceneHoverEvent,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from cnnstudio.ui.canvas import lod as lod_
+from cnnstudio.ui.canvas import style
 from cnnstudio.ui.canvas.ports import Ports
 
 
@@ -65,6 +72,14 @@ class Card(QGraphicsItem):
 
     def tooltip_text(self) -> str:
         raise NotImplementedError
+
+    def _begin_paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+                     widget: QWidget | None) -> tuple[QPalette, float]:
+        """The palette to paint with and the zoom painted at (remembered: the far-zoom
+        marker's fallback); antialiasing on."""
+        self.painted_lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        return (widget.palette() if widget is not None else style.palette()), self.painted_lod
 
     def _changed(self) -> None:
         # The tooltip is built when the pointer arrives (hoverEnterEvent), not on every

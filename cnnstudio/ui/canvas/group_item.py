@@ -103,10 +103,7 @@ class GroupItem(Card):
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
-        pal = widget.palette() if widget is not None else style.palette()
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        self.painted_lod = lod
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal, lod = self._begin_paint(painter, option, widget)
         accent = style.group_accent()
         text = lod_.card_text_at(lod, self.name, lod_.short_group_name(self.name), _W, _H,
                                  bold=True)

@@ -218,10 +218,7 @@ class NodeItem(Card):
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
-        pal = widget.palette() if widget is not None else style.palette()
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        self.painted_lod = lod
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal, lod = self._begin_paint(painter, option, widget)
         text = self.card_text(lod)
         accent, body, rim, label_colour = _card_colours(self.category, pal, text.level)
 
