@@ -122,6 +122,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from cnnstudio.cli_explain import cmd_explain as run  # imports torch: only when explaining
+
+    return run(args)
+
+
 # Qt platform plugins that draw without a display server (into memory, a framebuffer, VNC).
 _HEADLESS_PLATFORMS = ("offscreen", "minimal", "minimalegl", "eglfs", "linuxfb", "vnc",
                        "vkkhrdisplay")
@@ -151,7 +157,7 @@ def display_problem(environ: Mapping[str, str], platform: str) -> str | None:
     why = (f"QT_QPA_PLATFORM={wanted} and {' or '.join(needs)} is not set" if names
            else "DISPLAY and WAYLAND_DISPLAY are not set")
     return (f"there is no display to open the window on ({why}); the command-line"
-            " commands (summary, train, predict, export, new, templates) work without one. For the window: connect with 'ssh -X', run"
+            " commands (summary, train, predict, export, explain, new, templates) work without one. For the window: connect with 'ssh -X', run"
             " 'xvfb-run cnnstudio', or set QT_QPA_PLATFORM=offscreen (draws it nowhere,"
             " for scripts)")
 
@@ -209,10 +215,21 @@ def _command_parser() -> argparse.ArgumentParser:
                    help="what to write (default: from FILE's suffix: .py .pt .onnx"
                         " .safetensors .md)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    p = command("explain", cmd_explain, "what each filter of a layer responds to: the samples"
+                " that excite it most; with --image, occlusion and Grad-CAM maps")
+    p.add_argument("--layer", required=True, metavar="ID", help="the layer's id (see summary)")
+    p.add_argument("--top", type=int, default=9, metavar="K",
+                   help="samples per filter (default 9)")
+    p.add_argument("--split", choices=("val", "train", "all"), default="val",
+                   help="which samples to search (default val; all when val is empty)")
+    p.add_argument("--image", metavar="IMG", help="also map where this image's evidence lies")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="write the pictures (PNG) and report.json into this folder")
     return parser
 
 
-COMMANDS = ("summary", "templates", "new", "train", "predict", "export")
+COMMANDS = ("summary", "templates", "new", "train", "predict", "export", "explain")
 # cnnstudio.nn.export.FORMATS, repeated so that parsing the command line needs no torch.
 EXPORT_FORMATS = ("python", "torchscript", "onnx", "safetensors", "card")
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-CHAIN_WEIGHT = 1e4  # a chain node's pull: far above an ordinary node's 1, so chains stay put
+from cnnstudio.core.layout_coords import plan_layer, settle
+
 ORDER_SWEEPS = 6  # down+up barycentre sweep pairs
 TRANSPOSE_PASSES = 4
-COORD_SWEEPS = 8
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class _Engine:
         self.forward: list[tuple[str, str]] = []
         for nid in order:
             sources = [s for s in dict.fromkeys(inputs[nid]) if s in rank and rank[s] < rank[nid]]
-            layer[nid] = 1 + max((layer[s] for s in sources), default=-1)
+            layer[nid] = 1 + max([layer[s] for s in sources], default=-1)
             self.forward += [(s, nid) for s in sources]
         self.layer_of = layer
         # Expanded graph: 0..R-1 the real nodes (in `ids` order), then the virtual points.
@@ -184,7 +184,12 @@ class _Engine:
     def _group_sort(self, row: list[int], key: dict[int, float]) -> list[int]:
         """`row` sorted by `key`, the members of every group kept side by side: a group
         sorts as one item at the mean key of its members, recursively."""
+        if len(row) <= 2:  # each its own item, whatever their groups: a stable sort
+            return list(row) if len(row) < 2 or not key[row[1]] < key[row[0]] else row[::-1]
         path = self.path
+        first = path[row[0]]
+        if all(path[v] == first for v in row):  # one item holding them all: a stable sort
+            return sorted(row, key=key.__getitem__)
 
         def arrange(members: list[int], depth: int) -> list[int]:
             items: list[tuple[float, int, list[int]]] = []
@@ -318,14 +323,14 @@ class _Engine:
         heavy_down = [0] * self.size
         for row in self.layers:
             for v in row:
-                heavy_up[v] = real[v] + max((heavy_up[u] for u in self.up[v]), default=0)
+                heavy_up[v] = real[v] + max([heavy_up[u] for u in self.up[v]], default=0)
         for row in reversed(self.layers):
             for v in row:
-                heavy_down[v] = real[v] + max((heavy_down[w] for w in self.down[v]), default=0)
+                heavy_down[v] = real[v] + max([heavy_down[w] for w in self.down[v]], default=0)
 
         def unique_best(options: list[int], weight: list[int]) -> int:
-            if not options:
-                return -1
+            if len(options) < 2:
+                return options[0] if options else -1
             ranked = sorted(options, key=lambda o: -weight[o])
             if len(ranked) > 1 and weight[ranked[0]] == weight[ranked[1]]:
                 return -1
@@ -373,47 +378,15 @@ class _Engine:
                     at += row_gaps[k]
         link_up, link_down = self._chain_links()
         depth = len(self.layers)
-        for _ in range(COORD_SWEEPS):
-            before = list(x)
-            for i in range(1, depth):
-                self._place(self.layers[i], gaps[i], x, self.up, link_up)
-            for i in range(depth - 2, -1, -1):
-                self._place(self.layers[i], gaps[i], x, self.down, link_down, link_up)
-            if max((abs(a - b) for a, b in zip(before, x, strict=True)), default=0.0) < 0.01:
-                break  # settled
+        down = [plan_layer(self.layers[i], gaps[i], self.up, link_up) for i in range(1, depth)]
+        up = [plan_layer(self.layers[i], gaps[i], self.down, link_down, link_up)
+              for i in range(depth - 2, -1, -1)]
+        settle(down, up, x)
         for row in self.layers:  # chains exactly straight where they are within a pixel
             for v in row:
                 if link_up[v] >= 0 and abs(x[v] - x[link_up[v]]) < 0.5:
                     x[v] = x[link_up[v]]
         return x
-
-    @staticmethod
-    def _place(row: list[int], row_gaps: list[float], x: list[float],
-               toward: list[list[int]], link: list[int],
-               anchored: list[int] | None = None) -> None:
-        """Place one layer from its neighbours in the layer just placed (`toward`). A
-        chain follows its top: going down, a chain's top moves with its neighbours above
-        and the rest of the chain follows it; going up (`anchored`: links the other way),
-        a chain's bottom keeps its place, so the chain stays one straight line."""
-        desired, weights = [], []
-        for v in row:
-            if link[v] >= 0:
-                desired.append(x[link[v]])
-                weights.append(CHAIN_WEIGHT)
-            elif anchored is not None and anchored[v] >= 0:
-                desired.append(x[v])
-                weights.append(CHAIN_WEIGHT)
-            elif toward[v]:
-                desired.append(sum(x[u] for u in toward[v]) / len(toward[v]))
-                weights.append(1.0)
-            else:
-                desired.append(x[v])
-                weights.append(0.01)
-        if len(row) == 1:
-            x[row[0]] = desired[0]
-            return
-        for v, value in zip(row, _pack(desired, weights, row_gaps), strict=True):
-            x[v] = value
 
     def run(self) -> LayeredResult:
         self.order()
@@ -426,30 +399,12 @@ class _Engine:
 
 
 def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    if a == b:
+        return a
     k = 0
     while k < len(a) and k < len(b) and a[k] == b[k]:
         k += 1
     return a[:k]
-
-
-def _pack(desired: list[float], weights: list[float], gaps: list[float]) -> list[float]:
-    """Positions closest to `desired` (weighted least squares) keeping each neighbour at
-    least its gap further on: an isotonic regression (pool adjacent violators) on the
-    desired positions minus the gaps' running sum."""
-    offsets = [0.0]
-    for gap in gaps:
-        offsets.append(offsets[-1] + gap)
-    blocks: list[list[float]] = []  # [mean, weight, count]
-    for d, w, o in zip(desired, weights, offsets, strict=True):
-        blocks.append([d - o, w, 1])
-        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
-            m2, w2, c2 = blocks.pop()
-            m1, w1, c1 = blocks[-1]
-            blocks[-1] = [(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, c1 + c2]
-    out: list[float] = []
-    for mean, _, count in blocks:
-        out.extend([mean] * int(count))
-    return [y + o for y, o in zip(out, offsets, strict=True)]
 
 
 def layered(ids: Sequence[str], inputs: dict[str, list[str]],

@@ -62,7 +62,15 @@ def group_paths(graph: Graph) -> dict[str, tuple[str, ...]]:
     """Per node, the groups holding it, outermost first."""
     if not len(graph.groups):
         return {}
-    return {n.id: tuple(graph.groups.ancestors(n.id)) for n in graph if n.group is not None}
+    of_group: dict[str, tuple[str, ...]] = {}  # a node's groups are its innermost group's
+    paths: dict[str, tuple[str, ...]] = {}
+    for node in graph:
+        if node.group is not None:
+            path = of_group.get(node.group)
+            if path is None:
+                path = of_group[node.group] = tuple(graph.groups.ancestors(node.id))
+            paths[node.id] = path
+    return paths
 
 
 def frame_stacks(layer: dict[str, int], paths: dict[str, tuple[str, ...]]

@@ -3,7 +3,7 @@
 An entry is a folder named by a hash of what the source is made of (relative file names,
 sizes, mtimes), the Input shape, the task and :data:`CACHE_VERSION`. It holds ``x.npy``,
 ``y.npy``, optionally ``group.npy`` and a ``meta.json`` (class names, skipped files, the
-samples' sizes and modes before fitting). No
+samples' sizes and modes before fitting, each sample's file). No
 pickle: arrays are plain ``.npy`` loaded with ``allow_pickle=False``. Every file is written
 to a temporary name and moved into place with ``os.replace``; ``meta.json`` goes last, so
 an entry without it is incomplete. An entry that fails validation is ignored and rebuilt.
@@ -37,7 +37,8 @@ from .errors import SkippedFile
 from .sources.base import Decoded
 
 #: Bump when decoding changes what an entry holds: older entries are then never read.
-CACHE_VERSION = 2  # 2: meta.json holds the samples' sizes and modes before fitting
+CACHE_VERSION = 3  # 2: meta.json holds the samples' sizes and modes before fitting;
+# 3: and each sample's file (explain's answers name them)
 _FORMAT = "cnnstudio.datacache"
 _STALE_TEMP_S = 24 * 3600
 _log = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ class CacheEntry:
                 group=loaded.get("group"),
                 skipped=[SkippedFile(str(p), str(r)) for p, r in meta["skipped"]],
                 formats={(int(h), int(w), str(m)): int(n) for h, w, m, n in meta["formats"]},
+                files=_files(meta["files"], len(loaded["x"])),
             )
         except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
             _log.info("ignoring dataset cache entry %s: %s", self.dir, exc)
@@ -211,6 +213,7 @@ class CacheEntry:
                 "created": time.time(), "class_names": decoded.class_names,
                 "skipped": [[s.path, s.reason] for s in decoded.skipped],
                 "formats": [[h, w, m, n] for (h, w, m), n in decoded.formats.items()],
+                "files": decoded.files,
                 "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str}
                            for k, a in arrays.items()},
             }
@@ -227,7 +230,7 @@ class CacheEntry:
         # Re-open copy-on-write: the writable maps used while decoding point at the cache.
         return Decoded(x=self._open("x", True), y=self._open("y", True),
                        class_names=decoded.class_names, group=decoded.group,
-                       skipped=decoded.skipped, formats=decoded.formats)
+                       skipped=decoded.skipped, formats=decoded.formats, files=decoded.files)
 
     def discard_temps(self) -> None:
         """Delete this entry's temporary files that were not moved into place."""
@@ -244,6 +247,16 @@ class CacheEntry:
             with contextlib.suppress(OSError):
                 if now - tmp.stat().st_mtime > _STALE_TEMP_S:
                     tmp.unlink()
+
+
+def _files(saved: Any, samples: int) -> list[str] | None:
+    """The entry's per-sample files; ValueError unless None or one name per sample."""
+    if saved is None:
+        return None
+    if not isinstance(saved, list) or len(saved) != samples or \
+            not all(isinstance(name, str) for name in saved):
+        raise ValueError("meta.json's files do not name one file per sample")
+    return saved
 
 
 def clear_cache(cache_dir: str | Path | None = None) -> int:

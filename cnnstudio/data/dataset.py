@@ -37,6 +37,12 @@ class Dataset:
     # The images as the source held them, before fitting to the Input: (height, width,
     # Pillow mode) → samples (see `Decoded.formats`); empty when not known.
     source_formats: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    # Each sample's file (absolute path), in the order of `x`, so that sample i of any
+    # split is `files[i]`: for a class folder, the folders in name order (under train/,
+    # val/, test/ when it has those, each in turn), the files in name order within each;
+    # for segmentation, the image files. None when the samples are not files of their own
+    # (arrays, CIFAR-10/IDX files, built-in data).
+    files: list[str] | None = None
     # (scale, shift) per device/dtype/rank/stats: built once, not per batch.
     _affine: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = field(
         default_factory=dict, init=False, repr=False, compare=False)

@@ -70,6 +70,8 @@ def _decode_cached(plan: SourcePlan, target: Target, task: str, cache_dir: Path,
         finally:
             entry.discard_temps()
     decoded.skipped = [SkippedFile(str(plan.root / s.path), s.reason) for s in decoded.skipped]
+    if decoded.files is not None:  # relative in the cache: the same entry serves a moved root
+        decoded.files = [str(plan.root / name) for name in decoded.files]
     return decoded
 
 
@@ -145,4 +147,5 @@ def _assemble(decoded: Decoded, task: str, val_fraction: float, seed: int) -> Da
     mean, std = channel_stats(x, splits["train"])
     return Dataset(x=x, y=y, class_names=list(decoded.class_names), task=task, splits=splits,
                    skipped=list(decoded.skipped), mean=mean, std=std,
-                   source_formats=dict(decoded.formats))
+                   source_formats=dict(decoded.formats),
+                   files=None if decoded.files is None else list(decoded.files))

@@ -31,6 +31,7 @@ from cnnstudio.ui.canvas import GraphView
 from cnnstudio.ui.commands import SetSettingsCommand
 from cnnstudio.ui.data_view import install_data_view
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.explain import install_explain_ui
 from cnnstudio.ui.export_menu import ExportMenu
 from cnnstudio.ui.help import HelpMenu
 from cnnstudio.ui.icons import icon
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         self.loader = ProjectLoader(self)  # `load_project`'s reading, on a worker thread
         self.open_busy = self.loader.busy
         self.training = install_training_ui(self)  # Training docks, menu, image drops
+        self.explain = install_explain_ui(self)  # the Explain dock, beside Training
         self.export_menu = ExportMenu(self)  # File → Export ▸, right after Save As
         self.actions_.add_training_buttons(self.training.controls)  # Train/Stop in the toolbar
         self.help = HelpMenu(self)  # last: Help ends the menu bar

@@ -104,6 +104,9 @@ class Decoded:
     # how many samples had it ("L", "RGB", "P"…; arrays: "L"/"RGB"/"RGBA" or "<C>ch").
     # Images only; empty for signals and for sources that do not say.
     formats: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    # Each sample's file, relative to the plan root with forward slashes, in the order of
+    # `x`; None for sources whose samples are not files of their own (arrays, built-in).
+    files: list[str] | None = None
 
 
 @dataclass

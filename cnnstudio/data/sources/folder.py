@@ -146,6 +146,7 @@ def plan_folder(root: Path, target: Target, progress: ProgressFn | None) -> Sour
             class_names=[nm for nm, ok in zip(class_names, present, strict=True) if ok],
             group=groups[keep] if has_splits else None, skipped=skipped,
             formats=_count_formats(seen, keep),
+            files=[f.rel for (f, _, _), kept in zip(files, keep, strict=True) if kept],
         )
 
     return SourcePlan(root=root, fingerprint=fingerprint, decode=decode)
@@ -238,7 +239,8 @@ def plan_segmentation_folder(images_dir: Path, masks_dir: Path, target: Target,
             top = int(kept["y"].max()) if kept["y"].size else 0
             names = [f"class_{i}" for i in range(top + 1)]
         return Decoded(x=kept["x"], y=kept["y"], class_names=names, skipped=all_skipped,
-                       formats=_count_formats(seen, keep))
+                       formats=_count_formats(seen, keep),
+                       files=[im.rel for (im, _), ok in zip(pairs, keep, strict=True) if ok])
 
     return SourcePlan(root=root, fingerprint=fingerprint, decode=decode)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QMessageBox, QWidget
 
 from cnnstudio.core.errors import GraphError
@@ -70,6 +71,10 @@ def build_context_menu(view: GraphView, scene_pos: QPointF) -> QMenu:
         action = menu.addAction("Disconnect inputs",
                                 lambda: editing.disconnect_inputs(scene, node_id))
         action.setEnabled(bool(scene.edges_into(node_id)))
+        explain = view.window().findChild(QAction, "actionExplain")
+        if explain is not None:  # the window's Explain Layer: this layer, in the Explain dock
+            menu.addSeparator()
+            menu.addAction(explain)
         menu.addSeparator()
         menu.addAction("Group", lambda: editing.group_selection(scene))
         group_id = scene.document.graph.node(node_id).group

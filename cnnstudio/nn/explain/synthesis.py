@@ -1,0 +1,194 @@
+"""An input synthesised to excite a filter: activation maximisation for small networks.
+
+Gradient ascent on the input, tuned for the small, often 1-channel inputs of teaching
+networks (the ImageNet-tuned tools draw noise there):
+  * the image is a Fourier spectrum whose frequencies are damped by 1/f, turned into
+    pixels by an inverse FFT and a sigmoid — smooth images that stay within 0…1;
+  * each step rolls the image by a random pixel or two (jitter), so the result does not
+    rest on one exact alignment; the last quarter of the steps settles without it.
+    Inputs under 16 pixels a side are not jittered: a 1-pixel roll moves an 8×8 digit by
+    an eighth of its size and blurs what a 3×3 filter wants;
+  * a small total-variation and L2 penalty keeps it calm; Adam takes the steps;
+  * every filter gets its own image, all optimised together in one batch.
+The objective is the filter's value at the centre of its feature map (one position: the
+pattern it likes, inside its receptive field, not a texture that must please every
+position at once); a vector layer's unit is its value. Behind a ReLU, Dropout or max pool
+the objective is the same channel of the layer in front of it (a ReLU that starts at 0
+passes no gradient; those layers only raise what comes in). The random start and the
+jitter come from a seeded `torch.Generator`: the global random state is not touched, and
+the module is left as found (mode, gradients).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnstudio.nn.explain.responses import Cancelled, layer_output
+from cnnstudio.nn.internals import _device, _eval_mode
+
+TV_WEIGHT = 0.01  # total variation of the 0…1 image, per pixel
+L2_WEIGHT = 0.005  # squared distance of the 0…1 image from grey, per pixel
+LEARNING_RATE = 0.05
+SETTLE = 0.75  # the share of the steps taken with jitter; the rest settle the image
+# Layers that only raise what comes in, channel by channel: the objective looks through them.
+_PASS_THROUGH = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
+                 nn.Identity, nn.MaxPool1d, nn.MaxPool2d)
+
+
+@dataclass
+class Synthesis:
+    """Images synthesised for `filters` of a layer, one per filter, in filter order.
+
+    `images` (F, C, *spatial) are the pixels in 0…1 (0 black, 1 white); `inputs` are what
+    the model was fed (the pixels after `to_float`), float32. `activations` are the
+    largest value of each filter's map for its final image (the measure
+    `top_activations` ranks by, so the two compare), `start_activations` the same for the
+    random start; `objectives` the centre value that was maximised (of `target`, the
+    layer the objective looked at: the layer itself or the one in front of its ReLU)."""
+
+    filters: list[int]
+    images: np.ndarray
+    inputs: np.ndarray
+    activations: list[float]
+    start_activations: list[float]
+    objectives: list[float]
+    target: str = ""
+
+
+def _frequency_scale(spatial: tuple[int, ...]) -> torch.Tensor:
+    """1/f damping of an rFFT spectrum of `spatial` size (the lowest frequency clamped)."""
+    grids = [torch.fft.fftfreq(n) for n in spatial[:-1]] + [torch.fft.rfftfreq(spatial[-1])]
+    mesh = torch.meshgrid(*grids, indexing="ij")
+    frequency = torch.sqrt(sum(g * g for g in mesh))
+    return 1.0 / frequency.clamp(min=1.0 / max(spatial))
+
+
+def _total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of neighbouring pixels, per image, over every spatial axis."""
+    parts = [image.diff(dim=d).abs().flatten(1).mean(1) for d in range(2, image.dim())]
+    return torch.stack(parts).sum(0)
+
+
+class _Image:
+    """The smooth parameterisation: a damped spectrum → pixels in 0…1."""
+
+    def __init__(self, count: int, shape: tuple[int, ...], generator: torch.Generator,
+                 device: torch.device) -> None:
+        self.spatial = shape[1:]
+        self.scale = _frequency_scale(self.spatial).to(device)
+        bins = (count, shape[0], *self.scale.shape, 2)
+        self.spectrum = (0.01 * torch.randn(bins, generator=generator)).to(device)
+        self.spectrum.requires_grad_(True)
+        self.dims = tuple(range(2, 2 + len(self.spatial)))
+        # Spectrum energy spreads over the pixels: keep the contrast independent of size.
+        self.gain = float(np.sqrt(np.prod(self.spatial))) / 4.0
+
+    def pixels(self) -> torch.Tensor:
+        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        raw = torch.fft.irfftn(spectrum, s=self.spatial, dim=self.dims, norm="ortho")
+        return torch.sigmoid(raw * self.gain)
+
+
+def objective_layer(module: Any, node_id: str) -> str:
+    """The layer whose centre value stands for `node_id`'s: walk back through layers that
+    only raise their single input channel by channel (ReLU, Dropout, max pool)."""
+    target = node_id
+    while isinstance(module.module_for(target), _PASS_THROUGH):
+        inputs = module.inputs_of(target)
+        if len(inputs) != 1 or inputs[0] == module.input_id:
+            break
+        target = inputs[0]
+    return target
+
+
+def _filter_maps(module: Any, node_id: str, x: torch.Tensor,
+                 filters: torch.Tensor) -> torch.Tensor:
+    """(F, …) row i: filter `filters[i]`'s map (or unit value) for image i."""
+    out = layer_output(module, node_id, x)
+    if out.dim() < 2:
+        raise ValueError(f"layer {node_id!r} has no channels to excite")
+    if int(filters.max()) >= out.shape[1] or int(filters.min()) < 0:
+        raise ValueError(f"layer {node_id!r} has filters 0 to {out.shape[1] - 1},"
+                         f" not {int(filters.max())}")
+    return out[torch.arange(len(filters)), filters]
+
+
+def _centre(maps: torch.Tensor) -> torch.Tensor:
+    """Each row's value at the centre of its map (a unit's value for vectors)."""
+    return maps[(slice(None), *[n // 2 for n in maps.shape[1:]])]
+
+
+def _largest(maps: torch.Tensor) -> list[float]:
+    return maps.reshape(len(maps), -1).max(1).values.tolist()
+
+
+def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int = 128,
+               seed: int = 0, to_float: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               progress: Callable[[int, int], None] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> Synthesis:
+    """Synthesise one image per filter of layer `node_id` that excites it (the module
+    docstring says how); `steps` Adam steps, all filters in one batch.
+
+    `module` is a GraphModule; only the nodes the layer needs run. `to_float` turns a
+    batch of 0…1 images into the model's input (`Preprocessing.to_float`: normalisation);
+    without it the pixels are fed as they are. `progress(step, steps)` is called every 8
+    steps. Raises ValueError for an unknown layer, one without channels or a filter it
+    lacks, and Cancelled when `cancelled()` turns True (checked every step).
+    """
+    wanted = torch.as_tensor(list(filters), dtype=torch.int64)
+    if node_id not in module.node_ids:
+        raise ValueError(f"the network has no layer {node_id!r}")
+    if len(wanted) == 0:
+        empty = np.zeros((0, *module.input_shape), np.float32)
+        return Synthesis([], empty, empty.copy(), [], [], [], node_id)
+    def convert(pixels: torch.Tensor) -> torch.Tensor:
+        # A copy: a `to_float` that works in place must not touch what autograd keeps.
+        return pixels.clone() if to_float is None else to_float(pixels.clone())
+
+    target = objective_layer(module, node_id)
+    generator = torch.Generator().manual_seed(seed)
+    image = _Image(len(wanted), tuple(module.input_shape), generator, _device(module))
+    jitter = min(image.spatial) // 16
+    optimizer = torch.optim.Adam([image.spectrum], lr=LEARNING_RATE)
+    params = list(module.parameters())
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)  # gradients towards the image only
+        with _eval_mode(module):
+            with torch.no_grad():
+                start = _filter_maps(module, node_id, convert(image.pixels()), wanted)
+            for step in range(steps):
+                if cancelled is not None and cancelled():
+                    raise Cancelled("cancelled")
+                pixels = image.pixels()
+                shifts = torch.randint(-jitter, jitter + 1, (len(image.dims),),
+                                       generator=generator).tolist()
+                moved = pixels if step >= SETTLE * steps else torch.roll(
+                    pixels, shifts=shifts, dims=image.dims)
+                objective = _centre(_filter_maps(module, target, convert(moved), wanted))
+                penalty = (TV_WEIGHT * _total_variation(pixels)
+                           + L2_WEIGHT * (pixels - 0.5).square().flatten(1).mean(1))
+                loss = (penalty - objective).sum()  # each image serves its own filter
+                (grad,) = torch.autograd.grad(loss, [image.spectrum])
+                image.spectrum.grad = grad
+                optimizer.step()
+                if progress is not None and (step % 8 == 7 or step == steps - 1):
+                    progress(step + 1, steps)
+            with torch.no_grad():
+                pixels = image.pixels()
+                inputs = convert(pixels)
+                final = _filter_maps(module, node_id, inputs, wanted)
+                reached = _centre(_filter_maps(module, target, inputs, wanted))
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+    return Synthesis(wanted.tolist(), pixels.float().cpu().numpy(),
+                     inputs.float().cpu().numpy(), _largest(final), _largest(start),
+                     reached.tolist(), target)

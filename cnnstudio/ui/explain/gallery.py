@@ -1,0 +1,348 @@
+"""The pieces of the "What the filters respond to" page: small pictures drawn from NumPy
+arrays, one row per filter (its top-k samples cropped to their receptive fields and its
+synthesised image), and a heat map over an image with its colour bar.
+
+Pure Qt and NumPy (no torch, no pyqtgraph items): a page of 16 rows × 9 pictures is a
+few hundred small QImages, drawn in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnstudio.ui.training.colorbar import ColorBar, value_text
+from cnnstudio.ui.training.tilegrid import SEQUENTIAL
+
+BOX_COLOUR = "#ff3030"
+HEAT_ALPHA = 0.55  # the heat map's share of an overlay pixel (the image shows through)
+
+
+def to_rgb(sample: np.ndarray) -> np.ndarray:
+    """A raw sample (C, H, W) or (C, L) as (H, W, 3) uint8 for display: 3 channels as RGB,
+    otherwise the first channel in grey (a 1-D signal: one row per channel). uint8 is shown
+    as it is; float is stretched from its minimum to its maximum."""
+    a = np.asarray(sample)
+    if a.ndim == 3 and a.shape[0] == 3:
+        img = np.moveaxis(a, 0, -1)
+    elif a.ndim == 3:
+        img = a[0]
+    elif a.ndim == 2:
+        img = a  # (C, L): one row per channel
+    else:
+        img = a.reshape(1, -1)
+    if img.dtype != np.uint8:
+        img = img.astype(np.float32)
+        finite = img[np.isfinite(img)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        img = np.nan_to_num((img - low) / (high - low or 1.0) * 255.0)
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(img)
+
+
+def crop(rgb: np.ndarray, box: Sequence[int] | None) -> np.ndarray:
+    """The part of `rgb` (H, W, 3) inside `box` [y0, x0, y1, x1] (end-exclusive); the whole
+    picture for None or an empty box."""
+    if box is None:
+        return rgb
+    y0, x0, y1, x1 = (int(v) for v in box)
+    y1, x1 = min(y1, rgb.shape[0]), min(x1, rgb.shape[1])
+    if y1 <= y0 or x1 <= x0:
+        return rgb
+    return np.ascontiguousarray(rgb[max(y0, 0):y1, max(x0, 0):x1])
+
+
+def overlay(rgb: np.ndarray, heat: np.ndarray, lut: np.ndarray = SEQUENTIAL) -> np.ndarray:
+    """`heat` (H, W) in 0…1 through `lut`, blended over `rgb` (H, W, 3) of the same size."""
+    colours = np.asarray(lut, np.uint8)[:, :3]
+    index = np.clip(np.nan_to_num(np.asarray(heat, np.float32)) * (len(colours) - 1), 0,
+                    len(colours) - 1).astype(np.intp)
+    mixed = (1 - HEAT_ALPHA) * rgb.astype(np.float32) + HEAT_ALPHA * colours[index]
+    return np.clip(mixed, 0, 255).astype(np.uint8)
+
+
+class Picture(QWidget):
+    """An RGB array drawn as large as the widget allows (square pixels, no smoothing),
+    with an optional box outlined; `hovered` sends the array pixel under the mouse (−1, −1
+    when it leaves); `entered` fires when the mouse comes in, `clicked` on a left click."""
+
+    hovered = Signal(int, int)
+    entered = Signal()
+    clicked = Signal()
+
+    def __init__(self, size: int = 48, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._size = size
+        self._rgb = np.zeros((0, 0, 3), np.uint8)
+        self._image: QImage | None = None
+        self.box: tuple[int, int, int, int] | None = None
+        self.setMouseTracking(True)
+        self.setMinimumSize(size, size)
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The picture shown (H, W, 3) uint8."""
+        return self._rgb
+
+    def sizeHint(self) -> QSize:
+        return QSize(self._size, self._size)
+
+    def set_rgb(self, rgb: np.ndarray | None, box: Sequence[int] | None = None) -> None:
+        if rgb is None or not np.size(rgb):
+            self._rgb, self._image, self.box = np.zeros((0, 0, 3), np.uint8), None, None
+        else:
+            self._rgb = np.ascontiguousarray(rgb, np.uint8)
+            h, w = self._rgb.shape[:2]
+            self._image = QImage(self._rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+            self.box = tuple(int(v) for v in box) if box is not None else None  # type: ignore[assignment]
+        self.update()
+
+    def _target(self) -> QRectF:
+        """Where the picture lies in the widget (centred, aspect kept)."""
+        h, w = self._rgb.shape[:2]
+        if not h or not w:
+            return QRectF()
+        scale = min(self.width() / w, self.height() / h)
+        tw, th = w * scale, h * scale
+        return QRectF((self.width() - tw) / 2, (self.height() - th) / 2, tw, th)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        if self._image is None:
+            return
+        painter = QPainter(self)
+        target = self._target()
+        painter.drawImage(target, self._image)
+        if self.box is not None:
+            h, w = self._rgb.shape[:2]
+            sy, sx = target.height() / h, target.width() / w
+            y0, x0, y1, x1 = self.box
+            pen = QPen(QColor(BOX_COLOUR))
+            pen.setWidthF(2.0)
+            painter.setPen(pen)
+            painter.drawRect(QRectF(target.left() + x0 * sx, target.top() + y0 * sy,
+                                    (x1 - x0) * sx, (y1 - y0) * sy))
+        painter.end()
+
+    def pixel_at(self, point: QPoint) -> tuple[int, int] | None:
+        target = self._target()
+        if target.isEmpty() or not target.contains(point.toPointF()):
+            return None
+        h, w = self._rgb.shape[:2]
+        y = int((point.y() - target.top()) / target.height() * h)
+        x = int((point.x() - target.left()) / target.width() * w)
+        return min(max(y, 0), h - 1), min(max(x, 0), w - 1)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        hit = self.pixel_at(event.position().toPoint())
+        self.hovered.emit(*(hit if hit is not None else (-1, -1)))
+        super().mouseMoveEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        super().mousePressEvent(event)
+
+    def enterEvent(self, event) -> None:  # noqa: ANN001 (QEnterEvent)
+        self.entered.emit()
+        super().enterEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: ANN001
+        self.hovered.emit(-1, -1)
+        super().leaveEvent(event)
+
+
+@dataclass
+class HitView:
+    """What one picture of a filter row stands for (for the preview and for tests)."""
+
+    sample: int
+    activation: float
+    box: tuple[int, int, int, int] | None
+    label: str  # the sample's class ("" when unknown)
+
+
+class FilterRow(QWidget):
+    """One filter: its number, its top-k samples cropped to their receptive fields (best
+    first, activation under each) and its synthesised image (when made)."""
+
+    hit_entered = Signal(int, int)  # filter, position in the row
+
+    def __init__(self, filter_index: int, hits: list[HitView], crops: list[np.ndarray],
+                 size: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("filterRow")
+        self.filter = filter_index
+        self.hits = hits
+        row = QHBoxLayout(self)
+        row.setContentsMargins(2, 1, 2, 1)
+        row.setSpacing(3)
+        name = QLabel(f"filter {filter_index}", self)
+        name.setFixedWidth(name.fontMetrics().horizontalAdvance("filter 0000") + 4)
+        row.addWidget(name)
+        self.pictures: list[Picture] = []
+        for position, (hit, picture_rgb) in enumerate(zip(hits, crops, strict=True)):
+            cell = QVBoxLayout()
+            cell.setSpacing(0)
+            picture = Picture(size, self)
+            picture.setObjectName("hitPicture")
+            picture.set_rgb(picture_rgb)
+            label = f", {hit.label}" if hit.label else ""
+            picture.setToolTip(f"filter {filter_index}: sample {hit.sample}{label},"
+                               f" activation {value_text(hit.activation)}")
+            picture.entered.connect(lambda p=position: self.hit_entered.emit(self.filter, p))
+            self.pictures.append(picture)
+            cell.addWidget(picture)
+            value = QLabel(value_text(hit.activation), self)
+            value.setObjectName("hitValue")
+            value.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+            value.setToolTip(picture.toolTip())
+            cell.addWidget(value)
+            row.addLayout(cell)
+        row.addSpacing(12)
+        synth = QVBoxLayout()
+        synth.setSpacing(0)
+        self.synthesised = Picture(size, self)
+        self.synthesised.setObjectName("synthesisedPicture")
+        synth.addWidget(self.synthesised)
+        self.synthesis_text = QLabel("", self)
+        self.synthesis_text.setObjectName("synthesisValue")
+        self.synthesis_text.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        synth.addWidget(self.synthesis_text)
+        row.addLayout(synth)
+        self.synthesised.setVisible(False)
+        row.addStretch(1)
+
+    def show_synthesis(self, rgb: np.ndarray, reached: float, mean: float | None) -> None:
+        """The image made to excite this filter, the activation it reached and the
+        dataset's mean activation of the filter."""
+        self.synthesised.set_rgb(rgb)
+        self.synthesised.setVisible(True)
+        versus = f"\nmean {value_text(mean)}" if mean is not None else ""
+        self.synthesis_text.setText(f"{value_text(reached)}{versus}")
+        tip = (f"An image optimised to excite filter {self.filter}: its activation"
+               f" {value_text(reached)}")
+        if mean is not None:
+            tip += f"; the samples' mean is {value_text(mean)}"
+        self.synthesised.setToolTip(tip)
+        self.synthesis_text.setToolTip(tip)
+
+
+class HeatPanel(QWidget):
+    """A heat map (0…1 after min–max scaling) over an image, with a colour bar labelled in
+    the map's own units, a title above and what is under the mouse below."""
+
+    def __init__(self, title: str, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        self.title = QLabel(title, self)
+        self.title.setWordWrap(True)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout.addWidget(self.title)
+        body = QHBoxLayout()
+        body.setSpacing(4)
+        self.picture = Picture(96, self)
+        self.picture.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.picture.hovered.connect(self._hovered)
+        body.addWidget(self.picture, 1)
+        self.colorbar = ColorBar(self)
+        body.addWidget(self.colorbar)
+        layout.addLayout(body, 1)
+        self.status = QLabel(self)
+        self.status.setObjectName("heatValue")
+        layout.addWidget(self.status)
+        self.values = np.zeros((0, 0), np.float32)  # the map in its own units
+        self.unit = ""
+
+    def clear(self, text: str = "") -> None:
+        self.values = np.zeros((0, 0), np.float32)
+        self.picture.set_rgb(None)
+        self.colorbar.setVisible(False)
+        self.status.setText(text)
+
+    def show_map(self, image_rgb: np.ndarray, values: np.ndarray, unit: str) -> None:
+        """`values` (H, W) in `unit`, min–max scaled, drawn over `image_rgb` (H, W, 3)."""
+        self.values, self.unit = np.asarray(values, np.float32), unit
+        finite = self.values[np.isfinite(self.values)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        scaled = (self.values - low) / (high - low) if high > low else \
+            np.zeros_like(self.values)
+        self.picture.set_rgb(overlay(image_rgb, scaled))
+        self.colorbar.set_scale(SEQUENTIAL, low, high, unit)
+        self.status.setText("Hover for values" if high > low else
+                            "The map is flat: no region matters more than another")
+
+    def _hovered(self, y: int, x: int) -> None:
+        if y < 0 or not self.values.size:
+            return
+        self.status.setText(f"pixel ({y}, {x}): {self.unit} {value_text(float(self.values[y, x]))}")
+
+
+class ImageSide(QWidget):
+    """One image explained: a sample chooser and Open image…, the prediction, and its
+    occlusion and Grad-CAM maps side by side."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("responsesImage")
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        self.sample = QSpinBox(self)
+        self.sample.setObjectName("responsesSample")
+        self.sample.setPrefix("sample ")
+        self.sample.setToolTip("Which dataset sample the occlusion and Grad-CAM maps are for")
+        self.sample.setRange(0, 0)
+        row.addWidget(self.sample)
+        self.open_button = QPushButton("Open image…", self)
+        self.open_button.setObjectName("responsesOpenImage")
+        self.open_button.setToolTip("Explain an image file instead of a sample")
+        row.addWidget(self.open_button)
+        self.prediction = QLabel(self)
+        self.prediction.setObjectName("responsesPrediction")
+        self.prediction.setWordWrap(True)
+        self.prediction.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        row.addWidget(self.prediction, 1)
+        column.addLayout(row)
+        maps = QHBoxLayout()
+        self.occlusion = HeatPanel("Occlusion: the class score's drop when a patch covers"
+                                   " each pixel", "occlusionMap", self)
+        self.grad_cam = HeatPanel("Grad-CAM: where the gradient says the class's evidence"
+                                  " lies", "gradCamMap", self)
+        maps.addWidget(self.occlusion, 1)
+        maps.addWidget(self.grad_cam, 1)
+        column.addLayout(maps, 1)
+
+    def show_failure(self, text: str) -> None:
+        self.prediction.setText(text)
+        self.prediction.setToolTip(text)
+        self.occlusion.clear()
+        self.grad_cam.clear()
+
+    def show_maps(self, what: str, image: np.ndarray, class_name: str, probability: float,
+                  occlusion: np.ndarray, grad_cam: np.ndarray, layer: str) -> None:
+        """The maps of `image` (raw C, H, W) for its predicted class."""
+        rgb = to_rgb(image)
+        self.prediction.setText(f"{what}: predicted {class_name} (p = {probability:.2f})")
+        self.prediction.setToolTip(self.prediction.text())
+        self.occlusion.show_map(rgb, occlusion, "score drop")
+        self.grad_cam.show_map(rgb, grad_cam, "Grad-CAM")
+        self.grad_cam.title.setText(f"Grad-CAM at {layer}: where the gradient says the"
+                                    f" evidence for {class_name} lies")

@@ -1,0 +1,158 @@
+"""What the Explain pages need from the window: the model to explain, the loaded samples,
+a worker thread, and a progress strip in the view.
+
+The pages never reach into the window themselves: they ask the host, so a page can be
+tested with a small fake host, and the window's plug-ins stay free to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
+
+from cnnstudio.ui.document import deferred
+from cnnstudio.ui.training.background import Background
+
+if TYPE_CHECKING:
+    from cnnstudio.train.model_io import DataRequest, TrainedModel
+    from cnnstudio.ui.main_window import MainWindow
+
+MODEL_SETTLE_MS = 250  # after an edit, the pages recompute once the edits pause
+
+
+class ProgressStrip(QWidget):
+    """A one-line progress row (text, bar, Cancel) the view shows while a page works."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("explainProgress")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(6, 2, 6, 2)
+        self.label = QLabel(self)
+        self.bar = QProgressBar(self)
+        self.bar.setMaximumWidth(260)
+        self.bar.setMaximumHeight(16)
+        self.cancel_button = QToolButton(self)
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setObjectName("explainProgressCancel")
+        row.addWidget(self.label, 1)
+        row.addWidget(self.bar)
+        row.addWidget(self.cancel_button)
+        self.hide()
+
+
+class ExplainHost(QObject):
+    """What the Explain pages need from the window."""
+
+    model_changed = Signal()  # weights/graph changed: pages recompute lazily
+    samples_changed = Signal()  # the loaded samples arrived or went (a run began, …)
+    _progress = Signal(str, int, int)  # emitted on a worker: queued onto the GUI thread
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.background = Background(self, needs_torch=True)
+        self.strip = ProgressStrip()
+        self.strip.cancel_button.clicked.connect(self._cancel)
+        self._on_cancel: Callable[[], None] | None = None
+        self._progress_text = ""
+        self._progress.connect(self._show_progress, Qt.ConnectionType.QueuedConnection)
+        training = window.training
+        doc = window.document
+        self._settle = deferred(self, self.model_changed.emit, doc.inference_invalidated,
+                                ms=MODEL_SETTLE_MS)
+        doc.project_replaced.connect(self._project_replaced)
+        ctl = training.controller
+        ctl.finished.connect(lambda _outcome: self.model_changed.emit())
+        ctl.epoch_added.connect(lambda _epoch: self.model_changed.emit())
+        ctl.context_ready.connect(lambda _ctx: self.samples_changed.emit())
+        ctl.samples_loaded.connect(lambda _ctx: self.samples_changed.emit())
+        ctl.samples_failed.connect(lambda _why: self.samples_changed.emit())
+
+    # ---- the model and its data -------------------------------------------------------
+
+    def source(self) -> TrainedModel | None:
+        """The model the views show: the running or saved weights, else the untrained
+        network as a run will start it; None for an empty graph."""
+        return self.window.training.actions.source()
+
+    def samples(self) -> dict[str, Any] | None:
+        """The loaded samples context (x, y, class_names, mean, std, split, …) or None;
+        when there are none yet, asks the training controller to load them
+        (`samples_changed` follows)."""
+        ctl = self.window.training.controller
+        ctx = ctl.live.context
+        if ctx is None:
+            ctl.load_samples()
+        return ctx
+
+    def samples_loading(self) -> bool:
+        """True while the project's samples are being loaded."""
+        return self.window.training.controller.loading_samples
+
+    def samples_error(self) -> str | None:
+        """Why the project's samples could not be loaded (one line), else None."""
+        return self.window.training.controller.samples_error
+
+    def data_request(self) -> DataRequest:
+        """What the project trains on. Raises FormatError / GraphError (one line)."""
+        from cnnstudio.train.model_io import DataRequest
+
+        return DataRequest.of(self.window.project)
+
+    def graph_errors(self) -> list[str]:
+        """The open network's problems (errors only), as the Problems panel says them."""
+        return [str(e) for e in self.window.document.inference.errors]
+
+    # ---- progress --------------------------------------------------------------------
+
+    def start_progress(self, text: str, cancel: Callable[[], None] | None
+                       ) -> Callable[[str, int, int], None]:
+        """Show `text` and a progress bar in the view (with Cancel calling `cancel`);
+        return a thread-safe callback (stage, done, total) for the job to report with;
+        total 0 shows a busy bar. Call `finish_progress` when the job ended."""
+        self._on_cancel = cancel
+        self._progress_text = text
+        strip = self.strip
+        strip.label.setText(text)
+        strip.bar.setRange(0, 0)
+        strip.cancel_button.setVisible(cancel is not None)
+        strip.cancel_button.setEnabled(True)
+        strip.show()
+
+        def report(stage: str, done: int, total: int) -> None:
+            try:
+                self._progress.emit(str(stage), int(done), int(total))
+            except RuntimeError:  # the window (and this object) went meanwhile
+                pass
+
+        return report
+
+    def finish_progress(self) -> None:
+        """The job ended (its outcome is shown by the page that ran it)."""
+        self._on_cancel = None
+        self.strip.hide()
+
+    @Slot(str, int, int)
+    def _show_progress(self, stage: str, done: int, total: int) -> None:
+        strip = self.strip
+        if strip.isHidden():
+            return  # a late report of a job that has finished
+        strip.label.setText(f"{self._progress_text} {stage}".strip())
+        strip.bar.setRange(0, max(0, total))
+        if total:
+            strip.bar.setValue(min(done, total))
+
+    def _cancel(self) -> None:
+        if self._on_cancel is not None:
+            self.strip.cancel_button.setEnabled(False)  # once: the job stops at its pace
+            self._on_cancel()
+
+    def _project_replaced(self) -> None:
+        self.background.forget()
+        self.finish_progress()
+        self.model_changed.emit()
+        self.samples_changed.emit()

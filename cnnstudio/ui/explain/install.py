@@ -1,0 +1,61 @@
+"""What the Explain view adds to the window: the "Explain" dock beside the training dock,
+the Explain Layer action (Training menu, the canvas's layer menu, Ctrl+E), and the view
+following the canvas selection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
+
+from cnnstudio.ui.explain.host import ExplainHost
+from cnnstudio.ui.explain.view import ExplainView
+
+if TYPE_CHECKING:
+    from cnnstudio.ui.main_window import MainWindow
+
+DOCK_SHARE = 0.45  # Explain Layer makes the dock this share of the window's height
+SHORTCUT = "Ctrl+E"
+
+
+class ExplainPlugin(QObject):
+    """The Explain dock (`dock`, objectName "explainDock"), its view and action."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.host = ExplainHost(window)
+        self.view = ExplainView(self.host)
+        self.dock = window.add_dock("explainDock", "Explain", self.view,
+                                    Qt.DockWidgetArea.BottomDockWidgetArea,
+                                    beside=window.training.dock)
+        self.action = QAction("E&xplain Layer", window)
+        self.action.setObjectName("actionExplain")
+        self.action.setShortcut(QKeySequence(SHORTCUT))
+        self.action.setStatusTip("Show how the selected layer computes its values, with the"
+                                 " real numbers, and what its filters respond to")
+        self.action.triggered.connect(lambda _checked=False: self.explain())
+        window.training.menu.addSeparator()
+        window.training.menu.addAction(self.action)
+        window.document.selection_changed.connect(self._selection_changed)
+        window.document.project_replaced.connect(lambda: self.view.set_layer(None))
+
+    def _selection_changed(self, ids: list[str]) -> None:
+        if len(ids) == 1 and ids[0] in self.window.document.graph:
+            self.view.set_layer(ids[0])
+
+    def explain(self, node_id: str | None = None) -> None:
+        """Show the Explain dock, raised and tall enough to read, for `node_id` (selected
+        on the canvas) or else the selected layer (none: the view says how to choose)."""
+        w = self.window
+        doc = w.document
+        if node_id is not None and node_id in doc.graph:
+            w.show_node(node_id)
+        selected = doc.selection
+        if len(selected) == 1 and selected[0] in doc.graph:
+            self.view.set_layer(selected[0])
+        self.dock.show()
+        self.dock.raise_()
+        w.resizeDocks([self.dock], [int(w.height() * DOCK_SHARE)], Qt.Orientation.Vertical)
+        self.view.computation.setFocus()

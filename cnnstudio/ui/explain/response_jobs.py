@@ -1,0 +1,217 @@
+"""The work behind the "What the filters respond to" page, run on the Explain worker
+thread: load the project's data (kept between jobs while the data request is the same),
+find each filter's top-k samples, synthesise images for a page of filters, and make the
+occlusion and Grad-CAM maps of one image.
+
+Every function here runs off the GUI thread and returns plain NumPy results; torch is
+imported inside them only (the window imports this module at start).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cnnstudio.train.model_io import DataRequest, Preprocessing, TrainedModel
+
+Report = Callable[[str, int, int], None]
+Check = Callable[[], bool]
+SPLITS = {"val": "validation", "train": "training", "all": "all"}
+
+
+class DataCache:
+    """The Dataset of the last request, kept while the request stays equal (loading even a
+    disk-cached dataset takes a while; a page switching split or layer must not pay it)."""
+
+    def __init__(self) -> None:
+        self.request: DataRequest | None = None
+        self.dataset: Any = None
+
+    def get(self, request: DataRequest, report: Report | None = None) -> Any:
+        """The Dataset for `request`. Raises DataError (one line) when it cannot load."""
+        if self.dataset is None or self.request != request:
+            self.dataset = None  # the old one goes before the new one loads (memory)
+            self.dataset = request.load(report)
+            self.request = request
+        return self.dataset
+
+
+def split_rows(dataset: Any, split: str) -> tuple[np.ndarray, str]:
+    """The dataset indices of `split` ("val", "train" or "all") and the split really used:
+    an empty split falls back to all the samples (said in the name, e.g. "all")."""
+    n = len(dataset.x)
+    if split in ("val", "train"):
+        rows = dataset.splits.get(split)
+        if rows is not None and len(rows):
+            return np.asarray(rows, np.int64), split
+    return np.arange(n, dtype=np.int64), "all"
+
+
+def model_for(source: TrainedModel, dataset: Any) -> TrainedModel:
+    """`source` as its inputs are prepared: trained weights keep the preprocessing their
+    run used; an untrained network gets the dataset's statistics (as a run will). The
+    built module is shared, not rebuilt."""
+    if not source.untrained:
+        return source
+    prep = Preprocessing(list(dataset.mean), list(dataset.std), True, list(dataset.class_names))
+    return dataclasses.replace(source, prep=prep)
+
+
+def raw(sample: Any) -> np.ndarray:
+    """A sample of the dataset (a torch tensor, maybe memory-mapped) as its own array."""
+    return sample.numpy().copy() if hasattr(sample, "numpy") else np.array(sample)
+
+
+def sample_label(dataset: Any, index: int) -> str:
+    """The class name of sample `index` ("" for segmentation or unknown classes)."""
+    y = dataset.y[index]
+    if getattr(y, "ndim", 0) != 0:
+        return ""
+    c = int(y)
+    names = dataset.class_names
+    return str(names[c]) if 0 <= c < len(names) else str(c)
+
+
+@dataclass
+class TopK:
+    """The top-k samples of every filter of `node` over a split, and what the page needs
+    to draw them without the dataset: the raw samples the hits refer to, their classes."""
+
+    node: str
+    split: str  # the split used ("all" when the validation split was empty)
+    k: int
+    count: int  # samples looked at
+    total: int  # samples in the dataset
+    filters: list[Any]  # FilterTop per filter
+    samples: dict[int, np.ndarray] = field(default_factory=dict)  # index → raw (C, …)
+    labels: dict[int, str] = field(default_factory=dict)
+    state: str = ""  # whose weights (e.g. "untrained, …")
+
+
+def top_k(source: TrainedModel, cache: DataCache, request: DataRequest, node: str, split: str,
+          k: int, report: Report, cancelled: Check) -> TopK:
+    """Each filter's top-k samples of `split`. Raises ValueError/DataError (one line) or
+    Cancelled."""
+    from cnnstudio.nn.explain.responses import Cancelled, top_activations
+
+    dataset = cache.get(request, lambda stage, done, total: report(
+        f"loading the data: {stage}", done, total))
+    if cancelled():
+        raise Cancelled("cancelled")
+    rows, used = split_rows(dataset, split)
+    model = model_for(source, dataset)
+    report("building the model", 0, 0)
+    module = model.module()
+    x = dataset.x[rows] if len(rows) < len(dataset.x) else dataset.x
+    name = SPLITS[used]
+    tops = top_activations(module, model.graph, node, x, model.prep.to_float, k,
+                           sample_ids=rows.tolist(), cancelled=cancelled,
+                           progress=lambda done, total: report(f"{name} samples", done, total))
+    used_ids = sorted({h.sample for f in tops for h in f.hits})
+    return TopK(node, used, k, len(rows), len(dataset.x), tops,
+                {i: raw(dataset.x[i]) for i in used_ids},
+                {i: sample_label(dataset, i) for i in used_ids}, source.state)
+
+
+@dataclass
+class Synthesised:
+    node: str
+    filters: list[int]
+    images: np.ndarray  # (F, C, …) the optimised images, 0…1
+    reached: list[float]  # each filter's largest map value for its image
+    start: list[float]
+    means: list[float]  # each filter's mean activation over the split's samples
+
+
+def filter_means(model: TrainedModel, dataset: Any, rows: np.ndarray, node: str,
+                 filters: list[int], cancelled: Check, batch_size: int = 256) -> list[float]:
+    """The mean over the samples `rows` of each filter's largest map value (the number
+    the top-k ranks by). Raises Cancelled."""
+    from cnnstudio.nn.explain.responses import Cancelled
+    from cnnstudio.nn.internals import node_activation
+
+    module = model.module()
+    total = np.zeros(len(filters), np.float64)
+    for start in range(0, len(rows), batch_size):
+        if cancelled():
+            raise Cancelled("cancelled")
+        xb = model.prep.to_float(dataset.x[rows[start:start + batch_size]])
+        out = node_activation(module, node, xb).numpy()
+        out = out[:, filters].reshape(len(out), len(filters), -1)
+        total += out.max(axis=2).sum(axis=0)
+    return (total / max(len(rows), 1)).tolist()
+
+
+def synthesise(source: TrainedModel, cache: DataCache, request: DataRequest, node: str,
+               split: str, filters: list[int], report: Report, cancelled: Check) -> Synthesised:
+    """Images made to excite `filters` of `node`, with the activations they reached and
+    the split's mean activations to compare with. Raises ValueError or Cancelled."""
+    from cnnstudio.nn.explain.synthesis import synthesize
+
+    dataset = cache.get(request, lambda stage, done, total: report(
+        f"loading the data: {stage}", done, total))
+    model = model_for(source, dataset)
+    rows, _ = split_rows(dataset, split)
+    report("the samples' mean activations", 0, 0)
+    means = filter_means(model, dataset, rows, node, filters, cancelled)
+    made = synthesize(model.module(), node, filters, to_float=model.prep.to_float,
+                      cancelled=cancelled,
+                      progress=lambda done, total: report("optimising", done, total))
+    return Synthesised(node, list(filters), np.asarray(made.images),
+                       [float(v) for v in made.activations],
+                       [float(v) for v in made.start_activations], means)
+
+
+@dataclass
+class ImageMaps:
+    """Occlusion sensitivity and Grad-CAM of one image for its predicted class."""
+
+    what: str  # "sample 12 (class 3)" or the file's name
+    image: np.ndarray  # raw (C, H, W)
+    class_index: int
+    class_name: str
+    probability: float
+    occlusion: np.ndarray  # (H, W): drop of the class score, model units
+    grad_cam: np.ndarray  # (H, W) 0…1
+    grad_cam_layer: str
+
+
+def image_maps(source: TrainedModel, cache: DataCache, request: DataRequest, node: str | None,
+               sample: int | None, path: str | None, report: Report) -> ImageMaps:
+    """The maps for dataset sample `sample` or the image file `path`. Raises ValueError
+    (one line: an unreadable file, a network that is not an image classifier)."""
+    from cnnstudio.nn.explain.occlusion import occlusion_map
+    from cnnstudio.train.model_io import read_image
+
+    if source.task != "classification":
+        raise ValueError("occlusion and Grad-CAM are shown for classification networks only")
+    dataset = cache.get(request, lambda stage, done, total: report(
+        f"loading the data: {stage}", done, total))
+    model = model_for(source, dataset)
+    if path is not None:
+        from pathlib import Path
+
+        image, what = read_image(model.graph, path), Path(path).name
+    else:
+        index = min(max(int(sample or 0), 0), len(dataset.x) - 1)
+        image = raw(dataset.x[index])
+        label = sample_label(dataset, index)
+        what = f"sample {index}" + (f" (class {label})" if label else "")
+    if image.ndim != 3:
+        raise ValueError("occlusion and Grad-CAM need an image input (channels × height ×"
+                         " width)")
+    report("predicting", 0, 0)
+    probs = model.probabilities(image[None])[0]
+    cls = int(np.argmax(probs))
+    names = model.prep.class_names or list(dataset.class_names)
+    name = str(names[cls]) if cls < len(names) else str(cls)
+    report("occlusion", 0, 0)
+    occlusion = occlusion_map(model.module(), model.prep.to_float(image[None]), cls)
+    report("Grad-CAM", 0, 0)
+    cam, layer = model.grad_cam(image, cls, node)
+    return ImageMaps(what, image, cls, name, float(probs[cls]), np.asarray(occlusion),
+                     np.asarray(cam), layer)

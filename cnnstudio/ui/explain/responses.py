@@ -1,0 +1,465 @@
+"""The Explain view's "What the filters respond to" page: for the chosen layer, each
+filter's top-k dataset samples cropped to the receptive field of their strongest
+position (Zeiler & Fergus), an image synthesised to excite it, and for one image its
+occlusion-sensitivity map beside Grad-CAM.
+
+Everything heavy runs on the host's worker with progress and Cancel (`response_jobs`);
+the page computes only while it is visible, and again only when the layer, the model,
+the split or k changed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnstudio.core.errors import first_line
+from cnnstudio.ui.explain import response_jobs as jobs
+from cnnstudio.ui.explain.gallery import FilterRow, HitView, ImageSide, Picture, crop, to_rgb
+from cnnstudio.ui.training.colorbar import value_text
+from cnnstudio.ui.training.user_requests import IMAGE_FILTER
+
+if TYPE_CHECKING:
+    from cnnstudio.ui.explain.host import ExplainHost
+
+PAGE = 16  # filters per page (and per synthesis)
+DEFAULT_K = 9
+THUMB = 44  # pixels of one top-k picture
+SPLIT_CHOICES = (("validation", "val"), ("training", "train"), ("all", "all"))
+
+
+def _input_id(source: Any) -> str | None:
+    node = source.graph.input_node()
+    return node.id if node is not None else None
+
+
+class FilterResponsesPanel(QWidget):
+    """What each filter of a layer responds to (see the module's docstring)."""
+
+    def __init__(self, host: ExplainHost, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("explainResponses")
+        self.host = host
+        self.node: str | None = None
+        self.cache = jobs.DataCache()  # used on the worker only
+        self.top: jobs.TopK | None = None
+        self.maps: jobs.ImageMaps | None = None
+        self.synthesis: jobs.Synthesised | None = None
+        self.rows: list[FilterRow] = []
+        self.image_file: str | None = None
+        self._source: Any = None  # the model the results are for
+        self._top_key: tuple | None = None
+        self._image_key: tuple | None = None
+        self._running: dict[str, threading.Event] = {}  # job kind → its cancel flag
+        self._build()
+        host.model_changed.connect(self._model_changed)
+
+    # ---- building --------------------------------------------------------------------
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Samples", self))
+        self.split = QComboBox(self)
+        self.split.setObjectName("responsesSplit")
+        for text, key in SPLIT_CHOICES:
+            self.split.addItem(text, key)
+        self.split.setToolTip("Which samples to search for each filter's strongest responses")
+        self.split.currentIndexChanged.connect(lambda _i: self.refresh())
+        controls.addWidget(self.split)
+        controls.addWidget(QLabel("top", self))
+        self.k = QSpinBox(self)
+        self.k.setObjectName("responsesK")
+        self.k.setRange(1, 32)
+        self.k.setValue(DEFAULT_K)
+        self.k.setToolTip("How many samples to show per filter")
+        self.k.editingFinished.connect(self.refresh)  # not per keystroke
+        self.k.valueChanged.connect(lambda _v: None if self.k.hasFocus() else self.refresh())
+        controls.addWidget(self.k)
+        self.page = QComboBox(self)
+        self.page.setObjectName("responsesPage")
+        self.page.setToolTip(f"Which filters to show ({PAGE} at a time)")
+        self.page.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.page.currentIndexChanged.connect(lambda _i: self._show_page())
+        controls.addWidget(self.page)
+        self.synth_button = QPushButton("Synthesise", self)
+        self.synth_button.setObjectName("synthesiseButton")
+        self.synth_button.setToolTip("Optimise an input image to excite each shown filter"
+                                     " (activation maximisation)")
+        self.synth_button.clicked.connect(self.synthesise)
+        self.synth_button.setEnabled(False)
+        controls.addWidget(self.synth_button)
+        controls.addStretch(1)
+        layout.addLayout(controls)
+        self.state = QLabel(self)
+        self.state.setObjectName("responsesState")
+        self.state.setWordWrap(True)
+        self.state.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.state)
+
+        split = QSplitter(Qt.Orientation.Horizontal, self)
+        left = QWidget(split)
+        left_column = QVBoxLayout(left)
+        left_column.setContentsMargins(0, 0, 0, 0)
+        left_column.setSpacing(2)
+        self.legend = QLabel("A row per filter: its strongest samples, best first, each"
+                             " cropped to the input region seen by the position where the"
+                             " filter peaks (its activation below); after Synthesise, an"
+                             " image made to excite it (activation reached, samples' mean).",
+                             left)
+        self.legend.setObjectName("responsesLegend")
+        self.legend.setWordWrap(True)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        left_column.addWidget(self.legend)
+        self.scroll = QScrollArea(left)
+        self.scroll.setObjectName("responsesGallery")
+        self.scroll.setWidgetResizable(True)
+        self.gallery = QWidget()
+        self.gallery_layout = QVBoxLayout(self.gallery)
+        self.gallery_layout.setContentsMargins(0, 0, 0, 0)
+        self.gallery_layout.setSpacing(2)
+        self.gallery_layout.addStretch(1)
+        self.scroll.setWidget(self.gallery)
+        left_column.addWidget(self.scroll, 1)
+        split.addWidget(left)
+
+        preview = QWidget(split)
+        column = QVBoxLayout(preview)
+        column.setContentsMargins(0, 0, 0, 0)
+        self.preview = Picture(120, preview)
+        self.preview.setObjectName("hitPreview")
+        column.addWidget(self.preview, 1)
+        self.preview_text = QLabel("Hover over a sample to see it whole, its receptive"
+                                   " field outlined; click it to explain it on the right.",
+                                   preview)
+        self.preview_text.setObjectName("hitPreviewText")
+        self.preview_text.setWordWrap(True)
+        column.addWidget(self.preview_text)
+        split.addWidget(preview)
+
+        self.side = ImageSide(split)
+        self.sample, self.prediction = self.side.sample, self.side.prediction
+        self.occlusion, self.grad_cam = self.side.occlusion, self.side.grad_cam
+        self.sample.valueChanged.connect(self._sample_chosen)
+        self.side.open_button.clicked.connect(lambda: self.open_image())
+        split.addWidget(self.side)
+        split.setStretchFactor(0, 5)
+        split.setStretchFactor(1, 1)
+        split.setStretchFactor(2, 3)
+        split.setSizes([620, 160, 420])
+        layout.addWidget(split, 1)
+
+    # ---- what to show ------------------------------------------------------------------
+
+    def set_layer(self, node_id: str | None) -> None:
+        """Show what the filters of layer `node_id` respond to (None: nothing chosen)."""
+        if node_id == self.node:
+            return
+        self.node = node_id
+        self.refresh()
+
+    def _model_changed(self) -> None:
+        self._top_key = self._image_key = None  # stale: recomputed when seen
+        self.refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.refresh()
+
+    def _keys(self) -> tuple[Any, Any, Any] | None:
+        """(model, top-k key, image key), or None (with the reason shown) when there is
+        nothing to compute."""
+        source = self.host.source()
+        if source is None:
+            self._say("The network is empty: add layers to see what they respond to")
+            return None
+        try:
+            request = self.host.data_request()
+        except Exception as err:  # FormatError / GraphError: the project's data settings
+            self._say(f"Cannot load the project's data: {first_line(err)}")
+            return None
+        split = self.split.currentData()
+        top_key = (id(source), request, self.node, split, self.k.value())
+        image_key = (id(source), request, self.node, self.image_file,
+                     None if self.image_file else self.sample.value())
+        return (source, request), top_key, image_key
+
+    def refresh(self) -> None:
+        """Compute what is stale, if the page is visible (else when it is shown)."""
+        if not self.isVisible():
+            return
+        keys = self._keys()
+        if keys is None:
+            return
+        (source, request), top_key, image_key = keys
+        if self.node is None or self.node == _input_id(source):
+            self._top_key, self.top = None, None
+            for flag in self._running.values():
+                flag.set()  # what runs is for another layer: stop it
+            self._clear_rows()
+            self._say("Choose a layer after the Input (click it in the network) to see what"
+                      " its filters respond to")
+            return
+        if top_key != self._top_key:
+            self._top_key = top_key
+            self._source = source
+            self._start_top_k(source, request)
+        if image_key != self._image_key:
+            self._image_key = image_key
+            self._start_image(source, request)
+
+    def _say(self, text: str) -> None:
+        self.state.setText(text)
+        self.state.setToolTip(text)
+
+    # ---- jobs --------------------------------------------------------------------------
+
+    def _submit(self, kind: str, text: str, work: Callable[[Callable[[str, int, int], None],
+                                                             Callable[[], bool]], Any],
+                done: Callable[[Any], None], failed: Callable[[str, bool], None]) -> None:
+        """Run `work(report, cancelled)` on the host's worker with progress and Cancel; a
+        newer job of the same kind cancels the older one."""
+        old = self._running.get(kind)
+        if old is not None:
+            old.set()  # superseded: it stops at its next check, its result is dropped
+        flag = self._running[kind] = threading.Event()
+        report = self.host.start_progress(text, self.cancel)
+
+        def finish() -> None:
+            if self._running.get(kind) is flag:
+                del self._running[kind]
+            if not self._running:
+                self.host.finish_progress()
+
+        def ok(result: Any) -> None:
+            finish()
+            done(result)
+
+        def bad(err: BaseException) -> None:
+            finish()
+            failed(first_line(err), flag.is_set())
+
+        self.host.background.submit(f"explainResponses.{kind}",
+                                    lambda: work(report, flag.is_set), ok, bad)
+
+    def cancel(self) -> None:
+        """Stop every job of this page (Cancel in the progress row)."""
+        for flag in self._running.values():
+            flag.set()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    def _start_top_k(self, source: Any, request: Any) -> None:
+        node, split, k = self.node, self.split.currentData(), self.k.value()
+        cache = self.cache
+        self._say(f"Finding each filter's top {k} samples of {node}…")
+
+        def work(report: Callable[[str, int, int], None], cancelled: Callable[[], bool]) -> Any:
+            return jobs.top_k(source, cache, request, node, split, k, report, cancelled)
+
+        def failed(text: str, cancelled: bool) -> None:
+            if node != self.node:
+                return  # stopped because another layer was chosen: it says its own
+            if cancelled:
+                self._say("Cancelled: change the layer, split or k to compute again")
+                return
+            self._clear_rows()
+            self._say(f"{node}: {text}")
+
+        self._submit("top", f"{node}: top-{k} samples", work, self._show_top, failed)
+
+    def _show_top(self, top: jobs.TopK) -> None:
+        self.top = top
+        self.synthesis = None
+        self.sample.blockSignals(True)
+        self.sample.setRange(0, max(top.total - 1, 0))
+        self.sample.blockSignals(False)
+        pages = max(1, -(-len(top.filters) // PAGE))
+        self.page.blockSignals(True)
+        self.page.clear()
+        for p in range(pages):
+            first, last = p * PAGE, min((p + 1) * PAGE, len(top.filters)) - 1
+            self.page.addItem(f"filters {first}–{last} of {len(top.filters)}")
+        self.page.blockSignals(False)
+        self.page.setVisible(pages > 1)
+        self._show_page()
+        fallback = " (the validation split is empty)" if top.split == "all" and \
+            self.split.currentData() == "val" else ""
+        hits = [h for f in top.filters for h in f.hits]
+        units = bool(hits) and not hits[0].position
+        if units:
+            how = (f"{top.node} has no channel maps: each unit's {top.k} strongest of"
+                   f" {top.count} {jobs.SPLITS[top.split]} samples{fallback}, whole (a unit"
+                   " sees all of its input)")
+        else:
+            how = (f"{top.node}: each filter's {top.k} strongest of {top.count}"
+                   f" {jobs.SPLITS[top.split]} samples{fallback}, ")
+            how += ("cropped to the input region the strongest position sees"
+                    if any(h.box is not None for h in hits) else
+                    "whole (this layer has no exact receptive field)")
+        self._say(f"{how}. Weights: {top.state}.")
+
+    def _clear_rows(self) -> None:
+        for row in self.rows:
+            row.setParent(None)
+            row.deleteLater()
+        self.rows = []
+        self.synth_button.setEnabled(False)
+
+    def shown_filters(self) -> list[int]:
+        """The filters of the page shown."""
+        if self.top is None:
+            return []
+        first = max(self.page.currentIndex(), 0) * PAGE
+        return [f.filter for f in self.top.filters[first:first + PAGE]]
+
+    def _show_page(self) -> None:
+        self._clear_rows()
+        top = self.top
+        if top is None:
+            return
+        rgb_cache: dict[int, np.ndarray] = {}
+        self.gallery.setUpdatesEnabled(False)  # one layout pass for the whole page
+        for f in self.shown_filters():
+            hits = top.filters[f].hits
+            views, crops = [], []
+            for hit in hits:
+                if hit.sample not in rgb_cache:
+                    rgb_cache[hit.sample] = to_rgb(top.samples[hit.sample])
+                views.append(HitView(hit.sample, hit.activation, hit.box,
+                                     top.labels.get(hit.sample, "")))
+                crops.append(crop(rgb_cache[hit.sample], hit.box))
+            row = FilterRow(f, views, crops, THUMB, self.gallery)
+            row.hit_entered.connect(self._preview)
+            for position, picture in enumerate(row.pictures):
+                picture.clicked.connect(lambda f=f, p=position: self._use_hit(f, p))
+            self.gallery_layout.insertWidget(self.gallery_layout.count() - 1, row)
+            self.rows.append(row)
+        self._show_synthesis()
+        self.gallery.setUpdatesEnabled(True)
+        if self.rows and self.rows[0].hits:
+            self._preview(self.rows[0].filter, 0)
+        self.synth_button.setEnabled(bool(self.rows))
+
+    def _preview(self, f: int, position: int) -> None:
+        top = self.top
+        if top is None or f >= len(top.filters) or position >= len(top.filters[f].hits):
+            return
+        hit = top.filters[f].hits[position]
+        self.preview.set_rgb(to_rgb(top.samples[hit.sample]), hit.box)
+        label = top.labels.get(hit.sample, "")
+        where = ""
+        if hit.box is not None:
+            y0, x0, y1, x1 = hit.box
+            where = f"; it sees rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1}"
+        at = f" at {tuple(hit.position)}" if hit.position else ""
+        self.preview_text.setText(
+            f"Filter {f}, #{position + 1}: sample {hit.sample}"
+            f"{f' (class {label})' if label else ''}, activation"
+            f" {value_text(hit.activation)}{at}{where}")
+
+    def _use_hit(self, f: int, position: int) -> None:
+        """A clicked top-k sample becomes the image explained on the right."""
+        if self.top is not None:
+            self.image_file = None
+            self.sample.setValue(self.top.filters[f].hits[position].sample)
+            self.refresh()
+
+    # ---- synthesis ---------------------------------------------------------------------
+
+    def synthesise(self) -> None:
+        """Synthesise an image for each shown filter (on the worker)."""
+        if self.top is None or self._source is None or self.cache is None:
+            return
+        source, node, filters = self._source, self.top.node, self.shown_filters()
+        split, cache = self.top.split, self.cache
+        try:
+            request = self.host.data_request()
+        except Exception as err:
+            self._say(f"Cannot load the project's data: {first_line(err)}")
+            return
+
+        def work(report: Callable[[str, int, int], None], cancelled: Callable[[], bool]) -> Any:
+            return jobs.synthesise(source, cache, request, node, split, filters, report,
+                                   cancelled)
+
+        def done(result: jobs.Synthesised) -> None:
+            self.synthesis = result
+            self._show_synthesis()
+
+        def failed(text: str, cancelled: bool) -> None:
+            self._say("Synthesis cancelled" if cancelled else f"Cannot synthesise: {text}")
+
+        self._submit("synthesis", f"{node}: synthesising {len(filters)} images", work, done,
+                     failed)
+
+    def _show_synthesis(self) -> None:
+        made = self.synthesis
+        if made is None or self.top is None or made.node != self.top.node:
+            return
+        where = {f: i for i, f in enumerate(made.filters)}
+        for row in self.rows:
+            i = where.get(row.filter)
+            if i is not None:
+                row.show_synthesis(to_rgb(made.images[i]), made.reached[i], made.means[i])
+
+    # ---- one image ---------------------------------------------------------------------
+
+    def _sample_chosen(self, _value: int) -> None:
+        self.image_file = None
+        self.refresh()
+
+    def ask_image_path(self) -> str | None:
+        """The file dialog (tests replace it)."""
+        path, _ = QFileDialog.getOpenFileName(self, "Explain an Image", "", IMAGE_FILTER)
+        return path or None
+
+    def open_image(self, path: str | None = None) -> None:
+        """Explain an image file (asked for when `path` is None)."""
+        path = path or self.ask_image_path()
+        if path:
+            self.image_file = str(path)
+            self.refresh()
+
+    def _start_image(self, source: Any, request: Any) -> None:
+        node, sample, path, cache = self.node, self.sample.value(), self.image_file, self.cache
+        what = Path(path).name if path else f"sample {sample}"
+
+        def work(report: Callable[[str, int, int], None], _cancelled: Callable[[], bool]) -> Any:
+            return jobs.image_maps(source, cache, request, node, sample, path, report)
+
+        def failed(text: str, cancelled: bool) -> None:
+            self.maps = None
+            self.side.show_failure("Cancelled" if cancelled else f"Cannot explain {what}: {text}")
+
+        self._submit("image", f"occlusion and Grad-CAM of {what}", work, self._show_maps,
+                     failed)
+
+    def _show_maps(self, maps: jobs.ImageMaps) -> None:
+        self.maps = maps
+        self.side.show_maps(maps.what, maps.image, maps.class_name, maps.probability,
+                            maps.occlusion, maps.grad_cam, maps.grad_cam_layer)

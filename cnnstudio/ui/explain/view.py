@@ -1,0 +1,53 @@
+"""The Explain view: a page switcher over "Computation" (how the selected layer computes a
+value) and "What the filters respond to", with the host's progress row below."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+
+from cnnstudio.ui.explain.computation import ComputationPage
+
+if TYPE_CHECKING:
+    from cnnstudio.ui.explain.host import ExplainHost
+
+RESPONSES_TITLE = "What the filters respond to"
+
+
+def _responses_page(host: ExplainHost) -> QWidget | None:
+    try:
+        from cnnstudio.ui.explain.responses import FilterResponsesPanel
+    except ImportError:  # the page is being written: the view works without it
+        return None
+    return FilterResponsesPanel(host)
+
+
+class ExplainView(QWidget):
+    """objectName `explainView`: `set_layer(node)` points every page at a layer."""
+
+    def __init__(self, host: ExplainHost, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("explainView")
+        self.host = host
+        self.node: str | None = None
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("explainTabs")
+        self.tabs.setDocumentMode(True)
+        self.computation = ComputationPage(host)
+        self.tabs.addTab(self.computation, "Computation")
+        self.responses = _responses_page(host)
+        if self.responses is not None:
+            self.tabs.addTab(self.responses, RESPONSES_TITLE)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(host.strip)
+
+    def set_layer(self, node: str | None) -> None:
+        """Explain `node` (None: no layer chosen); pages compute when shown."""
+        self.node = node
+        self.computation.set_layer(node)
+        if self.responses is not None:
+            self.responses.set_layer(node)  # type: ignore[attr-defined]

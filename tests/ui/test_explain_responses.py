@@ -1,0 +1,228 @@
+"""The Explain view's "What the filters respond to" page on the digits sample (untrained:
+no training needed): each filter's top-k samples equal a direct computation over the
+split, crops match the receptive-field boxes, Cancel stops a job, the occlusion and
+Grad-CAM maps appear with colour bars, synthesis shows the activation reached beside the
+samples' mean, an unreadable image file gives one line, and nothing is computed while
+the page is hidden."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from cnnstudio.train.model_io import DataRequest
+from cnnstudio.ui.explain.gallery import crop, to_rgb
+from cnnstudio.ui.explain.host import ExplainHost
+from cnnstudio.ui.explain.responses import PAGE, FilterResponsesPanel
+from cnnstudio.ui.training.colorbar import value_text
+
+DIGITS = Path(__file__).resolve().parents[2] / "sample_projects" / "digits.cnnproj"
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def page(qtbot, window, tmp_path, monkeypatch):
+    """The page in a shown container with the real host, on the digits sample."""
+    monkeypatch.setenv("CNNSTUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    assert window.open_project(DIGITS)
+    host = ExplainHost(window)
+    box = QWidget()
+    qtbot.addWidget(box)
+    layout = QVBoxLayout(box)
+    layout.addWidget(host.strip)
+    panel = FilterResponsesPanel(host)
+    layout.addWidget(panel)
+    box.resize(1280, 420)
+    box.show()
+    qtbot.waitExposed(box)
+    yield panel
+    host.background.wait()
+
+
+def wait_idle(qtbot, panel: FilterResponsesPanel) -> None:
+    qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+
+
+def reference(panel: FilterResponsesPanel, node: str, split: str, k: int):
+    """(dataset, per-filter (values, sample ids) best first) computed directly: every
+    node's output for the split's samples (forward_all), each filter's map maximum."""
+    window = panel.host.window
+    dataset = DataRequest.of(window.project).load()
+    rows = dataset.splits[split].numpy() if split != "all" else np.arange(len(dataset.x))
+    source = panel.host.source()
+    assert source.untrained  # the digits sample has no weights: the dataset's statistics
+    module = source.module()
+    with torch.no_grad():
+        out = module.forward_all(dataset.batch_to_float(dataset.x[rows]))[node]
+    maxima = out.flatten(2).amax(2).numpy()  # (N, filters)
+    best = []
+    for f in range(maxima.shape[1]):
+        order = np.argsort(-maxima[:, f], kind="stable")[:k]
+        best.append((maxima[order, f], rows[order]))
+    return dataset, best
+
+
+def test_top_k_equals_a_direct_computation(qtbot, page, errors) -> None:
+    page.set_layer("conv2")
+    qtbot.waitUntil(lambda: page.top is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    dataset, best = reference(page, "conv2", "val", 9)
+    assert len(page.top.filters) == 32 == len(best)
+    assert [row.filter for row in page.rows] == list(range(PAGE))  # the first page
+    for row in page.rows:
+        values, ids = best[row.filter]
+        shown = np.array([h.activation for h in row.hits])
+        np.testing.assert_allclose(shown, values, rtol=1e-5, atol=1e-6)
+        # The same samples, in the same order, wherever no near-tie could swap them.
+        gaps = np.abs(np.diff(values)) > 1e-5
+        clear = np.r_[True, gaps] & np.r_[gaps, True]
+        assert np.array_equal(np.array([h.sample for h in row.hits])[clear], ids[clear])
+        assert len(row.pictures) == 9
+        for hit, picture in zip(row.hits, row.pictures, strict=True):
+            y0, x0, y1, x1 = hit.box
+            assert picture.rgb.shape[:2] == (y1 - y0, x1 - x0)  # cropped to its field
+            whole = to_rgb(dataset.x[hit.sample].numpy())
+            assert np.array_equal(picture.rgb, crop(whole, hit.box))
+            assert hit.label == dataset.class_names[int(dataset.y[hit.sample])]
+        texts = [w.text() for w in row.findChildren(type(page.state), "hitValue")]
+        assert texts == [value_text(float(v)) for v in values]
+    assert "untrained" in page.state.text() and "359 validation samples" in page.state.text()
+    page.page.setCurrentIndex(1)  # the second page of filters
+    assert [row.filter for row in page.rows] == list(range(PAGE, 32))
+    assert not errors
+
+
+def test_split_and_k_recompute(qtbot, page) -> None:
+    page.set_layer("conv1")
+    qtbot.waitUntil(lambda: page.top is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    page.k.setValue(4)
+    page.split.setCurrentIndex(page.split.findData("train"))
+    qtbot.waitUntil(lambda: page.top.split == "train" and page.top.k == 4, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    _, best = reference(page, "conv1", "train", 4)
+    for f, values_ids in enumerate(best):
+        np.testing.assert_allclose([h.activation for h in page.top.filters[f].hits],
+                                   values_ids[0], rtol=1e-5, atol=1e-6)
+    assert all(len(row.pictures) == 4 for row in page.rows)
+
+
+def test_cancel_stops_the_job(qtbot, page) -> None:
+    release = threading.Event()
+    page.host.background.submit("blocker", lambda: release.wait(30), lambda _r: None)
+    page.set_layer("conv2")  # queued behind the blocker
+    assert page.busy and page.host.strip.isVisible()
+    page.host.strip.cancel_button.click()  # the view's Cancel
+    release.set()
+    wait_idle(qtbot, page)
+    assert page.top is None and not page.rows
+    assert page.state.text().startswith("Cancelled")
+    assert page.host.strip.isHidden()
+
+
+def test_occlusion_and_grad_cam_with_colour_bars(qtbot, page, errors) -> None:
+    page.set_layer("conv2")
+    qtbot.waitUntil(lambda: page.maps is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    page.sample.setValue(5)
+    qtbot.waitUntil(lambda: page.maps is not None and page.maps.what.startswith("sample 5"),
+                    timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    dataset = DataRequest.of(page.host.window.project).load()
+    module = page.host.source().module()
+    with torch.no_grad():
+        logits = module(dataset.batch_to_float(dataset.x[5:6]))[0]
+    probs = torch.softmax(logits, 0).numpy()
+    cls = int(np.argmax(probs))
+    maps = page.maps
+    assert maps.class_index == cls and maps.probability == pytest.approx(probs[cls], abs=1e-5)
+    assert f"predicted {dataset.class_names[cls]} (p = {probs[cls]:.2f})" in \
+        page.prediction.text()
+    for panel, values in ((page.occlusion, maps.occlusion), (page.grad_cam, maps.grad_cam)):
+        assert values.shape == (8, 8)
+        assert panel.picture.rgb.shape == (8, 8, 3)
+        assert panel.colorbar.isVisible()
+        assert panel.colorbar.low == pytest.approx(float(values.min()))
+        assert panel.colorbar.high == pytest.approx(float(values.max()))
+    from cnnstudio.nn.explain.occlusion import occlusion_map
+
+    x = dataset.batch_to_float(dataset.x[5:6])  # the sample as the model takes it
+    np.testing.assert_allclose(maps.occlusion, occlusion_map(module, x, cls), atol=1e-6)
+    from cnnstudio.core.shapes import feature_map_node
+    from cnnstudio.nn.internals import grad_cam
+
+    layer = feature_map_node(page.host.source().graph, "conv2")  # the ReLU after it
+    assert maps.grad_cam_layer == layer
+    np.testing.assert_allclose(maps.grad_cam, grad_cam(module, layer, x, cls), atol=1e-6)
+    assert 0.0 <= maps.grad_cam.min() and maps.grad_cam.max() <= 1.0
+    assert not errors
+
+
+def test_synthesis_beside_the_top_k(qtbot, page) -> None:
+    page.set_layer("conv1")
+    qtbot.waitUntil(lambda: page.top is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    page.synth_button.click()
+    qtbot.waitUntil(lambda: page.synthesis is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    made = page.synthesis
+    assert made.filters == list(range(16))
+    dataset, _ = reference(page, "conv1", "val", 1)
+    module = page.host.source().module()
+    rows = dataset.splits["val"]
+    with torch.no_grad():
+        out = module.forward_all(dataset.batch_to_float(dataset.x[rows]))["conv1"]
+    means = out.flatten(2).amax(2).mean(0).numpy()
+    np.testing.assert_allclose(made.means, means[:16], rtol=1e-4, atol=1e-5)
+    for row in page.rows:
+        assert row.synthesised.isVisible()
+        assert row.synthesised.rgb.shape == (8, 8, 3)
+        assert row.synthesis_text.text() == (f"{value_text(made.reached[row.filter])}\n"
+                                             f"mean {value_text(float(means[row.filter]))}")
+
+
+def test_unreadable_image_gives_one_line(qtbot, page, tmp_path, errors) -> None:
+    page.set_layer("conv2")
+    qtbot.waitUntil(lambda: page.maps is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"this is not a picture")
+    page.ask_image_path = lambda: str(bad)
+    page.side.open_button.click()
+    qtbot.waitUntil(lambda: page.maps is None, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    text = page.prediction.text()
+    assert text.startswith("Cannot explain broken.png: ") and "\n" not in text
+    assert not page.occlusion.colorbar.isVisible()
+    assert not errors
+
+
+def test_nothing_is_computed_while_hidden(qtbot, page) -> None:
+    page.hide()
+    page.set_layer("conv2")
+    assert not page.busy and not page.host.background.pending()
+    page.show()
+    qtbot.waitUntil(lambda: page.top is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    page.hide()
+    page.host.model_changed.emit()  # the weights changed: recomputed when seen again
+    assert not page.busy
+    page.show()
+    assert page.busy
+    wait_idle(qtbot, page)
+
+
+def test_the_input_and_a_dense_layer_say_so(qtbot, page) -> None:
+    page.set_layer("input")
+    assert "after the Input" in page.state.text() and not page.busy
+    page.set_layer("fc1")
+    qtbot.waitUntil(lambda: page.top is not None and page.top.node == "fc1", timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    assert page.state.text().startswith("fc1 has no channel maps")
+    assert all(h.box is None for f in page.top.filters for h in f.hits)
+    assert page.rows[0].pictures[0].rgb.shape == (8, 8, 3)  # the whole sample
