@@ -15,7 +15,8 @@ canvas (`viewport().repaint()`), so what it drew is counted:
   edit            one conv's out_channels through the undo stack: re-infer,
                   redraw, summary, inspector (median of 5)                  goal < 30 ms
   edit (blocks)   the same with the summary's "Fold blocks" on              goal < 30 ms
-  auto layout     actionAutoLayout, unfolded                                (50 ms stall rule)
+  auto layout     actionAutoLayout, unfolded: the longer GUI-thread hold (asking,
+                  the result arriving from the worker)                      (50 ms stall rule)
   Find            a node inside a folded block: reveal, select, centre      (50 ms stall rule)
   pan / zoom fps  scroll steps of 40 px / zoom steps of 1.1× with the whole
                   viewport repainted each frame, at the fitted zoom (blocks
@@ -208,6 +209,25 @@ class Bench:
                 SetParamsCommand(doc, conv, p))))
         return statistics.median(times)
 
+    def auto_layout_ms(self) -> float:
+        """actionAutoLayout: the longer of the two holds of the GUI thread it makes on a
+        big network (asking: the graph copied for the worker; the layout arriving: pushed,
+        shown and painted). The worker's time between them holds nothing."""
+        from cnnstudio.ui.canvas import layout_runner
+
+        ask = self.timed(lambda: self.action("actionAutoLayout").trigger())
+        runner = layout_runner.runner(self.view.graph_scene)
+        if not runner.pending:  # laid out at once
+            return ask
+        if not runner.wait():
+            raise SystemExit("auto layout did not finish within 10 s")
+        arrive = self.timed(self.app.processEvents)  # the queued result is delivered
+        if runner.pending:
+            raise SystemExit("auto layout's result was not delivered")
+        longer = 0 if ask >= arrive else 1
+        self.cpu_ms = [self.cpu_ms[longer]]  # the CPU time of the pass reported
+        return max(ask, arrive)
+
     def run(self, path: Path) -> dict[str, float]:
         """Every figure once on the project at `path`."""
         out: dict[str, float] = {}
@@ -256,8 +276,8 @@ class Bench:
         self.settle()
         measure("edit_folded_summary", self.edit_ms)
         fold_switch.setChecked(False)
-        measure("auto_layout",
-                lambda: self.timed(lambda: self.action("actionAutoLayout").trigger()))
+        self.settle()  # the summary's refresh is that switch's, not the layout's
+        measure("auto_layout", self.auto_layout_ms)
         self.set_folded(outer, True)
         self.settle()
         target = self.graph.groups.nodes(block)[-1]

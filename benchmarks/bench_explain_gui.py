@@ -8,6 +8,7 @@ MainWindow (offscreen), the Explain dock raised on the responses page, a 16 ms p
 QTimer whose lateness (interval minus 16 ms) measures how long the event loop was held,
 from the action's click until `TAIL_S` after its result is shown. Actions, in order:
 
+  idle (the floor)  nothing for 2 s: what the machine's load alone costs the timer
   first top-k   the layer chosen: torch imported, data loaded, model built, top-k found
                 (and then the first image's occlusion and Grad-CAM, after it)
   top-k         the split changed (training → all): top-k again, everything warm
@@ -101,7 +102,7 @@ def child(name: str, project_path: str, layer: str) -> dict[str, Any]:
     from cnnstudio.ui.app import application
     from cnnstudio.ui.main_window import MainWindow
 
-    app = application()
+    application()
     window = MainWindow()
     window.confirm_unsaved = False
     errors: list[str] = []
@@ -137,6 +138,9 @@ def child(name: str, project_path: str, layer: str) -> dict[str, Any]:
                         "late": [(round(t, 3), round(ms, 1)) for t, ms in late
                                  if ms > GOAL_MS], "errors": list(errors)})
 
+    idle_began = time.perf_counter()
+    measure("idle (the floor)", lambda: None,
+            lambda: time.perf_counter() - idle_began >= 2.0)
     measure("first top-k + image", lambda: plugin.view.set_layer(layer),
             lambda: page.top is not None and page.maps is not None)
     top = page.top

@@ -65,7 +65,7 @@ def _check_layer(project: Any, layer: str) -> None:
         return
     shown = ", ".join(maps[:_SHOWN_CHOICES]) + (", …" if len(maps) > _SHOWN_CHOICES else "")
     what = "the Input, not a layer" if layer in project.graph else "no layer of this network"
-    hint = f"; layers with filters: {shown}" if maps else ""
+    hint = f"; layers with feature maps: {shown}" if maps else ""
     raise UsageError(f"--layer {layer!r} is {what}{hint} (see 'cnnstudio summary')")
 
 
@@ -88,8 +88,8 @@ def _output_folder(given: str | None) -> Path | None:
 
 
 def _model(project: Any, dataset: Any) -> TrainedModel:
-    """The project's trained model; without weights the untrained network (said on
-    stderr). Saved weights whose run recorded no preprocessing get the data's."""
+    """The project's trained model, else the untrained network as training starts it.
+    Saved weights whose run recorded no preprocessing get the data's."""
     from cnnstudio.project import fill_data
 
     normalize = bool(fill_data(project.data)["normalize"])
@@ -101,11 +101,7 @@ def _model(project: Any, dataset: Any) -> TrainedModel:
     if project.weights is not None:
         return TrainedModel(project.graph.copy(), project.weights,
                             Preprocessing.of_samples(context), project.task, "the saved weights")
-    model = TrainedModel.initial(project, context)
-    print(f"cnnstudio: the project has no trained weights: explaining the untrained network"
-          f" (random initialisation, seed {model.seed}, as training starts it)",
-          file=sys.stderr, flush=True)
-    return model
+    return TrainedModel.initial(project, context)
 
 
 def _table(report: Any, model: TrainedModel, samples: int) -> str:
@@ -163,7 +159,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
             StageProgress(sys.stderr, " data") if terminal else None)
     except (DataError, GraphError, FormatError) as err:
         raise UsageError(f"cannot load the data: {err}") from None
-    inference = infer_shapes(project.graph, task=project.task, num_classes=dataset.num_classes)
+    # Only errors that stop the network from running: a head of another class count
+    # than the data's still has filters worth seeing.
+    inference = infer_shapes(project.graph, task=project.task)
     if inference.errors:
         fail(f"the network has errors: {with_more(inference.errors)}")
         return EXIT_PROBLEMS
@@ -181,8 +179,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.end_line()
-    if report.split != args.split and not args.json:
-        print(f"cnnstudio: the {args.split} split is empty: using {report.split} samples",
+    if model.untrained:  # said after the work, so that a failure stays one line
+        print(f"cnnstudio: the project has no trained weights: these are the filters of the"
+              f" untrained network (random initialisation, seed {model.seed})", file=sys.stderr)
+    if report.split != args.split:
+        print(f"cnnstudio: the {args.split} split is empty: searched all samples",
               file=sys.stderr)
     doc = report.to_json()
     if folder is not None:

@@ -33,23 +33,25 @@ from cnnstudio.core.layout_rows import (
     layered_result,
     resolve_direction,
 )
-from cnnstudio.core.layout_unet import u_layout
+from cnnstudio.core.layout_unet import Shapes, u_layout
 
 # The geometry lives in core.layout_rows (the U layout needs it too); this module is the
 # entry point, so its names are importable from here.
 __all__ = ["CARD_BOUNDS", "CARD_HEIGHT", "CARD_WIDTH", "COLUMN_WIDTH", "FLOW_RIGHT_COLUMN",
            "FLOW_RIGHT_ROW", "FRAME_GAP", "FRAME_MARGIN", "FRAME_TAB", "LAYER_PITCH",
-           "ROW_HEIGHT", "SPACING", "Layout", "Point", "along_offsets", "auto_layout",
+           "ROW_HEIGHT", "SPACING", "Layout", "Point", "Shapes", "along_offsets", "auto_layout",
            "compute_layout", "frame_stacks", "group_paths", "layered_positions",
            "layered_result"]
 
 
-def compute_layout(graph: Graph, direction: str | None = None) -> Layout:
-    """The layout of the whole graph, every group unfolded."""
+def compute_layout(graph: Graph, direction: str | None = None,
+                   shapes: Shapes | None = None) -> Layout:
+    """The layout of the whole graph, every group unfolded. `shapes`: the nodes' output
+    shapes when known (a document's inference: telling a U-Net needs them), else inferred."""
     direction = resolve_direction(graph, direction)
     result = layered_result(graph, direction=direction)
     if direction == "down":
-        u = u_layout(graph, result)
+        u = u_layout(graph, result, shapes)
         if u is not None:
             return u
     offsets = along_offsets(result.layer, group_paths(graph), direction)
@@ -66,20 +68,23 @@ def compute_layout(graph: Graph, direction: str | None = None) -> Layout:
     return Layout(positions, routes)
 
 
-def layered_positions(graph: Graph, direction: str | None = None) -> dict[str, Point]:
+def layered_positions(graph: Graph, direction: str | None = None,
+                      shapes: Shapes | None = None) -> dict[str, Point]:
     """A position for every node (centre of its card), as if every group were unfolded.
-    `direction` "down" or "right"; None takes `graph.direction`."""
-    return compute_layout(graph, direction).positions
+    `direction` "down" or "right"; None takes `graph.direction`. `shapes` as for
+    `compute_layout`."""
+    return compute_layout(graph, direction, shapes).positions
 
 
-def auto_layout(graph: Graph) -> None:
+def auto_layout(graph: Graph, shapes: Shapes | None = None) -> None:
     """Move every node to its laid-out position (one move), then fold again the groups
-    that were folded, so each remembers the fold shift that fits the new positions."""
+    that were folded, so each remembers the fold shift that fits the new positions.
+    `shapes` as for `compute_layout`."""
     folded = [g.id for g in graph.groups if g.collapsed]
     for group_id in folded:
         graph.groups.set_collapsed(group_id, False)
     if len(graph):
-        graph.move_nodes(layered_positions(graph))
+        graph.move_nodes(layered_positions(graph, shapes=shapes))
     # Downstream blocks first, and inner before outer: a block folded earlier then sits
     # past (or inside) the one folding now, so its hidden members never count as standing
     # beside it (which would cancel the shift).

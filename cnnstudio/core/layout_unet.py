@@ -12,6 +12,7 @@ above them. Anything else falls back to the plain layered layout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from math import prod
 
 from cnnstudio.core.graph import Graph
@@ -25,6 +26,9 @@ from cnnstudio.core.layout_rows import (
     group_paths,
     layered_result,
 )
+
+# A node's output shape (as `core.shapes` infers it; None when unknown), by node id.
+Shapes = Mapping[str, Sequence[int] | None]
 
 STAGE_GAP = 40.0  # extra room between two stages' columns, beyond a card pitch
 
@@ -43,15 +47,17 @@ def _spine(graph: Graph, layer: dict[str, int]) -> list[str]:
     return list(reversed(path))
 
 
-def _stages(graph: Graph, spine: list[str]) -> list[tuple[int, list[str]]] | None:
+def _stages(graph: Graph, spine: list[str], shapes: Shapes | None
+            ) -> list[tuple[int, list[str]]] | None:
     """The main path cut into runs of one spatial size: [(size, spine nodes)], or None
     when a shape along it is unknown or has no spatial size."""
-    from cnnstudio.core.shapes import infer_shapes
+    if shapes is None:
+        from cnnstudio.core.shapes import infer_shapes
 
-    infos = infer_shapes(graph).nodes
+        shapes = {nid: info.shape for nid, info in infer_shapes(graph).nodes.items()}
     stages: list[tuple[int, list[str]]] = []
     for nid in spine:
-        shape = infos[nid].shape
+        shape = shapes.get(nid)
         if shape is None or len(shape) < 2:
             return None
         size = prod(shape[1:])
@@ -75,15 +81,17 @@ def _is_valley(sizes: list[int]) -> int | None:
     return bottom
 
 
-def u_layout(graph: Graph, whole: LayeredResult) -> Layout | None:
+def u_layout(graph: Graph, whole: LayeredResult, shapes: Shapes | None = None
+             ) -> Layout | None:
     """The U for an encoder–decoder graph, or None when `graph` is not one. `whole` is the
-    layered layout of the graph (its layers tell the stages)."""
+    layered layout of the graph (its layers tell the stages); `shapes` the nodes' output
+    shapes when known (inferred here when None)."""
     if len(graph) < 5:
         return None
     if len(whole.forward) < sum(len(set(n.inputs)) for n in graph):
         return None  # a cycle
     spine = _spine(graph, whole.layer)
-    stages = _stages(graph, spine) if spine else None
+    stages = _stages(graph, spine, shapes) if spine else None
     if not stages or len(stages) < 3:
         return None
     sizes = [size for size, _ in stages]

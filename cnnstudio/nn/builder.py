@@ -157,39 +157,46 @@ class GraphModule(nn.Module):
             values[out] = outputs[node_id] = modules[node_id](*[values[i] for i in args])
         return {node_id: outputs[node_id] for node_id in self._node_ids}
 
-    def inputs_of(self, node_id: str) -> tuple[str, ...]:
-        """The ids of the nodes `node_id` takes its inputs from, in argument order (none
-        for the Input). Raises KeyError for an unknown id."""
-        if node_id == self._input_id:
-            return ()
-        for step_id, args, _, _ in self._plan:
-            if step_id == node_id:
-                return tuple(self._node_ids[i] for i in args)
+
+# Free functions, not methods: a GraphModule's public names are reserved node ids
+# (core.ids), and these need not take ids away from users.
+
+def node_inputs(module: GraphModule, node_id: str) -> tuple[str, ...]:
+    """The ids of the nodes `node_id` takes its inputs from, in argument order (none for
+    the Input). Raises KeyError for an unknown id."""
+    if node_id == module._input_id:
+        return ()
+    for step_id, args, _, _ in module._plan:
+        if step_id == node_id:
+            return tuple(module._node_ids[i] for i in args)
+    raise KeyError(f"the model has no node {node_id!r}")
+
+
+def forward_to(module: GraphModule, x: torch.Tensor, node_id: str) -> torch.Tensor:
+    """Run a batch through only the nodes `node_id` depends on; return its output.
+
+    Nodes on other branches and every node after it are skipped (what the Explain view's
+    top-k search over a dataset needs). Raises KeyError for an unknown id and ValueError
+    for a batch of the wrong shape."""
+    module._check_input(x)
+    plan = module._plan
+    slot = {step[0]: step[2] for step in plan}
+    slot[module._input_id] = module._input_slot
+    if node_id not in slot:
         raise KeyError(f"the model has no node {node_id!r}")
-
-    def forward_to(self, x: torch.Tensor, node_id: str) -> torch.Tensor:
-        """Run a batch through only the nodes `node_id` depends on; return its output.
-
-        Nodes on other branches and every node after it are skipped (what the Explain
-        view's top-k search over a dataset needs). Raises KeyError for an unknown id."""
-        self._check_input(x)
-        slot = {step[0]: step[2] for step in self._plan}
-        slot[self._input_id] = self._input_slot
-        if node_id not in slot:
-            raise KeyError(f"the model has no node {node_id!r}")
-        needed = {slot[node_id]}
-        for _, args, out, _ in reversed(self._plan):
-            if out in needed:
-                needed.update(args)
-        modules = self._modules
-        values: list[Any] = [None] * self._slots
-        values[self._input_slot] = x
-        for step_id, args, out, _ in self._plan:
-            if out in needed:
-                values[out] = modules[step_id](*[values[i] for i in args])
-            if out == slot[node_id]:
-                break
-        return values[slot[node_id]]
+    needed = {slot[node_id]}
+    for _, args, out, _ in reversed(plan):
+        if out in needed:
+            needed.update(args)
+    modules = module._modules
+    values: list[Any] = [None] * module._slots
+    values[module._input_slot] = x
+    for step_id, args, out, _ in plan:
+        if out in needed:
+            values[out] = modules[step_id](*[values[i] for i in args])
+        if out == slot[node_id]:
+            break
+    return values[slot[node_id]]
 
 
 def build_module(graph: Graph) -> GraphModule:

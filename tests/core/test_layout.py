@@ -492,3 +492,23 @@ def test_the_layout_is_deterministic_and_empty_graphs_work():
     assert layered_positions(graph) == layered_positions(graph.copy())
     assert layered_positions(Graph()) == {}
     auto_layout(Graph())
+
+
+@pytest.mark.parametrize("name", ["unet", "resnet"])
+def test_shapes_given_lay_out_as_the_shapes_inferred(name):
+    """A caller that knows the shapes (the editor's inference) passes them: the layout is
+    the one that infers them; a U needs them, so without any known shape it is no U."""
+    from cnnstudio.core.shapes import infer_shapes
+
+    graph = _template(name)
+    shapes = {nid: info.shape for nid, info in infer_shapes(graph).nodes.items()}
+    plain, given = compute_layout(graph), compute_layout(graph, shapes=shapes)
+    assert (given.positions, given.routes, given.kind) == (plain.positions, plain.routes,
+                                                           plain.kind)
+    unknown = compute_layout(graph, shapes={nid: None for nid in graph.ids})
+    assert unknown.kind == "layered"
+    assert plain.kind == ("u" if name == "unet" else "layered")
+    laid_out, reference = graph.copy(), graph.copy()
+    auto_layout(laid_out, shapes)
+    auto_layout(reference)
+    assert laid_out.to_dict() == reference.to_dict()

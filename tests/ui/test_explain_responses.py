@@ -82,15 +82,14 @@ def test_top_k_equals_a_direct_computation(qtbot, page, errors) -> None:
         gaps = np.abs(np.diff(values)) > 1e-5
         clear = np.r_[True, gaps] & np.r_[gaps, True]
         assert np.array_equal(np.array([h.sample for h in row.hits])[clear], ids[clear])
-        assert len(row.pictures) == 9
-        for hit, picture in zip(row.hits, row.pictures, strict=True):
+        assert len(row.strip.crops) == 9
+        for hit, picture in zip(row.hits, row.strip.crops, strict=True):
             y0, x0, y1, x1 = hit.box
-            assert picture.rgb.shape[:2] == (y1 - y0, x1 - x0)  # cropped to its field
+            assert picture.shape[:2] == (y1 - y0, x1 - x0)  # cropped to its field
             whole = to_rgb(dataset.x[hit.sample].numpy())
-            assert np.array_equal(picture.rgb, crop(whole, hit.box))
+            assert np.array_equal(picture, crop(whole, hit.box))
             assert hit.label == dataset.class_names[int(dataset.y[hit.sample])]
-        texts = [w.text() for w in row.findChildren(type(page.state), "hitValue")]
-        assert texts == [value_text(float(v)) for v in values]
+        assert row.strip.texts == [value_text(float(v)) for v in values]
     assert "untrained" in page.state.text() and "359 validation samples" in page.state.text()
     page.page.setCurrentIndex(1)  # the second page of filters
     assert [row.filter for row in page.rows] == list(range(PAGE, 32))
@@ -109,7 +108,7 @@ def test_split_and_k_recompute(qtbot, page) -> None:
     for f, values_ids in enumerate(best):
         np.testing.assert_allclose([h.activation for h in page.top.filters[f].hits],
                                    values_ids[0], rtol=1e-5, atol=1e-6)
-    assert all(len(row.pictures) == 4 for row in page.rows)
+    assert all(len(row.strip.crops) == 4 for row in page.rows)
 
 
 def test_cancel_stops_the_job(qtbot, page) -> None:
@@ -225,4 +224,37 @@ def test_the_input_and_a_dense_layer_say_so(qtbot, page) -> None:
     wait_idle(qtbot, page)
     assert page.state.text().startswith("fc1 has no channel maps")
     assert all(h.box is None for f in page.top.filters for h in f.hits)
-    assert page.rows[0].pictures[0].rgb.shape == (8, 8, 3)  # the whole sample
+    assert page.rows[0].strip.crops[0].shape == (8, 8, 3)  # the whole sample
+    assert page.rows[0].name.text() == "unit 0"
+
+
+def test_hover_shows_the_whole_sample_and_click_explains_it(qtbot, page) -> None:
+    from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    page.set_layer("conv2")
+    qtbot.waitUntil(lambda: page.top is not None and page.maps is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    row = page.rows[3]
+    page.scroll.ensureWidgetVisible(row)
+    strip = row.strip
+    third = QPoint(2 * (strip.size + strip.GAP) + strip.size // 2, strip.size // 2)
+    # Sent to the strip itself: offscreen, QTest's moves reach a widget only sometimes
+    # once other test windows have come and gone.
+
+    def send(kind: QEvent.Type, button: Qt.MouseButton) -> None:
+        event = QMouseEvent(kind, QPointF(third), QPointF(strip.mapToGlobal(third)), button,
+                            button, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(strip, event)
+
+    send(QEvent.Type.MouseMove, Qt.MouseButton.NoButton)
+    hit = row.hits[2]
+    qtbot.waitUntil(lambda: f"sample {hit.sample}" in page.preview_text.text())
+    assert page.preview.box == hit.box  # the field outlined on the whole sample
+    assert page.preview.rgb.shape == (8, 8, 3)
+    send(QEvent.Type.MouseButtonPress, Qt.MouseButton.LeftButton)
+    assert page.sample.value() == hit.sample
+    qtbot.waitUntil(lambda: page.maps.what.startswith(f"sample {hit.sample}"),
+                    timeout=WAIT_MS)
+    wait_idle(qtbot, page)

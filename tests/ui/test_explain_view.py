@@ -70,7 +70,9 @@ def test_the_dock_its_action_and_the_canvas_menu(digits, qtbot):
     assert action.shortcut() == QKeySequence("Ctrl+E")
     assert action in digits.training.menu.actions()
     tabs = digits.explain.view.tabs
-    assert tabs.tabText(0) == "Computation"
+    assert [tabs.tabText(i) for i in range(tabs.count())] == [
+        "Computation", "What the filters respond to"]
+    assert tabs.widget(1).objectName() == "explainResponses"
     # The node's context menu offers it; the layer is selected by the right click.
     scene = digits.view.graph_scene
     menu = digits.view.context_menu(scene.item_for("conv2").pos())
@@ -114,8 +116,10 @@ def test_a_convolution_value_is_the_shown_sum_of_products_plus_bias(digits, qtbo
     # All channels' products plus the bias give torch's value; the result line says it.
     total = float(np.sum(e.terms["products"])) + float(e.terms["bias"])
     assert total == pytest.approx(expected, abs=1e-4)
-    result = next(i.text for i in figure.items if isinstance(i, Label)
-                  and i.text.startswith("Σ over 16 channels"))
+    labels = [i.text for i in figure.items if isinstance(i, Label)]
+    first = next(k for k, text in enumerate(labels) if text.startswith("Σ over 16 channels"))
+    last = next(k for k, text in enumerate(labels) if text.startswith("then relu2"))
+    result = " ".join(labels[first:last])  # the result line, wrapped where it is narrow
     assert shown_number(result) == pytest.approx(expected, rel=1e-3, abs=1e-4)
     assert any("and 12 more channels" in t for t in figure.texts())
     after = next(i.text for i in figure.items if isinstance(i, Label)
@@ -198,3 +202,15 @@ def test_a_step_holds_the_gui_thread_under_50_ms(digits, qtbot):
         page.repaint()  # the explanation, the figure, the three maps, painted now
         times.append(time.perf_counter() - start)
     assert max(times) < 0.05, times
+
+
+def test_a_signal_convolution_is_explained_too(digits, qtbot):
+    assert digits.open_project(DIGITS.with_name("signals.cnnproj"))
+    page = explain(digits, qtbot, "conv1")  # Conv1d: windows along one axis
+    page.step(5)
+    e = page.explanation
+    assert len(e.index) == 2 and page.picture.signal is not None
+    expected = torch_value(digits, "conv1", e.index)
+    assert float(np.sum(e.terms["products"])) + float(e.terms["bias"]) == \
+        pytest.approx(expected, abs=1e-4)
+    assert page.input_map.window == [(0, c) for c in range(e.index[1] - 2, e.index[1] + 3)]

@@ -280,8 +280,8 @@ def filter_picture(report: Any, top: Any) -> np.ndarray:
     for hit in top.hits:
         file = report.files[hit.sample] if report.files is not None else None
         labels = [f"#{hit.sample}   {number(hit.activation)}"]
-        if file:
-            labels.append(Path(file).name)
+        if file:  # with its folder: a class folder names the class
+            labels.append("/".join(Path(file).parts[-2:]))
         tiles.append(hit_tile(report.samples[hit.sample], hit.box, labels))
     title = [f"{report.layer}, filter {top.filter}: the {len(top.hits)} samples that excite "
              f"it most (over {_split_words(report.split)})",
@@ -345,8 +345,9 @@ def write_report_pngs(report: Any, out_dir: str | Path) -> list[Path]:
     """Write the pictures of a `LayerReport` into `out_dir` (created when missing):
     `filter_<i>.png` per filter (its top hits, best first: each sample scaled up with its
     receptive-field box, beside it the box's crop, labelled with the sample index, the
-    activation and the file's name), and with an image `occlusion.png` and `grad_cam.png`
-    (each map over the image, min–max scaled, with a colour bar of its scale). Returns the
+    activation and the file's folder and name), and with an image `occlusion.png` and
+    `grad_cam.png` (each map over the image, min–max scaled, with a colour bar of its
+    scale). Returns the
     paths written, in that order. `report.samples` maps each hit's sample index to the
     raw sample. Raises OSError when the folder or a file cannot be written."""
     folder = Path(out_dir)

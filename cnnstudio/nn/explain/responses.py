@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from cnnstudio.core.graph import Graph
+from cnnstudio.nn.builder import forward_to
 from cnnstudio.nn.internals import _device, _eval_mode, receptive_field_box
 
 Box = tuple[int, int, int, int]
@@ -51,10 +52,10 @@ class FilterTop:
 
 def layer_output(module: Any, node_id: str, x: torch.Tensor) -> torch.Tensor:
     """The output of `node_id` for the model input batch `x`, running only the nodes it
-    depends on (`GraphModule.forward_to`). Raises ValueError for an unknown node."""
+    depends on (`builder.forward_to`). Raises ValueError for an unknown node."""
     if node_id not in module.node_ids:
         raise ValueError(f"the network has no layer {node_id!r}")
-    return module.forward_to(x, node_id)
+    return forward_to(module, x, node_id)
 
 
 def _as_tensor(x: Any) -> torch.Tensor:

@@ -4,19 +4,23 @@ Gradient ascent on the input, tuned for the small, often 1-channel inputs of tea
 networks (the ImageNet-tuned tools draw noise there):
   * the image is a Fourier spectrum whose frequencies are damped by 1/f, turned into
     pixels by an inverse FFT and a sigmoid — smooth images that stay within 0…1;
-  * each step rolls the image by a random pixel or two (jitter), so the result does not
-    rest on one exact alignment; the last quarter of the steps settles without it.
-    Inputs under 16 pixels a side are not jittered: a 1-pixel roll moves an 8×8 digit by
-    an eighth of its size and blurs what a 3×3 filter wants;
-  * a small total-variation and L2 penalty keeps it calm; Adam takes the steps;
+  * each step rolls the image by up to `side // 16` pixels (jitter: 2 for 32×32, 1 for
+    16×16, none under 16 pixels, where a 1-pixel roll moves an 8×8 digit by an eighth
+    of its size and blurs what a 3×3 filter wants), so the result does not rest on one
+    exact alignment; the last quarter of the steps settles without it;
+  * a total-variation and an L2 penalty (towards grey) keep it calm: pixels outside the
+    filter's receptive field, which do not change its value, fade to grey; Adam steps;
   * every filter gets its own image, all optimised together in one batch.
-The objective is the filter's value at the centre of its feature map (one position: the
-pattern it likes, inside its receptive field, not a texture that must please every
-position at once); a vector layer's unit is its value. Behind a ReLU, Dropout or max pool
-the objective is the same channel of the layer in front of it (a ReLU that starts at 0
-passes no gradient; those layers only raise what comes in). The random start and the
-jitter come from a seeded `torch.Generator`: the global random state is not touched, and
-the module is left as found (mode, gradients).
+The objective is the filter's value at the centre of its feature map — while jittered,
+the largest value within the jitter's reach of the centre, so the pattern may follow
+the roll (one position: the pattern the filter likes inside its receptive field, not a
+texture that must please every position at once: the mean of the map, Lucid's
+"channel" objective, stayed below the dataset's best samples on these nets). A vector layer's
+unit is its value, without jitter (a Linear unit is tied to input positions). Behind a
+ReLU, Dropout or max pool the objective is the same channel of the layer in front of it
+(a ReLU that starts at 0 passes no gradient; those layers only raise what comes in).
+The random start and the jitter come from a seeded `torch.Generator`: the global random
+state is not touched, and the module is left as found (mode, gradients).
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnstudio.nn.builder import node_inputs
 from cnnstudio.nn.explain.responses import Cancelled, layer_output
 from cnnstudio.nn.internals import _device, _eval_mode
 
-TV_WEIGHT = 0.01  # total variation of the 0…1 image, per pixel
-L2_WEIGHT = 0.005  # squared distance of the 0…1 image from grey, per pixel
+# Tuned on the digits LeNet (8×8) and a 3×32×32 two-stage CNN trained on the built-in
+# shapes: every filter ends above its dataset mean + 3 std, the surround grey.
+TV_WEIGHT = 0.1  # mean |difference| of neighbouring 0…1 pixels
+L2_WEIGHT = 0.2  # mean squared distance of the 0…1 pixels from grey
 LEARNING_RATE = 0.05
 SETTLE = 0.75  # the share of the steps taken with jitter; the rest settle the image
 # Layers that only raise what comes in, channel by channel: the objective looks through them.
@@ -86,8 +93,9 @@ class _Image:
         self.spectrum = (0.01 * torch.randn(bins, generator=generator)).to(device)
         self.spectrum.requires_grad_(True)
         self.dims = tuple(range(2, 2 + len(self.spatial)))
-        # Spectrum energy spreads over the pixels: keep the contrast independent of size.
-        self.gain = float(np.sqrt(np.prod(self.spatial))) / 4.0
+        # The damped spectrum's pixels grow with the side: keep the sigmoid's input, hence
+        # how fast pixels saturate, about the same for 8×8 and 32×32 images.
+        self.gain = float(np.sqrt(np.prod(self.spatial))) / 16.0
 
     def pixels(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.spectrum) * self.scale
@@ -100,7 +108,7 @@ def objective_layer(module: Any, node_id: str) -> str:
     only raise their single input channel by channel (ReLU, Dropout, max pool)."""
     target = node_id
     while isinstance(module.module_for(target), _PASS_THROUGH):
-        inputs = module.inputs_of(target)
+        inputs = node_inputs(module, target)
         if len(inputs) != 1 or inputs[0] == module.input_id:
             break
         target = inputs[0]
@@ -119,9 +127,14 @@ def _filter_maps(module: Any, node_id: str, x: torch.Tensor,
     return out[torch.arange(len(filters)), filters]
 
 
-def _centre(maps: torch.Tensor) -> torch.Tensor:
-    """Each row's value at the centre of its map (a unit's value for vectors)."""
-    return maps[(slice(None), *[n // 2 for n in maps.shape[1:]])]
+def _centre(maps: torch.Tensor, reach: int = 0) -> torch.Tensor:
+    """Each row's value at the centre of its map (a unit's value for vectors); with
+    `reach`, the largest value within `reach` positions of the centre (per axis)."""
+    if reach == 0 or maps.dim() == 1:
+        return maps[(slice(None), *[n // 2 for n in maps.shape[1:]])]
+    window = maps[(slice(None), *[slice(max(0, n // 2 - reach), n // 2 + reach + 1)
+                                  for n in maps.shape[1:]])]
+    return window.reshape(len(maps), -1).amax(1)
 
 
 def _largest(maps: torch.Tensor) -> list[float]:
@@ -147,6 +160,7 @@ def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int 
     if len(wanted) == 0:
         empty = np.zeros((0, *module.input_shape), np.float32)
         return Synthesis([], empty, empty.copy(), [], [], [], node_id)
+
     def convert(pixels: torch.Tensor) -> torch.Tensor:
         # A copy: a `to_float` that works in place must not touch what autograd keeps.
         return pixels.clone() if to_float is None else to_float(pixels.clone())
@@ -164,6 +178,8 @@ def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int 
         with _eval_mode(module):
             with torch.no_grad():
                 start = _filter_maps(module, node_id, convert(image.pixels()), wanted)
+            if start.dim() == 1:
+                jitter = 0  # a vector's unit: a rolled image is another input to it
             for step in range(steps):
                 if cancelled is not None and cancelled():
                     raise Cancelled("cancelled")
@@ -172,7 +188,8 @@ def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int 
                                        generator=generator).tolist()
                 moved = pixels if step >= SETTLE * steps else torch.roll(
                     pixels, shifts=shifts, dims=image.dims)
-                objective = _centre(_filter_maps(module, target, convert(moved), wanted))
+                maps = _filter_maps(module, target, convert(moved), wanted)
+                objective = _centre(maps, jitter if step < SETTLE * steps else 0)
                 penalty = (TV_WEIGHT * _total_variation(pixels)
                            + L2_WEIGHT * (pixels - 0.5).square().flatten(1).mean(1))
                 loss = (penalty - objective).sum()  # each image serves its own filter

@@ -8,6 +8,7 @@ nothing at all, and returns what the view needs to select afterwards.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QMimeData, QPointF, QStringListModel
@@ -18,6 +19,7 @@ from cnnstudio.core.blocks import BLOCKS
 from cnnstudio.core.edits import copy_nodes, duplicate_nodes, insert_block, paste_nodes
 from cnnstudio.core.errors import FormatError, GraphError
 from cnnstudio.core.graph import Graph
+from cnnstudio.ui.canvas import layout_runner
 from cnnstudio.ui.canvas.edges import EdgeItem
 from cnnstudio.ui.canvas.group_item import GroupItem
 from cnnstudio.ui.canvas.scene import GraphScene
@@ -26,7 +28,6 @@ from cnnstudio.ui.commands import (
     ConnectCommand,
     DisconnectCommand,
     GroupCommand,
-    LayoutCommand,
     RemoveNodesCommand,
     RenameGroupCommand,
     UngroupCommand,
@@ -329,30 +330,11 @@ def toggle_fold(scene: GraphScene) -> bool:
     return set_folded(scene, targets, True)
 
 
-def lay_out(scene: GraphScene, direction: str | None = None) -> bool:
+def lay_out(scene: GraphScene, direction: str | None = None,
+            done: Callable[[], None] | None = None) -> bool:
     """Auto layout (in `direction`, "down" or "right", when given: the graph then flows
-    that way) as one undo entry; False when there is nothing to do."""
-    from cnnstudio.core.layout import auto_layout
-
-    graph = scene.document.graph
-    if direction is None:
-        if not len(graph):
-            return False
-        if any(node.pos is None for node in graph):
-            push_snapshot(scene.document, "Auto layout", auto_layout)
-            return True
-        laid_out = graph.copy()
-        auto_layout(laid_out)
-        scene.document.undo_stack.push(LayoutCommand(scene.document, laid_out))
-        return True
-    if direction == graph.direction:
-        return False
-
-    def edit(g) -> None:  # noqa: ANN001 (a Graph)
-        g.direction = direction
-        auto_layout(g)
-
-    label = "Layout left to right" if direction == "right" else "Layout top to bottom"
-    push_snapshot(scene.document, label, edit)
-    return True
-
+    that way) as one undo entry; False when there is nothing to do. A big network is laid
+    out on a worker thread and its entry pushed when the layout arrives, or dropped when the
+    network changed meanwhile (`layout_runner`); `done` runs once the entry is pushed (at
+    once for a smaller network)."""
+    return layout_runner.lay_out(scene, scene.document, direction, done)

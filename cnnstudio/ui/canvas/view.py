@@ -332,16 +332,13 @@ class GraphView(QGraphicsView):
         return new
 
     def auto_layout(self) -> None:
-        editing.lay_out(self._scene)
-        self.show_laid_out()
+        """Auto layout, shown once it is applied (a big network's arrives from a worker)."""
+        editing.lay_out(self._scene, done=self.show_laid_out)
 
     def set_direction(self, direction: str) -> bool:
         """Lay the network out top to bottom ("down") or left to right ("right"), as one
-        undo entry; False when it already flows that way."""
-        if not editing.lay_out(self._scene, direction):
-            return False
-        self.show_laid_out()
-        return True
+        undo entry (a big network's when it arrives); False when it already flows that way."""
+        return editing.lay_out(self._scene, direction, done=self.show_laid_out)
 
     # ---- mouse: ports, panning, moves ---------------------------------------------------
 

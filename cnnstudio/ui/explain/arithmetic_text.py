@@ -20,7 +20,8 @@ PADDING = (205, 205, 205)  # a tap in the zero padding
 
 def fmt(value: float, digits: int = 4) -> str:
     """A number with `digits` significant digits at most, short and without "-0":
-    0.1234, -12.35, 1.2e-05, 1234; "−∞" for minus infinity (a max pool's padding)."""
+    0.1234, −12.35, 1.2e−5, 1234, 1.235e4; "−∞" for minus infinity (a max pool's
+    padding)."""
     v = float(value)
     if math.isnan(v):
         return "nan"
@@ -30,7 +31,7 @@ def fmt(value: float, digits: int = 4) -> str:
         return "0"
     magnitude = abs(v)
     if magnitude >= 10 ** digits or magnitude < 1e-3:
-        text = f"{v:.{max(1, digits - 2)}e}"
+        text = f"{v:.{max(0, digits - 1)}e}"
         mantissa, exponent = text.split("e")
         mantissa = mantissa.rstrip("0").rstrip(".")
         return f"{mantissa}e{int(exponent)}".replace("-", "−")
@@ -98,8 +99,8 @@ def conv_lines(terms: dict[str, Any], result: float) -> list[str]:
     lines = [f"input channel {c}: Σ patch × kernel = {fmt(s)}"
              for c, s in zip(channels, partial, strict=True)]
     bias = terms.get("bias")
-    total = f"Σ over {len(channels)} channel{'s' if len(channels) != 1 else ''} = " \
-        f"{fmt(terms['sum'])}"
+    total = f"Σ over {len(channels)} channels = {fmt(terms['sum'])}" if len(channels) > 1 \
+        else f"Σ = {fmt(terms['sum'])}"
     if bias is not None:
         total += f", + bias {fmt(bias)}"
     lines.append(f"{total} = {fmt(result)}")

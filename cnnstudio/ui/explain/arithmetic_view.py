@@ -13,6 +13,7 @@ from cnnstudio.ui.explain.number_grid import Figure, Metrics, paint_figure
 
 MARGIN = 10.0
 MIN_ZOOM, MAX_ZOOM = 0.85, 1.7  # below: too small to read; above: a few huge cells
+FIT_ZOOM = 0.9  # a figure that fits at this zoom is shown whole rather than scrolled
 
 
 class _FigureWidget(QWidget):
@@ -80,9 +81,11 @@ class ArithmeticView(QScrollArea):
             return
         room_w = self.room()
         room_h = max(1.0, view.height() - 2 * MARGIN)
-        # Fit the width; grow to fill the height too when the figure is short and wide.
-        zoom = min(room_w / self.figure.width, max(room_h / self.figure.height, 1.0))
-        self.zoom = max(MIN_ZOOM, min(MAX_ZOOM, zoom))
+        whole = min(room_w / self.figure.width, room_h / self.figure.height)
+        if whole >= FIT_ZOOM:  # all of it in view, grown where there is room
+            self.zoom = min(MAX_ZOOM, whole)
+        else:  # fit the width (at most full size) and scroll down
+            self.zoom = max(MIN_ZOOM, min(1.0, room_w / self.figure.width))
         self.canvas.resize(int(self.figure.width * self.zoom + 2 * MARGIN),
                            int(self.figure.height * self.zoom + 2 * MARGIN))
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from cnnstudio.ui.explain.host import ExplainHost
 
 MAPS_SHARE = 0.36  # of the page's width, for the sample, input and output maps
+FILL_IN_LIMIT = 256  # maps with more values than this start filled in
 PLAY_MS = 250  # Play steps four values a second: slow enough to follow the window
 HINT = ("Select a layer on the canvas (or right-click it → Explain Layer) to see how its"
         " values are computed, number by number.")
@@ -77,6 +78,7 @@ class ComputationPage(QWidget):
         self.trace: Any = None
         self.field: Any = None
         self.explanation: Any = None
+        self.source_label = ""  # whose weights, as the status line says it
         self.channel = 0
         self.position = 0  # flat index of the value in the channel's map (or the unit)
         self.visited = np.zeros(0, bool)
@@ -202,7 +204,9 @@ class ComputationPage(QWidget):
             QTimer.singleShot(0, self.refresh)  # after the show: the dock has its size
 
     def _say(self, text: str) -> None:
+        """Show `text` instead of the maps; nothing is explained meanwhile."""
         self.stop()
+        self.trace = self.explanation = None
         self.message.setText(text)
         self.stack.setCurrentWidget(self.message)
         self._enable(False)
@@ -213,6 +217,10 @@ class ComputationPage(QWidget):
         host = self.host
         if self.node is None or self.node not in host.window.document.graph:
             self._say(HINT)
+            return
+        if host.window.document.graph.node(self.node).type == "Input":
+            self._say("The Input layer computes nothing: select a layer after it to see how"
+                      " its values are made.")
             return
         errors = host.graph_errors()
         if errors:
@@ -266,9 +274,12 @@ class ComputationPage(QWidget):
         same_layer = self.trace is not None and self.trace.node == trace.node and \
             self.trace.output_shape == trace.output_shape
         self.trace, self.field = trace, result["field"]
-        self.source_label = "untrained weights" if source.untrained else source.label
+        self.source_label = "untrained" if source.untrained else source.label
         self.status.setToolTip(f"The weights: {source.state}")
-        self.picture.show_picture(page_maps.sample_picture(sample), "sample")
+        if np.ndim(sample) == 2:  # a signal (C, L): curves
+            self.picture.show_signal(sample, "sample")
+        else:
+            self.picture.show_picture(page_maps.sample_picture(sample), "sample")
         shape = trace.output_shape
         channels = shape[0] if len(shape) >= 2 else 1
         self.channel_spin.blockSignals(True)
@@ -285,6 +296,8 @@ class ComputationPage(QWidget):
         self.stack.setCurrentWidget(self.splitter)
         if not same_layer or self.visited.size != page_maps.positions(shape):
             self.visited = np.zeros(page_maps.positions(shape), bool)
+            # Stepping across a large map takes minutes: it starts filled in.
+            self.visited[:] = page_maps.positions(shape) > FILL_IN_LIMIT
         self.show_value()
 
     # ---- choosing and stepping ------------------------------------------------------------
@@ -341,7 +354,7 @@ class ComputationPage(QWidget):
         if self.trace is None or channel == self.channel:
             return
         self.channel = channel
-        self.visited[:] = False
+        self.visited[:] = self.visited.size > FILL_IN_LIMIT
         self.show_value()
 
     def _map_clicked(self, row: int, col: int) -> None:

@@ -22,6 +22,7 @@ from cnnstudio.ui.explain.arithmetic_text import (
 )
 from cnnstudio.ui.explain.number_grid import (
     ACCENT,
+    CELL_H,
     CELL_PAD,
     CELL_W,
     MUTED,
@@ -85,8 +86,22 @@ class Layout:
 
     def line(self, text: str, size: float = 1.0, bold: bool = False,
              colour: tuple[int, int, int] | None = None, gap: float = 4.0) -> None:
-        self.text(0.0, text, size, bold, colour)
-        self.y += self.m.height(size) + gap
+        """A line of text, broken at spaces where it is wider than the room."""
+        for part in self.wrap(text, size, bold):
+            self.text(0.0, part, size, bold, colour)
+            self.y += self.m.height(size)
+        self.y += gap
+
+    def wrap(self, text: str, size: float, bold: bool) -> list[str]:
+        if self.m.width(text, size, bold) <= self.room:
+            return [text]
+        lines: list[str] = []
+        for word in text.split(" "):
+            if lines and self.m.width(f"{lines[-1]} {word}", size, bold) <= self.room:
+                lines[-1] = f"{lines[-1]} {word}"
+            else:
+                lines.append(word)
+        return lines
 
     def grid(self, x: float, values: np.ndarray, scale: float, padded: Any = None,
              highlight: tuple[int, int] | None = None, y: float | None = None) -> Grid:
@@ -122,40 +137,17 @@ def conv_figure(layout: Layout, e: Any) -> None:
                 f" border, hatched) · dilation {per_dim(t['dilation'])}"
                 + (f" · groups {groups}" if groups > 1 else ""), colour=MUTED, gap=8)
     scales = magnitude(patch), magnitude(kernel), magnitude(products)
-    m = layout.m
     partial = products.reshape(len(channels), -1).sum(axis=1)
     shown = min(len(channels), SHOWN_CHANNELS)
-    sum_size = 1.15
-    wide = sum(layout.grid_width(a[0], pad) for a, pad in
-               ((patch, padded[0]), (kernel, None), (products, None))) + \
-        2 * (m.width("×", BIG) + 12) + 10 + m.width("Σ = −0.0000", sum_size, True)
-    two_lines = wide > layout.room  # narrow: "= products  Σ" goes under patch × kernel
     for row in range(shown):
-        title_y = layout.y
-        if row == 0:  # what each grid is, once above the first channel's grids
-            layout.y += m.height() + 2
-        layout.text(0.0, f"input channel {channels[row]}", bold=True)
-        layout.y += m.height() + 2
-        top = layout.y
-        grids = [layout.grid(0.0, patch[row], scales[0], padded[row])]
-        mid = top + grids[0].height / 2 - m.height(BIG) / 2
-        x = layout.text(grids[0].x + grids[0].width + 6, "×", BIG, y=mid) + 6
-        grids.append(layout.grid(x, kernel[row], scales[1], y=top))
-        if two_lines:
-            top = top + grids[0].height + 6
-            mid = top + grids[0].height / 2 - m.height(BIG) / 2
-            x = layout.text(grids[0].x + grids[0].width - m.width("=", BIG), "=", BIG,
-                            y=mid) + 6
-        else:
-            x = layout.text(grids[1].x + grids[1].width + 6, "=", BIG, y=mid) + 6
-        grids.append(layout.grid(x, products[row], scales[2], y=top))
-        g = grids[2]
-        layout.text(g.x + g.width + 10, f"Σ = {fmt(partial[row])}", sum_size, True, y=mid)
-        if row == 0:
-            titles = ("input patch", "kernel (weights)", "products")
-            for grid, title in zip(grids[:2] if two_lines else grids, titles, strict=False):
-                layout.text(grid.x, title, colour=MUTED, y=title_y)
-        layout.y = top + g.height + GAP
+        if len(channels) > 1:  # one channel: the input map's title says which
+            layout.text(0.0, f"input channel {channels[row]}", bold=True)
+            layout.y += layout.m.height() + 2
+        conv_row(layout, [(None, patch[row], padded[row], scales[0], "input patch"),
+                          ("×", kernel[row], None, scales[1], "kernel (weights)"),
+                          ("=", products[row], None, scales[2], "products")],
+                 f"Σ = {fmt(partial[row])}", titles=row == 0)
+        layout.y += GAP
     if len(channels) > shown:
         rest = partial[shown:]
         listed = ", ".join(f"ch {c}: {fmt(s)}" for c, s in
@@ -164,11 +156,48 @@ def conv_figure(layout: Layout, e: Any) -> None:
         layout.line(f"and {more} more channel{'s' if more != 1 else ''}, each summed the"
                     f" same way: {listed}{' …' if more > LISTED_SUMS else ''}", colour=MUTED)
         layout.line(f"their sums together: {fmt(float(rest.sum()))}", colour=MUTED)
-    text = f"Σ over {len(channels)} channel{'s' if len(channels) != 1 else ''} = " \
-        f"{fmt(t['sum'])}"
+    text = f"Σ over {len(channels)} channels = {fmt(t['sum'])}" if len(channels) > 1 \
+        else f"Σ = {fmt(t['sum'])}"
     if t.get("bias") is not None:
         text += f"  + bias {fmt(t['bias'])}"
     result_lines(layout, f"{text}  = {fmt(e.result)}", e)
+
+
+def conv_row(layout: Layout, parts: list[tuple[str | None, Any, Any, float, str]],
+             total: str, titles: bool) -> None:
+    """Grids joined by operators ("patch × kernel = products  Σ = s"), flowing onto
+    further lines where the room ends; `titles` names each grid above it."""
+    m = layout.m
+    sum_size = 1.15
+    placed: list[list[tuple[str | None, Any, Any, float, str]]] = [[]]
+    x = 0.0
+    for part in parts:
+        op, values, padded, _, _ = part
+        width = (m.width(op, BIG) + 12 if op else 0.0) + layout.grid_width(values, padded)
+        if placed[-1] and x + width > layout.room:
+            placed.append([])
+            x = 0.0
+        placed[-1].append(part)
+        x += width + 6
+    for k, line in enumerate(placed):
+        title_y = layout.y
+        if titles:
+            layout.y += m.height() + 2
+        top, x, height = layout.y, 0.0, 0.0
+        mid = top + CELL_H * as_rows(line[0][1]).shape[0] / 2 - m.height(BIG) / 2
+        for op, values, padded, scale, title in line:
+            if op:
+                x = layout.text(x, op, BIG, y=mid) + 6
+            grid = layout.grid(x, values, scale, padded, y=top)
+            if titles:
+                layout.text(x, title, colour=MUTED, y=title_y)
+            x, height = grid.x + grid.width + 6, max(height, grid.height)
+        if k == len(placed) - 1:
+            if x + 4 + m.width(total, sum_size, True) > layout.room:  # Σ on a line of its own
+                layout.y = top + height + 4
+                top, mid, x, height = layout.y, layout.y, 0.0, m.height(sum_size)
+            layout.text(x + 4, total, sum_size, True, y=mid)
+        layout.y = top + height + 6
 
 
 def pool_figure(layout: Layout, e: Any) -> None:
@@ -195,8 +224,9 @@ def pool_figure(layout: Layout, e: Any) -> None:
 def batchnorm_figure(layout: Layout, e: Any) -> None:
     t = e.terms
     layout.line("(x − μ) / √(σ² + ε) · γ + β", size=BIG, gap=8)
-    layout.line("μ, σ²: the running mean and variance of this channel, learnt in training;"
-                " γ, β: its weight and bias", colour=MUTED, gap=10)
+    layout.line("μ, σ²: this channel's running mean and variance, learnt in training",
+                colour=MUTED, gap=0)
+    layout.line("γ, β: its learnt weight and bias", colour=MUTED, gap=10)
     parts = [("x", t["x"]), ("μ", t["mean"]), ("σ²", t["var"]), ("ε", t["eps"]),
              ("γ", t["gamma"]), ("β", t["beta"])]
     layout.line("   ".join(f"{name} = {fmt(value)}" for name, value in parts), size=1.1)
@@ -206,16 +236,19 @@ def batchnorm_figure(layout: Layout, e: Any) -> None:
 
 
 def table(layout: Layout, headings: list[str], rows: list[list[str]],
-          bars: list[float] | None = None, marked: int | None = None) -> None:
+          bars: list[float] | None = None, marked: int | None = None,
+          signed: bool = True) -> None:
     """Right-aligned columns of numbers (the first column left-aligned), with an optional
-    bar per row (−1…1 of the bar column's width) and one row marked."""
+    bar per row and one row marked. Bars: −1…1 from the bar column's middle (`signed`),
+    else 0…1 from its left."""
     m = layout.m
     widths = [max(m.width(h, bold=True), *(m.width(r[i]) for r in rows)) + 18
               for i, h in enumerate(headings)]
     lefts = [float(sum(widths[:i])) for i in range(len(widths))]
-    bar_x, bar_w = sum(widths) + 50.0, 110.0
+    bar_w = 110.0
+    bar_x = sum(widths) + 12.0 + (bar_w / 2 if signed else 0.0)  # where a bar's 0 is
     row_h = m.height() + 5
-    total = bar_x + bar_w + 10 if bars is not None else sum(widths)
+    total = sum(widths) + 24.0 + bar_w if bars is not None else sum(widths)
     for i, heading in enumerate(headings):
         layout.text(lefts[i] + (0 if i == 0 else widths[i] - 18 - m.width(heading, bold=True)),
                     heading, bold=True, colour=MUTED)
@@ -229,8 +262,9 @@ def table(layout: Layout, headings: list[str], rows: list[list[str]],
         if bars is not None:
             v = max(-1.0, min(1.0, bars[k]))
             colour = POSITIVE_BAR if v >= 0 else NEGATIVE_BAR
-            layout.figure.add(Bar(bar_x, layout.y + 2, v * bar_w / 2, row_h - 8, colour),
-                              bar_x + bar_w, layout.y + row_h)
+            length = v * bar_w / 2 if signed else v * bar_w
+            layout.figure.add(Bar(bar_x, layout.y + 2, length, row_h - 8, colour),
+                              total, layout.y + row_h)
         layout.y += row_h
     layout.y += 6
 
@@ -266,7 +300,7 @@ def softmax_figure(layout: Layout, e: Any, labels: list[str] | None) -> None:
     layout.line("logits → exp(logit − largest logit) → divided by their sum", colour=MUTED,
                 gap=6)
     table(layout, ["class", "logit", "exp(logit − max)", "probability"], rows,
-          [float(probs[i]) for i in order], order.index(k))
+          [float(probs[i]) for i in order], order.index(k), signed=False)
     if len(order) < len(probs):
         layout.line(f"({len(probs) - len(order)} less likely classes not listed)",
                     colour=MUTED)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
@@ -28,6 +29,12 @@ from cnnstudio.ui.training.colorbar import ColorBar, value_text
 from cnnstudio.ui.training.tilegrid import SEQUENTIAL
 
 BOX_COLOUR = "#ff3030"
+GALLERY_TIP = (
+    "A row per filter: its strongest samples, best first, each cropped to the input region"
+    " seen by the position where the filter peaks (that peak below it); after Synthesise,"
+    " an image made to excite the filter (the activation it reached and the samples'"
+    " mean) before them. Hover over a sample to see it whole; click it to explain it with"
+    " occlusion and Grad-CAM.")
 HEAT_ALPHA = 0.55  # the heat map's share of an overlay pixel (the image shows through)
 
 
@@ -40,8 +47,8 @@ def to_rgb(sample: np.ndarray) -> np.ndarray:
         img = np.moveaxis(a, 0, -1)
     elif a.ndim == 3:
         img = a[0]
-    elif a.ndim == 2:
-        img = a  # (C, L): one row per channel
+    elif a.ndim == 2:  # (C, L): one band per channel, tall enough to see
+        img = np.repeat(a, max(1, a.shape[1] // 4 // max(a.shape[0], 1)), axis=0)
     else:
         img = a.reshape(1, -1)
     if img.dtype != np.uint8:
@@ -53,6 +60,16 @@ def to_rgb(sample: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     return np.ascontiguousarray(img)
+
+
+def display_box(sample: np.ndarray, rgb: np.ndarray,
+                box: Sequence[int] | None) -> tuple[int, int, int, int] | None:
+    """`box` on the picture `to_rgb` made of `sample`: a 1-D signal's box ([0, x0, 1, x1])
+    spans all its channel bands."""
+    if box is None:
+        return None
+    y0, x0, y1, x1 = (int(v) for v in box)
+    return (0, x0, rgb.shape[0], x1) if np.ndim(sample) == 2 else (y0, x0, y1, x1)
 
 
 def crop(rgb: np.ndarray, box: Sequence[int] | None) -> np.ndarray:
@@ -74,6 +91,20 @@ def overlay(rgb: np.ndarray, heat: np.ndarray, lut: np.ndarray = SEQUENTIAL) -> 
                     len(colours) - 1).astype(np.intp)
     mixed = (1 - HEAT_ALPHA) * rgb.astype(np.float32) + HEAT_ALPHA * colours[index]
     return np.clip(mixed, 0, 255).astype(np.uint8)
+
+
+def hit_caption(noun: str, f: int, position: int, hit: Any, label: str) -> str:
+    """What the preview says about top-k hit `position` of filter (or unit) `f`."""
+    where, position_1d = "", len(hit.position) == 1
+    if hit.box is not None:
+        y0, x0, y1, x1 = hit.box
+        where = f"; it sees positions {x0}–{x1 - 1}" if position_1d else \
+            f"; it sees rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1}"
+    at = f" at {hit.position[0]}" if position_1d else \
+        f" at {tuple(hit.position)}" if hit.position else ""
+    return (f"{noun.capitalize()} {f}, #{position + 1}: sample {hit.sample}"
+            f"{f' (class {label})' if label else ''}, activation"
+            f" {value_text(hit.activation)}{at}{where}")
 
 
 class Picture(QWidget):
@@ -176,45 +207,103 @@ class HitView:
     label: str  # the sample's class ("" when unknown)
 
 
+class HitStrip(QWidget):
+    """A filter's top-k pictures in one row, best first, each with its activation below:
+    one widget painting them all (a page of 16 filters × 9 samples as separate widgets
+    took 60–140 ms of the GUI thread to create, polish and lay out). `entered(i)` when
+    the mouse comes onto picture i, `clicked(i)` when it is clicked."""
+
+    entered = Signal(int)
+    clicked = Signal(int)
+    GAP = 4
+
+    def __init__(self, size: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("hitStrip")
+        self.size = size
+        self.crops: list[np.ndarray] = []
+        self.texts: list[str] = []
+        self.tips: list[str] = []
+        self._images: list[QImage] = []
+        self._under = -1
+        self.setMouseTracking(True)
+
+    def set_hits(self, crops: list[np.ndarray], texts: list[str], tips: list[str]) -> None:
+        self.crops = [np.ascontiguousarray(c, np.uint8) for c in crops]
+        self.texts, self.tips = list(texts), list(tips)
+        self._images = [QImage(c.data, c.shape[1], c.shape[0], 3 * c.shape[1],
+                               QImage.Format.Format_RGB888) for c in self.crops]
+        self.updateGeometry()
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        line = self.fontMetrics().height()
+        return QSize(max(len(self.crops), 1) * (self.size + self.GAP), self.size + line + 2)
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+    def index_at(self, x: float) -> int:
+        i = int(x // (self.size + self.GAP))
+        return i if 0 <= i < len(self.crops) and x % (self.size + self.GAP) < self.size else -1
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setPen(QPen(self.palette().windowText().color()))
+        line = self.fontMetrics().height()
+        for i, (image, crop_rgb) in enumerate(zip(self._images, self.crops, strict=True)):
+            h, w = crop_rgb.shape[:2]
+            scale = min(self.size / w, self.size / h)
+            left = i * (self.size + self.GAP)
+            target = QRectF(left + (self.size - w * scale) / 2, (self.size - h * scale) / 2,
+                            w * scale, h * scale)
+            painter.drawImage(target, image)
+            painter.drawText(QRectF(left - self.GAP / 2, self.size + 1, self.size + self.GAP,
+                                    line), Qt.AlignmentFlag.AlignHCenter, self.texts[i])
+        painter.end()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        i = self.index_at(event.position().x())
+        if i != self._under:
+            self._under = i
+            self.setToolTip(self.tips[i] if i >= 0 else "")
+            if i >= 0:
+                self.entered.emit(i)
+        super().mouseMoveEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: ANN001
+        self._under = -1
+        super().leaveEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        i = self.index_at(event.position().x())
+        if event.button() == Qt.MouseButton.LeftButton and i >= 0:
+            self.clicked.emit(i)
+        super().mousePressEvent(event)
+
+
 class FilterRow(QWidget):
     """One filter: its number, its top-k samples cropped to their receptive fields (best
-    first, activation under each) and its synthesised image (when made)."""
+    first, activation under each) and its synthesised image (when made). `set_filter`
+    reuses the row for another filter."""
 
     hit_entered = Signal(int, int)  # filter, position in the row
+    hit_clicked = Signal(int, int)
 
-    def __init__(self, filter_index: int, hits: list[HitView], crops: list[np.ndarray],
-                 size: int, parent: QWidget | None = None) -> None:
+    def __init__(self, size: int, noun: str = "filter", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("filterRow")
-        self.filter = filter_index
-        self.hits = hits
+        self.noun = noun
+        self.filter = -1
+        self.hits: list[HitView] = []
         row = QHBoxLayout(self)
         row.setContentsMargins(2, 1, 2, 1)
         row.setSpacing(3)
-        name = QLabel(f"filter {filter_index}", self)
-        name.setFixedWidth(name.fontMetrics().horizontalAdvance("filter 0000") + 4)
-        row.addWidget(name)
-        self.pictures: list[Picture] = []
-        for position, (hit, picture_rgb) in enumerate(zip(hits, crops, strict=True)):
-            cell = QVBoxLayout()
-            cell.setSpacing(0)
-            picture = Picture(size, self)
-            picture.setObjectName("hitPicture")
-            picture.set_rgb(picture_rgb)
-            label = f", {hit.label}" if hit.label else ""
-            picture.setToolTip(f"filter {filter_index}: sample {hit.sample}{label},"
-                               f" activation {value_text(hit.activation)}")
-            picture.entered.connect(lambda p=position: self.hit_entered.emit(self.filter, p))
-            self.pictures.append(picture)
-            cell.addWidget(picture)
-            value = QLabel(value_text(hit.activation), self)
-            value.setObjectName("hitValue")
-            value.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-            value.setToolTip(picture.toolTip())
-            cell.addWidget(value)
-            row.addLayout(cell)
-        row.addSpacing(12)
+        self.name = QLabel(self)
+        self.name.setFixedWidth(self.name.fontMetrics().horizontalAdvance("filter 0000") + 4)
+        row.addWidget(self.name)
         synth = QVBoxLayout()
+        synth.setContentsMargins(0, 0, 0, 0)
         synth.setSpacing(0)
         self.synthesised = Picture(size, self)
         self.synthesised.setObjectName("synthesisedPicture")
@@ -223,9 +312,33 @@ class FilterRow(QWidget):
         self.synthesis_text.setObjectName("synthesisValue")
         self.synthesis_text.setAlignment(Qt.AlignmentFlag.AlignHCenter)
         synth.addWidget(self.synthesis_text)
-        row.addLayout(synth)
-        self.synthesised.setVisible(False)
+        synth.addStretch(1)
+        # Before the top-k (always in sight in a narrow dock), its width kept when empty.
+        holder = QWidget(self)
+        holder.setLayout(synth)
+        holder.setFixedWidth(max(size, self.fontMetrics().horizontalAdvance("mean 0.000")) + 12)
+        row.addWidget(holder)
+        row.addSpacing(8)
+        self.strip = HitStrip(size, self)
+        self.strip.entered.connect(lambda p: self.hit_entered.emit(self.filter, p))
+        self.strip.clicked.connect(lambda p: self.hit_clicked.emit(self.filter, p))
+        row.addWidget(self.strip)
         row.addStretch(1)
+        self.clear_synthesis()
+
+    def set_filter(self, filter_index: int, hits: list[HitView], crops: list[np.ndarray]) -> None:
+        self.filter, self.hits = filter_index, hits
+        self.name.setText(f"{self.noun} {filter_index}")
+        tips = [f"{self.noun} {filter_index}: sample {h.sample}"
+                f"{f', class {h.label}' if h.label else ''}, activation"
+                f" {value_text(h.activation)}" for h in hits]
+        self.strip.set_hits(crops, [value_text(h.activation) for h in hits], tips)
+        self.clear_synthesis()
+
+    def clear_synthesis(self) -> None:
+        self.synthesised.set_rgb(None)
+        self.synthesised.setVisible(False)
+        self.synthesis_text.clear()
 
     def show_synthesis(self, rgb: np.ndarray, reached: float, mean: float | None) -> None:
         """The image made to excite this filter, the activation it reached and the
@@ -234,7 +347,7 @@ class FilterRow(QWidget):
         self.synthesised.setVisible(True)
         versus = f"\nmean {value_text(mean)}" if mean is not None else ""
         self.synthesis_text.setText(f"{value_text(reached)}{versus}")
-        tip = (f"An image optimised to excite filter {self.filter}: its activation"
+        tip = (f"An image optimised to excite {self.noun} {self.filter}: its activation"
                f" {value_text(reached)}")
         if mean is not None:
             tip += f"; the samples' mean is {value_text(mean)}"
@@ -253,7 +366,6 @@ class HeatPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         self.title = QLabel(title, self)
-        self.title.setWordWrap(True)
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.title)
         body = QHBoxLayout()
@@ -284,15 +396,19 @@ class HeatPanel(QWidget):
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
         scaled = (self.values - low) / (high - low) if high > low else \
             np.zeros_like(self.values)
-        self.picture.set_rgb(overlay(image_rgb, scaled))
-        self.colorbar.set_scale(SEQUENTIAL, low, high, unit)
-        self.status.setText("Hover for values" if high > low else
-                            "The map is flat: no region matters more than another")
+        if high > low:
+            self.picture.set_rgb(overlay(image_rgb, scaled))
+            self.colorbar.set_scale(SEQUENTIAL, low, high, unit)
+            self.status.setText("Hover for values")
+        else:  # nothing to scale: the image alone, and why
+            self.picture.set_rgb(image_rgb)
+            self.colorbar.setVisible(False)
+            self.status.setText(f"Flat ({value_text(low)}): no region stands out")
 
     def _hovered(self, y: int, x: int) -> None:
         if y < 0 or not self.values.size:
             return
-        self.status.setText(f"pixel ({y}, {x}): {self.unit} {value_text(float(self.values[y, x]))}")
+        self.status.setText(f"pixel ({y}, {x}): {value_text(float(self.values[y, x]))}")
 
 
 class ImageSide(QWidget):
@@ -322,10 +438,14 @@ class ImageSide(QWidget):
         row.addWidget(self.prediction, 1)
         column.addLayout(row)
         maps = QHBoxLayout()
-        self.occlusion = HeatPanel("Occlusion: the class score's drop when a patch covers"
-                                   " each pixel", "occlusionMap", self)
-        self.grad_cam = HeatPanel("Grad-CAM: where the gradient says the class's evidence"
-                                  " lies", "gradCamMap", self)
+        self.occlusion = HeatPanel("Occlusion", "occlusionMap", self)
+        self.occlusion.setToolTip("Occlusion sensitivity: how much the predicted class's"
+                                  " score drops when a patch covers each pixel (the mean"
+                                  " over the patches covering it); min–max scaled")
+        self.grad_cam = HeatPanel("Grad-CAM", "gradCamMap", self)
+        self.grad_cam.setToolTip("Grad-CAM: the feature maps weighted by the gradient of"
+                                 " the predicted class's score, where the evidence for it"
+                                 " lies; min–max scaled")
         maps.addWidget(self.occlusion, 1)
         maps.addWidget(self.grad_cam, 1)
         column.addLayout(maps, 1)
@@ -342,7 +462,7 @@ class ImageSide(QWidget):
         rgb = to_rgb(image)
         self.prediction.setText(f"{what}: predicted {class_name} (p = {probability:.2f})")
         self.prediction.setToolTip(self.prediction.text())
-        self.occlusion.show_map(rgb, occlusion, "score drop")
-        self.grad_cam.show_map(rgb, grad_cam, "Grad-CAM")
-        self.grad_cam.title.setText(f"Grad-CAM at {layer}: where the gradient says the"
-                                    f" evidence for {class_name} lies")
+        self.occlusion.show_map(rgb, occlusion, "drop")
+        self.grad_cam.show_map(rgb, grad_cam, "scaled")
+        self.occlusion.title.setText(f"Occlusion, class {class_name}")
+        self.grad_cam.title.setText(f"Grad-CAM, class {class_name} ({layer})")

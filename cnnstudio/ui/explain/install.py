@@ -15,7 +15,7 @@ from cnnstudio.ui.explain.view import ExplainView
 if TYPE_CHECKING:
     from cnnstudio.ui.main_window import MainWindow
 
-DOCK_SHARE = 0.45  # Explain Layer makes the dock this share of the window's height
+DOCK_SHARE = 0.5  # Explain Layer makes the dock this share of the window's height
 SHORTCUT = "Ctrl+E"
 
 
@@ -30,6 +30,7 @@ class ExplainPlugin(QObject):
         self.dock = window.add_dock("explainDock", "Explain", self.view,
                                     Qt.DockWidgetArea.BottomDockWidgetArea,
                                     beside=window.training.dock)
+        window.summary_dock.raise_()  # add_dock raised Training; the summary was in front
         self.action = QAction("E&xplain Layer", window)
         self.action.setObjectName("actionExplain")
         self.action.setShortcut(QKeySequence(SHORTCUT))

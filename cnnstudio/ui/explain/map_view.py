@@ -64,11 +64,14 @@ class MapView(QWidget):
         self.values = np.zeros((0, 0))
         self.rgb = np.zeros((0, 0, 3), np.uint8)
         self.pad = (0, 0)  # zero rows, cols drawn around the data (on both sides)
+        # The part drawn, [r0, r1) × [c0, c1) in data coordinates (padding: < 0, ≥ size).
+        self.region = (0, 0, 0, 0)
         self.window: list[tuple[int, int]] = []  # taps in data coordinates (may be padding)
         self.box: tuple[int, int, int, int] | None = None  # [r0, c0, r1, c1) outline
         self.highlight: tuple[int, int] | None = None
         self.numbers = True  # write values in cells large enough (pictures: no)
         self.blank: np.ndarray | None = None
+        self.signal: np.ndarray | None = None  # (C, L): drawn as curves, not cells
         self._image: QImage | None = None
 
     def sizeHint(self) -> QSize:
@@ -77,17 +80,19 @@ class MapView(QWidget):
     # ---- content -------------------------------------------------------------------
 
     def show_values(self, values: np.ndarray, scale: float, title: str = "",
-                    pad: tuple[int, int] = (0, 0), blank: np.ndarray | None = None) -> None:
+                    pad: tuple[int, int] = (0, 0), blank: np.ndarray | None = None,
+                    region: tuple[int, int, int, int] | None = None) -> None:
         """A map of numbers (2-D; 1-D shown as one row), coloured by sign/magnitude;
-        `blank` cells (True) drawn empty; `pad` zero rows/columns drawn around it."""
+        `blank` cells (True) drawn empty; `pad` zero rows/columns drawn around it;
+        `region` (r0, r1, c0, c1): only that part, in data coordinates (default: all)."""
         values = np.asarray(values, np.float64)
         values = values.reshape(1, -1) if values.ndim == 1 else values
         self.values, self.title, self.pad, self.numbers = values, title, pad, True
-        self.blank = blank
+        self.blank, self.signal = blank, None
         rgb = colour_cells(values, scale)
         if blank is not None:
             rgb[np.asarray(blank, bool).reshape(values.shape)] = BLANK
-        self._set_rgb(rgb)
+        self._set_rgb(rgb, region)
 
     def show_picture(self, picture: np.ndarray, title: str = "") -> None:
         """A sample as a picture: (H, W) grey or (H, W, 3) colour, no numbers."""
@@ -95,13 +100,21 @@ class MapView(QWidget):
         a = a.reshape(1, -1) if a.ndim == 1 else a
         self.values, self.title, self.pad, self.numbers = a if a.ndim == 2 else a[..., 0], \
             title, (0, 0), False
-        self.blank = None
-        self._set_rgb(grey_cells(a))
+        self.blank, self.signal = None, None
+        self._set_rgb(grey_cells(a), None)
+
+    def show_signal(self, signal: np.ndarray, title: str = "") -> None:
+        """A 1-D sample (C, L) as one curve per channel; `box` marks a range of it."""
+        self.signal = np.asarray(signal, np.float64).reshape(len(signal), -1)
+        self.values, self.title, self.pad, self.numbers, self.blank = \
+            self.signal, title, (0, 0), False, None
+        self._set_rgb(np.zeros((0, 0, 3), np.uint8), None)
 
     def clear(self) -> None:
+        self.signal = None
         self.values = np.zeros((0, 0))
         self.window, self.box, self.highlight, self.title = [], None, None, ""
-        self._set_rgb(np.zeros((0, 0, 3), np.uint8))
+        self._set_rgb(np.zeros((0, 0, 3), np.uint8), None)
 
     def set_marks(self, window: list[tuple[int, int]] | None = None,
                   box: tuple[int, int, int, int] | None = None,
@@ -110,18 +123,26 @@ class MapView(QWidget):
         self.window, self.box, self.highlight = list(window or []), box, highlight
         self.update()
 
-    def _set_rgb(self, rgb: np.ndarray) -> None:
+    def _set_rgb(self, rgb: np.ndarray, region: tuple[int, int, int, int] | None) -> None:
+        rows, cols = rgb.shape[:2]
         pr, pc = self.pad
-        if (pr or pc) and rgb.size:
-            full = np.empty((rgb.shape[0] + 2 * pr, rgb.shape[1] + 2 * pc, 3), np.uint8)
-            full[:] = PADDING
-            full[pr:pr + rgb.shape[0], pc:pc + rgb.shape[1]] = rgb
-            rgb = full
-        self.rgb = np.ascontiguousarray(rgb)
+        r0, r1, c0, c1 = region if region is not None else (-pr, rows + pr, -pc, cols + pc)
+        out = np.empty((max(0, r1 - r0), max(0, c1 - c0), 3), np.uint8)
+        out[:] = PADDING
+        # The data cells inside the region; the rest of it is the zero border.
+        dr0, dr1, dc0, dc1 = max(r0, 0), min(r1, rows), max(c0, 0), min(c1, cols)
+        if dr1 > dr0 and dc1 > dc0:
+            out[dr0 - r0:dr1 - r0, dc0 - c0:dc1 - c0] = rgb[dr0:dr1, dc0:dc1]
+        self.region = (r0, r1, c0, c1)
+        self.rgb = np.ascontiguousarray(out)
         h, w = self.rgb.shape[:2]
         self._image = QImage(self.rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy() \
             if h and w else None
         self.update()
+
+    def _inside(self, r: int, c: int) -> bool:
+        rows, cols = self.values.shape[:2]
+        return 0 <= r < rows and 0 <= c < cols
 
     # ---- geometry --------------------------------------------------------------------
 
@@ -141,8 +162,8 @@ class MapView(QWidget):
     def _rect(self, r0: float, c0: float, r1: float, c1: float) -> QRectF:
         """Widget rectangle of data cells [r0, r1) × [c0, c1) (padding counted)."""
         cell, left, top = self.cell_geometry()
-        pr, pc = self.pad
-        return QRectF(left + (c0 + pc) * cell, top + (r0 + pr) * cell, (c1 - c0) * cell,
+        or0, _, oc0, _ = self.region
+        return QRectF(left + (c0 - oc0) * cell, top + (r0 - or0) * cell, (c1 - c0) * cell,
                       (r1 - r0) * cell)
 
     def cell_at(self, x: float, y: float) -> tuple[int, int] | None:
@@ -150,10 +171,10 @@ class MapView(QWidget):
         cell, left, top = self.cell_geometry()
         if not cell:
             return None
-        pr, pc = self.pad
-        r, c = int((y - top) // cell) - pr, int((x - left) // cell) - pc
-        rows, cols = self.values.shape[:2]
-        return (r, c) if 0 <= r < rows and 0 <= c < cols and y >= top and x >= left else None
+        r0, r1, c0, c1 = self.region
+        r, c = int((y - top) // cell) + r0, int((x - left) // cell) + c0
+        inside = r0 <= r < r1 and c0 <= c < c1 and y >= top and x >= left
+        return (r, c) if inside and self._inside(r, c) else None
 
     # ---- painting and mouse -----------------------------------------------------------
 
@@ -165,23 +186,26 @@ class MapView(QWidget):
                                                           self.width() - 4)
             painter.drawText(QRectF(0, 0, self.width(), self._title_height()),
                              Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, title)
+        if self.signal is not None:
+            self._paint_signal(painter)
+            return
         if self._image is None:
             return
         cell, left, top = self.cell_geometry()
         h, w = self.rgb.shape[:2]
         area = QRectF(left, top, cell * w, cell * h)
         painter.drawImage(area, self._image)  # nearest neighbour: cells stay sharp
-        pr, pc = self.pad
-        if pr or pc:
-            hatch = QBrush(QColor(*PADDING).darker(125), Qt.BrushStyle.BDiagPattern)
-            inner = QRectF(left + pc * cell, top + pr * cell, (w - 2 * pc) * cell,
-                           (h - 2 * pr) * cell)
-            for r in (QRectF(area.left(), area.top(), area.width(), pr * cell),
-                      QRectF(area.left(), inner.bottom(), area.width(), pr * cell),
-                      QRectF(area.left(), inner.top(), pc * cell, inner.height()),
-                      QRectF(inner.right(), inner.top(), pc * cell, inner.height())):
-                if r.width() > 0 and r.height() > 0:
-                    painter.fillRect(r, hatch)
+        r0, r1, c0, c1 = self.region
+        hatch = QBrush(QColor(*PADDING).darker(125), Qt.BrushStyle.BDiagPattern)
+        rows, cols = self.values.shape[:2]
+        for r in range(r0, r1):  # the zero border, hatched: whole rows, or its two sides
+            if not 0 <= r < rows:
+                painter.fillRect(self._rect(r, c0, r + 1, c1), hatch)
+                continue
+            if c0 < 0:
+                painter.fillRect(self._rect(r, c0, r + 1, min(0, c1)), hatch)
+            if c1 > cols:
+                painter.fillRect(self._rect(r, max(cols, c0), r + 1, c1), hatch)
         if cell >= 6:
             painter.setPen(QPen(QColor(200, 200, 200), 1))
             for i in range(h + 1):
@@ -193,29 +217,49 @@ class MapView(QWidget):
         self._paint_numbers(painter, cell)
         self._paint_marks(painter, cell)
 
+    def _paint_signal(self, painter: QPainter) -> None:
+        signal = self.signal
+        if signal is None or not signal.size:
+            return
+        top = self._title_height()
+        area = QRectF(4, top + 2, self.width() - 8, self.height() - top - 6)
+        length = signal.shape[1]
+        step = area.width() / max(1, length)
+        if self.box is not None:  # the range the value sees, shaded
+            _, c0, _, c1 = self.box
+            c0, c1 = max(0, c0), min(length, c1)
+            shade = QRectF(area.left() + c0 * step, area.top(), (c1 - c0) * step, area.height())
+            painter.fillRect(shade, QColor(255, 64, 64, 60))
+            painter.setPen(QPen(QColor(255, 64, 64), 2))
+            painter.drawRect(shade)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        low, high = float(np.nanmin(signal)), float(np.nanmax(signal))
+        span = high - low if high > low else 1.0
+        for k, curve in enumerate(signal):
+            painter.setPen(QPen(QColor.fromHsv((210 + 70 * k) % 360, 200, 160), 1.5))
+            points = [QPointF(area.left() + (i + 0.5) * step,
+                              area.bottom() - (v - low) / span * area.height())
+                      for i, v in enumerate(curve)]
+            painter.drawPolyline(points)
+
     def _paint_numbers(self, painter: QPainter, cell: float) -> None:
         if not self.numbers:
             return
         metrics = QFontMetricsF(self.font())
         if cell < metrics.horizontalAdvance("−0.00") + 4 or cell < metrics.height():
             return
-        rows, cols = self.values.shape
         blank = self.blank.reshape(self.values.shape) if self.blank is not None else None
-        painter.setPen(QColor(30, 30, 30))
-        for r in range(rows):
-            for c in range(cols):
-                if blank is not None and blank[r, c]:
-                    continue
-                painter.drawText(self._rect(r, c, r + 1, c + 1), Qt.AlignmentFlag.AlignCenter,
-                                 fmt(self.values[r, c], 3))
-        pr, pc = self.pad
-        if pr or pc:
-            painter.setPen(qcolour(MUTED))
-            for r in range(-pr, rows + pr):
-                for c in range(-pc, cols + pc):
-                    if not (0 <= r < rows and 0 <= c < cols):
-                        painter.drawText(self._rect(r, c, r + 1, c + 1),
-                                         Qt.AlignmentFlag.AlignCenter, "0")
+        r0, r1, c0, c1 = self.region
+        for r in range(r0, r1):
+            for c in range(c0, c1):
+                if not self._inside(r, c):
+                    painter.setPen(qcolour(MUTED))
+                    painter.drawText(self._rect(r, c, r + 1, c + 1),
+                                     Qt.AlignmentFlag.AlignCenter, "0")
+                elif blank is None or not blank[r, c]:
+                    painter.setPen(QColor(30, 30, 30))
+                    painter.drawText(self._rect(r, c, r + 1, c + 1),
+                                     Qt.AlignmentFlag.AlignCenter, fmt(self.values[r, c], 3))
 
     def _paint_marks(self, painter: QPainter, cell: float) -> None:
         painter.setBrush(Qt.BrushStyle.NoBrush)

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from cnnstudio.ui.explain.computation import ComputationPage
     from cnnstudio.ui.explain.host import ExplainHost
 
-VECTOR_COLUMNS = 16  # a vector (a Linear's units) is drawn in rows of this many
+VECTOR_COLUMNS = 16  # a vector (a Linear's units) is drawn in rows of at least this many
+MAX_COLUMNS = 64
 SIGNAL_COLUMNS = 32  # a 1-D map (Conv1d) longer than this wraps too
+INPUT_SHOWN = 12  # of a larger input, this many cells around the window are drawn
 
 
 def positions(shape: tuple[int, ...]) -> int:
@@ -27,8 +29,9 @@ def positions(shape: tuple[int, ...]) -> int:
 
 def display_columns(shape: tuple[int, ...]) -> int:
     """Columns of the drawn map: a 2-D map's width; vectors and long signals wrap."""
-    if len(shape) == 1:
-        return max(1, min(int(shape[0]), VECTOR_COLUMNS))
+    if len(shape) == 1:  # about twice as wide as high, at least a row of 16
+        wide = math.ceil(math.sqrt(2 * int(shape[0])))
+        return max(1, min(int(shape[0]), max(VECTOR_COLUMNS, min(wide, MAX_COLUMNS))))
     if len(shape) == 2:
         return max(1, min(int(shape[1]), SIGNAL_COLUMNS))
     return max(1, int(shape[-1]))
@@ -159,9 +162,27 @@ def draw_input(page: ComputationPage, e: Any) -> None:
         return
     pad = _padding_to_show(window, plane.shape, declared, 2 if array.ndim == 3 else 1) \
         if window else (0, 0)
+    focus = window or ([highlight] if highlight is not None else [(0, 0)])
+    region = (*around([r for r, _ in focus], plane.shape[0], pad[0]),
+              *around([c for _, c in focus], plane.shape[1], pad[1]))
     title = f"{name} · channel {channel}" if array.ndim >= 2 else name
-    view.show_values(plane, magnitude(plane), title, pad=pad)
+    if region[1] - region[0] < plane.shape[0] + 2 * pad[0] or \
+            region[3] - region[2] < plane.shape[1] + 2 * pad[1]:
+        title += f" · rows {max(0, region[0])}–{min(plane.shape[0], region[1]) - 1}," \
+            f" cols {max(0, region[2])}–{min(plane.shape[1], region[3]) - 1}"
+    view.show_values(plane, magnitude(plane), title, pad=pad, region=region)
     view.set_marks(window=window, highlight=highlight)
+
+
+def around(taps: list[int], size: int, pad: int) -> tuple[int, int]:
+    """The [start, stop) of at most INPUT_SHOWN cells of one axis (padding included)
+    around `taps`: large inputs are shown near the window, large enough to read."""
+    low, high = -pad, size + pad
+    if high - low <= INPUT_SHOWN:
+        return low, high
+    centre = (min(taps) + max(taps) + 1) // 2
+    start = max(low, min(centre - INPUT_SHOWN // 2, high - INPUT_SHOWN))
+    return start, start + INPUT_SHOWN
 
 
 def draw_output(page: ComputationPage, e: Any) -> None:
@@ -173,7 +194,9 @@ def draw_output(page: ComputationPage, e: Any) -> None:
     visited = np.zeros(grid.size, bool)
     visited[:page.visited.size] = page.visited
     blank = ~visited.reshape(grid.shape) | np.isnan(grid)
-    what = "unit" if len(shape) == 1 else f"channel {page.channel}"
+    labels = class_labels(page.host, trace)
+    what = f"class {labels[page.position]}" if labels else \
+        "unit" if len(shape) == 1 else f"channel {page.channel}"
     view.show_values(grid, magnitude(channel_map), f"{trace.node}, {what}: click a value",
                      blank=blank)
     view.set_marks(highlight=cell_of(page.position, cols))
@@ -186,11 +209,13 @@ def draw_picture(page: ComputationPage, e: Any) -> None:
         start, jump, size = field
         spatial = e.index[1:]
         lo = [s + i * j for s, i, j in zip(start, spatial, jump, strict=False)]
+        rows, cols = view.values.shape[:2]
         if len(lo) == 1:  # a signal: its channels are the rows
-            box = (0, lo[0], view.values.shape[0], lo[0] + size[0])
-        elif len(lo) >= 2:
-            box = (lo[-2], lo[-1], lo[-2] + size[-2], lo[-1] + size[-1])
-    view.title = "sample · red: what it sees" if box else "sample"
+            box = (0, max(0, lo[0]), rows, min(cols, lo[0] + size[0]))
+        elif len(lo) >= 2:  # clipped: the field's part in the padding is no picture
+            box = (max(0, lo[-2]), max(0, lo[-1]), min(rows, lo[-2] + size[-2]),
+                   min(cols, lo[-1] + size[-1]))
+    view.title = "sample · red: field" if box else "sample"
     view.set_marks(box=box)
 
 

@@ -9,8 +9,9 @@ imported inside them only (the window imports this module at start).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,23 @@ from cnnstudio.train.model_io import DataRequest, Preprocessing, TrainedModel
 Report = Callable[[str, int, int], None]
 Check = Callable[[], bool]
 SPLITS = {"val": "validation", "train": "training", "all": "all"}
+MEAN_SAMPLES = 512  # the samples' mean activation is estimated on at most this many
+
+
+@contextlib.contextmanager
+def worker_threads() -> Iterator[None]:
+    """Every core but one for this thread's torch work, as training uses (a second thread
+    fighting the GUI thread and other processes for two cores made top-k 3× slower)."""
+    import torch
+
+    from cnnstudio.train.device import default_cpu_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(default_cpu_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class DataCache:
@@ -129,12 +147,14 @@ class Synthesised:
 
 def filter_means(model: TrainedModel, dataset: Any, rows: np.ndarray, node: str,
                  filters: list[int], cancelled: Check, batch_size: int = 256) -> list[float]:
-    """The mean over the samples `rows` of each filter's largest map value (the number
-    the top-k ranks by). Raises Cancelled."""
+    """The mean over the samples `rows` (at most `MEAN_SAMPLES` of them, evenly spread) of
+    each filter's largest map value (the number the top-k ranks by). Raises Cancelled."""
     from cnnstudio.nn.explain.responses import Cancelled
     from cnnstudio.nn.internals import node_activation
 
     module = model.module()
+    if len(rows) > MEAN_SAMPLES:
+        rows = rows[np.linspace(0, len(rows) - 1, MEAN_SAMPLES).astype(np.int64)]
     total = np.zeros(len(filters), np.float64)
     for start in range(0, len(rows), batch_size):
         if cancelled():
@@ -151,7 +171,10 @@ def synthesise(source: TrainedModel, cache: DataCache, request: DataRequest, nod
     """Images made to excite `filters` of `node`, with the activations they reached and
     the split's mean activations to compare with. Raises ValueError or Cancelled."""
     from cnnstudio.nn.explain.synthesis import synthesize
+    from cnnstudio.ui.torch_loading import prepare_torch
 
+    report("preparing the optimiser", 0, 0)
+    prepare_torch()  # the first optimiser step's ~800 imports, without GC stalls
     dataset = cache.get(request, lambda stage, done, total: report(
         f"loading the data: {stage}", done, total))
     model = model_for(source, dataset)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -34,8 +34,18 @@ from PySide6.QtWidgets import (
 
 from cnnstudio.core.errors import first_line
 from cnnstudio.ui.explain import response_jobs as jobs
-from cnnstudio.ui.explain.gallery import FilterRow, HitView, ImageSide, Picture, crop, to_rgb
-from cnnstudio.ui.training.colorbar import value_text
+from cnnstudio.ui.explain.gallery import (
+    GALLERY_TIP,
+    FilterRow,
+    HitStrip,
+    HitView,
+    ImageSide,
+    Picture,
+    crop,
+    display_box,
+    hit_caption,
+    to_rgb,
+)
 from cnnstudio.ui.training.user_requests import IMAGE_FILTER
 
 if TYPE_CHECKING:
@@ -43,7 +53,8 @@ if TYPE_CHECKING:
 
 PAGE = 16  # filters per page (and per synthesis)
 DEFAULT_K = 9
-THUMB = 44  # pixels of one top-k picture
+THUMB = 40  # pixels of one top-k picture
+PREVIEW = 84  # pixels of the hovered sample, whole
 SPLIT_CHOICES = (("validation", "val"), ("training", "train"), ("all", "all"))
 
 
@@ -120,55 +131,48 @@ class FilterResponsesPanel(QWidget):
         layout.addWidget(self.state)
 
         split = QSplitter(Qt.Orientation.Horizontal, self)
-        left = QWidget(split)
-        left_column = QVBoxLayout(left)
-        left_column.setContentsMargins(0, 0, 0, 0)
-        left_column.setSpacing(2)
-        self.legend = QLabel("A row per filter: its strongest samples, best first, each"
-                             " cropped to the input region seen by the position where the"
-                             " filter peaks (its activation below); after Synthesise, an"
-                             " image made to excite it (activation reached, samples' mean).",
-                             left)
-        self.legend.setObjectName("responsesLegend")
-        self.legend.setWordWrap(True)
-        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        left_column.addWidget(self.legend)
-        self.scroll = QScrollArea(left)
+        self.scroll = QScrollArea(split)
         self.scroll.setObjectName("responsesGallery")
         self.scroll.setWidgetResizable(True)
+        self.scroll.setToolTip(GALLERY_TIP)
         self.gallery = QWidget()
         self.gallery_layout = QVBoxLayout(self.gallery)
         self.gallery_layout.setContentsMargins(0, 0, 0, 0)
         self.gallery_layout.setSpacing(2)
         self.gallery_layout.addStretch(1)
         self.scroll.setWidget(self.gallery)
-        left_column.addWidget(self.scroll, 1)
-        split.addWidget(left)
+        split.addWidget(self.scroll)
 
-        preview = QWidget(split)
-        column = QVBoxLayout(preview)
+        right = QWidget(split)
+        column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
-        self.preview = Picture(120, preview)
+        top_row = QHBoxLayout()
+        self.preview = Picture(PREVIEW, right)
         self.preview.setObjectName("hitPreview")
-        column.addWidget(self.preview, 1)
+        self.preview.setFixedSize(PREVIEW, PREVIEW)
+        top_row.addWidget(self.preview)
         self.preview_text = QLabel("Hover over a sample to see it whole, its receptive"
-                                   " field outlined; click it to explain it on the right.",
-                                   preview)
+                                   " field outlined; click it to explain it below.", right)
         self.preview_text.setObjectName("hitPreviewText")
         self.preview_text.setWordWrap(True)
-        column.addWidget(self.preview_text)
-        split.addWidget(preview)
-
-        self.side = ImageSide(split)
+        self.preview_text.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.preview_text.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.Preferred)
+        top_row.addWidget(self.preview_text, 1)
+        column.addLayout(top_row)
+        self.side = ImageSide(right)
         self.sample, self.prediction = self.side.sample, self.side.prediction
         self.occlusion, self.grad_cam = self.side.occlusion, self.side.grad_cam
         self.sample.valueChanged.connect(self._sample_chosen)
         self.side.open_button.clicked.connect(lambda: self.open_image())
-        split.addWidget(self.side)
-        split.setStretchFactor(0, 5)
-        split.setStretchFactor(1, 1)
-        split.setStretchFactor(2, 3)
-        split.setSizes([620, 160, 420])
+        column.addWidget(self.side, 1)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        right.setMinimumWidth(260)
+        self.split_view = split
+        self._split_moved = False  # the user's own split is kept
+        split.splitterMoved.connect(lambda *_: setattr(self, "_split_moved", True))
         layout.addWidget(split, 1)
 
     # ---- what to show ------------------------------------------------------------------
@@ -184,8 +188,22 @@ class FilterResponsesPanel(QWidget):
         self._top_key = self._image_key = None  # stale: recomputed when seen
         self.refresh()
 
+    def _fit_split(self) -> None:
+        """The gallery as wide as a row of nine pictures, if that leaves the image side
+        over a third."""
+        if self._split_moved:
+            return
+        total = self.split_view.width()
+        gallery = min(190 + DEFAULT_K * (THUMB + HitStrip.GAP), int(total * 0.64))
+        self.split_view.setSizes([gallery, total - gallery])
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_split()
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
+        self._fit_split()
         self.refresh()
 
     def _keys(self) -> tuple[Any, Any, Any] | None:
@@ -261,8 +279,11 @@ class FilterResponsesPanel(QWidget):
             finish()
             failed(first_line(err), flag.is_set())
 
-        self.host.background.submit(f"explainResponses.{kind}",
-                                    lambda: work(report, flag.is_set), ok, bad)
+        def run() -> Any:
+            with jobs.worker_threads():
+                return work(report, flag.is_set)
+
+        self.host.background.submit(f"explainResponses.{kind}", run, ok, bad)
 
     def cancel(self) -> None:
         """Stop every job of this page (Cancel in the progress row)."""
@@ -338,49 +359,56 @@ class FilterResponsesPanel(QWidget):
         return [f.filter for f in self.top.filters[first:first + PAGE]]
 
     def _show_page(self) -> None:
-        self._clear_rows()
+        """The rows of the page chosen; rows are reused (new widgets cost the GUI thread
+        their creation, polish and layout)."""
         top = self.top
         if top is None:
+            self._clear_rows()
             return
+        filters = self.shown_filters()
+        noun = "unit" if top.filters and top.filters[0].hits and \
+            not top.filters[0].hits[0].position else "filter"
+        if self.rows and self.rows[0].noun != noun:
+            self._clear_rows()
         rgb_cache: dict[int, np.ndarray] = {}
         self.gallery.setUpdatesEnabled(False)  # one layout pass for the whole page
-        for f in self.shown_filters():
-            hits = top.filters[f].hits
+        while len(self.rows) > len(filters):
+            row = self.rows.pop()
+            row.setParent(None)
+            row.deleteLater()
+        for i, f in enumerate(filters):
+            if i == len(self.rows):
+                row = FilterRow(THUMB, noun, self.gallery)
+                row.hit_entered.connect(self._preview)
+                row.hit_clicked.connect(self._use_hit)
+                self.gallery_layout.insertWidget(self.gallery_layout.count() - 1, row)
+                self.rows.append(row)
             views, crops = [], []
-            for hit in hits:
+            for hit in top.filters[f].hits:
                 if hit.sample not in rgb_cache:
                     rgb_cache[hit.sample] = to_rgb(top.samples[hit.sample])
                 views.append(HitView(hit.sample, hit.activation, hit.box,
                                      top.labels.get(hit.sample, "")))
-                crops.append(crop(rgb_cache[hit.sample], hit.box))
-            row = FilterRow(f, views, crops, THUMB, self.gallery)
-            row.hit_entered.connect(self._preview)
-            for position, picture in enumerate(row.pictures):
-                picture.clicked.connect(lambda f=f, p=position: self._use_hit(f, p))
-            self.gallery_layout.insertWidget(self.gallery_layout.count() - 1, row)
-            self.rows.append(row)
+                rgb = rgb_cache[hit.sample]
+                crops.append(crop(rgb, display_box(top.samples[hit.sample], rgb, hit.box)))
+            self.rows[i].set_filter(f, views, crops)
         self._show_synthesis()
         self.gallery.setUpdatesEnabled(True)
+        self.synth_button.setEnabled(bool(self.rows))
         if self.rows and self.rows[0].hits:
             self._preview(self.rows[0].filter, 0)
-        self.synth_button.setEnabled(bool(self.rows))
 
     def _preview(self, f: int, position: int) -> None:
         top = self.top
         if top is None or f >= len(top.filters) or position >= len(top.filters[f].hits):
             return
         hit = top.filters[f].hits[position]
-        self.preview.set_rgb(to_rgb(top.samples[hit.sample]), hit.box)
-        label = top.labels.get(hit.sample, "")
-        where = ""
-        if hit.box is not None:
-            y0, x0, y1, x1 = hit.box
-            where = f"; it sees rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1}"
-        at = f" at {tuple(hit.position)}" if hit.position else ""
-        self.preview_text.setText(
-            f"Filter {f}, #{position + 1}: sample {hit.sample}"
-            f"{f' (class {label})' if label else ''}, activation"
-            f" {value_text(hit.activation)}{at}{where}")
+        sample = top.samples[hit.sample]
+        rgb = to_rgb(sample)
+        self.preview.set_rgb(rgb, display_box(sample, rgb, hit.box))
+        noun = self.rows[0].noun if self.rows else "filter"
+        self.preview_text.setText(hit_caption(noun, f, position, hit,
+                                              top.labels.get(hit.sample, "")))
 
     def _use_hit(self, f: int, position: int) -> None:
         """A clicked top-k sample becomes the image explained on the right."""

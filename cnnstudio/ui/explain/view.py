@@ -8,19 +8,12 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from cnnstudio.ui.explain.computation import ComputationPage
+from cnnstudio.ui.explain.responses import FilterResponsesPanel
 
 if TYPE_CHECKING:
     from cnnstudio.ui.explain.host import ExplainHost
 
 RESPONSES_TITLE = "What the filters respond to"
-
-
-def _responses_page(host: ExplainHost) -> QWidget | None:
-    try:
-        from cnnstudio.ui.explain.responses import FilterResponsesPanel
-    except ImportError:  # the page is being written: the view works without it
-        return None
-    return FilterResponsesPanel(host)
 
 
 class ExplainView(QWidget):
@@ -36,9 +29,8 @@ class ExplainView(QWidget):
         self.tabs.setDocumentMode(True)
         self.computation = ComputationPage(host)
         self.tabs.addTab(self.computation, "Computation")
-        self.responses = _responses_page(host)
-        if self.responses is not None:
-            self.tabs.addTab(self.responses, RESPONSES_TITLE)
+        self.responses = FilterResponsesPanel(host)
+        self.tabs.addTab(self.responses, RESPONSES_TITLE)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -49,5 +41,4 @@ class ExplainView(QWidget):
         """Explain `node` (None: no layer chosen); pages compute when shown."""
         self.node = node
         self.computation.set_layer(node)
-        if self.responses is not None:
-            self.responses.set_layer(node)  # type: ignore[attr-defined]
+        self.responses.set_layer(node)
