@@ -49,8 +49,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         rows = summary_rows(project.graph, inference)
         doc = {
             "layers": [{"id": r.id, "type": r.type, "output_shape": r.shape, "params": r.params,
-                        "macs": r.macs} for r in rows],
+                        "macs": r.macs, "trainable": r.trainable} for r in rows],
             "total_params": inference.total_params,
+            "frozen_params": inference.frozen_params,
             "total_macs": inference.total_macs,
             "errors": [{"node": p.node, "message": p.message} for p in inference.problems
                        if p.severity == ERROR],
@@ -128,6 +129,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from cnnstudio.cli_import import cmd_import as run  # imports torch: only when importing
+
+    return run(args)
+
+
 # Qt platform plugins that draw without a display server (into memory, a framebuffer, VNC).
 _HEADLESS_PLATFORMS = ("offscreen", "minimal", "minimalegl", "eglfs", "linuxfb", "vnc",
                        "vkkhrdisplay")
@@ -157,7 +164,8 @@ def display_problem(environ: Mapping[str, str], platform: str) -> str | None:
     why = (f"QT_QPA_PLATFORM={wanted} and {' or '.join(needs)} is not set" if names
            else "DISPLAY and WAYLAND_DISPLAY are not set")
     return (f"there is no display to open the window on ({why}); the command-line"
-            " commands (summary, train, predict, export, explain, new, templates) work without one. For the window: connect with 'ssh -X', run"
+            " commands (summary, train, predict, export, explain, import, new, templates) work"
+            " without one. For the window: connect with 'ssh -X', run"
             " 'xvfb-run cnnstudio', or set QT_QPA_PLATFORM=offscreen (draws it nowhere,"
             " for scripts)")
 
@@ -226,10 +234,29 @@ def _command_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="write the pictures (PNG) and report.json into this folder")
+    p = command("import", cmd_import, "import an ONNX model or a PyTorch class (with its"
+                " weights) into a new project; FILE.py:CLASS runs that file's code",
+                project=False)
+    p.add_argument("model", metavar="MODEL",
+                   help="an .onnx file, or FILE.py:CLASS: an nn.Module class in your own"
+                        " file, created with no arguments and traced with torch.fx (this"
+                        " RUNS the file's code: import only code you trust). Pickle-based"
+                        " files (.pt, .pth, .pt2, TorchScript) are not read")
+    p.add_argument("-o", "--output", required=True, metavar="PROJECT",
+                   help="the .cnnproj file to write")
+    p.add_argument("--input-shape", metavar="C,H,W",
+                   help="the per-sample input shape, channels first, e.g. 3,32,32 (needed"
+                        " when the model does not say it)")
+    p.add_argument("--name", metavar="NAME", help="the project's name (default: the"
+                   " model file's name)")
+    p.add_argument("--weights", metavar="FILE.safetensors",
+                   help="the class's state_dict as safetensors (FILE.py:CLASS only)")
+    p.add_argument("--force", action="store_true", help="replace an existing PROJECT")
     return parser
 
 
-COMMANDS = ("summary", "templates", "new", "train", "predict", "export", "explain")
+COMMANDS = ("summary", "templates", "new", "train", "predict", "export", "explain",
+            "import")
 # cnnstudio.nn.export.FORMATS, repeated so that parsing the command line needs no torch.
 EXPORT_FORMATS = ("python", "torchscript", "onnx", "safetensors", "card")
 

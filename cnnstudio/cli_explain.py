@@ -13,54 +13,29 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from cnnstudio.cli_common import EXIT_OK, EXIT_PROBLEMS, UsageError, fail, load_project
+from cnnstudio.cli_lines import DataProgress
 from cnnstudio.train.model_io import DataRequest, Preprocessing, TrainedModel, read_image
 
-SPLITS = ("val", "train", "all")
 _SHOWN_CHOICES = 8  # layer ids an "unknown layer" line names
 
 
-class StageProgress:
-    """Progress of each stage on one rewritten line of a terminal (stderr)."""
-
-    def __init__(self, stream: TextIO, suffix: str = "") -> None:
-        self.stream = stream
-        self.suffix = suffix  # e.g. " data" for the loader's stages ("scanning data")
-        self._open = False
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        percent = 100 * done // total if total else 100
-        self.stream.write(f"\r{stage}{self.suffix}: {done}/{total} ({percent}%)   ")
-        self._open = done < total
-        if not self._open:
-            self.stream.write("\n")
-        self.stream.flush()
-
-    def end_line(self) -> None:
-        """End an unfinished line, so that a message after it starts on its own."""
-        if self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = False
-
-
-def layer_choices(project: Any) -> tuple[dict[str, Any], list[str]]:
-    """({node id: output shape or None}, the ids of layers with feature maps (a channel
-    axis and a spatial one), in the network's order)."""
+def map_layers(project: Any) -> list[str]:
+    """The ids of the layers with feature maps (a channel axis and a spatial one), in the
+    network's order."""
     from cnnstudio.core.shapes import infer_shapes
 
     inference = infer_shapes(project.graph, task=project.task)
     shapes = {node_id: info.shape for node_id, info in inference.nodes.items()}
     order = [i for i in inference.order if project.graph.node(i).type != "Input"]
-    maps = [i for i in order if shapes.get(i) is not None and len(shapes[i]) >= 2]
-    return shapes, maps
+    return [i for i in order if shapes.get(i) is not None and len(shapes[i]) >= 2]
 
 
 def _check_layer(project: Any, layer: str) -> None:
     """An unknown id or one that is the Input is a UsageError naming a few valid ids."""
-    _shapes, maps = layer_choices(project)
+    maps = map_layers(project)
     if layer in project.graph and project.graph.node(layer).type != "Input":
         return
     shown = ", ".join(maps[:_SHOWN_CHOICES]) + (", …" if len(maps) > _SHOWN_CHOICES else "")
@@ -129,16 +104,36 @@ def _table(report: Any, model: TrainedModel, samples: int) -> str:
     return "\n".join(lines)
 
 
+def _printable(text: str, doc: dict[str, Any] | None = None) -> str:
+    """`text` as stdout can encode it: a file name that is not UTF-8 (kept as surrogates)
+    or not in the terminal's encoding is escaped — for JSON (`doc`), as JSON escapes."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+        return text
+    except (UnicodeEncodeError, LookupError):
+        if doc is not None:
+            return json.dumps(doc, ensure_ascii=True)
+        return text.encode(encoding, "backslashreplace").decode(encoding, "replace")
+
+
 def _split_size(dataset: Any, split: str) -> int:
     return len(dataset.x) if split == "all" else len(dataset.splits.get(split, ()))
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    """`cnnstudio explain PROJECT --layer ID [--top K] [--split S] [--image IMG] [--json]
+    [-o DIR]`: the table (or JSON) of the samples that excite each filter of the layer
+    most, and with -o the pictures and report.json. Returns EXIT_OK, or EXIT_PROBLEMS
+    when the network cannot be built; raises UsageError (status 2, one line) for bad
+    arguments, an unusable image, data that cannot be loaded or a folder that cannot be
+    written."""
     from cnnstudio.core.errors import FormatError, GraphError, with_more
     from cnnstudio.core.shapes import infer_shapes
     from cnnstudio.data import DataError
     from cnnstudio.nn import BuildError, WeightsError
     from cnnstudio.nn.explain import explain_layer
+    from cnnstudio.nn.explain.report import check_image
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")
@@ -150,13 +145,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
             raise UsageError("--image is empty: give an image file")
         try:
             image = read_image(project.graph, args.image)
+            check_image(project.task, tuple(image.shape))  # before the data and the search
         except ValueError as err:
             raise UsageError(f"--image: {err}") from None
     folder = _output_folder(args.output)
     terminal = not args.json and sys.stderr.isatty()
     try:
-        dataset = DataRequest.of(project).load(
-            StageProgress(sys.stderr, " data") if terminal else None)
+        dataset = DataRequest.of(project).load(DataProgress(sys.stderr) if terminal else None)
     except (DataError, GraphError, FormatError) as err:
         raise UsageError(f"cannot load the data: {err}") from None
     # Only errors that stop the network from running: a head of another class count
@@ -165,7 +160,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if inference.errors:
         fail(f"the network has errors: {with_more(inference.errors)}")
         return EXIT_PROBLEMS
-    progress = StageProgress(sys.stderr) if terminal else None
+    progress = DataProgress(sys.stderr, "") if terminal else None
     try:
         model = _model(project, dataset)
         model.module()
@@ -179,26 +174,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.end_line()
-    if model.untrained:  # said after the work, so that a failure stays one line
-        print(f"cnnstudio: the project has no trained weights: these are the filters of the"
-              f" untrained network (random initialisation, seed {model.seed})", file=sys.stderr)
-    if report.split != args.split:
-        print(f"cnnstudio: the {args.split} split is empty: searched all samples",
-              file=sys.stderr)
     doc = report.to_json()
     if folder is not None:
         from cnnstudio.nn.explain.pictures import write_report_pngs
 
         try:
             written = write_report_pngs(report, folder)
-            (folder / "report.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1)
+            # ASCII: a file name that is not UTF-8 (kept as surrogates) stays writable
+            (folder / "report.json").write_text(json.dumps(doc, ensure_ascii=True, indent=1)
                                                 + "\n", encoding="utf-8")
         except OSError as err:
             raise UsageError(f"-o {args.output}: cannot write: {err.strerror or err}") from None
     if args.json:
-        print(json.dumps(doc, ensure_ascii=False))
+        print(_printable(json.dumps(doc, ensure_ascii=False), doc))
     else:
-        print(_table(report, model, _split_size(dataset, report.split)))
+        print(_printable(_table(report, model, _split_size(dataset, report.split))))
         if folder is not None:
             print(f"wrote {len(written)} picture(s) and report.json to {folder}")
+    # Said last, after everything succeeded: a failure stays one line.
+    if model.untrained:
+        print(f"cnnstudio: the project has no trained weights: these are the filters of the"
+              f" untrained network (random initialisation, seed {model.seed})", file=sys.stderr)
+    if report.split != args.split:
+        print(f"cnnstudio: the {args.split} split is empty: searched all samples",
+              file=sys.stderr)
     return EXIT_OK

@@ -133,14 +133,26 @@ class StartLine(Callback):
 
 
 class DataProgress:
-    """Scanning/decoding progress of the dataset on a terminal."""
+    """Progress of each stage on one rewritten line of a terminal: by default the
+    dataset's scanning/decoding ("scanning data: 3/10 (30%)"); `suffix` follows the stage
+    name ("" for stages that name themselves)."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream, suffix: str = " data") -> None:
         self.stream = stream
+        self.suffix = suffix
+        self._open = False
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         percent = 100 * done // total if total else 100
-        self.stream.write(f"\r{stage} data: {done}/{total} ({percent}%)   ")
-        if done >= total:
+        self.stream.write(f"\r{stage}{self.suffix}: {done}/{total} ({percent}%)   ")
+        self._open = done < total
+        if not self._open:
             self.stream.write("\n")
         self.stream.flush()
+
+    def end_line(self) -> None:
+        """End an unfinished line, so that a message after it starts on its own."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False

@@ -48,6 +48,19 @@ def apply_fix(graph: Graph, fix: Fix) -> None:
         raise ValueError(f"unknown fix {fix.kind}")
 
 
+def with_ancestors(graph: Graph, node_ids: Iterable[str]) -> list[str]:
+    """`node_ids` and every node they depend on (their inputs, and theirs, …), in graph
+    order: what "freeze up to here" freezes. Raises MissingNodeError for an unknown id."""
+    wanted = {graph.node(nid).id for nid in node_ids}
+    stack = list(wanted)
+    while stack:
+        for src in graph.node(stack.pop()).inputs:
+            if src not in wanted and src in graph:
+                wanted.add(src)
+                stack.append(src)
+    return [nid for nid in graph.ids if nid in wanted]
+
+
 # ---- copy, paste, duplicate, blocks ------------------------------------------------------
 
 PASTE_OFFSET = (40.0, 40.0)
@@ -134,7 +147,8 @@ def paste_nodes(graph: Graph, data: Any,
         node = pasted.node(nid)
         pos = None if node.pos is None else (node.pos[0] + offset[0], node.pos[1] + offset[1])
         graph.add_node(node.type, node.params, id=renamed[nid],
-                       inputs=[renamed[s] for s in node.inputs], pos=pos, extra=node.extra)
+                       inputs=[renamed[s] for s in node.inputs], pos=pos, extra=node.extra,
+                       trainable=node.trainable)
     _paste_groups(graph, pasted, renamed)
     return [renamed[node.id] for node in pasted]
 

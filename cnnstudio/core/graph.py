@@ -29,7 +29,7 @@ from cnnstudio.core.errors import (
 from cnnstudio.core.groups import GroupTable
 from cnnstudio.core.ids import MAX_NODES, MAX_POS, RESERVED_IDS, check_id
 
-NODE_KEYS = ("id", "type", "params", "inputs", "pos")
+NODE_KEYS = ("id", "type", "params", "inputs", "pos", "trainable")
 # Which way data flows on the canvas (file key `graph.direction`, written when not "down").
 DIRECTIONS = ("down", "right")
 GRAPH_KEYS = ("nodes", "groups", "direction")  # the keys of `graph` that Graph reads
@@ -50,6 +50,8 @@ class Node:
     pos: tuple[float, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, kept on save
     group: str | None = None  # the innermost group holding this node (see core.groups)
+    # False: training leaves this node's parameters (and BatchNorm statistics) as they are.
+    trainable: bool = True
 
     @property
     def layer(self):
@@ -64,6 +66,8 @@ class Node:
                                "params": copy.deepcopy(self.params), "inputs": list(self.inputs)}
         if self.pos is not None:
             out["pos"] = [self.pos[0], self.pos[1]]
+        if not self.trainable:  # written only when False: older readers lose nothing else
+            out["trainable"] = False
         out.update(copy.deepcopy(self.extra))
         return out
 
@@ -201,7 +205,7 @@ class Graph:
 
         Events: node_added(node), node_removed(node), edge_added(source, target, index),
         edge_removed(source, target, index), params_changed(node), node_moved(node),
-        nodes_moved(nodes), node_renamed(old, new), group_added(group),
+        nodes_moved(nodes), trainable_changed(nodes), node_renamed(old, new), group_added(group),
         group_removed(group), group_changed(group), reset().
         """
         self._listeners.append(listener)
@@ -221,7 +225,7 @@ class Graph:
     def add_node(self, type_name: str, params: dict[str, Any] | None = None, *,
                  id: str | None = None, inputs: Iterable[str] = (),
                  pos: tuple[float, float] | None = None,
-                 extra: dict[str, Any] | None = None) -> Node:
+                 extra: dict[str, Any] | None = None, trainable: bool = True) -> Node:
         """Add a node; raises UnknownTypeError, ParameterError, InvalidIdError,
         DuplicateIdError, MissingNodeError (unknown input) or ArityError."""
         layer = registry.get(type_name)
@@ -236,7 +240,8 @@ class Graph:
         if layer.max_inputs is not None and len(inputs) > layer.max_inputs:
             raise ArityError(f"{layer.name} takes at most {layer.max_inputs} input(s)", node=node_id)
         node = Node(node_id, layer.name, params, inputs,
-                    None if pos is None else _clamp_pos(pos), dict(extra or {}))
+                    None if pos is None else _clamp_pos(pos), dict(extra or {}),
+                    trainable=bool(trainable))
         self._nodes[node_id] = node
         self._emit("node_added", node=node_id)
         return node
@@ -336,6 +341,17 @@ class Graph:
             node.pos = _clamp_pos(moves[node.id])
         if nodes:
             self._emit("nodes_moved", nodes=[node.id for node in nodes])
+
+    def set_trainable(self, node_ids: Iterable[str], trainable: bool) -> list[str]:
+        """Freeze (False) or unfreeze (True) many nodes in one event (`trainable_changed`,
+        with the ids that changed); return those ids. Raises MissingNodeError first."""
+        nodes = [self.node(node_id) for node_id in dict.fromkeys(node_ids)]
+        changed = [node.id for node in nodes if node.trainable != bool(trainable)]
+        for node_id in changed:
+            self._nodes[node_id].trainable = bool(trainable)
+        if changed:
+            self._emit("trainable_changed", nodes=changed)
+        return changed
 
     def rename_node(self, old: str, new: str) -> None:
         """Change a node's id, updating every reference to it."""
@@ -461,5 +477,9 @@ def _node_from_dict(raw: Any, where: str) -> Node:
                            and abs(v) < MAX_POS for v in pos)):
             raise FormatError(f"{where}.pos", "must be a list of two numbers")
         pos = (float(pos[0]), float(pos[1]))
+    trainable = raw.get("trainable", True)
+    if not isinstance(trainable, bool):
+        raise FormatError(f"{where}.trainable", f"must be true or false, got {show_value(trainable)}")
     extra = {k: v for k, v in raw.items() if k not in NODE_KEYS}
-    return Node(node_id, layer.name, copy.deepcopy(params), list(inputs), pos, copy.deepcopy(extra))
+    return Node(node_id, layer.name, copy.deepcopy(params), list(inputs), pos,
+                copy.deepcopy(extra), trainable=trainable)

@@ -92,6 +92,7 @@ class Inference:
     problems: list[Problem]
     order: list[str]  # topological (nodes on a cycle are left out)
     output: str | None  # the model's output node, when it can be told
+    frozen: frozenset[str] = frozenset()  # ids of the nodes marked not trainable
 
     @property
     def errors(self) -> list[Problem]:
@@ -106,7 +107,17 @@ class Inference:
 
     @property
     def total_params(self) -> int:
+        """Every parameter, frozen ones included (as torch's `parameters()` counts)."""
         return sum(info.params for info in self.nodes.values())
+
+    @property
+    def frozen_params(self) -> int:
+        """The parameters of frozen nodes: training leaves them as they are."""
+        return sum(self.nodes[nid].params for nid in self.frozen if nid in self.nodes)
+
+    @property
+    def trainable_params(self) -> int:
+        return self.total_params - self.frozen_params
 
     @property
     def total_macs(self) -> int:
@@ -413,7 +424,8 @@ def infer_shapes(graph: Graph, *, task: str = "classification",
         for node in graph:
             if node.id not in infos:
                 infos[node.id] = NodeInfo(node.id, node.type)
-    inference = Inference(infos, problems, order, None)
+    inference = Inference(infos, problems, order, None,
+                          frozenset(n.id for n in graph if not n.trainable))
     _check_output(graph, inference, task, num_classes)
     _offer_connections(graph, inference)
     return inference

@@ -19,6 +19,7 @@ class SummaryRow:
     params: int
     macs: int
     memory: int
+    trainable: bool = True  # False: a frozen node (training leaves its parameters)
 
 
 def summary_rows(graph: Graph, inference: Inference) -> list[SummaryRow]:
@@ -30,7 +31,8 @@ def summary_rows(graph: Graph, inference: Inference) -> list[SummaryRow]:
         info = inference.nodes[nid]
         rows.append(SummaryRow(nid, info.type, info.caption,
                                list(info.shape) if info.shape is not None else None,
-                               info.params, info.macs, info.memory))
+                               info.params, info.macs, info.memory,
+                               nid not in inference.frozen))
     return rows
 
 
@@ -53,6 +55,8 @@ class GroupSummary:
     # stage takes the upsampled map and the encoder's skip).
     in_shapes: list[tuple[int, ...] | None] = field(default_factory=list)
     out_shapes: list[tuple[int, ...] | None] = field(default_factory=list)
+    frozen_params: int = 0  # of `params`, those in frozen nodes
+    frozen_layers: int = 0  # of `layers`, the frozen ones
 
 
 def _flow_index(graph: Graph, inference: Inference) -> tuple[
@@ -108,6 +112,8 @@ def group_summary(graph: Graph, inference: Inference, group_id: str) -> GroupSum
         params=sum(i.params for i in infos), macs=sum(i.macs for i in infos),
         layers=len(members), problems=problems, severity=severity,
         memory=sum(i.memory for i in infos),
+        frozen_params=sum(i.params for i in infos if i.id in inference.frozen),
+        frozen_layers=sum(1 for nid in members if nid in inference.frozen),
         in_shapes=list(dict.fromkeys(_shape(inference, nid) for nid in entering)),
         out_shapes=list(dict.fromkeys(_shape(inference, nid) for nid in leaving)))
 
@@ -121,22 +127,31 @@ def human_bytes(n: float) -> str:
 
 
 def summary_text(name: str, graph: Graph, inference: Inference) -> str:
-    """The table as plain text, with totals and the problems list."""
+    """The table as plain text, with totals and the problems list; with frozen nodes, a
+    Trainable column and the trainable / frozen totals."""
     rows = summary_rows(graph, inference)
-    table = [("Layer", "Type", "Output shape", "Params", "MACs")]
+    frozen = bool(inference.frozen)
+    table = [("Layer", "Type", "Output shape", "Params", "MACs") + (("Trainable",) if frozen
+                                                                   else ())]
     for r in rows:
         shape = fmt_shape(r.shape) if r.shape is not None else "?"
         table.append((r.id, f"{r.type} {r.caption}".strip(), shape, f"{r.params:,}",
-                      f"{r.macs:,}"))
-    widths = [max(len(row[i]) for row in table) for i in range(5)]
+                      f"{r.macs:,}") + ((("yes" if r.trainable else "no (frozen)"),) if frozen
+                                        else ()))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = [f"Model: {name}"]
     for i, row in enumerate(table):
-        lines.append("  ".join(cell.ljust(w) if j < 3 else cell.rjust(w)
-                               for j, (cell, w) in enumerate(zip(row, widths, strict=True))))
+        lines.append("  ".join(cell.ljust(w) if j < 3 or j > 4 else cell.rjust(w)
+                               for j, (cell, w) in enumerate(zip(row, widths, strict=True)))
+                     .rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
     lines.append(f"Total params: {inference.total_params:,}")
+    if frozen:
+        lines.append(f"Trainable params: {inference.trainable_params:,}")
+        lines.append(f"Frozen params: {inference.frozen_params:,}"
+                     f" ({len(inference.frozen)} frozen layer(s))")
     lines.append(f"Multiply-adds per sample: {inference.total_macs:,}")
     lines.append(f"Activation memory per sample: {human_bytes(inference.total_memory)}")
     errors = [p for p in inference.problems if p.severity == ERROR]

@@ -37,9 +37,10 @@ class Dataset:
     # The images as the source held them, before fitting to the Input: (height, width,
     # Pillow mode) → samples (see `Decoded.formats`); empty when not known.
     source_formats: dict[tuple[int, int, str], int] = field(default_factory=dict)
-    # Each sample's file (absolute path), in the order of `x`, so that sample i of any
-    # split is `files[i]`: for a class folder, the folders in name order (under train/,
-    # val/, test/ when it has those, each in turn), the files in name order within each;
+    # Each sample's file (an absolute path, also when the project's path is relative), in
+    # the order of `x`, so that sample i of any split is `files[i]`: for a class folder,
+    # the folders in name order — with split folders, test/, train/, val/ (name order),
+    # the classes in name order under each — and the files in name order within each;
     # for segmentation, the image files. None when the samples are not files of their own
     # (arrays, CIFAR-10/IDX files, built-in data).
     files: list[str] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,7 +72,10 @@ def _decode_cached(plan: SourcePlan, target: Target, task: str, cache_dir: Path,
             entry.discard_temps()
     decoded.skipped = [SkippedFile(str(plan.root / s.path), s.reason) for s in decoded.skipped]
     if decoded.files is not None:  # relative in the cache: the same entry serves a moved root
-        decoded.files = [str(plan.root / name) for name in decoded.files]
+        # Absolute (not resolved: a symbolic link keeps the name the user gave), so that a
+        # file stays findable whatever the working folder later is.
+        root = Path(os.path.abspath(plan.root))
+        decoded.files = [str(root / name) for name in decoded.files]
     return decoded
 
 

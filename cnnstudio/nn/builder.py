@@ -176,27 +176,33 @@ def forward_to(module: GraphModule, x: torch.Tensor, node_id: str) -> torch.Tens
     """Run a batch through only the nodes `node_id` depends on; return its output.
 
     Nodes on other branches and every node after it are skipped (what the Explain view's
-    top-k search over a dataset needs). Raises KeyError for an unknown id and ValueError
-    for a batch of the wrong shape."""
+    top-k search over a dataset needs), and each value is dropped after its last use, as
+    `forward` does. Raises KeyError for an unknown id and ValueError for a batch of the
+    wrong shape."""
     module._check_input(x)
     plan = module._plan
     slot = {step[0]: step[2] for step in plan}
     slot[module._input_id] = module._input_slot
     if node_id not in slot:
         raise KeyError(f"the model has no node {node_id!r}")
-    needed = {slot[node_id]}
+    target = slot[node_id]
+    needed = {target}
     for _, args, out, _ in reversed(plan):
         if out in needed:
             needed.update(args)
+    steps = [(step_id, args, out) for step_id, args, out, _ in plan if out in needed]
+    last_use = {arg: index for index, (_, args, _) in enumerate(steps) for arg in args}
     modules = module._modules
     values: list[Any] = [None] * module._slots
     values[module._input_slot] = x
-    for step_id, args, out, _ in plan:
-        if out in needed:
-            values[out] = modules[step_id](*[values[i] for i in args])
-        if out == slot[node_id]:
+    for index, (step_id, args, out) in enumerate(steps):
+        values[out] = modules[step_id](*[values[i] for i in args])
+        if out == target:
             break
-    return values[slot[node_id]]
+        for arg in args:
+            if last_use[arg] == index and arg != target:
+                values[arg] = None  # peak memory: only what later nodes still read
+    return values[target]
 
 
 def build_module(graph: Graph) -> GraphModule:

@@ -2,7 +2,8 @@
 
 A run record says `"init": "fresh"` (new weights, initialised with training.seed) or
 `{"from_run": RUN_ID}` (a warm start from the weights that run left; RUN_ID None when
-the project's weights come from no recorded run: imported, or edited by hand). Records
+the project's weights come from no recorded run: imported, or edited by hand; for a
+project made by `cnnstudio import`, `{"from_run": null, "imported": SOURCE}`). Records
 that left weights carry their SHA-256 (`weights_sha256`, None when the run left none),
 which is how the run whose weights the project holds is found. Records written before
 these keys existed have neither; they still load and are taken at their word.
@@ -62,13 +63,24 @@ def weights_run(project: Project) -> str | None:
     return None
 
 
+def imported_from(project: Project) -> str | None:
+    """The model file an imported project came from (its top-level `"imported": {"from":
+    SOURCE, "kind": ...}`), or None for a project that was not imported."""
+    imported = project.extra.get("imported")
+    source = imported.get("from") if isinstance(imported, dict) else None
+    return source if isinstance(source, str) and source else None
+
+
 def starting_point(project: Project, fresh: bool = False) -> str | dict[str, Any]:
     """The `init` a new (not resumed) run of `project` records: "fresh" with `fresh` or
-    without weights, else {"from_run": `weights_run(project)`}. Training may still start
-    fresh when the weights turn out not to fit the graph."""
+    without weights, else {"from_run": `weights_run(project)`}, plus `"imported": SOURCE`
+    when those weights come from no run and the project was imported (`imported_from`).
+    Training may still start fresh when the weights turn out not to fit the graph."""
     if fresh or project.weights is None:
         return FRESH
-    return {"from_run": weights_run(project)}
+    run = weights_run(project)
+    source = imported_from(project) if run is None else None
+    return {"from_run": None, "imported": source} if source else {"from_run": run}
 
 
 def stopped_run(project: Project) -> dict[str, Any] | None:
@@ -88,6 +100,8 @@ def describe_init(init: Any) -> str:
         return "new weights"
     if isinstance(init, dict) and init.get("from_run"):
         return f"the weights of {init['from_run']}"
+    if isinstance(init, dict) and isinstance(init.get("imported"), str):
+        return f"the imported weights ({init['imported']})"
     if isinstance(init, dict):
         return "the project's weights (from no recorded run)"
     return "unrecorded weights"  # a record older than `init`

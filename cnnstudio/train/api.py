@@ -29,13 +29,13 @@ from cnnstudio.nn import (
     BuildError,
     WeightsError,
     build_module,
-    load_weights,
     weights_to_bytes,
 )
 from cnnstudio.project import Project, fill_data, fill_training
 from cnnstudio.project.origin import starting_point, weights_digest
 from cnnstudio.project.weights import NORMALIZATION_KEY, RESUME_MEMBER, trained_class_names
 from cnnstudio.train.callbacks import Callback
+from cnnstudio.train.freezing import freeze_nodes
 from cnnstudio.train.model_io import (
     DataRequest,
     Preprocessing,
@@ -47,6 +47,7 @@ from cnnstudio.train.record import FAILED, STOPPED, RunResult, now_iso, run_reco
 from cnnstudio.train.resume import ResumeError, ResumeState
 from cnnstudio.train.steps import debug_traceback
 from cnnstudio.train.trainer import Trainer
+from cnnstudio.train.warm_start import load_fitting
 
 if TYPE_CHECKING:
     from cnnstudio.train.distributed import DistContext
@@ -70,7 +71,9 @@ def _load(project: Project, seed: int, progress: ProgressFn | None) -> tuple[Dat
     if inference.errors:
         raise BuildError(with_more(inference.errors), inference.errors)
     torch.manual_seed(seed)  # the initial weights follow the seed too
-    return dataset, build_module(project.graph)
+    module = build_module(project.graph)
+    freeze_nodes(module, project.graph)  # nodes marked "trainable": false
+    return dataset, module
 
 
 def _next_run_id(runs: list[dict[str, Any]]) -> str:
@@ -131,11 +134,18 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
     init = starting_point(project, fresh)
     if init != "fresh":
         try:
-            load_weights(module, project.weights)
+            changed = load_fitting(module, project.weights)
         except WeightsError:
             init = "fresh"
             notes.append("the saved weights do not fit the graph; training started from new"
                          " weights")
+        else:
+            if changed:  # e.g. a head replaced by the class-count fix: the rest is kept
+                named = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more"
+                                                  if len(changed) > 3 else "")
+                notes.append(f"the saved weights do not fit the graph at {named} (changed"
+                             " since): those layers started from new weights, the others"
+                             " from the saved ones")
     state = _stored_resume(project) if resume and not fresh else None
     trainer_kwargs: dict[str, Any] = {
         "augmentation": data["augmentation"], "task": project.task, "callbacks": callbacks,

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from cnnstudio.train.batches import mix_seed
+from cnnstudio.train.freezing import is_frozen
 
 # Set by torchrun and torch's elastic agent for each worker process.
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -138,7 +139,10 @@ class DistContext:
         """Average the floating-point buffers (BatchNorm running statistics) over the ranks.
         DDP gives every forward rank 0's buffers, but each rank's last forward updated its
         own: after this, every rank validates (and rank 0 saves) the same model."""
-        buffers = [b for b in module.buffers() if b.is_floating_point()]
+        # A frozen BatchNorm's statistics are rank 0's everywhere: averaging could only
+        # round them (three equal values summed and divided need not give the value back).
+        buffers = [b for m in module.modules() if not is_frozen(m)
+                   for b in m.buffers(recurse=False) if b.is_floating_point()]
         if not buffers:
             return
         flat = self.all_sum(torch.cat([b.detach().reshape(-1) for b in buffers]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -162,10 +163,12 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def resume_mismatch(state: ResumeState, settings: dict[str, Any], train_samples: int,
-                    epochs: int, batches_per_epoch: int, processes: int) -> str:
+                    epochs: int, batches_per_epoch: int, processes: int,
+                    frozen: Sequence[str] = ()) -> str:
     """Why `state` cannot continue a run with these filled settings, this many training
-    samples and `processes` ('' when it can): changed settings (device and amp may
-    change), changed data, a stop position outside the run, or another process count."""
+    samples, `processes` and `frozen` parameter names ('' when it can): changed settings
+    (device and amp may change), changed data, a stop position outside the run, another
+    process count, or other frozen layers (the optimizer's state fits one trainable set)."""
     mine = {k: v for k, v in settings.items() if k not in RESUME_FREE_KEYS}
     theirs = {k: v for k, v in state.settings.items() if k not in RESUME_FREE_KEYS}
     if mine != theirs:
@@ -178,4 +181,6 @@ def resume_mismatch(state: ResumeState, settings: dict[str, Any], train_samples:
     ran = state.extra.get("world_size", 1)
     if ran != processes:  # positions count a rank's batches
         return f"it ran in {ran} process(es), this run has {processes}; batch positions differ"
+    if sorted(state.extra.get("frozen", [])) != sorted(frozen):
+        return "the frozen layers changed"
     return ""

@@ -22,6 +22,7 @@ from cnnstudio.data.augment import augment_batch
 from cnnstudio.data.dataset import Dataset
 from cnnstudio.nn.internals import LogitsTap, final_activation
 from cnnstudio.project.settings import fill_training
+from cnnstudio.train import freezing
 from cnnstudio.train.batches import (
     DeviceData,
     augmentation_generator,
@@ -116,7 +117,7 @@ class Trainer:
         self._resume = resume
         if resume is not None and (reason := resume_mismatch(
                 resume, self.settings, len(self.train_index), self.epochs,
-                self.batches_per_epoch, self.world_size)):
+                self.batches_per_epoch, self.world_size, freezing.frozen_parameter_names(module))):
             raise ResumeError(f"cannot resume: {reason}")
         # Control, set from any thread: a plain bool is atomic under the GIL.
         self._stop = False
@@ -243,7 +244,9 @@ class Trainer:
         with LogitsTap(self.module, self._tap):
             channels = self._check_output()
         self.loss: TaskLoss = make_loss(self.task, self.settings["loss"], channels)
-        self.optimizer = make_optimizer(self.module.parameters(), self.settings["optimizer"])
+        self.optimizer = make_optimizer(freezing.trainable_parameters(self.module),  # unfrozen
+                                        self.settings["optimizer"])
+        self._frozen_norms = freezing.frozen_norms(self.module)
         self.scheduler, self._sched_when = make_scheduler(
             self.optimizer, self.settings["schedule"], epochs=self.epochs,
             batches_per_epoch=self.batches_per_epoch)
@@ -317,7 +320,7 @@ class Trainer:
         count = any(getattr(cb, "counts_correct", False) for cb in self.callbacks)
         order = epoch_permutation(self.seed, epoch, len(self.train_index))
         order = data.index(self.train_index[strategy.shard(order)])
-        module.train()
+        freezing.train_mode(module, self._frozen_norms)  # frozen BatchNorm keeps its stats
         tick = time.perf_counter()
         for b in range(first, batches):
             # Distributed: a local flag must not decide alone; the stop is agreed below.
@@ -473,7 +476,8 @@ class Trainer:
             best=dict(self.checkpoint.best), bad_epochs=self.early_stopping.bad_epochs,
             settings=self.settings, train_samples=len(self.train_index),
             # Positions count a rank's batches: a resume needs as many processes.
-            extra={"world_size": self.world_size} if self.world_size > 1 else {})
+            extra={**({"world_size": self.world_size} if self.world_size > 1 else {}),
+                   "frozen": freezing.frozen_parameter_names(self.module)})
 
     def _apply_resume(self, state: ResumeState) -> None:
         assert self.optimizer is not None

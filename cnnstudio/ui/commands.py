@@ -16,6 +16,7 @@ from typing import Any
 
 from PySide6.QtGui import QUndoCommand
 
+from cnnstudio.core.edits import with_ancestors
 from cnnstudio.core.errors import GraphError
 from cnnstudio.core.folding import fold_moves, unfold_moves
 from cnnstudio.core.graph import Graph, Node
@@ -142,6 +143,43 @@ class SetParamsCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.doc.graph.set_params(self.node_id, copy.deepcopy(self.old))
+
+
+class SetTrainableCommand(QUndoCommand):
+    """Freeze (`trainable` False) or unfreeze nodes as one undo entry; undo gives each
+    node back its own flag. Raises MissingNodeError (before any push) for an unknown id."""
+
+    def __init__(self, doc: Document, node_ids: Iterable[str], trainable: bool,
+                 label: str | None = None) -> None:
+        graph = doc.graph
+        self.node_ids = [nid for nid in dict.fromkeys(node_ids)
+                         if graph.node(nid).trainable != trainable]
+        verb = "Unfreeze" if trainable else "Freeze"
+        super().__init__(label or (f"{verb} {self.node_ids[0]}" if len(self.node_ids) == 1
+                                   else f"{verb} {len(self.node_ids)} layers"))
+        self.doc, self.trainable = doc, trainable
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.node_ids)
+
+    def redo(self) -> None:
+        self.doc.graph.set_trainable(self.node_ids, self.trainable)
+
+    def undo(self) -> None:
+        self.doc.graph.set_trainable(self.node_ids, not self.trainable)
+
+
+def set_trainable(doc: Document, node_ids: Iterable[str], trainable: bool, *,
+                  up_to: bool = False, label: str | None = None) -> bool:
+    """Freeze or unfreeze `node_ids` (with `up_to`, also every node they depend on: "freeze
+    up to here") as one undo entry named `label` (else "Freeze conv1", "Freeze 12 layers");
+    False when nothing changes (no entry then)."""
+    ids = with_ancestors(doc.graph, node_ids) if up_to else list(node_ids)
+    command = SetTrainableCommand(doc, ids, trainable, label)
+    if command.changes:
+        doc.undo_stack.push(command)
+    return command.changes
 
 
 class MoveNodesCommand(QUndoCommand):

@@ -34,6 +34,7 @@ class Document(QObject):
     node_removed = Signal(str)
     node_moved = Signal(str)
     nodes_moved = Signal(list)  # node ids moved together (folding a block shifts many)
+    trainable_changed = Signal(list)  # node ids frozen or unfrozen together
     node_renamed = Signal(str, str)  # old id, new id
     params_changed = Signal(str)
     edge_added = Signal(str, str, int)  # source, target, input index

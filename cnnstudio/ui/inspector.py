@@ -11,6 +11,7 @@ import html
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QPalette
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -28,13 +29,13 @@ from cnnstudio.core.layer_type import fmt_shape
 from cnnstudio.core.shapes import ERROR
 from cnnstudio.core.summary import human_bytes
 from cnnstudio.ui.canvas.style import CATEGORY_COLORS
-from cnnstudio.ui.commands import SetParamsCommand, push_snapshot
+from cnnstudio.ui.commands import SetParamsCommand, push_snapshot, set_trainable
 from cnnstudio.ui.document import Document, deferred
 from cnnstudio.ui.icons import icon
 from cnnstudio.ui.param_editors import DEFAULT, ERROR_COLOR, ParamField, ParseError
 from cnnstudio.ui.problems import apply_fix
 
-_DETAILS = (("inputs", "Input"), ("output", "Output"), ("params", "Trainable params"),
+_DETAILS = (("inputs", "Input"), ("output", "Output"), ("params", "Param count"),
             ("macs", "Multiply-adds"), ("memory", "Activation memory"),
             ("rf", "Receptive field"))
 
@@ -90,6 +91,7 @@ class Inspector(QScrollArea):
         document.graph_reset.connect(self._rebuild)
         document.params_changed.connect(self._params_changed)
         document.node_renamed.connect(self._node_renamed)
+        document.trainable_changed.connect(self._trainable_changed)
         self._rebuild()
 
     # ---- building -------------------------------------------------------------------------
@@ -165,6 +167,14 @@ class Inspector(QScrollArea):
         box.addWidget(self.id_edit)
         box.addWidget(self.id_error)
         form.addRow("id", holder)
+        self.trainable_check = QCheckBox("Train this layer's parameters")
+        self.trainable_check.setObjectName("trainableCheck")
+        self.trainable_check.setToolTip(
+            "Unchecked, the layer is frozen: training leaves its parameters (and a BatchNorm's"
+            " running statistics) as they are, e.g. a pretrained backbone while fine-tuning.")
+        self.trainable_check.setChecked(node.trainable)
+        self.trainable_check.toggled.connect(self._set_trainable)
+        form.addRow("trainable", self.trainable_check)
 
         if layer.params:
             form.addRow(_heading("Parameters"))
@@ -224,6 +234,19 @@ class Inspector(QScrollArea):
         if node_id == self.node_id:
             self._show_values()
 
+    def _trainable_changed(self, node_ids: list) -> None:
+        if self.node_id in node_ids:
+            check = self.trainable_check
+            blocked = check.blockSignals(True)  # showing the graph's flag is no edit
+            check.setChecked(self.doc.graph.node(self.node_id).trainable)
+            check.blockSignals(blocked)
+            self._refresh_details()
+
+    def _set_trainable(self, checked: bool) -> None:
+        """Freeze or unfreeze the shown node (one undo entry)."""
+        if self.node_id is not None:
+            set_trainable(self.doc, [self.node_id], checked)
+
     def _node_renamed(self, old: str, new: str) -> None:
         if old == self.node_id:
             self.node_id = new
@@ -247,7 +270,8 @@ class Inspector(QScrollArea):
         values = {
             "inputs": inputs,
             "output": "?" if unknown else f"<b>{fmt_shape(info.shape)}</b>",
-            "params": "—" if unknown else f"{info.params:,}",
+            "params": "—" if unknown else f"{info.params:,}" + (
+                " (frozen)" if not node.trainable and info.params else ""),
             "macs": "—" if unknown else f"{info.macs:,}",
             "memory": "—" if unknown else f"{human_bytes(info.memory)} per sample",
             "rf": info.receptive_field.text() if info.receptive_field else "—",

@@ -35,6 +35,7 @@ from cnnstudio.ui.explain import install_explain_ui
 from cnnstudio.ui.export_menu import ExportMenu
 from cnnstudio.ui.help import HelpMenu
 from cnnstudio.ui.icons import icon
+from cnnstudio.ui.import_menu import install_import_menu
 from cnnstudio.ui.inspector import Inspector
 from cnnstudio.ui.opening import ProjectLoader
 from cnnstudio.ui.palette import PalettePanel, fits_after_anchor, insert_entry
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         self.training = install_training_ui(self)  # Training docks, menu, image drops
         self.explain = install_explain_ui(self)  # the Explain dock, beside Training
         self.export_menu = ExportMenu(self)  # File → Export ▸, right after Save As
+        self.importer = install_import_menu(self)  # File → Import Model…, after Open Recent
         self.actions_.add_training_buttons(self.training.controls)  # Train/Stop in the toolbar
         self.help = HelpMenu(self)  # last: Help ends the menu bar
         self._connect()
@@ -446,6 +448,7 @@ class MainWindow(QMainWindow):
             return
         self.loader.drop()  # a project still being read is not opened into a closed window
         self.export_menu.release()  # a running export is cancelled, its temp file removed
+        self.importer.release()  # a running import's child process is ended
         self.autosaver.discard()
         self.autosaver.timer.stop()
         self._save_settings()

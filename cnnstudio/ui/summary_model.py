@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QColor, QFont
 
 from cnnstudio.core.layer_type import fmt_shape
 from cnnstudio.core.shapes import ERROR
@@ -27,6 +27,8 @@ from cnnstudio.ui.document import Document
 from cnnstudio.ui.icons import icon
 
 COLUMNS = ("Layer", "Type", "Output shape", "Params", "MACs")
+FROZEN = "  ❄ frozen"  # after a frozen layer's type (as its card shows ❄)
+FROZEN_COLOR = "#4a86b4"  # a frozen layer's parameter count: icy blue
 NODE_ROLE = Qt.ItemDataRole.UserRole  # the row's node id (a block's row: its group id)
 NODES_ROLE = Qt.ItemDataRole.UserRole + 1  # the node ids the row stands for
 GROUP_ROLE = Qt.ItemDataRole.UserRole + 2  # True on a block's row
@@ -251,14 +253,18 @@ class SummaryModel(QAbstractItemModel):
             if col == 0:
                 return row.id
             if col == 1:
-                return f"{row.type}  {row.caption}".strip()
+                return f"{row.type}  {row.caption}".strip() + ("" if row.trainable else FROZEN)
             if col == 2:
                 return _shape(row.shape)
             return f"{row.params:,}" if col == 3 else f"{row.macs:,}"
+        if role == Qt.ItemDataRole.ForegroundRole and not row.trainable and col == 3:
+            return QColor(FROZEN_COLOR)  # frozen parameters: not trained
         if role == Qt.ItemDataRole.ToolTipRole:
             problems = self.doc.inference.problems_for(row.id)
             lines = [f"{row.id} · {row.type} {row.caption}".strip(),
                      f"activation memory: {human_bytes(row.memory)} per sample"]
+            if not row.trainable:
+                lines.append("frozen: training leaves its parameters as they are")
             return "\n".join(lines + [f"{p.severity}: {p.message}" for p in problems])
         return None
 
@@ -270,7 +276,10 @@ class SummaryModel(QAbstractItemModel):
             if col == 0:
                 return name
             if col == 1:
-                return f"block · {facts.layers} layer{'s' if facts.layers != 1 else ''}"
+                frozen = ("" if not facts.frozen_layers else FROZEN
+                          if facts.frozen_layers == facts.layers
+                          else f"  · {facts.frozen_layers} frozen")
+                return f"block · {facts.layers} layer{'s' if facts.layers != 1 else ''}{frozen}"
             if col == 2:
                 return f"{_shape(facts.in_shape)} → {_shape(facts.out_shape)}"
             return f"{facts.params:,}" if col == 3 else f"{facts.macs:,}"

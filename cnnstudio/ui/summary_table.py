@@ -268,9 +268,12 @@ class SummaryPanel(QWidget):
             return
         self._shown = inf
         self.table.refresh()
+        params = (f"<b>{inf.total_params:,}</b> params (<b>{inf.trainable_params:,}</b>"
+                  f" trainable, <b>{inf.frozen_params:,}</b> frozen)" if inf.frozen
+                  else f"<b>{inf.total_params:,}</b> trainable params")
         self.totals.setText(
-            f"<b>{len(self.doc.graph)}</b> layers · <b>{inf.total_params:,}</b> trainable"
-            f" params · <b>{compact(inf.total_macs)}</b> multiply-adds"
+            f"<b>{len(self.doc.graph)}</b> layers · {params}"
+            f" · <b>{compact(inf.total_macs)}</b> multiply-adds"
             f" · <b>{human_bytes(inf.total_memory)}</b> activations per sample")
 
 
@@ -286,7 +289,8 @@ class ModelStatusBar(QStatusBar):
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.doc = document
-        self.params = self._label("statusParams", "Trainable parameters of the whole network")
+        self.params = self._label("statusParams", "Parameters of the whole network (and how"
+                                                  " many of them are frozen)")
         self.macs = self._label("statusMacs", "Multiply-adds per sample")
         self.problems = QToolButton(self)
         self.problems.setObjectName("statusProblems")
@@ -317,7 +321,8 @@ class ModelStatusBar(QStatusBar):
         """Re-read the totals and problem counts."""
         self._timer.stop()
         inference = self.doc.inference
-        self.params.setText(f"params: {inference.total_params:,}")
+        frozen = f" ({inference.frozen_params:,} frozen)" if inference.frozen else ""
+        self.params.setText(f"params: {inference.total_params:,}{frozen}")
         self.macs.setText(f"multiply-adds: {compact(inference.total_macs)}")
         errors = len(inference.errors)
         warnings = len(inference.problems) - errors

@@ -146,7 +146,7 @@ def test_pictures_table_and_image_maps(project_path: Path, tmp_path: Path, capsy
     assert all(Path(r[-1]).is_file() for r in rows)
     assert "occlusion and Grad-CAM" in out and "wrote 18 picture(s) and report.json to" in out
     names = sorted(p.name for p in out_dir.iterdir())
-    assert names == sorted([f"filter_{i}.png" for i in range(16)]
+    assert names == sorted([f"conv1_filter_{i}.png" for i in range(16)]
                            + ["grad_cam.png", "occlusion.png", "report.json"])
     for name in (n for n in names if n.endswith(".png")):
         with Image.open(out_dir / name) as picture:
@@ -237,3 +237,68 @@ def test_a_network_with_errors_is_status_1(project_path: Path, capsys) -> None:
     code, out, err = run(capsys, project_path, "--layer", "conv1")
     assert code == 1 and out == ""
     assert len(err.splitlines()) == 1 and "the network has errors" in err and "conv2" in err
+
+
+def test_pictures_of_two_layers_share_a_folder(project_path: Path, tmp_path: Path,
+                                               capsys) -> None:
+    out_dir = tmp_path / "both"
+    for layer in ("conv1", "conv2"):
+        code, _, err = run(capsys, project_path, "--layer", layer, "--top", 1, "-o", out_dir)
+        assert code == 0, err
+    names = {p.name for p in out_dir.iterdir()}
+    assert {f"conv1_filter_{i}.png" for i in range(16)} <= names
+    assert {f"conv2_filter_{i}.png" for i in range(32)} <= names
+    assert not any(n.startswith("filter_") for n in names)
+
+
+def test_an_image_for_a_segmentation_network_is_refused_before_the_data_loads(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    from cnnstudio.train.model_io import DataRequest
+
+    path = tmp_path / "seg.cnnproj"
+    assert main(["new", "--template", "unet", str(path)]) == 0
+    image = tmp_path / "any.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    capsys.readouterr()
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the data were loaded before the image was refused")
+
+    monkeypatch.setattr(DataRequest, "load", no_loading)
+    project = read_project(path)
+    assert project.task == "segmentation"
+    layer = next(n.id for n in project.graph if n.type == "Conv2d")
+    code, out, err = run(capsys, path, "--layer", layer, "--image", image)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and "classification" in err, err
+
+
+def test_a_file_name_that_is_not_utf8_is_written_to_report_json(
+        project_path: Path, tmp_path: Path, capsys) -> None:
+    folder = project_path.parent / "pics" / "line"
+    odd = bytes(folder) + b"/\xff\xfe.png"
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(odd.decode("utf-8", "surrogateescape"))
+    out_dir = tmp_path / "odd"
+    code, _, err = run(capsys, project_path, "--layer", "conv1", "--top", 40, "--split", "all",
+                       "-o", out_dir)
+    assert code == 0, err
+    text = (out_dir / "report.json").read_bytes()
+    assert text.isascii()
+    files = {hit["file"] for f in json.loads(text)["filters"] for hit in f["top"]}
+    assert odd.decode("utf-8", "surrogateescape") in files
+    # stdout (table and JSON) escapes the name rather than failing
+    for args in ((), ("--json",)):
+        code, out, err = run(capsys, project_path, "--layer", "conv1", "--top", 40, "--split",
+                             "all", *args)
+        assert code == 0 and "\\udcff" in out, err
+    assert odd.decode("utf-8", "surrogateescape") in {
+        hit["file"] for f in json.loads(out)["filters"] for hit in f["top"]}
+
+
+def test_the_untrained_notice_is_not_printed_when_writing_fails(project_path: Path,
+                                                                tmp_path: Path, capsys) -> None:
+    out_dir = tmp_path / "blocked"
+    (out_dir / "report.json").mkdir(parents=True)  # a folder where the file should go
+    code, out, err = run(capsys, project_path, "--layer", "conv1", "--top", 1, "-o", out_dir)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and "cannot write" in err, err

@@ -112,3 +112,34 @@ def test_sources_without_files_of_their_own_have_none(tmp_path: Path) -> None:
     np.savez(path, x=np.zeros((4, 1, 8, 8), np.float32), y=np.array([0, 1, 0, 1]))
     for _ in range(2):
         assert load_dataset({"kind": "npz", "path": str(path)}, input_shape=SHAPE).files is None
+
+
+def test_split_folders_load_in_name_order_test_train_val(tmp_path: Path) -> None:
+    root = tmp_path / "split"
+    value = 3
+    for split in ("val", "train", "test"):  # written out of order
+        for cls in ("b", "a"):
+            for name in ("1.png", "0.png"):
+                write_image(root / split / cls / name, gray(value))
+                value += 11
+    ds = load_dataset({"kind": "folder", "path": root}, input_shape=SHAPE)
+    assert ds.files is not None
+    in_order = [Path(f).relative_to(root).parts for f in ds.files]
+    assert in_order == [(split, cls, name) for split in sorted(["val", "train", "test"])
+                        for cls in ("a", "b") for name in ("0.png", "1.png")]
+    assert ds.x[:, 0, 0, 0].tolist() == [first_pixel(f) for f in ds.files]
+    assert sorted(ds.splits) == ["test", "train", "val"]
+    for split in ("test", "train", "val"):
+        assert {Path(ds.files[i]).relative_to(root).parts[0]
+                for i in ds.splits[split].tolist()} == {split}
+
+
+def test_files_are_absolute_when_the_data_path_is_relative(
+        unsorted_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(unsorted_folder.parent)
+    for _ in range(2):  # decoded, then from the cache
+        ds = load_dataset({"kind": "folder", "path": unsorted_folder.name}, input_shape=SHAPE,
+                          base_dir=".")
+        assert ds.files is not None and all(Path(f).is_absolute() for f in ds.files)
+        assert all(Path(f).parent.parent == unsorted_folder for f in ds.files)
+        assert ds.x[:, 0, 0, 0].tolist() == [first_pixel(f) for f in ds.files]

@@ -221,6 +221,8 @@ def hostile_graphs(draw: st.DrawFn) -> dict[str, Any]:
                                 "inputs": inputs}
         if draw(st.booleans()):
             node["pos"] = draw(st.lists(hostile_values, max_size=3))
+        if draw(st.booleans()):  # frozen nodes, and the key's hostile values
+            node["trainable"] = draw(st.booleans() | hostile_values)
         nodes.append(node)
     graph: dict[str, Any] = {"nodes": nodes}
     if draw(st.booleans()):  # blocks: real and hostile ids, nesting, cycles, bad values

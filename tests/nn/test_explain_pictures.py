@@ -14,12 +14,14 @@ from cnnstudio.nn.explain import FilterTop, LayerReport, TopHit
 from cnnstudio.nn.explain.pictures import (
     BOX_COLOUR,
     CMAPS,
+    MAX_TILES,
     MIN_HIT_PX,
     SIGNAL_HEIGHT,
     colorize,
     colour_bar,
     colour_table,
     draw_box,
+    filter_picture,
     hit_tile,
     map_picture,
     sample_image,
@@ -160,15 +162,16 @@ def test_write_report_pngs_writes_one_picture_per_filter_and_the_maps(tmp_path: 
     out = tmp_path / "deep" / "pictures"
     written = write_report_pngs(_report(tmp_path, image=True), out)
     # no Grad-CAM (None): only the occlusion map beside the filters
-    assert written == [out / "filter_0.png", out / "filter_1.png", out / "occlusion.png"]
+    assert written == [out / "conv1_filter_0.png", out / "conv1_filter_1.png",
+                       out / "occlusion.png"]
     for path in written:
         with Image.open(path) as img:
             assert img.format == "PNG" and img.mode == "RGB"
             assert min(img.size) >= MIN_HIT_PX and max(img.size) < 2000
-    with Image.open(out / "filter_0.png") as img:
+    with Image.open(out / "conv1_filter_0.png") as img:
         assert img.size[0] >= 2 * MIN_HIT_PX  # two hits side by side
     assert write_report_pngs(_report(tmp_path, image=False), tmp_path / "b") == [
-        tmp_path / "b" / "filter_0.png", tmp_path / "b" / "filter_1.png"]
+        tmp_path / "b" / "conv1_filter_0.png", tmp_path / "b" / "conv1_filter_1.png"]
 
 
 def test_a_folder_that_cannot_be_made_raises_oserror(tmp_path: Path):
@@ -178,3 +181,25 @@ def test_a_folder_that_cannot_be_made_raises_oserror(tmp_path: Path):
         write_report_pngs(_report(tmp_path, image=False), blocker)
     with pytest.raises(OSError):
         write_report_pngs(_report(tmp_path, image=False), blocker / "below")
+
+
+def test_an_empty_box_draws_like_no_box_not_a_crop_of_the_whole_sample():
+    sample = np.random.default_rng(4).integers(0, 256, (1, 8, 8), dtype=np.uint8)
+    unboxed = hit_tile(sample, None, ["#0   1"])
+    np.testing.assert_array_equal(hit_tile(sample, (0, 0, -1, -1), ["#0   1"]), unboxed)
+    np.testing.assert_array_equal(hit_tile(sample, (3, 3, 3, 5), ["#0   1"]), unboxed)
+    assert unboxed.shape[1] < 2 * MIN_HIT_PX  # the sample alone, no crop beside it
+
+
+def test_a_filter_picture_draws_at_most_max_tiles_hits(tmp_path: Path):
+    sample = np.random.default_rng(5).integers(0, 256, (1, 8, 8), dtype=np.uint8)
+
+    def picture(hits: int) -> np.ndarray:
+        top = FilterTop(0, [TopHit(i, float(-i), (1, 1), (0, 0, 3, 3)) for i in range(hits)])
+        report = LayerReport("conv1", "all", [top], [None] * hits,
+                             {i: sample for i in range(hits)})
+        return filter_picture(report, top)
+
+    capped, many = picture(MAX_TILES), picture(5 * MAX_TILES)
+    assert many.shape == capped.shape  # the best MAX_TILES only
+    assert picture(MAX_TILES // 4).shape[0] < capped.shape[0]

@@ -124,3 +124,18 @@ def test_bad_requests_get_one_line_value_errors_and_cancel_raises():
     with pytest.raises(ValueError, match="classification"):
         explain_layer(segmentation, dataset, "conv1", image=dataset.x[0].numpy())
     assert isinstance(explain_layer(model, dataset, "conv1", k=1), LayerReport)
+
+
+def test_an_image_that_cannot_be_explained_is_refused_before_the_search(monkeypatch):
+    from cnnstudio.nn.explain import report as report_module
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched the samples before refusing the image")
+
+    monkeypatch.setattr(report_module, "top_activations", no_search)
+    model, dataset = _setup()
+    segmentation = TrainedModel(model.graph, None, model.prep, task="segmentation")
+    with pytest.raises(ValueError, match="classification"):
+        explain_layer(segmentation, dataset, "conv1", image=dataset.x[0].numpy())
+    with pytest.raises(ValueError, match="takes"):
+        explain_layer(model, dataset, "conv1", image=np.zeros((1, 9, 9), np.uint8))

@@ -189,3 +189,74 @@ def test_forward_to_runs_only_the_nodes_a_layer_needs():
     assert node_inputs(module, "sum") == ("left", "right") and node_inputs(module, "input") == ()
     with pytest.raises(KeyError):
         forward_to(module, x, "missing")
+
+
+def test_forward_to_equals_forward_all_and_drops_values_after_their_last_use():
+    import weakref
+
+    torch.manual_seed(0)
+    graph = get_template("inception").graph()
+    module = build_module(graph).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        every = module.forward_all(x)
+        for node_id in module.node_ids:
+            assert torch.equal(forward_to(module, x, node_id), every[node_id]), node_id
+    # A chain a → b → c → d: while d runs, a's output (last read by b) is gone already.
+    chain = _chain([1, 6, 6], ("a", "ReLU", {}), ("b", "Tanh", {}), ("c", "Sigmoid", {}),
+                   ("d", "ReLU", {}))
+    module = build_module(chain)
+    outputs: dict[str, weakref.ref] = {}
+    alive_when_d_ran: dict[str, bool] = {}
+    for node_id in ("a", "b", "c"):
+        module.module_for(node_id).register_forward_hook(
+            lambda m, a, o, node_id=node_id: outputs.__setitem__(node_id, weakref.ref(o)))
+    module.module_for("d").register_forward_pre_hook(
+        lambda m, a: alive_when_d_ran.update({k: r() is not None for k, r in outputs.items()}))
+    with torch.no_grad():
+        result = forward_to(module, torch.randn(3, 1, 6, 6), "d")
+    assert alive_when_d_ran == {"a": False, "b": False, "c": True}
+    assert result.shape == (3, 1, 6, 6)
+
+
+def test_the_batch_size_comes_from_a_memory_budget():
+    from cnnstudio.nn.explain.responses import BATCH_BYTES, budget_batch_size, sample_bytes
+
+    assert budget_batch_size(1) == 256 and budget_batch_size(0) == 256
+    assert budget_batch_size(BATCH_BYTES // 10) == 10
+    assert budget_batch_size(10 * BATCH_BYTES) == 1  # never 0
+    assert budget_batch_size(1, limit=7) == 7
+    # a 64-channel convolution of a 3×112×112 input: its output alone is 3.2 MB a sample
+    graph = _chain([3, 112, 112], ("conv", "Conv2d", {"out_channels": 64, "kernel_size": 3,
+                                                     "padding": 1}))
+    module = build_module(graph)
+    per_sample = sample_bytes(graph, module, "conv")
+    assert per_sample >= 64 * 112 * 112 * 4 + 3 * 112 * 112 * 4
+    assert sample_bytes(graph, module, "input") == 3 * 3 * 112 * 112 * 4 < per_sample
+    size = budget_batch_size(per_sample)
+    assert 1 <= size < 40
+    steps: list[int] = []
+    x = torch.randint(0, 256, (40, 3, 112, 112), dtype=torch.uint8)
+    top_activations(module, graph, "conv", x, _to_float, 1,
+                    progress=lambda done, total: steps.append(done))
+    assert steps == [size, 40]  # two batches, not one of 256
+
+
+def test_a_conv_with_a_negative_bias_reports_its_own_negative_values_not_the_relus():
+    graph = _chain([1, 8, 8], ("conv", "Conv2d", {"out_channels": 2, "kernel_size": 3,
+                                                  "padding": 1}), ("relu", "ReLU", {}))
+    torch.manual_seed(0)
+    module = build_module(graph)
+    with torch.no_grad():
+        module.module_for("conv").bias.fill_(-100.0)
+    x = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
+    with torch.no_grad():
+        conv = module.forward_all(_to_float(x))["conv"]
+    best = conv.flatten(2).max(dim=2).values  # (samples, filters)
+    for top in top_activations(module, graph, "conv", x, _to_float, 3):
+        values = [h.activation for h in top.hits]
+        assert all(v < -50 for v in values)  # the convolution's, not max(0, ·)
+        np.testing.assert_allclose(values, np.sort(best[:, top.filter].numpy())[::-1][:3],
+                                   rtol=1e-6)
+    for top in top_activations(module, graph, "relu", x, _to_float, 3):
+        assert all(h.activation == 0.0 for h in top.hits)

@@ -22,6 +22,7 @@ from safetensors.torch import save_file  # noqa: E402
 
 from cnnstudio.train import Callback, Trainer  # noqa: E402
 from cnnstudio.train.distributed import DistContext, close, init_from_env  # noqa: E402
+from cnnstudio.train.freezing import freeze_nodes  # noqa: E402
 from tests.train.helpers import build, make_dataset, settings, small_graph  # noqa: E402
 
 # Shared with the test: 64 training and 12 validation samples, 8 per process and batch.
@@ -59,10 +60,14 @@ class StopOnRank(Callback):
 
 
 def run(ctx: DistContext, n: int = N, callbacks: tuple[Callback, ...] = (),
-        resume: Any = None, batch_norm: bool = False,
+        resume: Any = None, batch_norm: bool = False, frozen: tuple[str, ...] = (),
         **overrides: Any) -> tuple[Trainer, Any]:
     dataset = make_dataset(n, val=VAL)
-    trainer = Trainer(build(small_graph(3, batch_norm=batch_norm)), dataset,
+    graph = small_graph(3, batch_norm=batch_norm)
+    graph.set_trainable(frozen, False)
+    module = build(graph)
+    freeze_nodes(module, graph)
+    trainer = Trainer(module, dataset,
                       settings(batch_size=BATCH, epochs=EPOCHS, checkpoint="last", **overrides),
                       callbacks=callbacks, resume=resume, dist=ctx)
     return trainer, trainer.fit()
@@ -89,6 +94,9 @@ def main(out: Path) -> None:
     # BatchNorm: each rank normalizes its own batch; DDP gives all rank 0's running stats.
     trainer, result = run(ctx, batch_norm=True)
     save(out, "batchnorm", ctx, trainer, result)
+    # A frozen backbone: DDP reduces only the head's gradients; frozen BN keeps its stats.
+    trainer, result = run(ctx, batch_norm=True, frozen=("conv1", "bn1"))
+    save(out, "frozen", ctx, trainer, result)
     trainer, result = run(ctx, callbacks=(NanOnRank(1, 3),))
     save(out, "nan", ctx, trainer, result)
     trainer, result = run(ctx, callbacks=(StopOnRank(1, (2, 2)),))

@@ -120,7 +120,7 @@ def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ranks")
     outcome = run_local([str(WORKER), str(out)], 2)
     assert outcome.status == "failed" and outcome.main is None  # no project, no outcome
-    assert len(list(out.glob("*.safetensors"))) == 12, outcome.message
+    assert len(list(out.glob("*.safetensors"))) == 14, outcome.message
     return out
 
 
@@ -164,6 +164,14 @@ def test_uneven_shards_finish_with_identical_weights(two_ranks: Path) -> None:
 def test_batchnorm_buffers_stay_identical(two_ranks: Path) -> None:
     weights, report = _identical_on_both_ranks(two_ranks, "batchnorm")
     assert report["status"] == "completed" and "bn1.running_mean" in weights
+
+
+def test_a_frozen_backbone_stays_as_built_under_ddp(two_ranks: Path) -> None:
+    weights, report = _identical_on_both_ranks(two_ranks, "frozen")
+    assert report["status"] == "completed", report["message"]
+    initial = build(small_graph(3, batch_norm=True)).state_dict()
+    for key, value in initial.items():  # conv1.* and bn1.* (running stats too) untouched
+        assert torch.equal(weights[key], value) == key.startswith(("conv1.", "bn1.")), key
 
 
 def test_a_nan_on_one_rank_fails_every_rank_at_the_same_batch(two_ranks: Path) -> None:

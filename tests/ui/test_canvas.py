@@ -351,7 +351,8 @@ def test_context_menus(view, doc):
     scene = view.graph_scene
     menu = view.context_menu(scene.item_for("relu1").pos())
     actions = {a.text(): a for a in menu.actions() if not a.isSeparator()}
-    assert set(actions) == {"Delete", "Duplicate", "Disconnect inputs", "Group"}
+    assert set(actions) == {"Delete", "Duplicate", "Disconnect inputs", "Group", "Freeze",
+                            "Unfreeze", "Freeze up to here"}
     assert doc.selection == ["relu1"]
     actions["Disconnect inputs"].trigger()
     assert doc.graph.node("relu1").inputs == []

@@ -173,48 +173,39 @@ def trace_layer(module: GraphModule, node_id: str, x: torch.Tensor) -> LayerTrac
     """
     import torch
 
+    from cnnstudio.nn.builder import forward_to, node_inputs
     from cnnstudio.nn.internals import _device, _eval_mode
 
     layer = module.module_for(node_id)  # KeyError for an unknown node
-    node_ids = module.node_ids
-    # The plan lists (node id, input slots, output slot, …) in run order; slots follow node_ids.
-    links = {step[0]: tuple(node_ids[i] for i in step[1]) for step in module._plan}
-    links[module.input_id] = ()
     shape = tuple(module.input_shape)
     if tuple(x.shape) == shape:
         x = x.unsqueeze(0)
     if tuple(x.shape) != (1, *shape):
         raise ValueError(f"explaining a value needs one sample of shape {shape}, got a tensor"
                          f" of shape {tuple(x.shape)}")
-    consumers = [n for n in node_ids if node_id in links[n]]
+    input_ids = node_inputs(module, node_id)
+    consumers = [n for n in module.node_ids if node_id in node_inputs(module, n)]
     after_id = consumers[0] if len(consumers) == 1 and \
         _type_name(module.module_for(consumers[0])) in _ACTIVATIONS else None
-    needed, stack = set(), [after_id or node_id]
-    while stack:  # the nodes the target depends on
-        current = stack.pop()
-        if current not in needed:
-            needed.add(current)
-            stack.extend(links[current])
     parameter = next(iter(module.parameters()), None)
     dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() \
         else torch.float32
-    values: dict[str, torch.Tensor] = {}
     try:
         with torch.no_grad(), _eval_mode(module):
-            values[module.input_id] = x.to(_device(module), dtype)
-            for step_id in node_ids:
-                if step_id in needed and step_id != module.input_id:
-                    values[step_id] = module.module_for(step_id)(
-                        *[values[i] for i in links[step_id]])
+            x = x.to(_device(module), dtype)
+            # Each input by its own partial pass: one sample, so repeating a shared trunk
+            # for a merge's inputs costs little.
+            sources = [forward_to(module, x, i) for i in input_ids]
+            output = layer(*sources) if input_ids else x
+            after_output = None if after_id is None else module.module_for(after_id)(output)
     except (RuntimeError, ValueError) as err:
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{node_id}: the forward pass failed: {text}") from None
     type_name = _type_name(layer)
-    inputs = [_numpy(values[i]) for i in links[node_id]]
+    inputs = [_numpy(v) for v in sources]
     settings = _settings(type_name, layer, inputs[0].ndim if inputs else 0)
-    kept = Kept(node_id, type_name, inputs, list(links[node_id]), _numpy(values[node_id]),
-                settings)
+    kept = Kept(node_id, type_name, inputs, list(input_ids), _numpy(output), settings)
     after = None
-    if after_id is not None:
-        after = (after_id, _type_name(module.module_for(after_id)), _numpy(values[after_id]))
+    if after_id is not None and after_output is not None:
+        after = (after_id, _type_name(module.module_for(after_id)), _numpy(after_output))
     return LayerTrace(kept, after)

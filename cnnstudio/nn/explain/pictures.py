@@ -1,7 +1,8 @@
 """Pictures of what a layer's filters respond to, written as PNG files.
 
-NumPy and Pillow only (no torch, no Qt): `cnnstudio explain -o DIR` writes them, and any
-view may use the colour maps. A sample is drawn as the Input holds it (uint8 as is, floats
+This module's own code uses NumPy and Pillow only (no Qt; it calls no torch), but importing
+it imports its packages, `cnnstudio.nn` and `cnnstudio.nn.explain`, and so torch: import it
+where torch may load. `cnnstudio explain -o DIR` writes the pictures. A sample is drawn as the Input holds it (uint8 as is, floats
 min–max scaled), scaled up nearest-neighbour so that a small picture (an 8×8 digit) is at
 least 96 pixels across and every pixel stays a visible square.
 """
@@ -24,6 +25,7 @@ __all__ = ["CMAPS", "colorize", "colour_bar", "colour_table", "draw_box", "sampl
 
 
 MIN_HIT_PX = 96  # a top-k hit is drawn at least this many pixels across
+MAX_TILES = 64  # hits drawn per filter picture (the best): a huge --top stays a picture
 MIN_MAP_PX = 192  # occlusion and Grad-CAM pictures: larger, they are read closely
 SIGNAL_HEIGHT = 64  # a 1-D signal's plot, in pixels (before scaling)
 BOX_COLOUR = (255, 64, 64)
@@ -221,7 +223,7 @@ def hit_tile(sample: np.ndarray, box: Sequence[int] | None, labels: Sequence[str
     on_picture = picture_box(box, sample.shape if sample.ndim > 1 else (1, *sample.shape),
                              big.shape, scale)
     panels = [draw_box(big, on_picture, width=2, halo=True)]
-    if box is not None:
+    if box is not None and int(box[2]) > int(box[0]) and int(box[3]) > int(box[1]):
         y0, x0, y1, x1 = (int(v) for v in box)
         crop = picture[y0:y1, x0:x1] if sample.ndim == 3 else picture[:, x0:x1]
         if crop.size and crop.shape[:2] != picture.shape[:2]:
@@ -277,14 +279,15 @@ def _split_words(split: str) -> str:
 def filter_picture(report: Any, top: Any) -> np.ndarray:
     """The picture of one `FilterTop` of `report`: its hits, best first."""
     tiles = []
-    for hit in top.hits:
+    for hit in top.hits[:MAX_TILES]:
         file = report.files[hit.sample] if report.files is not None else None
         labels = [f"#{hit.sample}   {number(hit.activation)}"]
         if file:  # with its folder: a class folder names the class
             labels.append("/".join(Path(file).parts[-2:]))
         tiles.append(hit_tile(report.samples[hit.sample], hit.box, labels))
-    title = [f"{report.layer}, filter {top.filter}: the {len(top.hits)} samples that excite "
-             f"it most (over {_split_words(report.split)})",
+    shown = (f"the {len(top.hits)} samples that excite it most" if len(top.hits) <= MAX_TILES
+             else f"the best {MAX_TILES} of its {len(top.hits)} samples")
+    title = [f"{report.layer}, filter {top.filter}: {shown} (over {_split_words(report.split)})",
              "each: sample index, largest activation; red: the input region the "
              "maximising position sees" + ("" if not tiles else ", beside it its crop")]
     return grid(tiles, title)
@@ -343,9 +346,9 @@ def _image_titles(image: dict[str, Any], what: str) -> list[str]:
 
 def write_report_pngs(report: Any, out_dir: str | Path) -> list[Path]:
     """Write the pictures of a `LayerReport` into `out_dir` (created when missing):
-    `filter_<i>.png` per filter (its top hits, best first: each sample scaled up with its
-    receptive-field box, beside it the box's crop, labelled with the sample index, the
-    activation and the file's folder and name), and with an image `occlusion.png` and
+    `<layer>_filter_<i>.png` per filter (its top hits, best first, at most MAX_TILES: each
+    sample scaled up with its receptive-field box, beside it the box's crop, labelled with
+    the sample index, the activation and the file's folder and name), and with an image `occlusion.png` and
     `grad_cam.png` (each map over the image, min–max scaled, with a colour bar of its
     scale). Returns the
     paths written, in that order. `report.samples` maps each hit's sample index to the
@@ -354,7 +357,8 @@ def write_report_pngs(report: Any, out_dir: str | Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for top in report.filters:
-        path = folder / f"filter_{top.filter}.png"
+        # Named by layer: pictures of another layer in the same folder stay apart.
+        path = folder / f"{report.layer}_filter_{top.filter}.png"
         Image.fromarray(filter_picture(report, top)).save(path, format="PNG")
         written.append(path)
     image = getattr(report, "image", None)

@@ -124,6 +124,8 @@ def explain_layer(model: _Model, dataset: _Dataset, node_id: str, *, k: int = 9,
     module = model.module()
     if node_id not in module.node_ids:
         raise ValueError(f"the network has no layer {node_id!r}")
+    if image is not None:  # refused before minutes of search, not after
+        image = check_image(model.task, module.input_shape, image)
     name, index = split_indices(dataset, split)
     x = dataset.x if index is None else dataset.x[index]
     ids = None if index is None else index.tolist()
@@ -147,18 +149,28 @@ def explain_layer(model: _Model, dataset: _Dataset, node_id: str, *, k: int = 9,
     return report
 
 
+def check_image(task: str, input_shape: Any, image: Any = None) -> np.ndarray | None:
+    """`image` as an array when occlusion and Grad-CAM can be computed for it: a
+    classification model (`task`) whose Input (`input_shape`) takes images of the image's
+    shape. Without `image`, checks the model only. Raises ValueError (one line) otherwise."""
+    if task != "classification":
+        raise ValueError("occlusion and Grad-CAM need a classification model")
+    if len(input_shape) != 3:
+        raise ValueError("occlusion and Grad-CAM need a network that takes images")
+    if image is None:
+        return None
+    image = np.asarray(image)
+    if tuple(image.shape) != tuple(input_shape):
+        raise ValueError(f"the image is {tuple(image.shape)}, the network takes"
+                         f" {tuple(input_shape)} images")
+    return image
+
+
 def _image_maps(model: _Model, module: Any, node_id: str, image: np.ndarray,
                 image_file: str | None, dataset: _Dataset, progress: StageProgress | None,
                 cancelled: Callable[[], bool] | None) -> dict[str, Any]:
     """The occlusion map and Grad-CAM of the predicted class for one raw image."""
-    if model.task != "classification":
-        raise ValueError("occlusion and Grad-CAM need a classification model")
-    image = np.asarray(image)
-    if len(module.input_shape) != 3:
-        raise ValueError("occlusion and Grad-CAM need a network that takes images")
-    if tuple(image.shape) != tuple(module.input_shape):
-        raise ValueError(f"the image is {tuple(image.shape)}, the network takes"
-                         f" {tuple(module.input_shape)} images")
+    image = check_image(model.task, module.input_shape, image)
     probabilities = model.probabilities(image[None])[0]
     class_index = int(np.argmax(probabilities))
     names = list(model.prep.class_names) or list(dataset.class_names)

@@ -2,7 +2,8 @@
 
 For every filter (output channel) of a layer, the k samples whose feature map has the
 largest maximum, where that maximum lies, and the input region that position sees (the
-receptive field, cropped to the input), found in one pass over the samples in batches.
+filter's own receptive field, cropped to the input: `fields.FilterFields`), found in one
+pass over the samples in batches small enough for a fixed memory budget.
 Pure torch and NumPy, no Qt; the module is left as found (mode, gradients) and no random
 number is drawn.
 """
@@ -17,10 +18,14 @@ import numpy as np
 import torch
 
 from cnnstudio.core.graph import Graph
-from cnnstudio.nn.builder import forward_to
-from cnnstudio.nn.internals import _device, _eval_mode, receptive_field_box
+from cnnstudio.core.shapes import infer_shapes
+from cnnstudio.nn.builder import forward_to, node_inputs
+from cnnstudio.nn.explain.fields import Box, FilterFields
+from cnnstudio.nn.internals import _device, _eval_mode
 
-Box = tuple[int, int, int, int]
+# The activations of one batch (the largest layer's output with its inputs) stay under
+# this; `batch_size` is only the upper bound.
+BATCH_BYTES = 256 * 2**20
 
 
 class Cancelled(Exception):
@@ -32,9 +37,11 @@ class TopHit:
     """One sample that excites a filter: its dataset index, the largest value of the
     filter's map for it, the map position of that value (() for a vector's unit), and
     the input region that position sees as [y0, x0, y1, x1], end-exclusive and clipped to
-    the input ([0, x0, 1, x1] for 1-D inputs). `box` is None when the layer has no exact
+    the input ([0, x0, 1, x1] for 1-D inputs): the field of that filter (after a Concat,
+    of the branch the filter comes from). `box` is None when the layer has no exact
     field: a unit of a Linear layer (it sees the whole input), a layer after a Flatten,
-    adaptive pool, upsampling or transposed convolution, or a 3-D input."""
+    adaptive pool, upsampling or transposed convolution, or a 3-D input; and when the
+    position sees only padding (no input pixel)."""
 
     sample: int
     activation: float
@@ -64,20 +71,42 @@ def _as_tensor(x: Any) -> torch.Tensor:
     return torch.from_numpy(np.require(x, requirements=["C", "W"]))
 
 
-def _box(graph: Graph, node_id: str, position: tuple[int, ...],
-         spatial: tuple[int, ...]) -> Box | None:
-    """The clipped receptive-field box of `position`, as [y0, x0, y1, x1]."""
-    if not position or len(spatial) not in (1, 2):
-        return None
-    field = receptive_field_box(graph, node_id, position)
-    if field is None:
-        return None
-    ranges = field.clipped(spatial)
-    if len(ranges) == 1:
-        (x0, x1), = ranges
-        return (0, x0, 1, x1)
-    (y0, y1), (x0, x1) = ranges
-    return (y0, x0, y1, x1)
+def needed_nodes(module: Any, node_id: str) -> set[str]:
+    """`node_id` and every node it depends on (what `forward_to` runs). Raises KeyError
+    for an unknown node."""
+    needed, stack = set(), [node_id]
+    while stack:
+        current = stack.pop()
+        if current not in needed:
+            needed.add(current)
+            stack.extend(node_inputs(module, current))
+    return needed
+
+
+def sample_bytes(graph: Graph, module: Any, node_id: str) -> int:
+    """About the most bytes one sample takes at once on the way to `node_id`: the largest
+    node's output three times (torch's convolutions hold about twice their output again
+    while they run: measured) with its inputs (float32; 0 when shapes are unknown)."""
+    nodes = infer_shapes(graph).nodes
+    itemsize = next((p.element_size() for p in module.parameters()), 4)
+
+    def size(shape: Sequence[int] | None) -> int:
+        return int(np.prod(shape)) * itemsize if shape else 0
+
+    largest = 0
+    for current in needed_nodes(module, node_id):
+        info = nodes.get(current)
+        if info is not None:
+            largest = max(largest, 3 * size(info.shape) + sum(size(s) for s in info.input_shapes))
+    return largest
+
+
+def budget_batch_size(per_sample: int, limit: int = 256, budget: int = BATCH_BYTES) -> int:
+    """How many samples a batch holds when each takes `per_sample` bytes: `budget` ÷
+    `per_sample`, at least 1 and at most `limit`."""
+    if per_sample <= 0:
+        return max(1, limit)
+    return max(1, min(limit, budget // per_sample))
 
 
 def top_activations(module: Any, graph: Graph, node_id: str, x: Any,
@@ -93,8 +122,9 @@ def top_activations(module: Any, graph: Graph, node_id: str, x: Any,
     into the model's input (`Preprocessing.to_float`, `Dataset.batch_to_float`), and
     `sample_ids` gives each row's dataset index (default 0…N−1). A map layer's filters are
     its channels; a vector layer's (Linear) are its units, with position () and no box.
-    Runs only the nodes the layer needs, in eval mode without gradients, `batch_size`
-    samples at a time, calling `progress(done, total)` after each batch.
+    Runs only the nodes the layer needs, in eval mode without gradients, in batches of
+    at most `batch_size` samples — fewer when the activations of that many would pass
+    BATCH_BYTES — calling `progress(done, total)` after each batch.
 
     Raises ValueError for an unknown layer, a layer without channels or samples of the
     wrong shape, and Cancelled when `cancelled()` turns True (checked before each batch).
@@ -109,6 +139,9 @@ def top_activations(module: Any, graph: Graph, node_id: str, x: Any,
     if tuple(samples.shape[1:]) != tuple(module.input_shape):
         raise ValueError(f"the samples are {tuple(samples.shape[1:])}, the network takes"
                          f" {tuple(module.input_shape)}")
+    if node_id not in module.node_ids:
+        raise ValueError(f"the network has no layer {node_id!r}")
+    batch_size = budget_batch_size(sample_bytes(graph, module, node_id), batch_size)
     best_values: torch.Tensor | None = None  # (filters, ≤ k), best first
     best_rows = best_flat = torch.zeros(0, dtype=torch.int64)
     map_shape: tuple[int, ...] = ()
@@ -147,8 +180,9 @@ def top_activations(module: Any, graph: Graph, node_id: str, x: Any,
 def _collect(graph: Graph, node_id: str, values: torch.Tensor, rows: torch.Tensor,
              flat: torch.Tensor, ids: torch.Tensor, map_shape: tuple[int, ...],
              spatial: tuple[int, ...]) -> list[FilterTop]:
-    """The merged top-k tensors as FilterTop records (boxes looked up once per position)."""
-    boxes: dict[tuple[int, ...], Box | None] = {}
+    """The merged top-k tensors as FilterTop records (boxes looked up once per filter
+    and position)."""
+    fields = FilterFields(graph)
     result = []
     for f in range(values.shape[0]):
         hits = []
@@ -156,8 +190,7 @@ def _collect(graph: Graph, node_id: str, values: torch.Tensor, rows: torch.Tenso
                                      strict=True):
             position = tuple(int(i) for i in np.unravel_index(index, map_shape)) \
                 if map_shape else ()
-            if position not in boxes:
-                boxes[position] = _box(graph, node_id, position, spatial)
-            hits.append(TopHit(int(ids[row]), float(value), position, boxes[position]))
+            box = fields.box(node_id, f, position, spatial) if position else None
+            hits.append(TopHit(int(ids[row]), float(value), position, box))
         result.append(FilterTop(f, hits))
     return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QStyleOptionGraphicsItem, QWidget
 
 from cnnstudio.ui.canvas import lod as lod_
 from cnnstudio.ui.canvas import style
@@ -33,12 +33,17 @@ def _flow(item: QGraphicsItem) -> str:
     return getattr(graph, "direction", "down")
 
 
-class GroupFrame(QGraphicsItem):
+_NO_PEN = QPen(Qt.PenStyle.NoPen)
+
+
+class GroupFrame(QGraphicsRectItem):
     """The outline behind an unfolded group's members, with a title tab (name, fold "−").
-    Its pos stays (0, 0): item coordinates are scene coordinates."""
+    Its pos stays (0, 0): item coordinates are scene coordinates. Its bounding rect is
+    the C++ rect item's (`setRect`, no pen): Qt asks for it on every move and paint."""
 
     def __init__(self, group_id: str, name: str) -> None:
         super().__init__()
+        self.setPen(_NO_PEN)
         self.group_id = group_id
         self.name = name
         self.depth = 0
@@ -80,6 +85,7 @@ class GroupFrame(QGraphicsItem):
         m = FRAME_MARGIN
         self._frame = rect.adjusted(-m, -m - TAB_HEIGHT, m, m)
         self._bounds = self._frame.adjusted(-2, -2, 2, 2)
+        self.setRect(self._bounds)
         self.title.setPos(self._frame.topLeft())
 
     def frame_rect(self) -> QRectF:
@@ -104,9 +110,6 @@ class GroupFrame(QGraphicsItem):
         """On the title tab or the fold button (double-clicking either folds the group)."""
         p = self.mapFromScene(scene_pos)
         return self.tab_rect().contains(p) or self.button_rect().adjusted(-3, -3, 3, 3).contains(p)
-
-    def boundingRect(self) -> QRectF:
-        return self._bounds
 
     def shape(self) -> QPainterPath:
         # Only the tab and the button take clicks: the inside belongs to the cards.
@@ -160,7 +163,7 @@ class GroupFrame(QGraphicsItem):
             painter.drawLine(QPointF(button.left() + 3.5, y), QPointF(button.right() - 3.5, y))
 
 
-class FrameTitle(QGraphicsItem):
+class FrameTitle(QGraphicsRectItem):
     """A zoomed-out frame's name at a fixed screen size, outside its top-left corner:
     left of the frame for a top-to-bottom graph (bottom-aligned with the top of an
     outermost frame, top-aligned for nested ones, so parent and child never collide),
@@ -169,14 +172,12 @@ class FrameTitle(QGraphicsItem):
     _W, _H = 260.0, 18.0  # the largest title in pixels
 
     def __init__(self, frame: GroupFrame) -> None:
-        super().__init__(frame)
+        super().__init__(-self._W - 8, -self._H - 4, 2 * self._W + 16, 2 * self._H + 8, frame)
+        self.setPen(_NO_PEN)
         self.frame = frame
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.setZValue(0.5)
-
-    def boundingRect(self) -> QRectF:
-        return QRectF(-self._W - 8, -self._H - 4, 2 * self._W + 16, 2 * self._H + 8)
 
     def shape(self) -> QPainterPath:
         return QPainterPath()

@@ -35,13 +35,15 @@ _W, _H = style.GROUP_WIDTH, style.GROUP_HEIGHT
 _RECT = QRectF(-_W / 2, -_H / 2, _W, _H)
 _PAD = 10.0
 _STACK = style.STACK_OFFSET
+_M = style.PORT_RADIUS + 5  # ports and the selection halo; the stack up and right
+_BOUNDS = _RECT.adjusted(-_M, -_M - 2 * _STACK, _M + 2 * _STACK, _M)
 
 
 class GroupItem(Card):
     """A folded group drawn as one card: name, in → out shape, params, MACs, layers."""
 
     def __init__(self, group_id: str, name: str) -> None:
-        super().__init__(Ports(_W, _H, merge=True))
+        super().__init__(Ports(_W, _H, merge=True), _BOUNDS)
         self.group_id = group_id
         self.node_id = group_id  # so code keyed by node ids finds the card
         self.name = name
@@ -90,10 +92,6 @@ class GroupItem(Card):
     def card_rect(self) -> QRectF:
         """The card itself, without ports and halo (item coordinates)."""
         return QRectF(_RECT)
-
-    def boundingRect(self) -> QRectF:
-        m = style.PORT_RADIUS + 5
-        return _RECT.adjusted(-m, -m - 2 * _STACK, m + 2 * _STACK, m)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()

@@ -11,7 +11,16 @@ import functools
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPalette, QPen
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPen,
+)
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsSceneHoverEvent,
@@ -34,6 +43,8 @@ __all__ = ["IN_PORT", "NODE_TYPE", "OUT_PORT", "NodeItem", "fit_id", "fit_title"
 
 _W, _H = style.NODE_WIDTH, style.NODE_HEIGHT
 _RECT = QRectF(-_W / 2, -_H / 2, _W, _H)
+_MARGIN = style.PORT_RADIUS + 5  # ports and the selection halo stick out of the card
+_BOUNDS = _RECT.adjusted(-_MARGIN, -_MARGIN, _MARGIN, _MARGIN)
 _PAD = 10.0
 
 
@@ -69,6 +80,16 @@ def fit_id(node_id: str, width: float) -> tuple[QFont, str]:
 
 
 _NO_PEN = Qt.PenStyle.NoPen  # enum lookups cost ~2 µs each, in a paint run 1,000 times
+# A frozen layer (not trained): an icy hatched stripe instead of its category's accent,
+# and a snowflake at the end of its type line.
+FROZEN_ACCENT = QColor("#cfe3f2")
+FROZEN_INK = QColor("#2f78b0")
+FROZEN_MARK = "❄"
+
+
+@functools.cache
+def _frozen_hatch() -> QBrush:
+    return QBrush(FROZEN_INK, Qt.BrushStyle.BDiagPattern)
 
 
 @functools.cache
@@ -110,7 +131,7 @@ class NodeItem(Card):
     def __init__(self, node_id: str, type_name: str) -> None:
         layer = registry.get(type_name)
         super().__init__(Ports(_W, _H, merge=layer.max_inputs is None,
-                               has_input=layer.max_inputs != 0, bar_always=True))
+                               has_input=layer.max_inputs != 0, bar_always=True), _BOUNDS)
         self.node_id = node_id
         self.type_name = type_name
         self.category = layer.category
@@ -119,6 +140,7 @@ class NodeItem(Card):
         self.shape_text = ""
         self.hover_port: str | None = None
         self.connect_state: str | None = None  # "valid" | "invalid" while a wire hovers
+        self.frozen = False  # the node is not trainable (training leaves its parameters)
 
     def type(self) -> int:  # noqa: A003 - Qt's name
         return NODE_TYPE
@@ -155,6 +177,11 @@ class NodeItem(Card):
             self.caption, self.shape_text = caption, shape_text
             self._changed()
 
+    def set_frozen(self, frozen: bool) -> None:
+        if frozen != self.frozen:
+            self.frozen = frozen
+            self._changed()
+
     def set_node_id(self, node_id: str) -> None:
         self.node_id = node_id
         self._changed()
@@ -169,6 +196,8 @@ class NodeItem(Card):
         lines = [f"{self.node_id} — {self.title}"]
         if self.shape_text:
             lines.append(f"output {self.shape_text}")
+        if self.frozen:
+            lines.append(f"{FROZEN_MARK} frozen: training leaves its parameters as they are")
         lines += [f"⚠ {message}" for message in self.messages]
         return "\n".join(lines)
 
@@ -196,10 +225,6 @@ class NodeItem(Card):
     def card_rect(self) -> QRectF:
         """The card itself, without ports and halo (item coordinates)."""
         return QRectF(_RECT)
-
-    def boundingRect(self) -> QRectF:
-        m = style.PORT_RADIUS + 5  # ports and the selection halo stick out of the card
-        return _RECT.adjusted(-m, -m, m, m)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -241,8 +266,11 @@ class NodeItem(Card):
 
         if text.level != lod_.BLOCK:
             painter.setPen(_NO_PEN)
-            painter.setBrush(accent)
+            painter.setBrush(FROZEN_ACCENT if self.frozen else accent)
             painter.drawPath(_accent_bar())
+            if self.frozen:
+                painter.setBrush(_frozen_hatch())
+                painter.drawPath(_accent_bar())
 
         if text.level == lod_.FULL:
             self._paint_texts(painter, pal)
@@ -277,6 +305,15 @@ class NodeItem(Card):
         painter.drawText(top_line, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                          id_text)
 
+        if self.frozen:  # the mark at the type line's end; the title fits in what is left
+            mark_font = style.font(12.5)
+            mark_width = QFontMetricsF(mark_font).horizontalAdvance(FROZEN_MARK) + 4
+            painter.setFont(mark_font)
+            painter.setPen(FROZEN_INK)
+            painter.drawText(bottom_line, Qt.AlignmentFlag.AlignRight
+                             | Qt.AlignmentFlag.AlignVCenter, FROZEN_MARK)
+            painter.setPen(style.text_color(pal))
+            inner -= mark_width
         title_font, title = fit_title(self.type_name, self.caption, inner)
         painter.setFont(title_font)
         painter.drawText(bottom_line, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QMessageBox, QWidg
 
 from cnnstudio.core.errors import GraphError
 from cnnstudio.ui.canvas import editing
+from cnnstudio.ui.commands import set_trainable
 
 if TYPE_CHECKING:
     from cnnstudio.ui.canvas.scene import GraphScene
@@ -44,6 +45,19 @@ def _add_block_actions(menu: QMenu, view: GraphView, group_id: str, folded: bool
     menu.addAction("Ungroup", lambda: editing.ungroup(scene, group_id))
 
 
+def add_freeze_actions(menu: QMenu, scene: GraphScene, node_ids: list[str], here: str) -> None:
+    """Freeze / Unfreeze `node_ids` (each enabled when it would change something) and
+    "Freeze up to here": them and every layer they depend on. `here` names them in the
+    undo entry. Each is one undo entry."""
+    doc = scene.document
+    flags = [doc.graph.node(nid).trainable for nid in node_ids]
+    menu.addAction("Freeze", lambda: set_trainable(doc, node_ids, False)).setEnabled(any(flags))
+    menu.addAction("Unfreeze", lambda: set_trainable(doc, node_ids, True)).setEnabled(
+        not all(flags))
+    menu.addAction("Freeze up to here", lambda: set_trainable(
+        doc, node_ids, False, up_to=True, label=f"Freeze up to {here}"))
+
+
 def build_context_menu(view: GraphView, scene_pos: QPointF) -> QMenu:
     """The menu for what is under `scene_pos`; a node or card under it becomes the
     selection (unless it is part of it already, so a group can be acted on)."""
@@ -59,6 +73,9 @@ def build_context_menu(view: GraphView, scene_pos: QPointF) -> QMenu:
             scene.select_nodes(scene.document.graph.groups.nodes(card.group_id))
         _add_block_actions(menu, view, card.group_id, folded=True)
         menu.addSeparator()
+        add_freeze_actions(menu, scene, scene.document.graph.groups.nodes(card.group_id),
+                           scene.document.graph.groups.get(card.group_id).name)
+        menu.addSeparator()
         menu.addAction("Group", lambda: editing.group_selection(scene))
         menu.addAction("Delete", view.delete_selection)
         menu.addAction("Duplicate", view.duplicate_selection)
@@ -71,6 +88,8 @@ def build_context_menu(view: GraphView, scene_pos: QPointF) -> QMenu:
         action = menu.addAction("Disconnect inputs",
                                 lambda: editing.disconnect_inputs(scene, node_id))
         action.setEnabled(bool(scene.edges_into(node_id)))
+        menu.addSeparator()
+        add_freeze_actions(menu, scene, scene.document.selection or [node_id], node_id)
         explain = view.window().findChild(QAction, "actionExplain")
         if explain is not None:  # the window's Explain Layer: this layer, in the Explain dock
             menu.addSeparator()
@@ -82,6 +101,9 @@ def build_context_menu(view: GraphView, scene_pos: QPointF) -> QMenu:
             _add_block_actions(menu, view, group_id, folded=False)
     elif frame is not None:
         _add_block_actions(menu, view, frame.group_id, folded=False)
+        menu.addSeparator()
+        add_freeze_actions(menu, scene, scene.document.graph.groups.nodes(frame.group_id),
+                           scene.document.graph.groups.get(frame.group_id).name)
     elif edge is not None:
         key = edge.key
 

@@ -38,9 +38,10 @@ _BULK_RECT = QRectF(-1e7, -1e7, 2e7, 2e7)
 # A change that leaves more edges than this to route (unfolding a 1,000-node network)
 # routes those near the view at once and the rest in later event-loop turns, this many a
 # turn (~6 ms), ROUTE_LATER_MS apart so the canvas repaints in a turn of its own: no turn
-# holds the window over 50 ms.
+# holds the window over 50 ms. The first of them comes ROUTE_LATER_MS after the end of
+# the change's own turn (not of its flush), so the change is painted before it.
 ROUTE_AT_ONCE = 150
-ROUTE_LATER_MS = 10
+ROUTE_LATER_MS = 16
 
 
 class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
@@ -49,6 +50,12 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
 
     def __init__(self, document: Document, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        # No BSP index: moving, showing or hiding an item re-files it there, and ending a
+        # bulk change (the scene rect pinned and released) rebuilt the whole tree — ~2,000
+        # items each time a block of a 1,000-layer network folds. Every item's bounding
+        # rect is C++ (rect items), so a paint or hit test that walks all ~3,000 of them
+        # costs well under a millisecond; routing keeps its own index (`CardIndex`).
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self.document = document
         self.direction = "down"
         self._nodes: dict[str, NodeItem] = {}
@@ -73,11 +80,13 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
         self._refresh_timer = deferred(self, self.refresh_inference)
         self._flush_timer = deferred(self, self._flush_turn)
         self._route_timer = deferred(self, self._route_some, ms=ROUTE_LATER_MS)
+        self._route_arm_timer = deferred(self, self._route_timer.start)
         document.node_added.connect(self._add_node)
         document.node_removed.connect(self._drop_node_item)
         document.node_moved.connect(self._move_node)
         document.nodes_moved.connect(self._move_nodes)
         document.node_renamed.connect(self._rename)
+        document.trainable_changed.connect(self._trainable_changed)
         document.edge_added.connect(self._edge_changed)
         document.edge_removed.connect(self._edge_changed)
         for signal in (document.group_added, document.group_removed, document.group_changed):
@@ -122,6 +131,7 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
                     item = None
                 if item is None:
                     item = self._make_node_item(node.id, node.type)
+                item.set_frozen(not node.trainable)
                 if node.pos is not None:
                     pos = node.pos
                 else:  # hand-written files may lack positions: lay those out once
@@ -152,6 +162,7 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
     def _add_node(self, node_id: str) -> None:
         node = self.document.graph.node(node_id)
         item = self._make_node_item(node.id, node.type)
+        item.set_frozen(not node.trainable)
         if node.group is not None:  # e.g. a delete undone inside a folded block
             shown = self.document.graph.groups.shown_as(node_id)
             if shown != node_id:
@@ -161,6 +172,13 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
         item.setPos(QPointF(*node.pos) if node.pos is not None else self._free_spot(node.id))
         self.router.item_added(item)
         self._sync_inputs(node.id)
+
+    def _trainable_changed(self, node_ids: list) -> None:
+        graph = self.document.graph
+        for node_id in node_ids:
+            item = self._nodes.get(node_id)
+            if item is not None:
+                item.set_frozen(not graph.node(node_id).trainable)
 
     def _edge_changed(self, _source: str, target: str, _index: int) -> None:
         self._sync_inputs(target)
@@ -187,21 +205,25 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
             self._shown_before = set(self.cards_as_drawn())
         shifted, nodes, inputs, outputs = self._shifted, self._nodes, self._inputs, self._outputs
         reroute = self._reroute
+        node_of = graph.node
+        sources: set[str] = set()  # whose edges to route: the moved nodes and their inputs
         with self._bulk_change():
             for node_id in node_ids:
                 item = nodes.get(node_id)
-                pos = graph.node(node_id).pos
+                pos = node_of(node_id).pos
                 if item is None or pos is None:
                     continue
                 x, y = item.x(), item.y()
-                if (x, y) == pos:
+                px, py = pos
+                if x == px and y == py:
                     continue
                 dx, dy = shifted.get(item, (0.0, 0.0))  # remembered for `flush`
-                shifted[item] = (round(dx + pos[0] - x, 6), round(dy + pos[1] - y, 6))
-                item.setPos(QPointF(*pos))
-                for edge in inputs.get(node_id, ()):
-                    reroute.update(outputs.get(edge.source, ()))  # label sides
-                reroute.update(outputs.get(node_id, ()))
+                shifted[item] = (round(dx + px - x, 6), round(dy + py - y, 6))
+                item.setPos(px, py)
+                sources.add(node_id)
+                sources.update(edge.source for edge in inputs.get(node_id, ()))  # label sides
+            for source in sources:
+                reroute.update(outputs.get(source, ()))
         if len(graph.groups):
             self._regroup = True
         self._flush_timer.start()
@@ -223,6 +245,7 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
         if self._regroup or self._reroute or self._refit:
             self._apply_changes(routes)
         if routes and self.router.pending:
+            self._route_arm_timer.stop()
             self._route_timer.stop()
             self.router.route_pending()
 
@@ -252,8 +275,8 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
             if not routes and len(edges) > ROUTE_AT_ONCE:
                 edges, later = self.router.split_near_view(edges, ROUTE_AT_ONCE)
                 self.router.pending.update(later)
-                if self.router.pending:
-                    self._route_timer.start()
+                if self.router.pending and not self._route_timer.isActive():
+                    self._route_arm_timer.start()
             label_sides: dict[QGraphicsItem, bool] = {}
             for edge in edges:
                 self.router.route(edge, label_sides)

@@ -71,9 +71,12 @@ def from_run(run: dict[str, Any]) -> str | None:
 
 def starts_from(init: Any) -> str:
     """A run record's `init` in History's words: "fresh", "run-2", "—" when the record
-    predates it, "weights from no run" for weights of unknown origin."""
+    predates it, "imported (FILE)" for an imported model's weights, "weights from no run"
+    for weights of unknown origin."""
     if init == FRESH:
         return "fresh"
+    if isinstance(init, dict) and not init.get("from_run") and isinstance(init.get("imported"), str):
+        return f"imported ({init['imported']})"
     if isinstance(init, dict) and "from_run" in init:
         return str(init["from_run"]) if init["from_run"] else "weights from no run"
     return "—"

@@ -1,0 +1,305 @@
+"""The state of an ONNX → graph mapping: what every ONNX value has become so far.
+
+A value is one of
+* `Tensor` — the output of one of our nodes (its per-sample shape known),
+* `Const` — a constant (an initializer, a Constant, or folded shape arithmetic),
+* `Dims` — a shape vector computed at run time from a tensor (`x.size(0)` and friends),
+  whose batch entry is unknown (None),
+* `Pending` — the first steps of a pattern that becomes one layer later (a Pad folded into
+  the next convolution, Div → Erf → … → GELU); any other use of it refuses the operator
+  that began the pattern,
+* `Poison` — downstream of a refused operator (refused once, not again per consumer).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnstudio.core import registry
+from cnnstudio.core.errors import ParameterError, ShapeError
+from cnnstudio.core.graph import Graph
+from cnnstudio.core.layer_type import Shape, fmt_shape
+from cnnstudio.nn.importing.common import ModelImportError, valid_node_id
+from cnnstudio.nn.importing.onnx_read import tensor_array
+
+
+@dataclass(frozen=True)
+class Tensor:
+    node: str
+    shape: Shape
+
+
+@dataclass(frozen=True)
+class Const:
+    array: np.ndarray = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Dims:
+    values: tuple[int | None, ...]  # None: the batch size
+    scalar: bool = False
+
+
+@dataclass(frozen=True)
+class Pending:
+    kind: str
+    source: Tensor
+    op: str  # the ONNX operator that began the pattern (named when it is refused)
+    name: str  # a name for the node the pattern becomes
+    data: Any = None
+
+
+class Poison:
+    """A value downstream of a refused operator."""
+
+
+class Unsupported(Exception):
+    """This node cannot be mapped; `reason` (may be empty) goes into the one-line refusal."""
+
+    def __init__(self, reason: str = "", op: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.op = op
+
+
+class _Poisoned(Exception):
+    pass
+
+
+def nice_name(node: Any) -> str:
+    """A readable name from an ONNX node: `/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1`
+    (torch's exporter puts the module path first and the operator last)."""
+    name = node.name or (node.output[0] if node.output else "")
+    if "/" not in name:
+        return name
+    parts = [p for p in name.split("/") if p]
+    if parts and (parts[-1] == node.op_type or parts[-1].startswith(node.op_type + "_")):
+        parts.pop()
+    kept = [p for i, p in enumerate(parts)
+            if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
+    return ".".join(kept)
+
+
+class Mapper:
+    """Builds the graph node by node, remembering what each ONNX value became."""
+
+    def __init__(self, folder: Path, initializers: dict[str, Any], consumers: Counter,
+                 opset: int, fixed_batch: int | None) -> None:
+        self.graph = Graph()
+        self.weights: dict[str, np.ndarray] = {}
+        self.notes: list[str] = []
+        self.values: dict[str, Any] = {}
+        self.folder = folder
+        self.initializers = initializers
+        self.consumers = consumers  # how many node inputs (and graph outputs) read each value
+        self.opset = opset
+        self.fixed_batch = fixed_batch  # the batch size when the file fixes it, else None
+        self.taken: set[str] = set()
+        self.refused: Counter = Counter()  # (operator, reason) → count
+        self.onnx_of: dict[str, str] = {}  # our node id → the ONNX value it computes
+        self.node: Any = None  # the ONNX node being mapped
+
+    # ---- reading values ----------------------------------------------------------------
+
+    def value(self, name: str) -> Any:
+        """What ONNX value `name` became; raises _Poisoned downstream of a refusal."""
+        if name in self.values:
+            value = self.values[name]
+        elif name in self.initializers:
+            value = self.values[name] = Const(tensor_array(self.initializers[name], self.folder))
+        else:  # the structure checks ruled this out; be safe
+            raise ModelImportError(f"value {name!r} is used but never computed")
+        if isinstance(value, Poison):
+            raise _Poisoned
+        return value
+
+    def input(self, index: int) -> Any:
+        """The node's input `index`'s value, or None when absent or empty."""
+        if index >= len(self.node.input) or not self.node.input[index]:
+            return None
+        return self.value(self.node.input[index])
+
+    def tensor(self, index: int = 0) -> Tensor:
+        """The node's input `index`, which must be a tensor our graph computes."""
+        value = self.input(index)
+        if isinstance(value, Tensor):
+            return value
+        if isinstance(value, Pending):
+            raise Unsupported(_PENDING_REASON.get(value.kind.split(":")[0], ""), op=value.op)
+        if value is None:
+            raise Unsupported("a required input is missing")
+        raise Unsupported("applied to a constant, not to the data")
+
+    def const(self, index: int, what: str = "this input") -> np.ndarray | None:
+        """The node's input `index` as a constant array (None when absent)."""
+        value = self.input(index)
+        if value is None:
+            return None
+        if isinstance(value, Const):
+            return value.array
+        if isinstance(value, Dims) and None not in value.values:
+            return np.array(value.values, dtype=np.int64)
+        raise Unsupported(f"{what} is computed at run time, not a constant")
+
+    # ---- writing values ----------------------------------------------------------------
+
+    def set(self, value: Any, index: int = 0) -> None:
+        self.values[self.node.output[index]] = value
+
+    def add(self, type_name: str, params: dict[str, Any], inputs: list[Tensor],
+            weights: dict[str, np.ndarray] | None = None, *, name: str | None = None,
+            node_id: str | None = None) -> Tensor:
+        """Add one of our nodes computing the current ONNX node's output; its shape comes
+        from our own layer rule. Raises Unsupported when our layer refuses the params."""
+        layer = registry.get(type_name)
+        try:
+            resolved = layer.resolve(params)
+            shape = layer.rule([t.shape for t in inputs], resolved).shape
+        except (ParameterError, ShapeError) as err:
+            raise Unsupported(f"as {type_name}: {err.message if hasattr(err, 'message') else err}"
+                              ) from None
+        if node_id is None:
+            node_id = valid_node_id(name if name is not None else nice_name(self.node)
+                                    or type_name.lower(), self.taken)
+        self.graph.add_node(type_name, params, id=node_id, inputs=[t.node for t in inputs])
+        for key, array in (weights or {}).items():
+            self.weights[f"{node_id}.{key}"] = array
+        if self.node is not None and self.node.output:
+            self.onnx_of[node_id] = self.node.output[0]
+        return Tensor(node_id, tuple(shape))
+
+    def add_input(self, name: str, shape: Shape) -> None:
+        node_id = valid_node_id(name or "input", self.taken)
+        self.graph.add_node("Input", {"shape": list(shape)}, id=node_id)
+        self.values[name] = Tensor(node_id, tuple(shape))
+
+    def remove(self, node_id: str) -> None:
+        """Take back a node a pattern replaces (its id becomes free again)."""
+        self.graph.remove_node(node_id)
+        self.taken.discard(node_id)
+        self.onnx_of.pop(node_id, None)
+        for key in [k for k in self.weights if k.startswith(node_id + ".")]:
+            del self.weights[key]
+
+    def single_use(self, index: int) -> bool:
+        """Whether the node's input `index` is read by this node alone."""
+        return self.consumers[self.node.input[index]] == 1
+
+    # ---- driving -----------------------------------------------------------------------
+
+    def map_node(self, node: Any, converter: Any) -> None:
+        """Map one ONNX node with `converter(mapper, attrs)`; a refusal is counted and
+        poisons the node's outputs."""
+        from cnnstudio.nn.importing.onnx_read import attributes
+
+        self.node = node
+        try:
+            try:
+                attrs = attributes(node)
+            except Exception:  # malformed attribute protos
+                raise Unsupported("malformed attributes") from None
+            if not self._fold_constants(node):
+                if converter is None:
+                    raise Unsupported()
+                converter(self, attrs)
+        except _Poisoned:
+            if converter is None:  # an operator we never map counts wherever it stands
+                self.refused[(label(node), "")] += 1
+            self._poison(node)
+        except Unsupported as refusal:
+            self.refused[(refusal.op or label(node), refusal.reason)] += 1
+            self._poison(node)
+        except (ValueError, TypeError, IndexError, KeyError, OverflowError) as err:
+            # Attributes of the wrong kind or length: a malformed node, named in one line.
+            self.refused[(label(node), f"malformed ({type(err).__name__})")] += 1
+            self._poison(node)
+        finally:
+            self.node = None
+
+    def _fold_constants(self, node: Any) -> bool:
+        """Compute a node whose inputs are all constants (the shape arithmetic exporters
+        write around Pad, say) with onnx's reference evaluator; True when done."""
+        names = [name for name in node.input if name]
+        if not names or node.op_type not in FOLDABLE or node.domain not in ("", "ai.onnx"):
+            return False
+        values = [self.value(name) for name in names]
+        if not all(isinstance(v, Const) for v in values):
+            return False
+        arrays = [v.array for v in values]
+        if sum(a.size for a in arrays) > MAX_FOLDED or _grows(node.op_type, arrays):
+            return False
+        from onnx.reference import ReferenceEvaluator
+
+        feeds = dict(zip(names, arrays, strict=True))
+        try:
+            results = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
+        except Exception:  # the reference refuses malformed nodes in many ways
+            raise Unsupported("malformed constant arithmetic") from None
+        for name, result in zip(node.output, results, strict=False):
+            if name:
+                self.values[name] = Const(np.asarray(result))
+        return True
+
+    def _poison(self, node: Any) -> None:
+        for output in node.output:
+            if output:
+                self.values[output] = Poison()
+
+    def refusal_line(self) -> str | None:
+        """Every refused operator with its count, in one line; None when all mapped."""
+        if not self.refused:
+            return None
+        by_op: dict[str, list[tuple[str, int]]] = {}
+        for (op, reason), count in self.refused.items():
+            by_op.setdefault(op, []).append((reason, count))
+        parts = []
+        for op, reasons in sorted(by_op.items(), key=lambda item: (-sum(c for _, c in item[1]), item[0])):
+            total = sum(c for _, c in reasons)
+            why = "; ".join(dict.fromkeys(r for r, _ in reasons if r))
+            parts.append(f"{op} ×{total}" + (f" ({why})" if why else ""))
+        return "unsupported operators: " + ", ".join(parts)
+
+
+# Operators computed ahead when all their inputs are constants: each one's output is at
+# most as large as its inputs, or checked by _grows.
+FOLDABLE = frozenset("""Abs Add Cast Ceil Concat ConstantOfShape Div Equal Expand Floor Gather
+Greater Identity Less Max Min Mod Mul Neg Not Range ReduceMax ReduceMin ReduceProd ReduceSum
+Reshape Shape Slice Sqrt Squeeze Sub Transpose Unsqueeze Where""".split())
+MAX_FOLDED = 1 << 22  # values in, and out for the growing operators
+
+
+def _grows(op: str, arrays: list[np.ndarray]) -> bool:
+    """Whether an operator that makes a tensor of a size it reads would make a huge one."""
+    try:
+        if op in ("ConstantOfShape", "Expand"):
+            shape = arrays[-1 if op == "Expand" else 0].reshape(-1)
+            return bool(np.prod([max(int(v), 1) for v in shape], dtype=object) > MAX_FOLDED)
+        if op == "Range":
+            start, limit, delta = (float(a.reshape(-1)[0]) for a in arrays)
+            return delta == 0 or abs((limit - start) / delta) > MAX_FOLDED
+    except (ValueError, IndexError, OverflowError):
+        return True
+    return False
+
+
+_PENDING_REASON = {
+    "pad": "only a Pad right before a convolution or pooling can be folded into it",
+    "unsqueeze": "adding dimensions to data (only undone by a Squeeze, maybe after a global"
+                 " pooling)",
+    "gelu": "arithmetic only as part of the GELU pattern x·½·(1 + erf(x/√2))",
+}
+
+
+def label(node: Any) -> str:
+    """The operator's name in messages (`com.microsoft.FusedConv` outside the standard)."""
+    domain = node.domain if node.domain not in ("", "ai.onnx") else ""
+    return f"{domain}.{node.op_type}" if domain else node.op_type
+
+
+def describe(shape: Shape) -> str:
+    return fmt_shape(shape)
