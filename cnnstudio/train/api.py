@@ -134,7 +134,8 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
     init = starting_point(project, fresh)
     if init != "fresh":
         try:
-            changed = load_fitting(module, project.weights)
+            # Imported weights load in part: after the class-count fix, all but the head.
+            changed = load_fitting(module, project.weights, partial="imported" in init)
         except WeightsError:
             init = "fresh"
             notes.append("the saved weights do not fit the graph; training started from new"

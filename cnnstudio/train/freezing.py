@@ -75,3 +75,10 @@ def frozen_parameter_names(module: nn.Module) -> list[str]:
     """Names of the parameters that need no gradient: a resume state records them, since
     the optimizer's state only fits the same trainable set."""
     return [name for name, p in module.named_parameters() if not p.requires_grad]
+
+
+def resume_extra(module: nn.Module) -> dict[str, list[str]]:
+    """What a resume state records of the freezing: `{"frozen": names}`, or nothing when
+    every parameter trains (a state without the key reads as nothing frozen)."""
+    names = frozen_parameter_names(module)
+    return {"frozen": names} if names else {}

@@ -477,7 +477,7 @@ class Trainer:
             settings=self.settings, train_samples=len(self.train_index),
             # Positions count a rank's batches: a resume needs as many processes.
             extra={**({"world_size": self.world_size} if self.world_size > 1 else {}),
-                   "frozen": freezing.frozen_parameter_names(self.module)})
+                   **freezing.resume_extra(self.module)})
 
     def _apply_resume(self, state: ResumeState) -> None:
         assert self.optimizer is not None

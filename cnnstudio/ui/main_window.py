@@ -447,6 +447,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.loader.drop()  # a project still being read is not opened into a closed window
+        self.explain.release()  # Explain jobs are cancelled; torch must not run at exit
         self.export_menu.release()  # a running export is cancelled, its temp file removed
         self.importer.release()  # a running import's child process is ended
         self.autosaver.discard()

@@ -217,3 +217,13 @@ def test_mutated_models_fail_cleanly(tmp_path_factory: pytest.TempPathFactory,
         import_onnx(path)
     except ModelImportError as err:
         assert_one_line(str(err), where=f"seed {seed}")
+
+
+def test_names_from_the_file_cannot_break_the_line(tmp_path: Path) -> None:
+    """Operator and value names with newlines, or thousands of characters long."""
+    long_name = "w" * 50_000
+    nodes = [helper.make_node("Conv", ["x", long_name, "b"], ["c"], name="n\nx"),
+             helper.make_node("Evil\nOp", ["c"], ["y"])]
+    model = conv_model(nodes=nodes)
+    message = refusal(save(model, tmp_path / "names.onnx"))
+    assert len(message) <= 400

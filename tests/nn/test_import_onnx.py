@@ -9,6 +9,7 @@ import contextlib
 import io
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,12 +142,14 @@ def test_silu_gelu_and_dropout_patterns(folder: Path) -> None:
 
 def test_pads_are_folded(folder: Path) -> None:
     module, shape = original("padded")
-    graph = import_onnx(export(module, shape, folder / "padded-types.onnx")).graph
+    model = import_onnx(export(module, shape, folder / "padded-types.onnx"))
+    graph = model.graph
     convs = [n for n in graph if n.type == "Conv2d"]
     assert [c.params["padding"] for c in convs] == [1, 1]
     assert convs[1].params.get("padding_mode") == "reflect"
     pool = next(n for n in graph if n.type == "MaxPool2d")
     assert pool.params["padding"] == 1
+    assert "Pad folded into conv1" in model.notes
 
 
 def test_gemm_without_transposed_weight(folder: Path) -> None:
@@ -272,3 +275,57 @@ def test_our_own_export_imports_back(folder: Path) -> None:
     assert np.abs(run_onnx(data, x, INPUT_NAME) - got).max() <= TOLERANCE
     assert [n.type for n in model.graph].count("Add") == \
         [n.type for n in project.graph].count("Add")
+    # Node ids come back from the module paths the exporter records.
+    assert set(model.graph.ids) <= set(project.graph.ids)
+
+
+def one_op_model(path: Path, node: Any, in_shape: list, out_shape: list | None,
+                 initializers: dict[str, np.ndarray]) -> Path:
+    """A model of one operator reading `x`, writing `y`."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        [numpy_helper.from_array(v, k) for k, v in initializers.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_auto_pad_same_is_symmetric_padding(folder: Path) -> None:
+    from onnx import helper
+
+    weight = np.random.default_rng(0).standard_normal((4, 3, 3, 5)).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER", name="same")
+    path = one_op_model(folder / "same.onnx", node, ["n", 3, 9, 9], None, {"w": weight})
+    model = import_onnx(path)
+    conv = model.graph.node("same")
+    assert conv.params["padding"] == [1, 2] and conv.params["bias"] is False
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        got = imported_module(model)(x).numpy()
+    assert np.abs(got - run_onnx(str(path), x, "x")).max() <= TOLERANCE
+
+
+@pytest.mark.parametrize(("node_args", "in_shape", "weights", "reason"), [
+    (("Conv", ["x", "w"], ["y"], {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+     ["n", 3, 8, 8], {"w": np.ones((4, 3, 3, 3), np.float32)}, "Conv ×1 (asymmetric padding"),
+    (("Softmax", ["x"], ["y"], {"axis": 0}), ["n", 3, 8, 8], {}, "Softmax ×1 (over the batch)"),
+    (("Flatten", ["x"], ["y"], {"axis": 2}), ["n", 3, 8, 8], {}, "Flatten ×1 (at another axis"),
+    (("Reshape", ["x", "s"], ["y"], {}), ["n", 3, 8, 8],
+     {"s": np.array([0, 6, 32], np.int64)}, "Reshape ×1 (from 3×8×8 to 6×32"),
+    (("Mul", ["x", "k"], ["y"], {}), ["n", 3, 8, 8], {"k": np.array(3.0, np.float32)},
+     "Mul ×1 (scaling by a constant)"),
+])
+def test_configurations_without_a_layer_are_named(folder: Path, node_args: tuple,
+                                                  in_shape: list, weights: dict,
+                                                  reason: str) -> None:
+    from onnx import helper
+
+    op, inputs, outputs, attrs = node_args
+    path = one_op_model(folder / f"{op}-refused.onnx", helper.make_node(op, inputs, outputs,
+                                                                       **attrs),
+                        in_shape, None, weights)
+    with pytest.raises(ModelImportError) as caught:
+        import_onnx(path)
+    assert str(caught.value).startswith(f"unsupported operators: {reason}")

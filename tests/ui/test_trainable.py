@@ -149,3 +149,18 @@ def test_the_summary_and_status_bar_show_trainable_and_frozen_counts(window, qtb
     assert "frozen" not in types["classifier"]
     doc.graph.set_trainable(["conv1", "conv2"], True)
     qtbot.waitUntil(lambda: "frozen" not in totals.text())
+
+
+def test_a_folded_summary_row_counts_its_frozen_layers(doc):
+    from cnnstudio.ui.summary_model import SummaryModel
+
+    model = SummaryModel(doc)
+    model.set_folded(True)
+    row = model.index_of("stem", 1)
+    assert row.data() == "block · 3 layers"
+    doc.graph.set_trainable(["conv1"], False)
+    model.refresh()
+    assert row.data() == "block · 3 layers  · 1 frozen"
+    doc.graph.set_trainable(["bn1", "relu1"], False)
+    model.refresh()
+    assert row.data() == "block · 3 layers  ❄ frozen"

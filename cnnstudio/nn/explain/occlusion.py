@@ -9,11 +9,13 @@ Pure torch and NumPy, no Qt; the module is left as found and no random number is
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
+from cnnstudio.nn.explain.responses import Cancelled
 from cnnstudio.nn.internals import _device, _eval_mode, _logits
 
 
@@ -28,7 +30,8 @@ def _starts(size: int, patch: int, stride: int) -> list[int]:
 
 def occlusion_map(module: Any, x: torch.Tensor, class_index: int, *,
                   patch: int | None = None, stride: int | None = None,
-                  batch_size: int = 64) -> np.ndarray:
+                  batch_size: int = 64,
+                  cancelled: Callable[[], bool] | None = None) -> np.ndarray:
     """The occlusion-sensitivity map of class `class_index` for one sample `x` (1, C, H, W)
     or (1, C, L), the model's (normalised) float input.
 
@@ -39,6 +42,9 @@ def occlusion_map(module: Any, x: torch.Tensor, class_index: int, *,
     of the input's spatial shape: per pixel, the mean of (score of `x`) − (score with the
     patch occluded) over the placements that cover it — positive where the evidence for
     the class lies, negative where covering helps it. Display scaling: `scale_cam`.
+
+    `cancelled()` is asked before each batch of `batch_size` placements; when it turns
+    True, `responses.Cancelled` is raised.
 
     Raises ValueError for a batch that is not one sample with 1 or 2 spatial dimensions,
     a patch or stride below 1, or a class index outside the output.
@@ -63,6 +69,8 @@ def occlusion_map(module: Any, x: torch.Tensor, class_index: int, *,
                              f" {scores.shape[1]} outputs")
         reference = float(scores[0, class_index])
         for first in range(0, len(placements), batch_size):
+            if cancelled is not None and cancelled():
+                raise Cancelled("cancelled")
             chunk = placements[first:first + batch_size]
             batch = base.repeat(len(chunk), *([1] * (base.dim() - 1)))
             for i, starts in enumerate(chunk):

@@ -43,6 +43,10 @@ TV_WEIGHT = 0.1  # mean |difference| of neighbouring 0…1 pixels
 L2_WEIGHT = 0.2  # mean squared distance of the 0…1 pixels from grey
 LEARNING_RATE = 0.05
 SETTLE = 0.75  # the share of the steps taken with jitter; the rest settle the image
+OBJECTIVE = "centre"
+FOLLOW = False
+JITTER_CAP = 99
+PARAM = "spectrum"
 # Layers that only raise what comes in, channel by channel: the objective looks through them.
 _PASS_THROUGH = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
                  nn.Identity, nn.MaxPool1d, nn.MaxPool2d)
@@ -90,6 +94,9 @@ class _Image:
         self.spatial = shape[1:]
         self.scale = _frequency_scale(self.spatial).to(device)
         bins = (count, shape[0], *self.scale.shape, 2)
+        if PARAM == "pixels" or (PARAM == "mixed" and len(self.spatial) == 1):
+            bins = (count, *shape)
+            self.scale = None
         self.spectrum = (0.01 * torch.randn(bins, generator=generator)).to(device)
         self.spectrum.requires_grad_(True)
         self.dims = tuple(range(2, 2 + len(self.spatial)))
@@ -98,6 +105,8 @@ class _Image:
         self.gain = float(np.sqrt(np.prod(self.spatial))) / 16.0
 
     def pixels(self) -> torch.Tensor:
+        if self.scale is None:
+            return torch.sigmoid(self.spectrum)
         spectrum = torch.view_as_complex(self.spectrum) * self.scale
         raw = torch.fft.irfftn(spectrum, s=self.spatial, dim=self.dims, norm="ortho")
         return torch.sigmoid(raw * self.gain)
@@ -137,12 +146,23 @@ def _centre(maps: torch.Tensor, reach: int = 0) -> torch.Tensor:
     return window.reshape(len(maps), -1).amax(1)
 
 
+def _followed(maps: torch.Tensor, shifts: list[int], spatial: tuple[int, ...]) -> torch.Tensor:
+    index = [slice(None)]
+    for n, N, sh in zip(maps.shape[1:], spatial, shifts):
+        p = n // 2 + sh * n / N
+        lo = max(0, min(n - 1, int(np.floor(p))))
+        hi = max(0, min(n - 1, int(np.ceil(p))))
+        index.append(slice(lo, hi + 1))
+    return maps[tuple(index)].reshape(len(maps), -1).amax(1)
+
+
 def _largest(maps: torch.Tensor) -> list[float]:
     return maps.reshape(len(maps), -1).max(1).values.tolist()
 
 
 def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int = 128,
                seed: int = 0, to_float: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               value_range: tuple[float, float] = (0.0, 1.0),
                progress: Callable[[int, int], None] | None = None,
                cancelled: Callable[[], bool] | None = None) -> Synthesis:
     """Synthesise one image per filter of layer `node_id` that excites it (the module
@@ -163,12 +183,14 @@ def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int 
 
     def convert(pixels: torch.Tensor) -> torch.Tensor:
         # A copy: a `to_float` that works in place must not touch what autograd keeps.
+        lo, hi = value_range
+        pixels = lo + (hi - lo) * pixels
         return pixels.clone() if to_float is None else to_float(pixels.clone())
 
     target = objective_layer(module, node_id)
     generator = torch.Generator().manual_seed(seed)
     image = _Image(len(wanted), tuple(module.input_shape), generator, _device(module))
-    jitter = min(image.spatial) // 16
+    jitter = min(min(image.spatial) // 16, JITTER_CAP)
     optimizer = torch.optim.Adam([image.spectrum], lr=LEARNING_RATE)
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
@@ -189,7 +211,11 @@ def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int 
                 moved = pixels if step >= SETTLE * steps else torch.roll(
                     pixels, shifts=shifts, dims=image.dims)
                 maps = _filter_maps(module, target, convert(moved), wanted)
-                objective = _centre(maps, jitter if step < SETTLE * steps else 0)
+                if FOLLOW and maps.dim() > 1:
+                    objective = _followed(maps, shifts if step < SETTLE * steps else [0] * len(shifts), image.spatial)
+                else:
+                  objective = (_centre(maps, jitter if step < SETTLE * steps else 0) if OBJECTIVE == "centre"
+                               else maps.reshape(len(maps), -1).amax(1))
                 penalty = (TV_WEIGHT * _total_variation(pixels)
                            + L2_WEIGHT * (pixels - 0.5).square().flatten(1).mean(1))
                 loss = (penalty - objective).sum()  # each image serves its own filter
@@ -209,3 +235,11 @@ def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int 
     return Synthesis(wanted.tolist(), pixels.float().cpu().numpy(),
                      inputs.float().cpu().numpy(), _largest(final), _largest(start),
                      reached.tolist(), target)
+
+
+def input_range(x) -> tuple[float, float]:
+    if x.dtype == torch.uint8:
+        return (0.0, 1.0)
+    x = x.double()
+    m, sd = float(x.mean()), float(x.std())
+    return (max(float(x.min()), m - 3 * sd), min(float(x.max()), m + 3 * sd))

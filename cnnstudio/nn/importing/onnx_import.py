@@ -75,6 +75,7 @@ CONVERTERS: dict[str, Callable[[Mapper, dict[str, Any]], None]] = {
     "Flatten": sh.flatten,
 }
 SUPPORTED_OPERATORS = tuple(sorted(CONVERTERS))
+MAX_LINE = 400
 
 
 def import_onnx(path: Path | str, *, input_shape: Sequence[int] | None = None,
@@ -87,8 +88,16 @@ def import_onnx(path: Path | str, *, input_shape: Sequence[int] | None = None,
     damaged or hostile file, a structure we do not take (several inputs or outputs, a
     cycle, a value nothing computes), operators we cannot map (all of them, counted), or
     shapes that disagree with the file's."""
-    path = Path(path)
-    report = progress or (lambda stage, done, total: None)
+    try:
+        return _import(Path(path), input_shape, progress or (lambda stage, done, total: None))
+    except ModelImportError as err:
+        # Names in a hostile file can be any length: the line stays readable.
+        text = " ".join(str(err).split())
+        raise ModelImportError(text if len(text) <= MAX_LINE else text[:MAX_LINE - 1] + "…"
+                               ) from None
+
+
+def _import(path: Path, input_shape: Sequence[int] | None, report: Progress) -> ImportedModel:
     report("reading", 0, 1)
     model = read_model(path)
     graph = model.graph
@@ -203,7 +212,8 @@ def _ordered_nodes(graph: Any, initializers: dict[str, Any], input_name: str,
 
 
 def _describe(node: Any) -> str:
-    return f"{label(node)} {node.name!r}" if node.name else label(node)
+    name = node.name if len(node.name) <= 80 else node.name[:77] + "..."
+    return f"{label(node)} {name!r}" if name else label(node)
 
 
 def _opset(model: Any) -> int:
@@ -311,3 +321,4 @@ def _prune_dead_ends(mapper: Mapper, output: str) -> None:
             return
         for node_id in dead:
             mapper.remove(node_id)
+            mapper.notes.append(f"{node_id} dropped: only its shape was used")

@@ -13,6 +13,8 @@ A value is one of
 
 from __future__ import annotations
 
+import ast
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ import numpy as np
 from cnnstudio.core import registry
 from cnnstudio.core.errors import ParameterError, ShapeError
 from cnnstudio.core.graph import Graph
-from cnnstudio.core.layer_type import Shape, fmt_shape
+from cnnstudio.core.layer_type import Shape
 from cnnstudio.nn.importing.common import ModelImportError, valid_node_id
 from cnnstudio.nn.importing.onnx_read import tensor_array
 
@@ -71,9 +73,33 @@ class _Poisoned(Exception):
     pass
 
 
+def _scoped_name(node: Any) -> str | None:
+    """The module path torch.export's exporter records (`pkg.torch.onnx.name_scopes`,
+    e.g. ['', 'layer1.0', 'layer1.0.bn1', 'batch_norm']), with the function's name after
+    it when a function (not a torch.nn layer) was called inside a module."""
+    meta = {p.key: p.value for p in node.metadata_props}
+    try:
+        scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "None"))
+        classes = ast.literal_eval(meta.get("pkg.torch.onnx.class_hierarchy", "[]"))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
+        return None
+    module = next((s for s in reversed(scopes[:-1]) if s), "")
+    layer = isinstance(classes, list) and len(classes) >= 2 and \
+        str(classes[-2]).startswith(("torch.nn.modules.", "cnnstudio.nn.modules."))
+    function = re.sub(r"_\d+$", "", scopes[-1])
+    if module and (layer or module.rsplit(".", 1)[-1].startswith(function)):
+        return module  # a layer, or a module named after what it runs (`add1` runs add)
+    return f"{module}.{function}" if module else function
+
+
 def nice_name(node: Any) -> str:
     """A readable name from an ONNX node: `/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1`
     (torch's exporter puts the module path first and the operator last)."""
+    scoped = _scoped_name(node) if len(node.metadata_props) else None
+    if scoped:
+        return scoped
     name = node.name or (node.output[0] if node.output else "")
     if "/" not in name:
         return name
@@ -103,6 +129,7 @@ class Mapper:
         self.refused: Counter = Counter()  # (operator, reason) → count
         self.onnx_of: dict[str, str] = {}  # our node id → the ONNX value it computes
         self.node: Any = None  # the ONNX node being mapped
+        self.folded_pad = False  # the node being mapped absorbs a Pad (said in the notes)
 
     # ---- reading values ----------------------------------------------------------------
 
@@ -164,14 +191,26 @@ class Mapper:
             raise Unsupported(f"as {type_name}: {err.message if hasattr(err, 'message') else err}"
                               ) from None
         if node_id is None:
-            node_id = valid_node_id(name if name is not None else nice_name(self.node)
-                                    or type_name.lower(), self.taken)
+            name = name if name is not None else self._weight_owner() or nice_name(self.node)
+            node_id = valid_node_id(name or type_name.lower(), self.taken)
         self.graph.add_node(type_name, params, id=node_id, inputs=[t.node for t in inputs])
+        if self.folded_pad:
+            self.notes.append(f"Pad folded into {node_id}")
+            self.folded_pad = False
         for key, array in (weights or {}).items():
             self.weights[f"{node_id}.{key}"] = array
         if self.node is not None and self.node.output:
             self.onnx_of[node_id] = self.node.output[0]
         return Tensor(node_id, tuple(shape))
+
+    def _weight_owner(self) -> str | None:
+        """`layer1.0.conv1` when the node's weight is the initializer `layer1.0.conv1.weight`:
+        torch names initializers by module path, the surest name there is (an exporter
+        that folds a BatchNorm into its convolution names the node after the BatchNorm)."""
+        inputs = self.node.input if self.node is not None else ()
+        if len(inputs) > 1 and inputs[1] in self.initializers and inputs[1].endswith(".weight"):
+            return inputs[1][:-len(".weight")]
+        return None
 
     def add_input(self, name: str, shape: Shape) -> None:
         node_id = valid_node_id(name or "input", self.taken)
@@ -214,12 +253,13 @@ class Mapper:
         except Unsupported as refusal:
             self.refused[(refusal.op or label(node), refusal.reason)] += 1
             self._poison(node)
-        except (ValueError, TypeError, IndexError, KeyError, OverflowError) as err:
+        except (ValueError, TypeError, IndexError, KeyError, OverflowError):
             # Attributes of the wrong kind or length: a malformed node, named in one line.
-            self.refused[(label(node), f"malformed ({type(err).__name__})")] += 1
+            self.refused[(label(node), "malformed attributes or inputs")] += 1
             self._poison(node)
         finally:
             self.node = None
+            self.folded_pad = False
 
     def _fold_constants(self, node: Any) -> bool:
         """Compute a node whose inputs are all constants (the shape arithmetic exporters
@@ -298,8 +338,6 @@ _PENDING_REASON = {
 def label(node: Any) -> str:
     """The operator's name in messages (`com.microsoft.FusedConv` outside the standard)."""
     domain = node.domain if node.domain not in ("", "ai.onnx") else ""
-    return f"{domain}.{node.op_type}" if domain else node.op_type
-
-
-def describe(shape: Shape) -> str:
-    return fmt_shape(shape)
+    text = f"{domain}.{node.op_type}" if domain else node.op_type
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)  # stays one line
+    return text if len(text) <= 60 else text[:57] + "..."

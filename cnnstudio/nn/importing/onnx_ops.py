@@ -36,7 +36,7 @@ def floats(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def _spatial(x: Tensor, op: str) -> int:
+def _spatial(x: Tensor) -> int:
     ndim = len(x.shape) - 1
     if ndim not in _RANK_TYPES:
         raise Unsupported(f"on a {len(x.shape) + 1}-D tensor")
@@ -81,6 +81,7 @@ def _padded_input(m: Mapper, kinds: tuple[str, ...]) -> tuple[Tensor, list[int],
         mode = value.data["mode"]
         if mode not in kinds:
             raise Unsupported(f"a {mode} Pad cannot be folded into {m.node.op_type}", op="Pad")
+        m.folded_pad = True
         return value.source, value.data["begin"], value.data["end"], mode
     x = m.tensor(0)
     return x, [0] * (len(x.shape) - 1), [0] * (len(x.shape) - 1), "constant"
@@ -88,13 +89,14 @@ def _padded_input(m: Mapper, kinds: tuple[str, ...]) -> tuple[Tensor, list[int],
 
 def _symmetric(begin: list[int], end: list[int]) -> list[int]:
     if begin != end:
-        raise Unsupported(f"asymmetric padding {begin}/{end} (torch pads both sides alike)")
+        raise Unsupported(f"asymmetric padding: {','.join(map(str, begin))} before,"
+                          f" {','.join(map(str, end))} after; torch pads both sides alike")
     return begin
 
 
 def conv(m: Mapper, attrs: dict[str, Any]) -> None:
     x, extra_begin, extra_end, mode = _padded_input(m, ("constant", *_PAD_MODES))
-    ndim = _spatial(x, "Conv")
+    ndim = _spatial(x)
     weight = floats(m.const(1, "the weight"))
     bias = m.const(2, "the bias")
     if weight.ndim != ndim + 2:
@@ -236,7 +238,7 @@ def batch_norm(m: Mapper, attrs: dict[str, Any]) -> None:
 
 def _pool(m: Mapper, attrs: dict[str, Any], is_max: bool) -> None:
     x, extra_begin, extra_end, _ = _padded_input(m, ("constant",))
-    ndim = _spatial(x, m.node.op_type)
+    ndim = _spatial(x)
     kernel = _ints(attrs, "kernel_shape", [], ndim)
     strides = _ints(attrs, "strides", [1] * ndim, ndim)
     dilations = _ints(attrs, "dilations", [1] * ndim, ndim)
@@ -280,7 +282,7 @@ def global_pool(m: Mapper, is_max: bool, keep: bool = True, x: Tensor | None = N
     adaptive pool to 1×1 for images, a window of the whole length (or volume) otherwise;
     `keep` False adds a Flatten. Sets and returns the node's output."""
     x = m.tensor(0) if x is None else x
-    ndim = _spatial(x, m.node.op_type)
+    ndim = _spatial(x)
     if ndim == 2:
         out = m.add("AdaptiveMaxPool2d" if is_max else "AdaptiveAvgPool2d",
                     {"output_size": 1}, [x])
@@ -349,7 +351,7 @@ def pad(m: Mapper, attrs: dict[str, Any]) -> None:
 
 def resize(m: Mapper, attrs: dict[str, Any]) -> None:
     x = m.tensor(0)
-    ndim = _spatial(x, "Resize")
+    ndim = _spatial(x)
     if m.node.op_type == "Upsample" or m.opset < 11:
         scales = attrs.get("scales")
         scales = m.const(1, "scales") if scales is None else np.array(scales)

@@ -103,20 +103,23 @@ def _accent_bar() -> QPainterPath:
     return card.intersected(strip)
 
 
-_COLOURS: dict[tuple[str, int, str], tuple[QColor, QColor, QColor, QColor]] = {}
+_COLOURS: dict[tuple[str, int, str, bool], tuple[QColor, QColor, QColor, QColor]] = {}
 # Zoomed out the body takes more of the accent: the colours carry the structure.
 _ACCENT_SHARE = {lod_.FULL: 0.0, lod_.LABEL: 0.45, lod_.BLOCK: 0.8}
 
 
-def _card_colours(category: str, pal: QPalette,
-                  level: str) -> tuple[QColor, QColor, QColor, QColor]:
+def _card_colours(category: str, pal: QPalette, level: str,
+                  frozen: bool = False) -> tuple[QColor, QColor, QColor, QColor]:
     """Accent, body, rim and label colour of a card: mixed once per palette and level
-    (a zoom step repaints every card; mixing them each time cost a fifth of the paint)."""
-    key = (category, pal.cacheKey(), level)
+    (a zoom step repaints every card; mixing them each time cost a fifth of the paint).
+    Zoomed out, a frozen card's body turns icy: its stripe and ❄ are too small to see."""
+    key = (category, pal.cacheKey(), level, frozen)
     found = _COLOURS.get(key)
     if found is None:
         accent = style.category_color(category)
         body = style.mix(style.body_color(category, pal), accent, _ACCENT_SHARE[level])
+        if frozen and level != lod_.FULL:
+            body = style.mix(body, FROZEN_ACCENT, 0.7)
         label = lod_.on_colour(body) if level == lod_.BLOCK else style.text_color(pal)
         found = (accent, body, style.border_color(category, pal), label)
         if len(_COLOURS) > 512:  # palettes come and go (theme switches): stay small
@@ -245,7 +248,8 @@ class NodeItem(Card):
               widget: QWidget | None = None) -> None:
         pal, lod = self._begin_paint(painter, option, widget)
         text = self.card_text(lod)
-        accent, body, rim, label_colour = _card_colours(self.category, pal, text.level)
+        accent, body, rim, label_colour = _card_colours(self.category, pal, text.level,
+                                                        self.frozen)
 
         if self.isSelected() and not lod_.marker_needed(lod):
             # A halo outside the border keeps the problem colour visible.

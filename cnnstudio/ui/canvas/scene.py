@@ -275,8 +275,11 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
             if not routes and len(edges) > ROUTE_AT_ONCE:
                 edges, later = self.router.split_near_view(edges, ROUTE_AT_ONCE)
                 self.router.pending.update(later)
-                if self.router.pending and not self._route_timer.isActive():
-                    self._route_arm_timer.start()
+            if not routes and self.router.pending:
+                # Edges left from this change or an earlier one: routed from
+                # ROUTE_LATER_MS after this change's turn, once it is painted.
+                self._route_timer.stop()
+                self._route_arm_timer.start()
             label_sides: dict[QGraphicsItem, bool] = {}
             for edge in edges:
                 self.router.route(edge, label_sides)

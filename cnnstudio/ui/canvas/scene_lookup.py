@@ -7,10 +7,11 @@ A mixin of `GraphScene`, kept apart so the scene module stays about mirroring th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtWidgets import QGraphicsItem
 
 from cnnstudio.core.shapes import Inference
@@ -63,12 +64,27 @@ class SceneLookup(_Base):
 
     def content_rect(self) -> QRectF:
         """The united scene rect of the visible cards and frames."""
-        rect = QRectF()
+        left = top = math.inf
+        right = bottom = -math.inf
+        # Every card of a class has the same bounds and none is scaled or rotated: its
+        # position places it (in plain numbers: ~1,000 cards after each fold).
+        bounds: dict[type, tuple[float, float, float, float]] = {}
         for item in self.visible_items():
-            rect = rect.united(item.sceneBoundingRect())
+            local = bounds.get(type(item))
+            if local is None:
+                local = bounds[type(item)] = item.boundingRect().getCoords()
+            x, y = item.x(), item.y()
+            left, top = min(left, local[0] + x), min(top, local[1] + y)
+            right, bottom = max(right, local[2] + x), max(bottom, local[3] + y)
         for frame in self.groups.frames.values():
-            rect = rect.united(frame.sceneBoundingRect())
-        return rect
+            outline = frame.sceneBoundingRect()
+            if not outline.isNull():
+                x1, y1, x2, y2 = outline.getCoords()
+                left, top, right, bottom = (min(left, x1), min(top, y1), max(right, x2),
+                                            max(bottom, y2))
+        if left > right:
+            return QRectF()
+        return QRectF(QPointF(left, top), QPointF(right, bottom))
 
     def edge_items(self) -> list[EdgeItem]:
         """Every edge item, grouped by target in graph order."""

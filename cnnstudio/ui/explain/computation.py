@@ -33,7 +33,6 @@ from cnnstudio.ui.explain import page_maps
 from cnnstudio.ui.explain.arithmetic_view import ArithmeticView
 from cnnstudio.ui.explain.figures import build_figure
 from cnnstudio.ui.explain.map_view import MapView
-from cnnstudio.ui.training.background import Background
 
 if TYPE_CHECKING:
     from cnnstudio.ui.explain.host import ExplainHost
@@ -73,7 +72,9 @@ class ComputationPage(QWidget):
         self.setObjectName("explainComputation")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.host = host
-        self.background = Background(self)  # its own worker: never behind a long search
+        # The host's one worker: a second thread on the same cached module would see the
+        # other's temporary hooks (occlusion's logits tap) and trace wrong numbers.
+        self.background = host.background
         self.node: str | None = None
         self.trace: Any = None
         self.field: Any = None
@@ -83,6 +84,7 @@ class ComputationPage(QWidget):
         self.position = 0  # flat index of the value in the channel's map (or the unit)
         self.visited = np.zeros(0, bool)
         self._traced: tuple[Any, ...] | None = None  # what `trace` is of
+        self._wanted: tuple[Any, ...] | None = None  # the trace asked for and still wanted
         self._due = True
         self._build()
         self.timer = QTimer(self)
@@ -179,13 +181,13 @@ class ComputationPage(QWidget):
         self._invalidate()
 
     def _invalidate(self) -> None:
-        self._traced = None
+        self._traced = self._wanted = None
         self._due = True
         if self.isVisible():
             self.refresh()
 
     def _samples_changed(self) -> None:
-        ctx = self.host.window.training.controller.live.context
+        ctx = self.host.samples(load=False)  # loaded when a trace needs them
         count = len(ctx["x"]) if ctx else 0
         self.sample_spin.blockSignals(True)
         self.sample_spin.setRange(0, max(0, count - 1))
@@ -203,9 +205,14 @@ class ComputationPage(QWidget):
         if self._due:
             QTimer.singleShot(0, self.refresh)  # after the show: the dock has its size
 
+    def hideEvent(self, event: Any) -> None:
+        super().hideEvent(event)
+        self.stop()  # Play stepping a page nobody sees would only cost the GUI thread
+
     def _say(self, text: str) -> None:
         """Show `text` instead of the maps; nothing is explained meanwhile."""
         self.stop()
+        self._traced = self._wanted = None  # a trace still running is no longer wanted
         self.trace = self.explanation = None
         self.message.setText(text)
         self.stack.setCurrentWidget(self.message)
@@ -253,14 +260,19 @@ class ComputationPage(QWidget):
         if self.trace is None or self.trace.node != node:
             self._say(f"Computing {node} for sample {i}…")
 
+        self._wanted = key
+
         def done(result: dict[str, Any]) -> None:
-            self._traced_done(result, source, sample)
+            if key == self._wanted:  # else: another layer, sample or project since
+                self._wanted = None
+                self._traced_done(result, source, sample)
 
         def failed(err: BaseException) -> None:
-            self._traced = None
-            self._say(f"Cannot explain {node}: {first_line(err)}")
+            if key == self._wanted:
+                self._say(f"Cannot explain {node}: {first_line(err)}")
 
-        self.background.submit("trace", lambda: trace_job(source, node, x), done, failed)
+        self.background.submit("explainComputation.trace", lambda: trace_job(source, node, x),
+                               done, failed)
 
     def _show_label(self, ctx: dict[str, Any], i: int) -> None:
         names = list(ctx.get("class_names") or [])
@@ -287,8 +299,12 @@ class ComputationPage(QWidget):
         self.channel_spin.setEnabled(channels > 1)
         if not same_layer:
             strongest = trace.strongest()
+            # Start where the layer responds most: a value worth reading.
             self.channel = strongest[0] if len(shape) >= 2 and strongest else 0
-            self.position = 0 if len(shape) >= 2 else (strongest[0] if strongest else 0)
+            if len(shape) >= 2 and strongest:
+                self.position = int(np.ravel_multi_index(tuple(strongest[1:]), shape[1:]))
+            else:
+                self.position = strongest[0] if strongest else 0
         self.channel_spin.setValue(self.channel)
         self.channel_spin.blockSignals(False)
         self._enable(True)

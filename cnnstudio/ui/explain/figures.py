@@ -172,8 +172,10 @@ def conv_row(layout: Layout, parts: list[tuple[str | None, Any, Any, float, str]
     placed: list[list[tuple[str | None, Any, Any, float, str]]] = [[]]
     x = 0.0
     for part in parts:
-        op, values, padded, _, _ = part
-        width = (m.width(op, BIG) + 12 if op else 0.0) + layout.grid_width(values, padded)
+        op, values, padded, _, title = part
+        # A title wider than its grid (a 1×1 kernel) claims its own width: no overlap.
+        width = (m.width(op, BIG) + 12 if op else 0.0) + max(
+            layout.grid_width(values, padded), m.width(title) if titles else 0.0)
         if placed[-1] and x + width > layout.room:
             placed.append([])
             x = 0.0
@@ -189,9 +191,10 @@ def conv_row(layout: Layout, parts: list[tuple[str | None, Any, Any, float, str]
             if op:
                 x = layout.text(x, op, BIG, y=mid) + 6
             grid = layout.grid(x, values, scale, padded, y=top)
+            right = grid.x + grid.width
             if titles:
-                layout.text(x, title, colour=MUTED, y=title_y)
-            x, height = grid.x + grid.width + 6, max(height, grid.height)
+                right = max(right, layout.text(x, title, colour=MUTED, y=title_y))
+            x, height = right + 6, max(height, grid.height)
         if k == len(placed) - 1:
             if x + 4 + m.width(total, sum_size, True) > layout.room:  # Σ on a line of its own
                 layout.y = top + height + 4

@@ -1,6 +1,6 @@
 """The pieces of the "What the filters respond to" page: small pictures drawn from NumPy
 arrays, one row per filter (its top-k samples cropped to their receptive fields and its
-synthesised image), and a heat map over an image with its colour bar.
+synthesised image); a 1-D signal is drawn as a small line plot instead.
 
 Pure Qt and NumPy (no torch, no pyqtgraph items): a page of 16 rows × 9 pictures is a
 few hundred small QImages, drawn in a few milliseconds.
@@ -18,15 +18,12 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QP
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QPushButton,
-    QSizePolicy,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from cnnstudio.ui.training.colorbar import ColorBar, value_text
-from cnnstudio.ui.training.tilegrid import SEQUENTIAL
+from cnnstudio.ui.explain.signal_plot import paint_signal
+from cnnstudio.ui.training.colorbar import value_text
 
 BOX_COLOUR = "#ff3030"
 GALLERY_TIP = (
@@ -35,7 +32,6 @@ GALLERY_TIP = (
     " an image made to excite the filter (the activation it reached and the samples'"
     " mean) before them. Hover over a sample to see it whole; click it to explain it with"
     " occlusion and Grad-CAM.")
-HEAT_ALPHA = 0.55  # the heat map's share of an overlay pixel (the image shows through)
 
 
 def to_rgb(sample: np.ndarray) -> np.ndarray:
@@ -84,15 +80,6 @@ def crop(rgb: np.ndarray, box: Sequence[int] | None) -> np.ndarray:
     return np.ascontiguousarray(rgb[max(y0, 0):y1, max(x0, 0):x1])
 
 
-def overlay(rgb: np.ndarray, heat: np.ndarray, lut: np.ndarray = SEQUENTIAL) -> np.ndarray:
-    """`heat` (H, W) in 0…1 through `lut`, blended over `rgb` (H, W, 3) of the same size."""
-    colours = np.asarray(lut, np.uint8)[:, :3]
-    index = np.clip(np.nan_to_num(np.asarray(heat, np.float32)) * (len(colours) - 1), 0,
-                    len(colours) - 1).astype(np.intp)
-    mixed = (1 - HEAT_ALPHA) * rgb.astype(np.float32) + HEAT_ALPHA * colours[index]
-    return np.clip(mixed, 0, 255).astype(np.uint8)
-
-
 def hit_caption(noun: str, f: int, position: int, hit: Any, label: str) -> str:
     """What the preview says about top-k hit `position` of filter (or unit) `f`."""
     where, position_1d = "", len(hit.position) == 1
@@ -122,6 +109,8 @@ class Picture(QWidget):
         self._rgb = np.zeros((0, 0, 3), np.uint8)
         self._image: QImage | None = None
         self.box: tuple[int, int, int, int] | None = None
+        self.signal: np.ndarray | None = None  # (C, L): drawn as curves instead
+        self.span: tuple[int, int] | None = None  # the signal's shaded range
         self.setMouseTracking(True)
         self.setMinimumSize(size, size)
 
@@ -133,7 +122,15 @@ class Picture(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(self._size, self._size)
 
+    def set_signal(self, signal: np.ndarray, span: tuple[int, int] | None = None) -> None:
+        """Draw a 1-D sample (C, L) as curves, the range `span` shaded."""
+        self.set_rgb(None)
+        self.signal = np.asarray(signal, np.float64).reshape(len(signal), -1)
+        self.span = span
+        self.update()
+
     def set_rgb(self, rgb: np.ndarray | None, box: Sequence[int] | None = None) -> None:
+        self.signal, self.span = None, None
         if rgb is None or not np.size(rgb):
             self._rgb, self._image, self.box = np.zeros((0, 0, 3), np.uint8), None, None
         else:
@@ -153,6 +150,13 @@ class Picture(QWidget):
         return QRectF((self.width() - tw) / 2, (self.height() - th) / 2, tw, th)
 
     def paintEvent(self, _event: QPaintEvent) -> None:
+        if self.signal is not None:
+            painter = QPainter(self)
+            painter.fillRect(self.rect(), QColor("white"))
+            paint_signal(painter, QRectF(self.rect()).adjusted(2, 2, -2, -2), self.signal,
+                         self.span)
+            painter.end()
+            return
         if self._image is None:
             return
         painter = QPainter(self)
@@ -353,116 +357,3 @@ class FilterRow(QWidget):
             tip += f"; the samples' mean is {value_text(mean)}"
         self.synthesised.setToolTip(tip)
         self.synthesis_text.setToolTip(tip)
-
-
-class HeatPanel(QWidget):
-    """A heat map (0…1 after min–max scaling) over an image, with a colour bar labelled in
-    the map's own units, a title above and what is under the mouse below."""
-
-    def __init__(self, title: str, name: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName(name)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(2)
-        self.title = QLabel(title, self)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        layout.addWidget(self.title)
-        body = QHBoxLayout()
-        body.setSpacing(4)
-        self.picture = Picture(96, self)
-        self.picture.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.picture.hovered.connect(self._hovered)
-        body.addWidget(self.picture, 1)
-        self.colorbar = ColorBar(self)
-        body.addWidget(self.colorbar)
-        layout.addLayout(body, 1)
-        self.status = QLabel(self)
-        self.status.setObjectName("heatValue")
-        layout.addWidget(self.status)
-        self.values = np.zeros((0, 0), np.float32)  # the map in its own units
-        self.unit = ""
-
-    def clear(self, text: str = "") -> None:
-        self.values = np.zeros((0, 0), np.float32)
-        self.picture.set_rgb(None)
-        self.colorbar.setVisible(False)
-        self.status.setText(text)
-
-    def show_map(self, image_rgb: np.ndarray, values: np.ndarray, unit: str) -> None:
-        """`values` (H, W) in `unit`, min–max scaled, drawn over `image_rgb` (H, W, 3)."""
-        self.values, self.unit = np.asarray(values, np.float32), unit
-        finite = self.values[np.isfinite(self.values)]
-        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-        scaled = (self.values - low) / (high - low) if high > low else \
-            np.zeros_like(self.values)
-        if high > low:
-            self.picture.set_rgb(overlay(image_rgb, scaled))
-            self.colorbar.set_scale(SEQUENTIAL, low, high, unit)
-            self.status.setText("Hover for values")
-        else:  # nothing to scale: the image alone, and why
-            self.picture.set_rgb(image_rgb)
-            self.colorbar.setVisible(False)
-            self.status.setText(f"Flat ({value_text(low)}): no region stands out")
-
-    def _hovered(self, y: int, x: int) -> None:
-        if y < 0 or not self.values.size:
-            return
-        self.status.setText(f"pixel ({y}, {x}): {value_text(float(self.values[y, x]))}")
-
-
-class ImageSide(QWidget):
-    """One image explained: a sample chooser and Open image…, the prediction, and its
-    occlusion and Grad-CAM maps side by side."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("responsesImage")
-        column = QVBoxLayout(self)
-        column.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        self.sample = QSpinBox(self)
-        self.sample.setObjectName("responsesSample")
-        self.sample.setPrefix("sample ")
-        self.sample.setToolTip("Which dataset sample the occlusion and Grad-CAM maps are for")
-        self.sample.setRange(0, 0)
-        row.addWidget(self.sample)
-        self.open_button = QPushButton("Open image…", self)
-        self.open_button.setObjectName("responsesOpenImage")
-        self.open_button.setToolTip("Explain an image file instead of a sample")
-        row.addWidget(self.open_button)
-        self.prediction = QLabel(self)
-        self.prediction.setObjectName("responsesPrediction")
-        self.prediction.setWordWrap(True)
-        self.prediction.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        row.addWidget(self.prediction, 1)
-        column.addLayout(row)
-        maps = QHBoxLayout()
-        self.occlusion = HeatPanel("Occlusion", "occlusionMap", self)
-        self.occlusion.setToolTip("Occlusion sensitivity: how much the predicted class's"
-                                  " score drops when a patch covers each pixel (the mean"
-                                  " over the patches covering it); min–max scaled")
-        self.grad_cam = HeatPanel("Grad-CAM", "gradCamMap", self)
-        self.grad_cam.setToolTip("Grad-CAM: the feature maps weighted by the gradient of"
-                                 " the predicted class's score, where the evidence for it"
-                                 " lies; min–max scaled")
-        maps.addWidget(self.occlusion, 1)
-        maps.addWidget(self.grad_cam, 1)
-        column.addLayout(maps, 1)
-
-    def show_failure(self, text: str) -> None:
-        self.prediction.setText(text)
-        self.prediction.setToolTip(text)
-        self.occlusion.clear()
-        self.grad_cam.clear()
-
-    def show_maps(self, what: str, image: np.ndarray, class_name: str, probability: float,
-                  occlusion: np.ndarray, grad_cam: np.ndarray, layer: str) -> None:
-        """The maps of `image` (raw C, H, W) for its predicted class."""
-        rgb = to_rgb(image)
-        self.prediction.setText(f"{what}: predicted {class_name} (p = {probability:.2f})")
-        self.prediction.setToolTip(self.prediction.text())
-        self.occlusion.show_map(rgb, occlusion, "drop")
-        self.grad_cam.show_map(rgb, grad_cam, "scaled")
-        self.occlusion.title.setText(f"Occlusion, class {class_name}")
-        self.grad_cam.title.setText(f"Grad-CAM, class {class_name} ({layer})")

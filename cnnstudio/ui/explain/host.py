@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from cnnstudio.ui.main_window import MainWindow
 
 MODEL_SETTLE_MS = 250  # after an edit, the pages recompute once the edits pause
+RELEASE_WAIT_MS = 20_000  # closing waits this long at most for a cancelled job's batch
 
 
 class ProgressStrip(QWidget):
@@ -49,6 +50,9 @@ class ExplainHost(QObject):
 
     model_changed = Signal()  # weights/graph changed: pages recompute lazily
     samples_changed = Signal()  # the loaded samples arrived or went (a run began, …)
+    # The worker's undelivered results were dropped (the project went): pages forget the
+    # jobs they wait for, or their progress would show for ever.
+    jobs_forgotten = Signal()
     _progress = Signal(str, int, int)  # emitted on a worker: queued onto the GUI thread
 
     def __init__(self, window: MainWindow) -> None:
@@ -79,15 +83,19 @@ class ExplainHost(QObject):
         network as a run will start it; None for an empty graph."""
         return self.window.training.actions.source()
 
-    def samples(self) -> dict[str, Any] | None:
+    def samples(self, load: bool = True) -> dict[str, Any] | None:
         """The loaded samples context (x, y, class_names, mean, std, split, …) or None;
-        when there are none yet, asks the training controller to load them
+        when there are none yet and `load`, asks the training controller to load them
         (`samples_changed` follows)."""
         ctl = self.window.training.controller
         ctx = ctl.live.context
-        if ctx is None:
+        if ctx is None and load:
             ctl.load_samples()
         return ctx
+
+    def training_running(self) -> bool:
+        """True while a training run is going (it owns torch's thread count)."""
+        return bool(self.window.training.controller.running)
 
     def samples_loading(self) -> bool:
         """True while the project's samples are being loaded."""
@@ -151,8 +159,18 @@ class ExplainHost(QObject):
             self.strip.cancel_button.setEnabled(False)  # once: the job stops at its pace
             self._on_cancel()
 
+    def release(self, timeout_ms: int = RELEASE_WAIT_MS) -> bool:
+        """The window closes: stop every Explain job and wait (at most `timeout_ms`) for
+        the worker, so no torch work is still running while the interpreter ends (that
+        aborts the process). True when the worker is idle."""
+        self.background.forget()
+        self.jobs_forgotten.emit()  # the pages set their jobs' cancel flags
+        self.finish_progress()
+        return self.background.wait(timeout_ms)
+
     def _project_replaced(self) -> None:
         self.background.forget()
+        self.jobs_forgotten.emit()
         self.finish_progress()
         self.model_changed.emit()
         self.samples_changed.emit()

@@ -42,6 +42,11 @@ class ExplainPlugin(QObject):
         window.document.selection_changed.connect(self._selection_changed)
         window.document.project_replaced.connect(lambda: self.view.set_layer(None))
 
+    def release(self) -> None:
+        """The window closes: cancel every Explain job and wait (bounded) for the worker."""
+        self.view.computation.stop()
+        self.host.release()
+
     def _selection_changed(self, ids: list[str]) -> None:
         if len(ids) == 1 and ids[0] in self.window.document.graph:
             self.view.set_layer(ids[0])

@@ -72,7 +72,7 @@ def sample_picture(sample: np.ndarray) -> np.ndarray:
 
 def class_labels(host: ExplainHost, trace: Any) -> list[str] | None:
     """Class names for the layer's outputs when it is the network's output and they fit."""
-    ctx = host.window.training.controller.live.context or {}
+    ctx = host.samples(load=False) or {}
     names = list(ctx.get("class_names") or [])
     graph = host.window.document.graph
     if trace.node not in graph or graph.consumers(trace.node):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,16 +24,23 @@ Report = Callable[[str, int, int], None]
 Check = Callable[[], bool]
 SPLITS = {"val": "validation", "train": "training", "all": "all"}
 MEAN_SAMPLES = 512  # the samples' mean activation is estimated on at most this many
+NOT_A_CLASSIFIER = ("Occlusion and Grad-CAM need an image classifier (one class per image);"
+                    " this network is not one")
 
 
 @contextlib.contextmanager
-def worker_threads() -> Iterator[None]:
+def worker_threads(training: bool = False) -> Iterator[None]:
     """Every core but one for this thread's torch work, as training uses (a second thread
-    fighting the GUI thread and other processes for two cores made top-k 3× slower)."""
+    fighting the GUI thread and other processes for two cores made top-k 3× slower).
+    torch's thread count is process-wide: while a `training` runs it is left as the run
+    set it."""
     import torch
 
     from cnnstudio.train.device import default_cpu_threads
 
+    if training:
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(default_cpu_threads())
     try:
@@ -135,6 +143,24 @@ def top_k(source: TrainedModel, cache: DataCache, request: DataRequest, node: st
                 {i: sample_label(dataset, i) for i in used_ids}, source.state)
 
 
+def top_summary(top: TopK, asked_split: str) -> str:
+    """What the page says about `top` (the split asked for: `asked_split`)."""
+    fallback = " (the validation split is empty)" if top.split == "all" and \
+        asked_split == "val" else ""
+    hits = [h for f in top.filters for h in f.hits]
+    if hits and not hits[0].position:
+        how = (f"{top.node} has no channel maps: each unit's {top.k} strongest of"
+               f" {top.count} {SPLITS[top.split]} samples{fallback}, whole (a unit"
+               " sees all of its input)")
+    else:
+        how = (f"{top.node}: each filter's {top.k} strongest of {top.count}"
+               f" {SPLITS[top.split]} samples{fallback}, ")
+        how += ("cropped to the input region the strongest position sees"
+                if any(h.box is not None for h in hits) else
+                "whole (this layer has no exact receptive field)")
+    return f"{how}. Weights: {top.state}."
+
+
 @dataclass
 class Synthesised:
     node: str
@@ -203,37 +229,78 @@ class ImageMaps:
     grad_cam_layer: str
 
 
+class OcclusionCache:
+    """The last image's prediction and occlusion map: they depend on the model and the
+    image only, so choosing another layer (which changes only Grad-CAM) reuses them.
+    Used on the worker only; holds the model weakly."""
+
+    def __init__(self) -> None:
+        self._model: weakref.ref | None = None
+        self.key: tuple[Any, ...] | None = None
+        self.value: tuple[np.ndarray, np.ndarray] | None = None  # (probabilities, occlusion)
+
+    def get(self, source: TrainedModel, key: tuple[Any, ...]
+            ) -> tuple[np.ndarray, np.ndarray] | None:
+        model = self._model() if self._model is not None else None
+        return self.value if model is source and key == self.key else None
+
+    def put(self, source: TrainedModel, key: tuple[Any, ...],
+            value: tuple[np.ndarray, np.ndarray]) -> None:
+        self._model, self.key, self.value = weakref.ref(source), key, value
+
+
+OCCLUSION_BATCH = 8  # placements per forward pass: Cancel is heard between batches
+
+
 def image_maps(source: TrainedModel, cache: DataCache, request: DataRequest, node: str | None,
-               sample: int | None, path: str | None, report: Report) -> ImageMaps:
-    """The maps for dataset sample `sample` or the image file `path`. Raises ValueError
-    (one line: an unreadable file, a network that is not an image classifier)."""
+               sample: int | None, path: str | None, report: Report,
+               cancelled: Check | None = None,
+               occlusions: OcclusionCache | None = None) -> ImageMaps:
+    """The maps for dataset sample `sample` or the image file `path`; the prediction and
+    occlusion map come from `occlusions` when they were made for the same model and
+    image. Raises ValueError (one line: an unreadable file, a network that is not an
+    image classifier) or Cancelled."""
     from cnnstudio.nn.explain.occlusion import occlusion_map
+    from cnnstudio.nn.explain.responses import Cancelled
     from cnnstudio.train.model_io import read_image
 
+    cancelled = cancelled or (lambda: False)
     if source.task != "classification":
-        raise ValueError("occlusion and Grad-CAM are shown for classification networks only")
+        raise ValueError(NOT_A_CLASSIFIER)
     dataset = cache.get(request, lambda stage, done, total: report(
         f"loading the data: {stage}", done, total))
     model = model_for(source, dataset)
     if path is not None:
         from pathlib import Path
 
-        image, what = read_image(model.graph, path), Path(path).name
+        image, what, index = read_image(model.graph, path), Path(path).name, None
     else:
         index = min(max(int(sample or 0), 0), len(dataset.x) - 1)
         image = raw(dataset.x[index])
         label = sample_label(dataset, index)
         what = f"sample {index}" + (f" (class {label})" if label else "")
     if image.ndim != 3:
-        raise ValueError("occlusion and Grad-CAM need an image input (channels × height ×"
-                         " width)")
-    report("predicting", 0, 0)
-    probs = model.probabilities(image[None])[0]
+        raise ValueError(NOT_A_CLASSIFIER)
+    key = (request, path, None if path is not None else index)
+    known = occlusions.get(source, key) if occlusions is not None else None
+    if known is None:
+        if cancelled():
+            raise Cancelled("cancelled")
+        report("predicting", 0, 0)
+        probs = model.probabilities(image[None])[0]
+        report("occlusion", 0, 0)
+        occlusion = occlusion_map(model.module(), model.prep.to_float(image[None]),
+                                  int(np.argmax(probs)), batch_size=OCCLUSION_BATCH,
+                                  cancelled=cancelled)
+        if occlusions is not None:
+            occlusions.put(source, key, (probs, occlusion))
+    else:
+        probs, occlusion = known
     cls = int(np.argmax(probs))
     names = model.prep.class_names or list(dataset.class_names)
     name = str(names[cls]) if cls < len(names) else str(cls)
-    report("occlusion", 0, 0)
-    occlusion = occlusion_map(model.module(), model.prep.to_float(image[None]), cls)
+    if cancelled():
+        raise Cancelled("cancelled")
     report("Grad-CAM", 0, 0)
     cam, layer = model.grad_cam(image, cls, node)
     return ImageMaps(what, image, cls, name, float(probs[cls]), np.asarray(occlusion),

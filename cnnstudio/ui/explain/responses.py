@@ -10,14 +10,13 @@ the split or k changed.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QResizeEvent, QShowEvent
+from PySide6.QtGui import QHideEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnstudio.core.errors import first_line
+from cnnstudio.ui.explain import page_jobs as jobs_book
 from cnnstudio.ui.explain import response_jobs as jobs
 from cnnstudio.ui.explain.gallery import (
     GALLERY_TIP,
@@ -63,6 +63,16 @@ def _input_id(source: Any) -> str | None:
     return node.id if node is not None else None
 
 
+def _image_classifier(source: Any) -> bool:
+    """Whether occlusion and Grad-CAM apply: a classifier of (C, H, W) images."""
+    node = source.graph.input_node()
+    try:
+        shape = tuple(node.resolved_params()["shape"]) if node is not None else ()
+    except Exception:  # an unreadable shape: the Problems panel says why
+        return False
+    return source.task == "classification" and len(shape) == 3
+
+
 class FilterResponsesPanel(QWidget):
     """What each filter of a layer responds to (see the module's docstring)."""
 
@@ -72,6 +82,7 @@ class FilterResponsesPanel(QWidget):
         self.host = host
         self.node: str | None = None
         self.cache = jobs.DataCache()  # used on the worker only
+        self.occlusions = jobs.OcclusionCache()  # used on the worker only
         self.top: jobs.TopK | None = None
         self.maps: jobs.ImageMaps | None = None
         self.synthesis: jobs.Synthesised | None = None
@@ -80,9 +91,10 @@ class FilterResponsesPanel(QWidget):
         self._source: Any = None  # the model the results are for
         self._top_key: tuple | None = None
         self._image_key: tuple | None = None
-        self._running: dict[str, threading.Event] = {}  # job kind → its cancel flag
+        self.jobs = jobs_book.PageJobs(host, "explainResponses", self._paused)
         self._build()
         host.model_changed.connect(self._model_changed)
+        host.jobs_forgotten.connect(self._jobs_forgotten)
 
     # ---- building --------------------------------------------------------------------
 
@@ -105,8 +117,9 @@ class FilterResponsesPanel(QWidget):
         self.k.setRange(1, 32)
         self.k.setValue(DEFAULT_K)
         self.k.setToolTip("How many samples to show per filter")
-        self.k.editingFinished.connect(self.refresh)  # not per keystroke
-        self.k.valueChanged.connect(lambda _v: None if self.k.hasFocus() else self.refresh())
+        # Typing sends one value when done (Enter or leaving); the arrows send each step.
+        self.k.setKeyboardTracking(False)
+        self.k.valueChanged.connect(lambda _v: self.refresh())
         controls.addWidget(self.k)
         self.page = QComboBox(self)
         self.page.setObjectName("responsesPage")
@@ -206,6 +219,17 @@ class FilterResponsesPanel(QWidget):
         self._fit_split()
         self.refresh()
 
+    def hideEvent(self, event: QHideEvent) -> None:
+        """Leaving the page stops its jobs (the Computation page shares the worker and
+        must not wait behind them); they run again when the page is shown."""
+        super().hideEvent(event)
+        if not event.spontaneous():  # a minimised window's work goes on
+            self.jobs.pause()
+
+    def _jobs_forgotten(self) -> None:
+        """The host's worker dropped every result (the project went): all is stale."""
+        self._top_key = self._image_key = None
+
     def _keys(self) -> tuple[Any, Any, Any] | None:
         """(model, top-k key, image key), or None (with the reason shown) when there is
         nothing to compute."""
@@ -234,8 +258,7 @@ class FilterResponsesPanel(QWidget):
         (source, request), top_key, image_key = keys
         if self.node is None or self.node == _input_id(source):
             self._top_key, self.top = None, None
-            for flag in self._running.values():
-                flag.set()  # what runs is for another layer: stop it
+            self.jobs.cancel()  # what runs is for another layer: stop it
             self._clear_rows()
             self._say("Choose a layer after the Input (click it in the network) to see what"
                       " its filters respond to")
@@ -246,7 +269,12 @@ class FilterResponsesPanel(QWidget):
             self._start_top_k(source, request)
         if image_key != self._image_key:
             self._image_key = image_key
-            self._start_image(source, request)
+            if _image_classifier(source):
+                self.side.set_available(True)
+                self._start_image(source, request)
+            else:
+                self.maps = None
+                self.side.set_available(False, jobs.NOT_A_CLASSIFIER)
 
     def _say(self, text: str) -> None:
         self.state.setText(text)
@@ -254,45 +282,29 @@ class FilterResponsesPanel(QWidget):
 
     # ---- jobs --------------------------------------------------------------------------
 
-    def _submit(self, kind: str, text: str, work: Callable[[Callable[[str, int, int], None],
-                                                             Callable[[], bool]], Any],
-                done: Callable[[Any], None], failed: Callable[[str, bool], None]) -> None:
-        """Run `work(report, cancelled)` on the host's worker with progress and Cancel; a
-        newer job of the same kind cancels the older one."""
-        old = self._running.get(kind)
-        if old is not None:
-            old.set()  # superseded: it stops at its next check, its result is dropped
-        flag = self._running[kind] = threading.Event()
-        report = self.host.start_progress(text, self.cancel)
-
-        def finish() -> None:
-            if self._running.get(kind) is flag:
-                del self._running[kind]
-            if not self._running:
-                self.host.finish_progress()
-
-        def ok(result: Any) -> None:
-            finish()
-            done(result)
-
-        def bad(err: BaseException) -> None:
-            finish()
-            failed(first_line(err), flag.is_set())
-
-        def run() -> Any:
-            with jobs.worker_threads():
-                return work(report, flag.is_set)
-
-        self.host.background.submit(f"explainResponses.{kind}", run, ok, bad)
+    def _submit(self, kind: str, text: str, work: jobs_book.Work, done: Callable[[Any], None],
+                failed: Callable[[str, bool], None]) -> None:
+        self.jobs.submit(kind, text, work, done, failed)
 
     def cancel(self) -> None:
         """Stop every job of this page (Cancel in the progress row)."""
-        for flag in self._running.values():
-            flag.set()
+        self.jobs.cancel()
 
     @property
     def busy(self) -> bool:
-        return bool(self._running)
+        return bool(self.jobs.running)
+
+    @property
+    def _running(self) -> dict[str, Any]:
+        return self.jobs.running
+
+    def _paused(self, kind: str) -> None:
+        """A job stopped because the page was left: it runs again when the page is seen."""
+        if kind == "top":
+            self._top_key = None
+        elif kind == "image":
+            self._image_key = None
+        self.refresh()  # shown again meanwhile: it starts over now
 
     def _start_top_k(self, source: Any, request: Any) -> None:
         node, split, k = self.node, self.split.currentData(), self.k.value()
@@ -328,21 +340,7 @@ class FilterResponsesPanel(QWidget):
         self.page.blockSignals(False)
         self.page.setVisible(pages > 1)
         self._show_page()
-        fallback = " (the validation split is empty)" if top.split == "all" and \
-            self.split.currentData() == "val" else ""
-        hits = [h for f in top.filters for h in f.hits]
-        units = bool(hits) and not hits[0].position
-        if units:
-            how = (f"{top.node} has no channel maps: each unit's {top.k} strongest of"
-                   f" {top.count} {jobs.SPLITS[top.split]} samples{fallback}, whole (a unit"
-                   " sees all of its input)")
-        else:
-            how = (f"{top.node}: each filter's {top.k} strongest of {top.count}"
-                   f" {jobs.SPLITS[top.split]} samples{fallback}, ")
-            how += ("cropped to the input region the strongest position sees"
-                    if any(h.box is not None for h in hits) else
-                    "whole (this layer has no exact receptive field)")
-        self._say(f"{how}. Weights: {top.state}.")
+        self._say(jobs.top_summary(top, self.split.currentData()))
 
     def _clear_rows(self) -> None:
         for row in self.rows:
@@ -477,8 +475,11 @@ class FilterResponsesPanel(QWidget):
         node, sample, path, cache = self.node, self.sample.value(), self.image_file, self.cache
         what = Path(path).name if path else f"sample {sample}"
 
-        def work(report: Callable[[str, int, int], None], _cancelled: Callable[[], bool]) -> Any:
-            return jobs.image_maps(source, cache, request, node, sample, path, report)
+        occlusions = self.occlusions
+
+        def work(report: Callable[[str, int, int], None], cancelled: Callable[[], bool]) -> Any:
+            return jobs.image_maps(source, cache, request, node, sample, path, report,
+                                   cancelled, occlusions)
 
         def failed(text: str, cancelled: bool) -> None:
             self.maps = None

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from cnnstudio.core.graph import Graph
 from cnnstudio.project import Project
-from cnnstudio.project.origin import stopped_run, weights_run
+from cnnstudio.project.origin import imported_from, stopped_run, weights_run
 from cnnstudio.project.weights import RESUME_MEMBER
 from cnnstudio.train.model_io import Preprocessing, TrainedModel
 from cnnstudio.ui.document import Document
@@ -83,7 +83,9 @@ def run_origin(project: Project, fresh: bool, resuming: bool) -> Origin:
                                                 and project.weights is not None else ""))
     parent = weights_run(project)
     if parent not in by_id:
-        return Origin("from the project's weights (of no recorded run)")
+        source = imported_from(project)
+        return Origin(f"from the imported weights ({source})" if source
+                      else "from the project's weights (of no recorded run)")
     epoch = weights_epoch(by_id[parent])
     return Origin(f"from the weights of {parent} (its epoch {epoch})",
                   offsets.get(parent, 0) + epoch, parent, epoch)
