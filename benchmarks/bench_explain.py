@@ -6,7 +6,8 @@ Times, each the median of N runs:
     2,000 random images, the first convolution of the same net, and the digits sample's
     conv2 over its 1,797 built-in 8×8 digits;
   * occlusion: one 32×32 image on the same CNN (goal < 1 s);
-  * synthesis: activation maximisation for 16 filters of its conv2, 128 steps (goal < 15 s).
+  * synthesis: activation maximisation for 16 filters of its conv2, 128 steps (goal < 15 s),
+    and for 16 filters of the second Conv1d of a signals net (1×128, made here).
 Each is printed beside its goal as a ratio (below 1.00 meets it). The nets are untrained:
 the work, hence the time, does not depend on the weights.
 
@@ -44,6 +45,22 @@ def small_cnn() -> Graph:
               ("conv2", "Conv2d", {"out_channels": 32, "kernel_size": 3, "padding": 1}),
               ("relu2", "ReLU", {}), ("pool2", "MaxPool2d", {"kernel_size": 2}),
               ("flatten", "Flatten", {}), ("fc", "Linear", {"out_features": 10})]
+    previous = "input"
+    for node_id, type_name, params in layers:
+        graph.add_node(type_name, params, id=node_id, inputs=[previous])
+        previous = node_id
+    return graph
+
+
+def small_signal_net() -> Graph:
+    """The signals sample's shape: two Conv1d–ReLU–pool stages on a 1×128 signal."""
+    graph = Graph()
+    graph.add_node("Input", {"shape": [1, 128]}, id="input")
+    layers = [("conv1", "Conv1d", {"out_channels": 16, "kernel_size": 5, "padding": 2}),
+              ("relu1", "ReLU", {}), ("pool1", "MaxPool1d", {"kernel_size": 2}),
+              ("conv2", "Conv1d", {"out_channels": 32, "kernel_size": 5, "padding": 2}),
+              ("relu2", "ReLU", {}), ("pool2", "MaxPool1d", {"kernel_size": 2}),
+              ("flatten", "Flatten", {}), ("fc", "Linear", {"out_features": 4})]
     previous = "input"
     for node_id, type_name, params in layers:
         graph.add_node(type_name, params, id=node_id, inputs=[previous])
@@ -99,6 +116,10 @@ def run(repeat: int) -> dict[str, dict[str, float]]:
     record("synthesis, 16 filters conv2",
            median_s(lambda: synthesize(module, "conv2", range(16), to_float=_to_float),
                     repeat), SYNTHESIS_GOAL_S)
+    signal_module = build_module(small_signal_net()).eval()
+    record("synthesis, 16 filters Conv1d conv2",
+           median_s(lambda: synthesize(signal_module, "conv2", range(16),
+                                       value_range=(-2.4, 2.4)), repeat), SYNTHESIS_GOAL_S)
     return results
 
 

@@ -9,6 +9,7 @@ batches does not change the run.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -132,8 +133,10 @@ class LogitsTap:
     """While active, the module returns the input of its final activation (the logits).
 
     Use as a context manager around training; the hook is removed on exit, so the module
-    is back to giving probabilities. Raises LookupError if the activation's submodule
-    cannot be found under its node id.
+    is back to giving probabilities. Only forward passes on the thread that entered it
+    see the logits: the window's workers share one inspection model, and a Grad-CAM on
+    one must not turn another's probabilities into logits. Raises LookupError if the
+    activation's submodule cannot be found under its node id.
     """
 
     def __init__(self, module: nn.Module, node_id: str | None) -> None:
@@ -148,17 +151,18 @@ class LogitsTap:
             except AttributeError:
                 raise LookupError(f"the model has no submodule for node {self.node_id!r}") from None
             # Returning a value from a forward hook replaces the output: here, by the input.
-            self._handle = target.register_forward_hook(_return_input)
+            owner = threading.get_ident()
+
+            def logits_on_this_thread(_m: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+                return args[0] if threading.get_ident() == owner else output
+
+            self._handle = target.register_forward_hook(logits_on_this_thread)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
-
-
-def _return_input(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-    return args[0]
 
 
 def _logits(module: nn.Module) -> LogitsTap:

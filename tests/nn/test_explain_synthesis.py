@@ -15,6 +15,7 @@ from cnnstudio.core.templates import get_template
 from cnnstudio.data import load_dataset
 from cnnstudio.nn import build_module
 from cnnstudio.nn.explain import Cancelled, occlusion_map, synthesize
+from cnnstudio.nn.explain.synthesis import input_range
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,139 @@ def test_synthesis_raises_each_filter_far_above_what_the_dataset_reaches(trained
     np.testing.assert_allclose(rows.numpy(), result.activations, rtol=1e-5, atol=1e-5)
     if node == "pool1":
         assert result.target == "conv2"  # through the max pool and the ReLU
+
+
+def _signals_net(epochs: int):
+    """The signals sample's Conv1d net (Conv16 k5 – ReLU – pool – Conv32 k5 – …) on the
+    built-in signals (float data, length 128), trained `epochs` epochs (~0.5 s each)."""
+    graph = Graph()
+    graph.add_node("Input", {"shape": [1, 128]}, id="input")
+    layers = [("conv1", "Conv1d", {"out_channels": 16, "kernel_size": 5, "padding": 2}),
+              ("relu1", "ReLU", {}), ("pool1", "MaxPool1d", {"kernel_size": 2}),
+              ("conv2", "Conv1d", {"out_channels": 32, "kernel_size": 5, "padding": 2}),
+              ("relu2", "ReLU", {}), ("pool2", "MaxPool1d", {"kernel_size": 2}),
+              ("flatten", "Flatten", {}), ("fc1", "Linear", {"out_features": 4})]
+    previous = "input"
+    for node_id, type_name, params in layers:
+        graph.add_node(type_name, params, id=node_id, inputs=[previous])
+        previous = node_id
+    dataset = load_dataset({"kind": "builtin", "name": "signals"}, input_shape=[1, 128],
+                           task="classification", val_fraction=0.2, seed=0)
+    torch.manual_seed(0)
+    module = build_module(graph)
+    x = dataset.batch_to_float(dataset.x)
+    train = dataset.splits["train"]
+    optimizer = torch.optim.Adam(module.parameters(), 3e-3)
+    order = torch.Generator().manual_seed(0)
+    module.train()
+    for _ in range(epochs):
+        for batch in train[torch.randperm(len(train), generator=order)].split(64):
+            loss = F.cross_entropy(module(x[batch]), dataset.y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    module.eval()
+    return module, dataset, x
+
+
+@pytest.mark.parametrize("epochs", [0, 3])
+def test_synthesis_raises_every_1d_filter_above_the_signals_peaks(epochs):
+    module, dataset, x = _signals_net(epochs)
+    value_range = input_range(dataset.x, dataset.splits["train"])
+    values = dataset.x[dataset.splits["train"]].double()
+    mean, spread = float(values.mean()), float(values.std())
+    assert value_range == pytest.approx((max(float(values.min()), mean - 3 * spread),
+                                         min(float(values.max()), mean + 3 * spread)))
+    assert value_range[0] < -1.5 and value_range[1] > 1.5  # float data, not 0…1 pixels
+    with torch.no_grad():
+        outs = module.forward_all(x)
+    for node in ("conv1", "conv2"):
+        peaks = outs[node].amax(2)  # (N, filters): each sample's peak, as top-k ranks
+        filters = list(range(peaks.shape[1]))
+        result = synthesize(module, node, filters, to_float=dataset.batch_to_float,
+                            value_range=value_range)
+        threshold = peaks.mean(0) + 3 * peaks.std(0)
+        reached = torch.tensor(result.activations)
+        assert bool((reached > threshold).all()), (node, reached - threshold)
+        assert result.value_range == value_range
+        assert result.images.min() >= 0.0 and result.images.max() <= 1.0
+        # What the model was fed: the display values mapped onto the range, normalised.
+        low, high = value_range
+        samples = torch.from_numpy(low + (high - low) * result.images)
+        np.testing.assert_allclose(result.inputs, dataset.batch_to_float(samples).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+        with torch.no_grad():
+            again = module.forward_all(torch.from_numpy(result.inputs))[node]
+        np.testing.assert_allclose(again[torch.arange(len(filters)), filters].amax(1).numpy(),
+                                   result.activations, rtol=1e-5, atol=1e-5)
+        # The centre value maximised never exceeds the peak reported.
+        assert all(o <= a + 1e-6 for o, a in zip(result.objectives, result.activations,
+                                                  strict=True))
+        if node == "conv1":
+            # A Conv1d on the input: the best input puts each tap at the end of the range
+            # its weight's sign asks for; synthesis gets within 10 % of that ceiling.
+            ends = dataset.batch_to_float(torch.tensor([[[low, high]]]))[0, 0]
+            weight, bias = module.conv1.weight[:, 0], module.conv1.bias
+            ceiling = torch.maximum(weight * ends[0], weight * ends[1]).sum(1) + bias
+            assert bool((reached > 0.9 * ceiling).all()), reached / ceiling
+            assert bool((reached <= ceiling + 1e-5).all())
+            # Seeded: the same seed gives the same signals (restarts and jitter included).
+            again = synthesize(module, node, filters, to_float=dataset.batch_to_float,
+                               value_range=value_range)
+            np.testing.assert_array_equal(again.images, result.images)
+
+
+def test_synthesis_raises_rgb_filters_above_the_shapes_peaks():
+    # RGB 32×32 (the 1/f spectrum with a 2-pixel jitter): a two-stage CNN trained one
+    # epoch on the built-in shapes, normalised input; uint8 data, so 0…1 pixels.
+    graph = Graph()
+    graph.add_node("Input", {"shape": [3, 32, 32]}, id="input")
+    layers = [("conv1", "Conv2d", {"out_channels": 8, "kernel_size": 3, "padding": 1}),
+              ("relu1", "ReLU", {}), ("pool1", "MaxPool2d", {"kernel_size": 2}),
+              ("conv2", "Conv2d", {"out_channels": 16, "kernel_size": 3, "padding": 1}),
+              ("relu2", "ReLU", {}), ("pool2", "MaxPool2d", {"kernel_size": 4}),
+              ("flatten", "Flatten", {}), ("fc", "Linear", {"out_features": 3})]
+    previous = "input"
+    for node_id, type_name, params in layers:
+        graph.add_node(type_name, params, id=node_id, inputs=[previous])
+        previous = node_id
+    dataset = load_dataset({"kind": "builtin", "name": "shapes", "samples": 600},
+                           input_shape=[3, 32, 32], task="classification",
+                           val_fraction=0.2, seed=0)
+    torch.manual_seed(0)
+    module = build_module(graph)
+    x = dataset.batch_to_float(dataset.x)
+    optimizer = torch.optim.Adam(module.parameters(), 3e-3)
+    module.train()
+    for batch in torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).split(32):
+        loss = F.cross_entropy(module(x[batch]), dataset.y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    module.eval()
+    assert input_range(dataset.x) == (0.0, 1.0)
+    with torch.no_grad():
+        outs = module.forward_all(x)
+    for node in ("conv1", "relu2"):
+        peaks = outs[node].flatten(2).amax(2)
+        filters = list(range(peaks.shape[1]))
+        result = synthesize(module, node, filters, to_float=dataset.batch_to_float)
+        threshold = peaks.mean(0) + 3 * peaks.std(0)
+        reached = torch.tensor(result.activations)
+        assert bool((reached > threshold).all()), (node, reached - threshold)
+        assert result.images.shape == (len(filters), 3, 32, 32)
+
+
+def test_input_range_of_pixels_and_float_data_and_bad_ranges(trained_digits):
+    module, dataset = trained_digits
+    assert input_range(dataset.x) == (0.0, 1.0)  # uint8: pixels scaled to 0…1
+    assert input_range(np.array([[0.0, 1.0, 2.0]], np.float32)) == (0.0, 2.0)
+    with pytest.raises(ValueError, match="same value"):
+        input_range(torch.ones(4, 1, 8))
+    with pytest.raises(ValueError, match="no samples"):
+        input_range(torch.zeros(4, 1, 8), [])
+    with pytest.raises(ValueError, match="empty"):
+        synthesize(module, "conv1", [0], steps=2, value_range=(1.0, 1.0))
 
 
 def test_synthesis_draws_the_edge_a_hand_set_sobel_filter_wants_at_its_ceiling():

@@ -189,3 +189,26 @@ def test_node_activation_of_a_plain_module_by_submodule():
     module = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU())
     out = node_activation(module, module[0], torch.ones(1, 1, 5, 5))
     assert out.shape == (1, 3, 3, 3)
+
+
+def test_the_logits_tap_only_changes_outputs_on_the_thread_that_set_it():
+    # The window's workers share one inspection model: a Grad-CAM's tap on one thread
+    # must leave another thread's probabilities alone.
+    import threading
+
+    from cnnstudio.nn.internals import LogitsTap
+
+    graph = _chain(("Flatten", {}), ("Linear", {"out_features": 3}), ("Softmax", {}))
+    module = build_module(graph).eval()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        probabilities = module(x)
+        seen: dict[str, torch.Tensor] = {}
+        with LogitsTap(module, module.output_id):
+            logits = module(x)
+            other = threading.Thread(target=lambda: seen.setdefault("out", module(x)))
+            other.start()
+            other.join()
+    assert not torch.allclose(logits, probabilities)
+    assert torch.allclose(torch.softmax(logits, 1), probabilities, atol=1e-6)
+    assert torch.equal(seen["out"], probabilities)

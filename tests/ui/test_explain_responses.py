@@ -239,7 +239,7 @@ def test_hover_shows_the_whole_sample_and_click_explains_it(qtbot, page) -> None
     row = page.rows[3]
     page.scroll.ensureWidgetVisible(row)
     strip = row.strip
-    third = QPoint(2 * (strip.size + strip.GAP) + strip.size // 2, strip.size // 2)
+    third = QPoint(2 * strip.pitch + strip.cell // 2, strip.size // 2)
     # Sent to the strip itself: offscreen, QTest's moves reach a widget only sometimes
     # once other test windows have come and gone.
 
@@ -258,3 +258,101 @@ def test_hover_shows_the_whole_sample_and_click_explains_it(qtbot, page) -> None
     qtbot.waitUntil(lambda: page.maps.what.startswith(f"sample {hit.sample}"),
                     timeout=WAIT_MS)
     wait_idle(qtbot, page)
+
+
+def test_the_k_arrows_recompute(qtbot, page) -> None:
+    page.set_layer("conv1")
+    qtbot.waitUntil(lambda: page.top is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    page.k.setFocus()  # an arrow click focuses the box: its steps still count
+    qtbot.waitUntil(page.k.hasFocus)
+    page.k.stepUp()
+    qtbot.waitUntil(lambda: page.top.k == 10, timeout=WAIT_MS)
+    wait_idle(qtbot, page)
+    assert all(len(row.strip.crops) == 10 for row in page.rows)
+
+
+def test_values_fit_under_their_pictures(qtbot) -> None:
+    """Small activations ("0.00248", "−0.0123") are wider than a picture; the synthesised
+    image's two lines (reached, the samples' mean) both show."""
+    from cnnstudio.ui.explain.gallery import FilterRow, HitView
+
+    box = QWidget()
+    qtbot.addWidget(box)
+    layout = QVBoxLayout(box)
+    rows = [FilterRow(40, parent=box) for _ in range(3)]
+    for row in rows:
+        layout.addWidget(row)
+    layout.addStretch(1)
+    values = (0.00248, -0.0123, 12.5, -0.000513)
+    hits = [HitView(i, v, None, "") for i, v in enumerate(values)]
+    pictures = [np.zeros((8, 8, 3), np.uint8)] * len(values)
+    for row in rows:
+        row.set_filter(0, hits, pictures)
+        row.show_synthesis(np.zeros((8, 8, 3), np.uint8), 0.00248, -0.0123)
+    box.resize(700, 3 * 60)  # room as a page gives: each row gets its minimum
+    box.show()
+    qtbot.waitExposed(box)
+    for row in rows:
+        label = row.synthesis_text
+        metrics = label.fontMetrics()
+        assert label.height() >= 2 * metrics.height()  # "mean …" is not cut off
+        assert label.width() >= max(metrics.horizontalAdvance(t)
+                                    for t in label.text().split("\n"))
+        strip = row.strip
+        for i, text in enumerate(strip.texts):
+            width = strip.fontMetrics().horizontalAdvance(text)
+            assert width <= strip.cell  # no value spills into its neighbour
+            assert strip.index_at(i * strip.pitch + strip.cell / 2) == i
+        assert strip.width() >= len(values) * strip.pitch - strip.GAP
+
+
+SIGNALS = DIGITS.parent / "signals.cnnproj"
+
+
+def test_signals_are_drawn_as_curves(qtbot, window, tmp_path, monkeypatch) -> None:
+    """A 1-D network's hits: the field with context as curves (channels coloured), the
+    field shaded; the synthesised signal too; the image side says why it has no maps."""
+    from cnnstudio.ui.explain.response_jobs import NOT_A_CLASSIFIER
+
+    monkeypatch.setenv("CNNSTUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    assert window.open_project(SIGNALS)
+    host = ExplainHost(window)
+    box = QWidget()
+    qtbot.addWidget(box)
+    layout = QVBoxLayout(box)
+    layout.addWidget(host.strip)
+    panel = FilterResponsesPanel(host)
+    layout.addWidget(panel)
+    box.resize(1280, 420)
+    box.show()
+    qtbot.waitExposed(box)
+    panel.set_layer("conv1")
+    qtbot.waitUntil(lambda: panel.top is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, panel)
+    assert panel.side.note.text() == NOT_A_CLASSIFIER and panel.maps is None
+    assert panel.side.note.isVisible() and not panel.prediction.text()
+    assert not panel.sample.isEnabled() and not panel.side.open_button.isEnabled()
+    row = panel.rows[0]
+    strip = row.strip
+    assert strip.signals is not None and len(strip.signals) == 9
+    for hit, (part, span) in zip(row.hits, strip.signals, strict=True):
+        sample = panel.top.samples[hit.sample].astype(np.float64)
+        _, x0, _, x1 = hit.box
+        s0, s1 = span
+        assert s1 - s0 == x1 - x0 and part.shape[1] >= min(16, sample.shape[1])
+        start = x0 - s0
+        np.testing.assert_array_equal(part, sample[:, start:start + part.shape[1]])
+    picture = strip.grab().toImage()
+    coloured = sum(1 for x in range(0, picture.width(), 2) for y in range(strip.size)
+                   if picture.pixelColor(x, y).hsvSaturation() > 80)
+    assert coloured > 20  # curves, not grey slivers
+    assert panel.preview.signal is not None  # the whole signal, its field shaded
+    assert panel.preview.span == (row.hits[0].box[1], row.hits[0].box[3])
+    panel.synth_button.click()
+    qtbot.waitUntil(lambda: panel.synthesis is not None, timeout=WAIT_MS)
+    wait_idle(qtbot, panel)
+    made = panel.synthesis.images[0]
+    assert row.synthesised.signal is not None
+    np.testing.assert_allclose(row.synthesised.signal, made.reshape(len(made), -1))
+    host.background.wait()

@@ -214,3 +214,68 @@ def test_a_signal_convolution_is_explained_too(digits, qtbot):
     assert float(np.sum(e.terms["products"])) + float(e.terms["bias"]) == \
         pytest.approx(expected, abs=1e-4)
     assert page.input_map.window == [(0, c) for c in range(e.index[1] - 2, e.index[1] + 3)]
+
+
+def test_a_1x1_kernels_titles_do_not_overlap(qtbot):
+    """A 1×1 kernel's grids are one cell wide, narrower than "kernel (weights)": each
+    grid's title must end before the next part begins."""
+    import torch
+    from PySide6.QtGui import QFont
+
+    from cnnstudio.nn.explain import trace_layer
+    from cnnstudio.train.model_io import TrainedModel
+    from cnnstudio.ui.explain.figures import build_figure
+    from cnnstudio.ui.explain.number_grid import Metrics
+
+    project = read_project(DIGITS)
+    graph = project.graph
+    graph.add_node("Conv2d", {"out_channels": 16, "kernel_size": 1}, id="pointwise",
+                   inputs=["relu1"])
+    graph.disconnect("relu1", "conv2")
+    graph.connect("pointwise", "conv2")
+    module = TrainedModel.initial(project, None).module()
+    with torch.no_grad():  # short numbers ("0", "0.5"): the narrowest cells
+        module.get_parameter("conv1.bias").fill_(-1.0)  # relu1 gives zeros
+        module.get_parameter("pointwise.weight").fill_(0.5)
+    x = torch.zeros((1, 1, 8, 8))
+    e = trace_layer(module, "pointwise", x).explain((1, 3, 4))
+    assert e.kind == "conv" and np.asarray(e.terms["kernel"]).shape[1:] == (1, 1)
+    metrics = Metrics(QFont())
+    figure = build_figure(e, metrics)
+    titles = ("input patch", "kernel (weights)", "products")
+    labels = [i for i in figure.items if isinstance(i, Label) and i.text in titles]
+    grids = [i for i in figure.items if isinstance(i, Grid)]
+    assert [label.text for label in labels] == list(titles)  # one row of titles
+    for left, right in zip(labels, labels[1:], strict=False):
+        assert left.y == right.y
+        assert left.x + metrics.width(left.text) < right.x  # no overlap
+    for grid in grids[:3]:  # each grid stays clear of the next title too
+        after = [label for label in labels if label.x > grid.x]
+        if after:
+            assert grid.x + grid.width < after[0].x
+
+
+def test_the_menu_of_one_node_in_a_selection_explains_that_node(digits, qtbot):
+    digits.document.set_selection(["conv1", "conv2", "pool1"])
+    scene = digits.view.graph_scene
+    menu = digits.view.context_menu(scene.item_for("conv2").pos())
+    assert digits.document.selection == ["conv1", "conv2", "pool1"]  # kept: a group
+    action = digits.findChild(QAction, "actionExplain")
+    assert action in menu.actions()
+    action.trigger()
+    assert digits.explain.view.node == "conv2"
+    assert digits.document.selection == ["conv1", "conv2", "pool1"]
+    digits.explain.view.set_layer(None)
+    action.trigger()  # Ctrl+E later: the menu's node is not remembered
+    assert digits.explain.view.node is None
+
+
+def test_a_map_starts_at_its_strongest_value_and_play_stops_when_hidden(digits, qtbot):
+    page = explain(digits, qtbot, "conv2")
+    out = page.trace.output
+    assert page.index == tuple(int(i) for i in np.unravel_index(np.argmax(out), out.shape))
+    page.play_button.setChecked(True)
+    assert page.timer.isActive()
+    view = digits.explain.view
+    view.tabs.setCurrentWidget(view.responses)  # the page is hidden: nobody watches
+    assert not page.timer.isActive() and not page.play_button.isChecked()

@@ -2,24 +2,33 @@
 
 Gradient ascent on the input, tuned for the small, often 1-channel inputs of teaching
 networks (the ImageNet-tuned tools draw noise there):
-  * the image is a Fourier spectrum whose frequencies are damped by 1/f, turned into
-    pixels by an inverse FFT and a sigmoid — smooth images that stay within 0…1;
-  * each step rolls the image by up to `side // 16` pixels (jitter: 2 for 32×32, 1 for
-    16×16, none under 16 pixels, where a 1-pixel roll moves an 8×8 digit by an eighth
-    of its size and blurs what a 3×3 filter wants), so the result does not rest on one
-    exact alignment; the last quarter of the steps settles without it;
-  * a total-variation and an L2 penalty (towards grey) keep it calm: pixels outside the
-    filter's receptive field, which do not change its value, fade to grey; Adam steps;
-  * every filter gets its own image, all optimised together in one batch.
-The objective is the filter's value at the centre of its feature map — while jittered,
-the largest value within the jitter's reach of the centre, so the pattern may follow
-the roll (one position: the pattern the filter likes inside its receptive field, not a
-texture that must please every position at once: the mean of the map, Lucid's
-"channel" objective, stayed below the dataset's best samples on these nets). A vector layer's
-unit is its value, without jitter (a Linear unit is tied to input positions). Behind a
-ReLU, Dropout or max pool the objective is the same channel of the layer in front of it
-(a ReLU that starts at 0 passes no gradient; those layers only raise what comes in).
-The random start and the jitter come from a seeded `torch.Generator`: the global random
+  * the input is a sigmoid squashed into the data's value range `value_range` (in the
+    units the samples come in, before `to_float`: 0…1 for images, e.g. mean ± 3 std of
+    the training split for float signals — `input_range` gives it), so it can never
+    leave what the model was trained on; `images` are the same values as 0…1 display
+    units;
+  * images (2-D and up) are a Fourier spectrum damped by 1/f, turned into pixels by an
+    inverse FFT: smooth images; a 1-D signal is optimised sample by sample (its short
+    filters want sharp, alternating patterns a 1/f spectrum cannot make);
+  * each step rolls the input by up to `side // 16` positions (jitter: 2 for 32×32, 1 for
+    16×16, none under 16 pixels; at most `MAX_JITTER_1D` along a signal) so the result
+    does not rest on one exact alignment of the strides and pools; the last quarter of
+    the steps settles without it;
+  * a total-variation and an L2 penalty (towards the middle of the range) keep it calm:
+    values outside the filter's receptive field fade to the middle; Adam steps;
+  * every filter gets its own input (a 1-D signal `RESTARTS_1D`, from different random
+    starts, the best kept), all optimised together in one batch.
+What is maximised: the filter's value at the centre of its feature map, the centre
+moving with the roll (the pattern follows the jitter; one position, so the pattern the
+filter likes inside its receptive field, not a texture that must please every position
+at once, and away from the zero padding of the borders). A vector layer's unit is its
+value, without jitter. Behind a ReLU, Dropout or max pool the objective is the same
+channel of the layer in front of it (a ReLU that starts at 0 passes no gradient; those
+layers only raise what comes in, so the peak of the map is theirs too).
+What is reported: `activations`, the PEAK (largest value) of the filter's map for the
+final input — at least the centre value, and the number `top_activations` ranks
+samples by; compare it with the mean over the samples of each sample's peak.
+The random starts and the jitter come from a seeded `torch.Generator`: the global random
 state is not touched, and the module is left as found (mode, gradients).
 """
 
@@ -37,16 +46,19 @@ from cnnstudio.nn.builder import node_inputs
 from cnnstudio.nn.explain.responses import Cancelled, layer_output
 from cnnstudio.nn.internals import _device, _eval_mode
 
-# Tuned on the digits LeNet (8×8) and a 3×32×32 two-stage CNN trained on the built-in
-# shapes: every filter ends above its dataset mean + 3 std, the surround grey.
-TV_WEIGHT = 0.1  # mean |difference| of neighbouring 0…1 pixels
-L2_WEIGHT = 0.2  # mean squared distance of the 0…1 pixels from grey
-LEARNING_RATE = 0.05
+# Tuned on the digits LeNet (8×8), a 3×32×32 two-stage CNN trained on the built-in shapes
+# and the signals Conv1d net (length 128; untrained and trained): every filter of the
+# tested layers ends above its dataset mean + 3 std of the per-sample peak.
+TV_WEIGHT = 0.1  # mean |difference| of neighbouring 0…1 display values
+L2_WEIGHT = 0.2  # mean squared distance of the 0…1 display values from the middle
+LEARNING_RATE = 0.1
 SETTLE = 0.75  # the share of the steps taken with jitter; the rest settle the image
-OBJECTIVE = "centre"
-FOLLOW = False
-JITTER_CAP = 99
-PARAM = "spectrum"
+MAX_JITTER_1D = 2  # a 1-D signal's roll, in samples: its filters are short (3–7 taps)
+# Random starts per filter of a 1-D signal (the one whose centre value ends highest is
+# kept): cheap there, and a second start rescues filters behind a ReLU whose units were
+# dead at the first. Images keep one (their 1/f spectrum starts smooth; time).
+RESTARTS_1D = 2
+RANGE_VALUES = 1 << 22  # values `input_range` reads at most (32 MB as float64)
 # Layers that only raise what comes in, channel by channel: the objective looks through them.
 _PASS_THROUGH = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
                  nn.Identity, nn.MaxPool1d, nn.MaxPool2d)
@@ -54,14 +66,17 @@ _PASS_THROUGH = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Dropout, nn.Dropout1d, nn.D
 
 @dataclass
 class Synthesis:
-    """Images synthesised for `filters` of a layer, one per filter, in filter order.
+    """Inputs synthesised for `filters` of a layer, one per filter, in filter order.
 
-    `images` (F, C, *spatial) are the pixels in 0…1 (0 black, 1 white); `inputs` are what
-    the model was fed (the pixels after `to_float`), float32. `activations` are the
-    largest value of each filter's map for its final image (the measure
-    `top_activations` ranks by, so the two compare), `start_activations` the same for the
-    random start; `objectives` the centre value that was maximised (of `target`, the
-    layer the objective looked at: the layer itself or the one in front of its ReLU)."""
+    `images` (F, C, *spatial) are display values in 0…1 (0 the low end of `value_range`,
+    black for images, 1 the high end); the samples themselves are
+    `lo + (hi - lo) * images` in the data's units; `inputs` are what the model was fed
+    (those samples after `to_float`), float32. `activations` are the peak (largest
+    value) of each filter's map for its final input — the measure `top_activations`
+    ranks by, so compare them with the samples' mean peak — and `start_activations`
+    the same for the (first) random start; `objectives` the centre value that was
+    maximised, of `target`: the layer itself (then at most its peak) or the one in
+    front of its ReLU/Dropout/max pool. `value_range` is (low, high) of the samples."""
 
     filters: list[int]
     images: np.ndarray
@@ -70,6 +85,7 @@ class Synthesis:
     start_activations: list[float]
     objectives: list[float]
     target: str = ""
+    value_range: tuple[float, float] = (0.0, 1.0)
 
 
 def _frequency_scale(spatial: tuple[int, ...]) -> torch.Tensor:
@@ -87,16 +103,18 @@ def _total_variation(image: torch.Tensor) -> torch.Tensor:
 
 
 class _Image:
-    """The smooth parameterisation: a damped spectrum → pixels in 0…1."""
+    """The parameterisation → display values in 0…1: images a damped spectrum, 1-D
+    signals one logit per sample."""
 
     def __init__(self, count: int, shape: tuple[int, ...], generator: torch.Generator,
                  device: torch.device) -> None:
         self.spatial = shape[1:]
-        self.scale = _frequency_scale(self.spatial).to(device)
-        bins = (count, shape[0], *self.scale.shape, 2)
-        if PARAM == "pixels" or (PARAM == "mixed" and len(self.spatial) == 1):
+        self.scale: torch.Tensor | None = None
+        if len(self.spatial) > 1:
+            self.scale = _frequency_scale(self.spatial).to(device)
+            bins: tuple[int, ...] = (count, shape[0], *self.scale.shape, 2)
+        else:
             bins = (count, *shape)
-            self.scale = None
         self.spectrum = (0.01 * torch.randn(bins, generator=generator)).to(device)
         self.spectrum.requires_grad_(True)
         self.dims = tuple(range(2, 2 + len(self.spatial)))
@@ -136,61 +154,95 @@ def _filter_maps(module: Any, node_id: str, x: torch.Tensor,
     return out[torch.arange(len(filters)), filters]
 
 
-def _centre(maps: torch.Tensor, reach: int = 0) -> torch.Tensor:
-    """Each row's value at the centre of its map (a unit's value for vectors); with
-    `reach`, the largest value within `reach` positions of the centre (per axis)."""
-    if reach == 0 or maps.dim() == 1:
-        return maps[(slice(None), *[n // 2 for n in maps.shape[1:]])]
-    window = maps[(slice(None), *[slice(max(0, n // 2 - reach), n // 2 + reach + 1)
-                                  for n in maps.shape[1:]])]
-    return window.reshape(len(maps), -1).amax(1)
-
-
-def _followed(maps: torch.Tensor, shifts: list[int], spatial: tuple[int, ...]) -> torch.Tensor:
-    index = [slice(None)]
-    for n, N, sh in zip(maps.shape[1:], spatial, shifts):
-        p = n // 2 + sh * n / N
-        lo = max(0, min(n - 1, int(np.floor(p))))
-        hi = max(0, min(n - 1, int(np.ceil(p))))
-        index.append(slice(lo, hi + 1))
+def _centre(maps: torch.Tensor, shifts: Sequence[int] = (),
+            spatial: Sequence[int] = ()) -> torch.Tensor:
+    """Each row's value at the centre of its map (a unit's value for vectors). With the
+    input rolled by `shifts` (per axis, of an input of size `spatial`), the centre moves
+    with it: the largest value of the one or two map positions the rolled centre falls
+    between (a map smaller than the input — strides, pools — moves by shift · n / N)."""
+    if maps.dim() == 1:
+        return maps
+    index: list[slice] = [slice(None)]
+    for axis, n in enumerate(maps.shape[1:]):
+        moved = n // 2 + (shifts[axis] * n / spatial[axis] if shifts else 0.0)
+        low = min(max(int(np.floor(moved)), 0), n - 1)
+        high = min(max(int(np.ceil(moved)), 0), n - 1)
+        index.append(slice(low, high + 1))
     return maps[tuple(index)].reshape(len(maps), -1).amax(1)
 
 
-def _largest(maps: torch.Tensor) -> list[float]:
-    return maps.reshape(len(maps), -1).max(1).values.tolist()
+def _largest(maps: torch.Tensor) -> torch.Tensor:
+    return maps.reshape(len(maps), -1).amax(1)
+
+
+def input_range(samples: Any, rows: Any = None) -> tuple[float, float]:
+    """The value range synthesised inputs may take, in the samples' own units (what
+    `to_float` takes): (0, 1) for uint8 images (pixels scaled by 1/255); for float data
+    the mean ± 3 standard deviations of the values of `samples[rows]` (all samples
+    without `rows`; pass the training split; at most `RANGE_VALUES` values, from samples
+    spread evenly over them), within their min and max. Raises
+    ValueError when there is no sample or no spread."""
+    x = samples if isinstance(samples, torch.Tensor) else torch.as_tensor(np.asarray(samples))
+    if x.dtype == torch.uint8:
+        return 0.0, 1.0
+    index = torch.arange(len(x)) if rows is None else torch.as_tensor(rows, dtype=torch.int64)
+    if len(index) == 0 or x[:1].numel() == 0:
+        raise ValueError("no samples to take the value range from")
+    per_sample = x[:1].numel()
+    if len(index) * per_sample > RANGE_VALUES:  # evenly spread samples: bounded memory
+        keep = max(1, RANGE_VALUES // per_sample)
+        index = index[torch.linspace(0, len(index) - 1, keep).round().long()]
+    values = x[index].detach().to(torch.float64)
+    mean, spread = float(values.mean()), float(values.std()) if values.numel() > 1 else 0.0
+    low = max(float(values.min()), mean - 3.0 * spread)
+    high = min(float(values.max()), mean + 3.0 * spread)
+    if not high > low:
+        raise ValueError("the samples all have the same value: no range to synthesise in")
+    return low, high
 
 
 def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int = 128,
                seed: int = 0, to_float: Callable[[torch.Tensor], torch.Tensor] | None = None,
-               value_range: tuple[float, float] = (0.0, 1.0),
+               value_range: tuple[float, float] | None = None,
                progress: Callable[[int, int], None] | None = None,
                cancelled: Callable[[], bool] | None = None) -> Synthesis:
-    """Synthesise one image per filter of layer `node_id` that excites it (the module
-    docstring says how); `steps` Adam steps, all filters in one batch.
+    """Synthesise one input per filter of layer `node_id` that excites it (the module
+    docstring says how); `steps` Adam steps, all filters (and restarts) in one batch.
 
-    `module` is a GraphModule; only the nodes the layer needs run. `to_float` turns a
-    batch of 0…1 images into the model's input (`Preprocessing.to_float`: normalisation);
-    without it the pixels are fed as they are. `progress(step, steps)` is called every 8
-    steps. Raises ValueError for an unknown layer, one without channels or a filter it
-    lacks, and Cancelled when `cancelled()` turns True (checked every step).
+    `module` is a GraphModule; only the nodes the layer needs run. `value_range` (low,
+    high) is the range of the samples in the units `to_float` takes (default (0, 1):
+    0…1 pixels; for float data pass `input_range(training samples)`); `to_float` turns a
+    batch of such samples into the model's input (`Preprocessing.to_float`:
+    normalisation); without it the values are fed as they are. `progress(step, steps)`
+    is called every 8 steps. Raises ValueError for an unknown layer, one without
+    channels, a filter it lacks or an empty range, and Cancelled when `cancelled()`
+    turns True (checked every step).
     """
     wanted = torch.as_tensor(list(filters), dtype=torch.int64)
     if node_id not in module.node_ids:
         raise ValueError(f"the network has no layer {node_id!r}")
+    low, high = (0.0, 1.0) if value_range is None else (float(value_range[0]),
+                                                         float(value_range[1]))
+    if not high > low:
+        raise ValueError(f"the value range {low:g} to {high:g} is empty")
     if len(wanted) == 0:
         empty = np.zeros((0, *module.input_shape), np.float32)
-        return Synthesis([], empty, empty.copy(), [], [], [], node_id)
+        return Synthesis([], empty, empty.copy(), [], [], [], node_id, (low, high))
 
-    def convert(pixels: torch.Tensor) -> torch.Tensor:
-        # A copy: a `to_float` that works in place must not touch what autograd keeps.
-        lo, hi = value_range
-        pixels = lo + (hi - lo) * pixels
-        return pixels.clone() if to_float is None else to_float(pixels.clone())
+    def convert(display: torch.Tensor) -> torch.Tensor:
+        # A fresh tensor: a `to_float` that works in place must not touch what autograd keeps.
+        samples = low + (high - low) * display
+        return samples if to_float is None else to_float(samples)
 
     target = objective_layer(module, node_id)
+    count = len(wanted)
+    restarts = RESTARTS_1D if len(module.input_shape) == 2 else 1
+    tried = wanted.repeat(restarts)  # restart r of filter i is row r·count + i
     generator = torch.Generator().manual_seed(seed)
-    image = _Image(len(wanted), tuple(module.input_shape), generator, _device(module))
-    jitter = min(min(image.spatial) // 16, JITTER_CAP)
+    image = _Image(len(tried), tuple(module.input_shape), generator, _device(module))
+    jitter = min(image.spatial) // 16
+    if len(image.spatial) == 1:
+        jitter = min(jitter, MAX_JITTER_1D)
     optimizer = torch.optim.Adam([image.spectrum], lr=LEARNING_RATE)
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
@@ -199,7 +251,7 @@ def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int 
             p.requires_grad_(False)  # gradients towards the image only
         with _eval_mode(module):
             with torch.no_grad():
-                start = _filter_maps(module, node_id, convert(image.pixels()), wanted)
+                start = _filter_maps(module, node_id, convert(image.pixels()), tried)
             if start.dim() == 1:
                 jitter = 0  # a vector's unit: a rolled image is another input to it
             for step in range(steps):
@@ -208,14 +260,11 @@ def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int 
                 pixels = image.pixels()
                 shifts = torch.randint(-jitter, jitter + 1, (len(image.dims),),
                                        generator=generator).tolist()
-                moved = pixels if step >= SETTLE * steps else torch.roll(
-                    pixels, shifts=shifts, dims=image.dims)
-                maps = _filter_maps(module, target, convert(moved), wanted)
-                if FOLLOW and maps.dim() > 1:
-                    objective = _followed(maps, shifts if step < SETTLE * steps else [0] * len(shifts), image.spatial)
-                else:
-                  objective = (_centre(maps, jitter if step < SETTLE * steps else 0) if OBJECTIVE == "centre"
-                               else maps.reshape(len(maps), -1).amax(1))
+                if step >= SETTLE * steps:
+                    shifts = [0] * len(shifts)
+                moved = torch.roll(pixels, shifts=shifts, dims=image.dims)
+                maps = _filter_maps(module, target, convert(moved), tried)
+                objective = _centre(maps, shifts, image.spatial)
                 penalty = (TV_WEIGHT * _total_variation(pixels)
                            + L2_WEIGHT * (pixels - 0.5).square().flatten(1).mean(1))
                 loss = (penalty - objective).sum()  # each image serves its own filter
@@ -227,19 +276,14 @@ def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int 
             with torch.no_grad():
                 pixels = image.pixels()
                 inputs = convert(pixels)
+                reached = _centre(_filter_maps(module, target, inputs, tried))
+                # Per filter, the restart whose centre value (what was maximised) is highest.
+                best = reached.reshape(restarts, count).argmax(0) * count + torch.arange(count)
+                pixels, inputs, reached = pixels[best], inputs[best], reached[best]
                 final = _filter_maps(module, node_id, inputs, wanted)
-                reached = _centre(_filter_maps(module, target, inputs, wanted))
     finally:
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
     return Synthesis(wanted.tolist(), pixels.float().cpu().numpy(),
-                     inputs.float().cpu().numpy(), _largest(final), _largest(start),
-                     reached.tolist(), target)
-
-
-def input_range(x) -> tuple[float, float]:
-    if x.dtype == torch.uint8:
-        return (0.0, 1.0)
-    x = x.double()
-    m, sd = float(x.mean()), float(x.std())
-    return (max(float(x.min()), m - 3 * sd), min(float(x.max()), m + 3 * sd))
+                     inputs.float().cpu().numpy(), _largest(final).tolist(),
+                     _largest(start[:count]).tolist(), reached.tolist(), target, (low, high))

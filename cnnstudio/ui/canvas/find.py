@@ -236,6 +236,11 @@ def reveal_and_select(view: GraphView, target: str) -> QRectF:
     groups = graph.groups
     if target in graph:
         if groups.shown_as(target) != target:
+            # Unfolding carries a selection into the block; the target alone ends up
+            # selected, so drop it first, unannounced (a selected stage's 250 layers
+            # were selected and deselected one by one, and the inspector rebuilt for
+            # each selection in between).
+            scene.clear_selection_quietly()
             editing.reveal(scene, target)
         scene.select_nodes([target])
         item = scene.item_for(target)

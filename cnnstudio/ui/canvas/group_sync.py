@@ -80,7 +80,23 @@ class GroupSync:
     def rebuild(self) -> set[EdgeItem]:
         """Match cards, frames, hidden nodes and edge ends to the graph; return the edges
         whose drawn ends changed (the caller routes them, and the edges of the cards that
-        moved: `card_shifts`)."""
+        moved: `card_shifts`).
+
+        Qt deselects each selected item it hides or removes, announcing each: the scene
+        hears of it once, after all of them (folding a selected stage of 250 layers
+        re-read the selection 250 times: 200 ms)."""
+        scene = self.scene
+        selecting, scene._selecting = scene._selecting, True
+        selected = len(scene.selectedItems())
+        try:
+            changed = self._rebuild()
+        finally:
+            scene._selecting = selecting
+        if not selecting and len(scene.selectedItems()) != selected:
+            scene._on_scene_selection()
+        return changed
+
+    def _rebuild(self) -> set[EdgeItem]:
         scene = self.scene
         graph = scene.document.graph
         groups = graph.groups
@@ -98,12 +114,11 @@ class GroupSync:
                 show_cards.append(group.id)
         self._depth = depth
 
-        self.shown = {}
-        for node in graph:
-            if node.group in groups:
-                fold = folded_at[node.group]
-                if fold is not None:
-                    self.shown[node.id] = fold
+        self.shown = shown = {}
+        for node in graph:  # (folded_at knows every group; a node's group may be gone)
+            fold = folded_at.get(node.group) if node.group is not None else None
+            if fold is not None:
+                shown[node.id] = fold
         self._show_nodes()
 
         created = self._sync_cards(show_cards)
@@ -114,23 +129,12 @@ class GroupSync:
         return changed
 
     def _show_nodes(self) -> None:
-        """Hide the node items a fold holds, show the others. Qt deselects a selected item
-        it hides, announcing each: the scene hears of it once, after all of them (folding a
-        selected stage of 250 layers re-read the selection 250 times: 200 ms)."""
-        scene = self.scene
+        """Hide the node items a fold holds, show the others."""
         shown = self.shown
-        deselected = False
-        selecting, scene._selecting = scene._selecting, True
-        try:
-            for node_id, item in scene.node_id_items():
-                visible = node_id not in shown
-                if item.isVisible() != visible:
-                    deselected = deselected or (not visible and item.isSelected())
-                    item.setVisible(visible)
-        finally:
-            scene._selecting = selecting
-        if deselected and not selecting:
-            scene._on_scene_selection()
+        for node_id, item in self.scene.node_id_items():
+            visible = node_id not in shown
+            if item.isVisible() != visible:
+                item.setVisible(visible)
 
     def _sync_cards(self, wanted: list[str]) -> list[str]:
         """Cards for the folded groups shown; returns the ids of the new ones. The cards
@@ -241,39 +245,42 @@ class GroupSync:
         """Show each edge between the items showing its ends: hidden inside one card, and
         only once between the same two items when it enters a card (they would coincide)."""
         scene = self.scene
+        cards, shown, inputs = self.cards, self.shown, scene._inputs
         old = self.ends
-        self.ends = {}
-        self.card_edges = {group_id: [] for group_id in self.cards}
-        card_sources: dict[str, list[str]] = {group_id: [] for group_id in self.cards}
-        card_targets: dict[str, set[str]] = {group_id: set() for group_id in self.cards}
+        self.ends = ends_of = {}
+        self.card_edges = card_edges = {group_id: [] for group_id in cards}
+        card_sources: dict[str, list[str]] = {group_id: [] for group_id in cards}
+        card_targets: dict[str, set[str]] = {group_id: set() for group_id in cards}
         pending: list[tuple[EdgeItem, str, str]] = []
-        for edge in scene.edge_items():
-            source, target = self.shown_id(edge.source), self.shown_id(edge.target)
-            visible = source != target
-            if visible and target in self.cards:
-                if source in card_sources[target]:
-                    visible = False  # the same two items are joined already
-                else:
-                    card_sources[target].append(source)
-            edge.setVisible(visible)
-            if visible:
-                pending.append((edge, source, target))
-                if source in self.cards:
-                    card_targets[source].add(target)
+        for edges in inputs.values():  # every edge, grouped by target in graph order
+            for edge in edges:
+                source, target = shown.get(edge.source, edge.source), \
+                    shown.get(edge.target, edge.target)
+                visible = source != target
+                if visible and target in cards:
+                    if source in card_sources[target]:
+                        visible = False  # the same two items are joined already
+                    else:
+                        card_sources[target].append(source)
+                edge.setVisible(visible)
+                if visible:
+                    pending.append((edge, source, target))
+                    if source in cards:
+                        card_targets[source].add(target)
         changed: set[EdgeItem] = set()
         for edge, source, target in pending:
-            if target in self.cards:
+            if target in cards:
                 slot, count = card_sources[target].index(source), len(card_sources[target])
-                self.card_edges[target].append(edge)
+                card_edges[target].append(edge)
             else:
-                slot, count = edge.index, scene.input_count(edge.target)
-            if source in self.cards:
-                self.card_edges[source].append(edge)
+                slot, count = edge.index, len(inputs.get(edge.target, ()))
+            if source in cards:
+                card_edges[source].append(edge)
             ends = (source, target, slot, count)
-            self.ends[edge] = ends
+            ends_of[edge] = ends
             if old.get(edge) != ends:
                 changed.add(edge)
-        for group_id, card in self.cards.items():
+        for group_id, card in cards.items():
             card.set_input_count(len(card_sources[group_id]))
             card.set_output_count(len(card_targets[group_id]))
         return changed

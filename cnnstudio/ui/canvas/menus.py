@@ -92,6 +92,7 @@ def build_context_menu(view: GraphView, scene_pos: QPointF) -> QMenu:
         add_freeze_actions(menu, scene, scene.document.selection or [node_id], node_id)
         explain = view.window().findChild(QAction, "actionExplain")
         if explain is not None:  # the window's Explain Layer: this layer, in the Explain dock
+            explain.setData(node_id)  # the clicked one, also within a multi-selection
             menu.addSeparator()
             menu.addAction(explain)
         menu.addSeparator()

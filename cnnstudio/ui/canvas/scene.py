@@ -154,6 +154,15 @@ class GraphScene(SceneLookup, SceneInteraction, QGraphicsScene):
                     self.router.route(edge, label_sides)
         self._schedule_refresh()
 
+    def clear_selection_quietly(self) -> None:
+        """Deselect every item without telling the document: for a caller that selects
+        anew at once (`select_nodes`), so the document hears of one selection, not two."""
+        self._selecting = True
+        try:
+            self.clearSelection()
+        finally:
+            self._selecting = False
+
     def _set_direction(self, direction: str) -> None:
         self.direction = direction
         for item in [*self._nodes.values(), *self.groups.cards.values(), *self.edge_items()]:

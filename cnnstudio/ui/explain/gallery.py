@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnstudio.ui.explain.signal_plot import paint_signal
+from cnnstudio.ui.explain.signal_plot import paint_signal, signal_window
 from cnnstudio.ui.training.colorbar import value_text
 
 BOX_COLOUR = "#ff3030"
@@ -92,6 +92,28 @@ def hit_caption(noun: str, f: int, position: int, hit: Any, label: str) -> str:
     return (f"{noun.capitalize()} {f}, #{position + 1}: sample {hit.sample}"
             f"{f' (class {label})' if label else ''}, activation"
             f" {value_text(hit.activation)}{at}{where}")
+
+
+Signals = list[tuple[np.ndarray, tuple[int, int] | None]]
+
+
+def hit_pictures(hits: Sequence[Any], samples: dict[int, np.ndarray], labels: dict[int, str],
+                 rgb_cache: dict[int, np.ndarray]
+                 ) -> tuple[list[HitView], list[np.ndarray], Signals | None]:
+    """What a filter row draws for `hits` (TopHit): their views, each sample's crop to
+    its field, and for 1-D samples the part drawn as curves (None for pictures).
+    `rgb_cache` keeps each sample's RGB between the rows of a page."""
+    views, crops, signals = [], [], []
+    for hit in hits:
+        sample = samples[hit.sample]
+        if hit.sample not in rgb_cache:
+            rgb_cache[hit.sample] = to_rgb(sample)
+        views.append(HitView(hit.sample, hit.activation, hit.box, labels.get(hit.sample, "")))
+        rgb = rgb_cache[hit.sample]
+        crops.append(crop(rgb, display_box(sample, rgb, hit.box)))
+        signals.append(signal_window(sample, hit.box))
+    one_d = bool(views) and np.ndim(samples[views[0].sample]) == 2
+    return views, crops, signals if one_d else None
 
 
 class Picture(QWidget):
@@ -228,42 +250,71 @@ class HitStrip(QWidget):
         self.crops: list[np.ndarray] = []
         self.texts: list[str] = []
         self.tips: list[str] = []
+        self.signals: Signals | None = None
         self._images: list[QImage] = []
         self._under = -1
+        self.cell = size  # a picture's cell: as wide as its value below it needs
         self.setMouseTracking(True)
 
-    def set_hits(self, crops: list[np.ndarray], texts: list[str], tips: list[str]) -> None:
+    def set_hits(self, crops: list[np.ndarray], texts: list[str], tips: list[str],
+                 signals: Signals | None = None
+                 ) -> None:
+        """The pictures (RGB crops), the value under each and its tooltip; `signals`
+        (a 1-D part of the sample, its field's range in it) are drawn as curves instead."""
         self.crops = [np.ascontiguousarray(c, np.uint8) for c in crops]
-        self.texts, self.tips = list(texts), list(tips)
+        self.texts, self.tips, self.signals = list(texts), list(tips), signals
         self._images = [QImage(c.data, c.shape[1], c.shape[0], 3 * c.shape[1],
                                QImage.Format.Format_RGB888) for c in self.crops]
+        self.set_cell(0)
+
+    def needed_cell(self) -> int:
+        """The narrowest cell that fits the picture and each value under it."""
+        metrics = self.fontMetrics()
+        widest = max((metrics.horizontalAdvance(t) for t in self.texts), default=0)
+        return max(self.size, widest + 6)
+
+    def set_cell(self, at_least: int) -> None:
+        """Cells `at_least` this wide (the rows of a page share one width: columns)."""
+        self.cell = max(self.needed_cell(), int(at_least))
         self.updateGeometry()
         self.update()
 
+    @property
+    def pitch(self) -> int:
+        """From one picture's left edge to the next one's."""
+        return self.cell + self.GAP
+
     def sizeHint(self) -> QSize:
         line = self.fontMetrics().height()
-        return QSize(max(len(self.crops), 1) * (self.size + self.GAP), self.size + line + 2)
+        return QSize(max(len(self.crops), 1) * self.pitch, self.size + line + 2)
 
     def minimumSizeHint(self) -> QSize:
         return self.sizeHint()
 
     def index_at(self, x: float) -> int:
-        i = int(x // (self.size + self.GAP))
-        return i if 0 <= i < len(self.crops) and x % (self.size + self.GAP) < self.size else -1
+        i = int(x // self.pitch)
+        return i if 0 <= i < len(self.crops) and x % self.pitch < self.cell else -1
 
     def paintEvent(self, _event: QPaintEvent) -> None:
         painter = QPainter(self)
-        painter.setPen(QPen(self.palette().windowText().color()))
+        text_pen = QPen(self.palette().windowText().color())
         line = self.fontMetrics().height()
         for i, (image, crop_rgb) in enumerate(zip(self._images, self.crops, strict=True)):
-            h, w = crop_rgb.shape[:2]
-            scale = min(self.size / w, self.size / h)
-            left = i * (self.size + self.GAP)
-            target = QRectF(left + (self.size - w * scale) / 2, (self.size - h * scale) / 2,
-                            w * scale, h * scale)
-            painter.drawImage(target, image)
-            painter.drawText(QRectF(left - self.GAP / 2, self.size + 1, self.size + self.GAP,
-                                    line), Qt.AlignmentFlag.AlignHCenter, self.texts[i])
+            left = i * self.pitch
+            if self.signals is not None:
+                part, span = self.signals[i]
+                area = QRectF(left, 0, self.cell, self.size)
+                painter.fillRect(area, QColor("white"))
+                paint_signal(painter, area.adjusted(1, 2, -1, -2), part, span, 1.2)
+            else:
+                h, w = crop_rgb.shape[:2]
+                scale = min(self.size / w, self.size / h)
+                painter.drawImage(QRectF(left + (self.cell - w * scale) / 2,
+                                         (self.size - h * scale) / 2, w * scale, h * scale),
+                                  image)
+            painter.setPen(text_pen)
+            painter.drawText(QRectF(left, self.size + 1, self.cell, line),
+                             Qt.AlignmentFlag.AlignHCenter, self.texts[i])
         painter.end()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
@@ -320,7 +371,8 @@ class FilterRow(QWidget):
         # Before the top-k (always in sight in a narrow dock), its width kept when empty.
         holder = QWidget(self)
         holder.setLayout(synth)
-        holder.setFixedWidth(max(size, self.fontMetrics().horizontalAdvance("mean 0.000")) + 12)
+        holder.setFixedWidth(max(size, self.fontMetrics().horizontalAdvance("mean −0.00123"))
+                             + 8)
         row.addWidget(holder)
         row.addSpacing(8)
         self.strip = HitStrip(size, self)
@@ -330,26 +382,40 @@ class FilterRow(QWidget):
         row.addStretch(1)
         self.clear_synthesis()
 
-    def set_filter(self, filter_index: int, hits: list[HitView], crops: list[np.ndarray]) -> None:
+    def set_filter(self, filter_index: int, hits: list[HitView], crops: list[np.ndarray],
+                   signals: Signals | None = None
+                   ) -> None:
+        """Show filter `filter_index`'s hits: RGB `crops`, or for a 1-D input `signals`
+        (the part of each sample drawn, its field's range in it)."""
         self.filter, self.hits = filter_index, hits
         self.name.setText(f"{self.noun} {filter_index}")
         tips = [f"{self.noun} {filter_index}: sample {h.sample}"
                 f"{f', class {h.label}' if h.label else ''}, activation"
                 f" {value_text(h.activation)}" for h in hits]
-        self.strip.set_hits(crops, [value_text(h.activation) for h in hits], tips)
+        self.strip.set_hits(crops, [value_text(h.activation) for h in hits], tips, signals)
         self.clear_synthesis()
 
     def clear_synthesis(self) -> None:
         self.synthesised.set_rgb(None)
         self.synthesised.setVisible(False)
         self.synthesis_text.clear()
+        self.synthesis_text.setMinimumHeight(0)
 
-    def show_synthesis(self, rgb: np.ndarray, reached: float, mean: float | None) -> None:
-        """The image made to excite this filter, the activation it reached and the
-        dataset's mean activation of the filter."""
-        self.synthesised.set_rgb(rgb)
+    def show_synthesis(self, rgb: np.ndarray, reached: float, mean: float | None,
+                       signal: np.ndarray | None = None) -> None:
+        """The image made to excite this filter (`signal` (C, L): a 1-D one, drawn as
+        curves), the activation it reached and the dataset's mean activation of the
+        filter."""
+        if signal is not None:
+            self.synthesised.set_signal(signal)
+        else:
+            self.synthesised.set_rgb(rgb)
         self.synthesised.setVisible(True)
         versus = f"\nmean {value_text(mean)}" if mean is not None else ""
+        # Room for both lines: the row grows rather than cutting the mean off.
+        lines = 2 if versus else 1
+        self.synthesis_text.setMinimumHeight(lines * self.synthesis_text.fontMetrics()
+                                             .lineSpacing() + 2)
         self.synthesis_text.setText(f"{value_text(reached)}{versus}")
         tip = (f"An image optimised to excite {self.noun} {self.filter}: its activation"
                f" {value_text(reached)}")

@@ -114,6 +114,13 @@ class ImageSide(QWidget):
         self.prediction.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         row.addWidget(self.prediction, 1)
         column.addLayout(row)
+        # Why no maps apply (not an image classifier), across the whole side: calm, once.
+        self.note = QLabel(self)
+        self.note.setObjectName("responsesImageNote")
+        self.note.setWordWrap(True)
+        self.note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.note.hide()
+        column.addWidget(self.note)
         maps = QHBoxLayout()
         self.occlusion = HeatPanel("Occlusion", "occlusionMap", self)
         self.occlusion.setToolTip("Occlusion sensitivity: how much the predicted class's"
@@ -131,8 +138,10 @@ class ImageSide(QWidget):
         """Enable the image controls, or disable them and say `why` (no maps apply)."""
         for widget in (self.sample, self.open_button, self.occlusion, self.grad_cam):
             widget.setEnabled(on)
+        self.note.setText(why)
+        self.note.setVisible(not on)
         if not on:
-            self.show_failure(why)
+            self.show_failure("")
 
     def show_failure(self, text: str) -> None:
         self.prediction.setText(text)

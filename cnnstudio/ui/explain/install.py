@@ -36,7 +36,7 @@ class ExplainPlugin(QObject):
         self.action.setShortcut(QKeySequence(SHORTCUT))
         self.action.setStatusTip("Show how the selected layer computes its values, with the"
                                  " real numbers, and what its filters respond to")
-        self.action.triggered.connect(lambda _checked=False: self.explain())
+        self.action.triggered.connect(lambda _checked=False: self._triggered())
         window.training.menu.addSeparator()
         window.training.menu.addAction(self.action)
         window.document.selection_changed.connect(self._selection_changed)
@@ -51,16 +51,30 @@ class ExplainPlugin(QObject):
         if len(ids) == 1 and ids[0] in self.window.document.graph:
             self.view.set_layer(ids[0])
 
+    def _triggered(self) -> None:
+        """Explain Layer chosen: from a node's menu, the node right-clicked (its data), if
+        it is still selected (a menu closed unused leaves its node behind); else the
+        selected layer."""
+        clicked = self.action.data()
+        self.action.setData(None)
+        chosen = clicked if isinstance(clicked, str) and \
+            clicked in self.window.document.selection else None
+        self.explain(chosen)
+
     def explain(self, node_id: str | None = None) -> None:
-        """Show the Explain dock, raised and tall enough to read, for `node_id` (selected
-        on the canvas) or else the selected layer (none: the view says how to choose)."""
+        """Show the Explain dock, raised and tall enough to read, for `node_id` (shown and
+        selected on the canvas unless it is part of the selection) or else the selected
+        layer (none: the view says how to choose)."""
         w = self.window
         doc = w.document
         if node_id is not None and node_id in doc.graph:
-            w.show_node(node_id)
-        selected = doc.selection
-        if len(selected) == 1 and selected[0] in doc.graph:
-            self.view.set_layer(selected[0])
+            if node_id not in doc.selection:
+                w.show_node(node_id)
+            self.view.set_layer(node_id)
+        else:
+            selected = doc.selection
+            if len(selected) == 1 and selected[0] in doc.graph:
+                self.view.set_layer(selected[0])
         self.dock.show()
         self.dock.raise_()
         w.resizeDocks([self.dock], [int(w.height() * DOCK_SHARE)], Qt.Orientation.Vertical)

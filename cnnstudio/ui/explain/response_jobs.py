@@ -196,7 +196,7 @@ def synthesise(source: TrainedModel, cache: DataCache, request: DataRequest, nod
                split: str, filters: list[int], report: Report, cancelled: Check) -> Synthesised:
     """Images made to excite `filters` of `node`, with the activations they reached and
     the split's mean activations to compare with. Raises ValueError or Cancelled."""
-    from cnnstudio.nn.explain.synthesis import synthesize
+    from cnnstudio.nn.explain.synthesis import input_range, synthesize
     from cnnstudio.ui.torch_loading import prepare_torch
 
     report("preparing the optimiser", 0, 0)
@@ -207,8 +207,10 @@ def synthesise(source: TrainedModel, cache: DataCache, request: DataRequest, nod
     rows, _ = split_rows(dataset, split)
     report("the samples' mean activations", 0, 0)
     means = filter_means(model, dataset, rows, node, filters, cancelled)
+    # The data's own value range (float signals are not 0…1 pixels), from the training split.
+    value_range = input_range(dataset.x, split_rows(dataset, "train")[0])
     made = synthesize(model.module(), node, filters, to_float=model.prep.to_float,
-                      cancelled=cancelled,
+                      value_range=value_range, cancelled=cancelled,
                       progress=lambda done, total: report("optimising", done, total))
     return Synthesised(node, list(filters), np.asarray(made.images),
                        [float(v) for v in made.activations],

@@ -38,14 +38,13 @@ from cnnstudio.ui.explain.gallery import (
     GALLERY_TIP,
     FilterRow,
     HitStrip,
-    HitView,
-    ImageSide,
     Picture,
-    crop,
     display_box,
     hit_caption,
+    hit_pictures,
     to_rgb,
 )
+from cnnstudio.ui.explain.image_side import ImageSide
 from cnnstudio.ui.training.user_requests import IMAGE_FILTER
 
 if TYPE_CHECKING:
@@ -381,15 +380,11 @@ class FilterResponsesPanel(QWidget):
                 row.hit_clicked.connect(self._use_hit)
                 self.gallery_layout.insertWidget(self.gallery_layout.count() - 1, row)
                 self.rows.append(row)
-            views, crops = [], []
-            for hit in top.filters[f].hits:
-                if hit.sample not in rgb_cache:
-                    rgb_cache[hit.sample] = to_rgb(top.samples[hit.sample])
-                views.append(HitView(hit.sample, hit.activation, hit.box,
-                                     top.labels.get(hit.sample, "")))
-                rgb = rgb_cache[hit.sample]
-                crops.append(crop(rgb, display_box(top.samples[hit.sample], rgb, hit.box)))
-            self.rows[i].set_filter(f, views, crops)
+            self.rows[i].set_filter(f, *hit_pictures(top.filters[f].hits, top.samples,
+                                                     top.labels, rgb_cache))
+        cell = max((row.strip.needed_cell() for row in self.rows), default=THUMB)
+        for row in self.rows:  # one cell width for the page: the pictures form columns
+            row.strip.set_cell(cell)
         self._show_synthesis()
         self.gallery.setUpdatesEnabled(True)
         self.synth_button.setEnabled(bool(self.rows))
@@ -403,7 +398,11 @@ class FilterResponsesPanel(QWidget):
         hit = top.filters[f].hits[position]
         sample = top.samples[hit.sample]
         rgb = to_rgb(sample)
-        self.preview.set_rgb(rgb, display_box(sample, rgb, hit.box))
+        if np.ndim(sample) == 2:  # a signal: curves, its field shaded
+            self.preview.set_signal(sample, None if hit.box is None else
+                                    (int(hit.box[1]), int(hit.box[3])))
+        else:
+            self.preview.set_rgb(rgb, display_box(sample, rgb, hit.box))
         noun = self.rows[0].noun if self.rows else "filter"
         self.preview_text.setText(hit_caption(noun, f, position, hit,
                                               top.labels.get(hit.sample, "")))
@@ -451,7 +450,9 @@ class FilterResponsesPanel(QWidget):
         for row in self.rows:
             i = where.get(row.filter)
             if i is not None:
-                row.show_synthesis(to_rgb(made.images[i]), made.reached[i], made.means[i])
+                image = made.images[i]
+                row.show_synthesis(to_rgb(image), made.reached[i], made.means[i],
+                                   image if np.ndim(image) == 2 else None)
 
     # ---- one image ---------------------------------------------------------------------
 
