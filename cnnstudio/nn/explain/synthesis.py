@@ -51,7 +51,8 @@ from cnnstudio.nn.internals import _device, _eval_mode
 # tested layers ends above its dataset mean + 3 std of the per-sample peak.
 TV_WEIGHT = 0.1  # mean |difference| of neighbouring 0…1 display values
 L2_WEIGHT = 0.2  # mean squared distance of the 0…1 display values from the middle
-LEARNING_RATE = 0.1
+LEARNING_RATE = 0.05  # Adam's step on an image's spectrum
+LEARNING_RATE_1D = 0.1  # on a signal's logits, one per sample: 128 steps reach saturation
 SETTLE = 0.75  # the share of the steps taken with jitter; the rest settle the image
 MAX_JITTER_1D = 2  # a 1-D signal's roll, in samples: its filters are short (3–7 taps)
 # Random starts per filter of a 1-D signal (the one whose centre value ends highest is
@@ -243,7 +244,8 @@ def synthesize(module: Any, node_id: str, filters: Sequence[int], *, steps: int 
     jitter = min(image.spatial) // 16
     if len(image.spatial) == 1:
         jitter = min(jitter, MAX_JITTER_1D)
-    optimizer = torch.optim.Adam([image.spectrum], lr=LEARNING_RATE)
+    rate = LEARNING_RATE_1D if len(image.spatial) == 1 else LEARNING_RATE
+    optimizer = torch.optim.Adam([image.spectrum], lr=rate)
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
     try:

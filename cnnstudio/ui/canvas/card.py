@@ -29,6 +29,7 @@ class Card(QGraphicsRectItem):
     Its bounding rect is the C++ QGraphicsRectItem's (the rect, no pen), not a Python
     method: Qt asks an item for it several times per move, show and paint — unfolding a
     1,000-layer network asked ~5,000 times, ~6 ms through Python.
+
     It has no Python `itemChange`: Qt would call it for every move and show/hide of every
     card (folding a block of a 1,000-layer network: ~3,000 calls, 12 ms). The scene routes
     the edges of what it moves itself, and of what a drag moves (`SceneInteraction`)."""
