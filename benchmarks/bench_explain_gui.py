@@ -37,6 +37,11 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# The stall recorder and the event-loop wait are the window benchmark's own.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_gui_stalls as gui_stalls  # noqa: E402
+from bench_gui_stalls import Stalls  # noqa: E402
+
 GOAL_MS, TICK_MS, TAIL_S, TIMEOUT_S = 50.0, 16, 0.3, 300.0
 FIRST_PAINT_S = 0.5
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,41 +64,9 @@ def _project(name: str, scratch: Path) -> tuple[str, str]:
     return str(path), last_conv
 
 
-class Stalls:
-    """A 16 ms precise timer noting when each tick came."""
-
-    def __init__(self) -> None:
-        from PySide6.QtCore import Qt, QTimer
-
-        self.ticks: list[float] = []
-        self.timer = QTimer()
-        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.timer.setInterval(TICK_MS)
-        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
-
-    def between(self, start: float, stop: float) -> list[tuple[float, float]]:
-        """(when, ms late) of the ticks that came in [start, stop]."""
-        t = self.ticks
-        return [(b - start, (b - a) * 1e3 - TICK_MS) for a, b in zip(t, t[1:], strict=False)
-                if start < b <= stop]
-
-
 def wait_until(done: Any, timeout_s: float = TIMEOUT_S) -> None:
     """Run the event loop (no busy polling) until `done()`."""
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    loop = QEventLoop()
-    poll = QTimer()
-    poll.setInterval(5)
-    deadline = time.perf_counter() + timeout_s
-    poll.timeout.connect(lambda: loop.quit() if done() or time.perf_counter() > deadline
-                         else None)
-    poll.start()
-    if not done():
-        loop.exec()
-    poll.stop()
-    if not done():
-        raise TimeoutError("the action did not finish in time")
+    gui_stalls.wait_until(None, done, timeout_s)
 
 
 def child(name: str, project_path: str, layer: str) -> dict[str, Any]:

@@ -112,6 +112,10 @@ class Stalls:
         t = self.ticks
         return [(b, (b - a) * 1e3 - TICK_MS) for a, b in zip(t, t[1:], strict=False)]
 
+    def between(self, start: float, stop: float) -> list[tuple[float, float]]:
+        """(when after `start`, ms late) of the ticks that came in (start, stop]."""
+        return [(when - start, late) for when, late in self.lateness() if start < when <= stop]
+
 
 def wait_until(app: Any, done: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> None:
     """Run the event loop (as the app does: no busy polling) until `done()`."""
