@@ -11,6 +11,7 @@ import leaves no file and an existing one untouched.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from cnnstudio.cli_common import EXIT_OK, UsageError
@@ -18,7 +19,8 @@ from cnnstudio.cli_common import EXIT_OK, UsageError
 
 def check_output(output: str, force: bool) -> Path:
     """The project path to write; raises UsageError for a path that is not a `.cnnproj`
-    (a bare .json cannot hold the weights) or that exists without `force`."""
+    (a bare .json cannot hold the weights), that exists without `force`, or whose folder
+    does not exist or cannot be written."""
     path = Path(output)
     if not output.strip():
         raise UsageError("the project path is empty: give a .cnnproj file")
@@ -31,6 +33,12 @@ def check_output(output: str, force: bool) -> Path:
         raise UsageError(f"{output} is a folder; give a .cnnproj file to write")
     if path.exists() and not force:
         raise UsageError(f"{output} already exists (use --force to replace it)")
+    # Known before a long import (and before the user's code runs), not after it.
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"{output}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{output}: the folder {folder} is not writable")
     return path
 
 

@@ -10,6 +10,12 @@ from pathlib import Path
 
 MAX_DIMENSION = 1_000_000
 
+# Files that torch.save / torch.jit.save / torch.export.save write (pickles, or zips
+# holding one): loading them can run any code, so no importer opens them. The one list,
+# for the importers (`cnnstudio.nn.importing.common`) and the window's dialog alike.
+PICKLE_SUFFIXES = (".pt", ".pth", ".pt2", ".ptl", ".ckpt", ".pkl", ".pickle", ".bin",
+                   ".tar", ".jit", ".mar", ".zip")
+
 
 def split_model_spec(model: str) -> tuple[Path, str | None]:
     """(the file, the class) for `FILE.py:CLASS`, else (the file, None). The class is

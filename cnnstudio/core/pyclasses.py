@@ -39,19 +39,19 @@ def module_classes(source: str | bytes, filename: str = "<source>") -> list[str]
     except ValueError as err:  # e.g. a NUL byte in the source
         raise ValueError(f"{Path(filename).name} is not valid Python: {err}") from None
     classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
-    found: list[str] = []
+    found: set[str] = set()  # a set: a generated file may define thousands of classes
+    bases = {id(node): [_base_name(base) for base in node.bases] for node in classes}
     changed = True
     while changed:  # a class may derive from one defined further down
         changed = False
         for node in classes:
             if node.name in found:
                 continue
-            bases = [_base_name(base) for base in node.bases]
-            if any(b.endswith("Module") or b in found for b in bases):
-                found.append(node.name)
+            if any(b.endswith("Module") or b in found for b in bases[id(node)]):
+                found.add(node.name)
                 changed = True
-    order = {node.name: i for i, node in enumerate(classes)}
-    return sorted(found, key=order.__getitem__)
+    # In the order they are defined, each name once.
+    return list(dict.fromkeys(node.name for node in classes if node.name in found))
 
 
 def module_classes_in_file(path: str | os.PathLike[str]) -> list[str]:
@@ -67,3 +67,23 @@ def module_classes_in_file(path: str | os.PathLike[str]) -> list[str]:
     except OSError as err:
         raise ValueError(f"cannot read {path.name}: {err.strerror or err}") from None
     return module_classes(source, str(path))
+
+
+def main(argv: list[str]) -> int:
+    """`python -m cnnstudio.core.pyclasses FILE`: one JSON line, `{"classes": [...]}` or
+    `{"error": one line}`. The window reads a large file this way, in a process of its
+    own: `ast.parse` holds the GIL for as long as it parses (seconds for megabytes)."""
+    import json
+
+    try:
+        answer: dict[str, object] = {"classes": module_classes_in_file(argv[0])}
+    except (ValueError, IndexError, RecursionError, MemoryError) as err:
+        answer = {"error": " ".join(str(err).split()) or type(err).__name__}
+    print(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

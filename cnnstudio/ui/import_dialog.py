@@ -9,8 +9,13 @@ the dialog through `set_model_file`, `set_class`, `set_input_shape`, `set_weight
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -25,17 +30,53 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnstudio.core.import_spec import parse_input_shape
+from cnnstudio.core.import_spec import PICKLE_SUFFIXES, parse_input_shape
 from cnnstudio.core.pyclasses import module_classes_in_file
 from cnnstudio.ui.import_job import ImportRequest
+from cnnstudio.ui.training.background import Background
 
 MODEL_FILTER = ("Models (*.onnx *.py);;ONNX models (*.onnx);;Python files (*.py);;"
                 "All files (*)")
 WEIGHTS_FILTER = "safetensors weights (*.safetensors);;All files (*)"
+READING_CLASSES = "Reading the classes…"
+IN_PROCESS_BYTES = 32 * 1024  # larger files are parsed in a process of their own
+READ_TIMEOUT_S = 120
 CODE_WARNING = ("Importing a .py file runs that file's code: the class is created and "
                 "traced with torch.fx. Import only code you trust. (An .onnx file is only "
                 "read.)")
-PICKLE_SUFFIXES = (".pt", ".pth", ".pt2", ".ptl", ".ckpt", ".pkl", ".pickle", ".bin", ".jit")
+
+
+def read_classes(path: Path) -> list[str]:
+    """The nn.Module classes of the .py file at `path` (`module_classes_in_file`), parsed
+    in a short-lived process of its own when the file is large: `ast.parse` holds the GIL
+    while it works (seconds for a few MiB), which would stop the window's event loop even
+    from a worker thread. Raises ValueError (one line). Runs on a worker, never the GUI
+    thread."""
+    if path.stat().st_size <= IN_PROCESS_BYTES:
+        return module_classes_in_file(path)
+    with tempfile.TemporaryDirectory(prefix="cnnstudio-classes-") as folder:
+        # Started in an empty folder: `-m` puts the working folder first on sys.path.
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "cnnstudio.core.pyclasses", str(path.resolve())],
+                capture_output=True, text=True, encoding="utf-8", errors="replace",
+                stdin=subprocess.DEVNULL, cwd=folder, timeout=READ_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            raise ValueError(f"reading the classes of {path.name} took over"
+                             f" {READ_TIMEOUT_S} s; type the class name") from None
+        except OSError as err:
+            raise ValueError(f"cannot read the classes of {path.name}: {err}") from None
+    lines = done.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        answer = {}
+    if isinstance(answer, dict) and isinstance(answer.get("classes"), list):
+        return [str(name) for name in answer["classes"]]
+    if isinstance(answer, dict) and "error" in answer:
+        raise ValueError(str(answer["error"]))
+    raise ValueError(f"cannot read the classes of {path.name} (exit status"
+                     f" {done.returncode}); type the class name")
 
 
 class ImportDialog(QDialog):
@@ -86,6 +127,9 @@ class ImportDialog(QDialog):
         self._listed_for: str | None = None  # the .py file the class list was read from
         self._list_problem: str | None = None  # the file cannot be parsed: no import
         self._list_note: str | None = None  # no class found (one may still be typed)
+        self._reading = False  # the class list is being read on the worker
+        # Parsing a large file takes seconds: never on the GUI thread.
+        self._reader = Background(self, needs_torch=False)
         self._model_changed()
 
     def _lay_out(self) -> None:
@@ -155,6 +199,8 @@ class ImportDialog(QDialog):
         if not path.is_file():
             return f"{path.name}: no such file"
         if suffix == ".py":
+            if self._reading and not self.class_combo.currentText().strip():
+                return READING_CLASSES
             if self._list_problem:
                 return self._list_problem
             if not self.class_combo.currentText().strip().isidentifier():
@@ -204,24 +250,51 @@ class ImportDialog(QDialog):
             self.name_edit.setPlaceholderText(path.stem or "the model file's name")
         self._check()
 
+    def wait_for_classes(self, timeout_ms: int = 60_000) -> bool:
+        """Wait until the class list being read has arrived (tests); True when it has."""
+        self._reader.wait(timeout_ms)
+        QCoreApplication.sendPostedEvents(self._reader)  # deliver the queued result
+        return not self._reading
+
     def _list_classes(self, path: Path) -> None:
-        """Fill the class chooser from the file's source (parsed with ast: not run)."""
+        """Start reading the class list from the file's source (parsed with ast, not run)
+        on a worker thread; `_classes_read` fills the chooser when it arrives."""
         self._listed_for = str(path)
         self.class_combo.clear()
         self._list_problem = self._list_note = None
         if not path.is_file():
+            self._reading = False
+            self._reader.forget()  # a list still being read is for another file
             return
-        try:
-            found = module_classes_in_file(path)
-        except ValueError as err:
-            self._list_problem = str(err)
-            return
+        self._reading = True
+        self._reader.submit("classes", lambda: read_classes(path),
+                            lambda found: self._classes_read(path, found),
+                            lambda err: self._classes_failed(path, err))
+
+    def _classes_failed(self, path: Path, err: BaseException) -> None:
+        if str(path) != self._listed_for:
+            return  # the user has chosen another file meanwhile
+        self._reading = False
+        self._list_problem = (str(err) if isinstance(err, ValueError)
+                              else f"cannot read {path.name}: {err}")
+        self._check()
+
+    def _classes_read(self, path: Path, found: list[str]) -> None:
+        if str(path) != self._listed_for:
+            return  # the user has chosen another file meanwhile
+        self._reading = False
+        typed = self.class_combo.currentText().strip()
         self.class_combo.addItems(found)
+        if typed:  # typed while the list was read: the user's choice stays
+            self.class_combo.setCurrentText(typed)
+            self._check()
+            return
         # Files define their building blocks first and the network last, as a rule.
         self.class_combo.setCurrentIndex(len(found) - 1)
         if not found:
             self._list_note = (f"{path.name} defines no class deriving from nn.Module"
                                " (type the class name if it does)")
+        self._check()
 
     def _check(self) -> None:
         problem = self.problem()

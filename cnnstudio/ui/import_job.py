@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -104,13 +105,19 @@ def import_in_child(request: ImportRequest, cancelled: Callable[[], bool] = lamb
         with open(log, "wb") as errors:
             # Started in the temporary folder: `-m` puts the working folder first on
             # sys.path, and a folder holding another `cnnstudio` must not answer for it.
+            # A session (process group) of its own: the user's code may start processes,
+            # and Cancel ends them with the child.
             child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors,
                                      stdin=subprocess.DEVNULL, text=True,
-                                     encoding="utf-8", errors="replace", cwd=folder)
-            lines: queue.Queue[str | None] = queue.Queue()
-            threading.Thread(target=_pump, args=(child.stdout, lines), daemon=True,
-                             name="cnnstudio-import-pipe").start()
-            answer = _follow(child, lines, cancelled, progress)
+                                     encoding="utf-8", errors="replace", cwd=folder,
+                                     start_new_session=os.name == "posix")
+            try:
+                lines: queue.Queue[str | None] = queue.Queue()
+                threading.Thread(target=_pump, args=(child.stdout, lines), daemon=True,
+                                 name="cnnstudio-import-pipe").start()
+                answer = _follow(child, lines, cancelled, progress)
+            finally:
+                _kill(child)  # whatever happened: nothing of the import outlives it
         if answer is None:
             tail = log.read_text("utf-8", "replace").strip().splitlines()
             last = tail[-1] if tail else f"exit status {child.returncode}"
@@ -127,6 +134,18 @@ def import_in_child(request: ImportRequest, cancelled: Callable[[], bool] = lamb
                          str(answer.get("source", "")), str(answer.get("kind", "")))
 
 
+def _kill(child: subprocess.Popen) -> None:
+    """End the child and every process it started (its process group, on POSIX), unless
+    the whole group has ended already; then reap the child."""
+    if os.name == "posix":
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            # The group outlives a child that exited while its own children still run.
+            os.killpg(child.pid, signal.SIGKILL)
+    elif child.poll() is None:
+        child.kill()
+    child.wait()
+
+
 def _follow(child: subprocess.Popen, lines: queue.Queue, cancelled: Callable[[], bool],
             progress: Callable[[str, int, int], None] | None) -> dict | None:
     """Relay the child's progress until it ends; its last answer (None when it gave
@@ -134,8 +153,7 @@ def _follow(child: subprocess.Popen, lines: queue.Queue, cancelled: Callable[[],
     answer: dict | None = None
     while True:
         if cancelled():
-            child.kill()
-            child.wait()
+            _kill(child)
             raise ImportCancelled()
         try:
             line = lines.get(timeout=POLL_S)

@@ -202,9 +202,18 @@ def test_an_unsupported_operator_is_named_with_its_count(capsys, tmp_path: Path)
     path = export_onnx(Sines(), tmp_path / "sines.onnx")
     code, _, err = run(capsys, "import", str(path), "-o", str(tmp_path / "x.cnnproj"))
     assert code == 2
-    line = one_line_error(err)
-    assert "Sin" in line and "2" in line
+    # The same form for both importers: "cannot import FILE: MESSAGE", said once.
+    assert one_line_error(err) == ("cnnstudio: cannot import sines.onnx: unsupported"
+                                   " operators: Sin ×2")
     assert not (tmp_path / "x.cnnproj").exists()
+    source = tmp_path / "my_models.py"
+    source.write_text(textwrap.dedent(CLASS_SOURCE))
+    code, _, err = run(capsys, "import", f"{source}:Missing", "-o",
+                       str(tmp_path / "x.cnnproj"))
+    assert code == 2
+    assert one_line_error(err) == ("cnnstudio: cannot import my_models.py:Missing:"
+                                   " my_models.py has no class Missing (its nn.Module"
+                                   " classes: Block, Net)")
 
 
 CLASS_SOURCE = '''
@@ -279,3 +288,34 @@ def test_the_help_says_that_a_python_class_runs_its_file(capsys) -> None:
     text = " ".join(out.split())
     assert "FILE.py:CLASS" in text and "RUNS the file's code" in text
     assert "--input-shape" in text and "--weights" in text and "--force" in text
+
+
+def test_the_output_folder_is_checked_before_the_import_runs(capsys, tmp_path: Path) -> None:
+    """A missing folder is said at once: the user's code never runs."""
+    marker = tmp_path / "ran"
+    source = tmp_path / "nets.py"
+    source.write_text(f"open({str(marker)!r}, 'w').close()\n" + textwrap.dedent(CLASS_SOURCE))
+    code, _, err = run(capsys, "import", f"{source}:Net", "-o",
+                       str(tmp_path / "nowhere" / "x.cnnproj"), "--input-shape", "3,16,16")
+    assert code == 2 and "does not exist" in one_line_error(err)
+    assert not marker.exists()
+
+
+def test_a_read_only_output_folder_is_said_before_the_import(capsys, tmp_path: Path) -> None:
+    import os
+
+    marker = tmp_path / "ran"
+    source = tmp_path / "nets.py"
+    source.write_text(f"open({str(marker)!r}, 'w').close()\n" + textwrap.dedent(CLASS_SOURCE))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user that may write anywhere (root)")
+        code, _, err = run(capsys, "import", f"{source}:Net", "-o",
+                           str(locked / "x.cnnproj"), "--input-shape", "3,16,16")
+        assert code == 2 and "not writable" in one_line_error(err)
+        assert not marker.exists()
+    finally:
+        locked.chmod(0o700)

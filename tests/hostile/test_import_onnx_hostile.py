@@ -227,3 +227,72 @@ def test_names_from_the_file_cannot_break_the_line(tmp_path: Path) -> None:
     model = conv_model(nodes=nodes)
     message = refusal(save(model, tmp_path / "names.onnx"))
     assert len(message) <= 400
+
+
+@pytest.mark.parametrize("head", [b"\x80\x04\x95", b"PK\x03\x04"])
+def test_a_pickle_named_onnx_is_refused_as_pickle_not_as_damaged(tmp_path: Path,
+                                                                 head: bytes) -> None:
+    """torch.save(model, "net.onnx") writes a pickle (or a zip around one): it is refused
+    unread with the way out, not reported as a broken ONNX file."""
+    from cnnstudio.nn.importing import import_model
+
+    path = save_bytes(tmp_path / "net.onnx", head + bytes(64))
+    with pytest.raises(ModelImportError) as caught:
+        import_model(str(path))
+    message = str(caught.value)
+    assert_one_line(message, where=path.name)
+    assert message.startswith("net.onnx is a pickle-based PyTorch file")
+    assert "export the model to onnx" in message.lower() and "safetensors" in message
+
+
+def test_operators_after_an_unmapped_one_are_judged_on_their_own(tmp_path: Path) -> None:
+    """HardSwish (never mapped) → +1.0 → Relu → Conv → Abs: the line names the Add (a
+    constant that no layer can take as its bias) and Abs as well, but not Relu or the Conv,
+    which would map on any data."""
+    one = numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")
+    nodes = [helper.make_node("HardSwish", ["x"], ["h"], name="hs"),
+             helper.make_node("Add", ["h", "one"], ["p"], name="plus"),
+             helper.make_node("Relu", ["p"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Abs", ["c"], ["y"], name="abs")]
+    model = conv_model(nodes=nodes, initializers=[
+        numpy_helper.from_array(WEIGHT, "w"), numpy_helper.from_array(BIAS, "b"), one])
+    message = refusal(save(model, tmp_path / "many.onnx"))
+    assert message == ("unsupported operators: Abs ×1, Add ×1 (adding a constant (not a"
+                       " bias)), HardSwish ×1")
+
+
+def test_onnx_shape_inference_gets_a_copy_without_the_weights(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second opinion on shapes must not copy the model's weights (a copy of a large
+    model would double its memory): the probe carries only the initializers' dims."""
+    from cnnstudio.nn.importing import onnx_import
+
+    model = conv_model()
+    big = numpy_helper.from_array(np.ones((64, 1024, 256), np.float32), "unused")  # 64 MiB
+    model.graph.initializer.append(big)
+    del big
+    seen: list[onnx.ModelProto] = []
+    grown: list[int] = []
+    infer = onnx.shape_inference.infer_shapes
+
+    def resident() -> int:
+        statm = Path("/proc/self/statm")
+        return int(statm.read_text().split()[1]) * 4096 if statm.exists() else 0
+
+    def spy(probe: onnx.ModelProto, **kwargs) -> onnx.ModelProto:
+        seen.append(probe)
+        grown.append(resident() - before)
+        return infer(probe, **kwargs)
+
+    before = resident()
+
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", spy)
+    shapes = onnx_import._onnx_inferred_shapes(model, "x", (3, 8, 8))
+    assert shapes["c"] == (4, 8, 8) and shapes["y"] == (4, 8, 8)
+    (probe,) = seen
+    assert {t.name: tuple(t.dims) for t in probe.graph.initializer} == {
+        "w": WEIGHT.shape, "b": BIAS.shape, "unused": (64, 1024, 256)}
+    assert all(not t.raw_data and not t.float_data for t in probe.graph.initializer)
+    assert grown[0] < 16 * 2**20  # a whole copy, even cleared afterwards, keeps 64 MiB
+    np.testing.assert_array_equal(numpy_helper.to_array(model.graph.initializer[0]), WEIGHT)

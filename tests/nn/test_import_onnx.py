@@ -117,6 +117,10 @@ def test_ids_groups_and_mapped_types(folder: Path) -> None:
     skip = graph.node("layer2_0_downsample_0")
     assert skip.type == "Conv2d" and skip.params["stride"] == 2 and skip.params["kernel_size"] == 1
     assert types.count("Add") == 4 and types.count("BatchNorm2d") == 10
+    # A function a block calls (`+`) keeps its operator in the id; a module keeps its path.
+    assert sorted(n.id for n in graph if n.type == "Add") == [
+        f"layer{stage}_{index}_add" for stage in (1, 2) for index in (0, 1)]
+    assert graph.node("layer1_0_relu").type == "ReLU"
     assert np.array_equal(model.weights["layer2_0_downsample_1.running_var"],
                           module.layer2[0].downsample[1].running_var.numpy())
     names = [g.name for g in graph.groups]

@@ -220,6 +220,24 @@ class Net(nn.Module):
         return self.fc1(a) + self.fc2(b)
 """
 
+LENET = """
+class Net(nn.Module):
+    input_shape = (1, 32, 32)
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 20)
+        self.fc2 = nn.Linear(20, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.view(-1, 16 * 5 * 5)           # the older tutorials' flattening
+        return self.fc2(F.relu(self.fc1(x)).reshape(-1, 20))
+"""
+
 MODELS = {
     "resnet": (RESNET, None),
     "inception": (INCEPTION, (3, 16, 16)),
@@ -229,6 +247,7 @@ MODELS = {
     "conv3d": (CONV3D, None),
     "functional": (FUNCTIONAL, None),
     "means": (GLOBAL_MEANS, None),
+    "lenet": (LENET, None),
 }
 
 
@@ -299,6 +318,17 @@ def test_import_matches_the_original(tmp_path: Path, key: str) -> None:
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     onnx_out = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
     assert np.abs(onnx_out - expected.numpy()).max() <= 1e-4
+
+
+def test_view_minus_one_is_refused_unless_it_keeps_one_sample_per_row(tmp_path: Path
+                                                                       ) -> None:
+    from cnnstudio.nn.importing.common import ModelImportError
+
+    path = tmp_path / "halves.py"
+    path.write_text(HEADER + textwrap.dedent(LENET).replace(
+        "x.view(-1, 16 * 5 * 5)", "x.view(-1, 8 * 5 * 5).reshape(-1, 16 * 5 * 5)"))
+    with pytest.raises(ModelImportError, match="view"):
+        import_pytorch(f"{path}:Net")
 
 
 def test_ids_come_from_module_paths_and_weights_are_renamed(tmp_path: Path) -> None:

@@ -132,6 +132,8 @@ def test_a_failed_import_is_one_line_and_keeps_the_project(qtbot, window, errors
     old = window.project
     assert run_import(qtbot, window, ImportRequest(str(broken))) is False
     assert len(errors) == 1 and "\n" not in errors[0] and "Traceback" not in errors[0]
+    assert errors[0].startswith("cannot import broken.onnx: ")
+    assert errors[0].count("cannot import") == 1
     assert window.project is old
 
 
@@ -142,6 +144,42 @@ def test_cancel_ends_the_import_and_keeps_the_project(qtbot, window, tiny_onnx) 
         window.importer.busy.cancel_button.click()
     assert ended.args == [False] and window.project is old
     assert window.importer.action.isEnabled() and not window.importer.busy.running
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX")
+def test_cancel_also_ends_the_processes_the_users_code_started(tmp_path: Path) -> None:
+    import os
+
+    from cnnstudio.ui.import_job import ImportCancelled, import_in_child
+
+    pid_file = tmp_path / "sleep.pid"
+    source = tmp_path / "spawner.py"
+    source.write_text(
+        "import subprocess, time\nfrom torch import nn\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        sleeper = subprocess.Popen(['sleep', '120'])\n"
+        f"        open({str(pid_file)!r}, 'w').write(str(sleeper.pid))\n"
+        "        time.sleep(300)\n")
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        stat = Path(f"/proc/{pid}/stat")  # a zombie (not yet reaped by init) has ended
+        return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+    deadline = time.monotonic() + 120
+    with pytest.raises(ImportCancelled):
+        import_in_child(ImportRequest(f"{source}:Net", input_shape=SHAPE),
+                        cancelled=lambda: pid_file.exists() and pid_file.read_text() != ""
+                        or time.monotonic() > deadline)
+    sleeper = int(pid_file.read_text())
+    for _ in range(100):  # init reaps the orphan soon after
+        if not alive(sleeper):
+            break
+        time.sleep(0.05)
+    assert not alive(sleeper)
 
 
 def test_a_new_project_during_the_import_cancels_it(qtbot, window, tiny_onnx) -> None:
@@ -162,6 +200,7 @@ def test_the_class_chooser_lists_classes_without_running_the_file(
     dialog = ImportDialog(window)
     qtbot.addWidget(dialog)
     dialog.set_model_file(source)
+    assert dialog.wait_for_classes()
     assert dialog.classes() == ["Base", "Tiny"]
     assert dialog.class_combo.currentText() == "Tiny"  # the network comes last, as a rule
     assert not marker.exists()
@@ -177,6 +216,51 @@ def test_the_class_chooser_lists_classes_without_running_the_file(
     assert not dialog.import_button.isEnabled()
 
 
+def test_a_large_file_is_read_off_the_gui_thread(qtbot, window, tmp_path: Path) -> None:
+    """Parsing a big generated file takes seconds: the slot returns at once, the dialog
+    says it is reading, a stale list (of a file chosen before) is dropped."""
+    big = tmp_path / "generated.py"
+    big.write_text("from torch import nn\n" + "".join(
+        f"class Block{i}(nn.Module):\n    def forward(self, x):\n        return x + {i}\n"
+        for i in range(12000)))
+    small = tmp_path / "small.py"
+    small.write_text("from torch import nn\nclass Only(nn.Module):\n    pass\n")
+    from PySide6.QtCore import QTimer
+
+    dialog = ImportDialog(window)
+    qtbot.addWidget(dialog)
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer(dialog)
+    timer.setInterval(5)
+    timer.timeout.connect(tick)
+    timer.start()
+    started = time.perf_counter()
+    dialog.set_model_file(big)
+    assert time.perf_counter() - started < 0.05
+    assert dialog.problem() == "Reading the classes…" and dialog.classes() == []
+    qtbot.waitUntil(lambda: not dialog._reading, timeout=60_000)
+    timer.stop()
+    # ast.parse holds the GIL: a large file is parsed in another process, so the event
+    # loop kept turning (generous: a 2-core machine shared with other work).
+    assert len(gaps) > 5 and max(gaps[1:]) < 0.25
+    assert len(dialog.classes()) == 12000 and dialog.class_combo.currentText() == "Block11999"
+    assert dialog.problem() is None
+    dialog.set_model_file(big.with_name("missing.py"))
+    dialog.set_model_file(big.with_name("other.py"))  # nothing: the big list must not come
+    dialog.set_model_file(big)
+    dialog.set_model_file(small)
+    assert dialog.wait_for_classes()
+    qtbot.wait(50)
+    assert dialog.classes() == ["Only"]
+
+
 def test_the_dialog_refuses_pickle_and_broken_python(qtbot, window, tmp_path: Path) -> None:
     dialog = ImportDialog(window)
     qtbot.addWidget(dialog)
@@ -185,6 +269,7 @@ def test_the_dialog_refuses_pickle_and_broken_python(qtbot, window, tmp_path: Pa
     assert "pickle" in dialog.problem() and not dialog.import_button.isEnabled()
     (tmp_path / "bad.py").write_text("class A(nn.Module):\n    def f(:\n")
     dialog.set_model_file(tmp_path / "bad.py")
+    assert dialog.wait_for_classes()
     assert "not valid Python (line 2)" in dialog.problem()
     assert dialog.message.text() == dialog.problem()
     with pytest.raises(ValueError):

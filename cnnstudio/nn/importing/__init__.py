@@ -17,7 +17,12 @@ from pathlib import Path
 from cnnstudio.core.import_spec import parse_input_shape as _parse_shape
 from cnnstudio.core.import_spec import split_model_spec
 from cnnstudio.core.pyclasses import module_classes_in_file
-from cnnstudio.nn.importing.common import ImportedModel, ModelImportError
+from cnnstudio.nn.importing.common import (
+    PICKLE_SUFFIXES,
+    ImportedModel,
+    ModelImportError,
+    starts_like_pickle,
+)
 from cnnstudio.project.model import Project
 
 __all__ = ["ImportedModel", "ModelImportError", "import_model", "imported_project",
@@ -26,12 +31,6 @@ __all__ = ["ImportedModel", "ModelImportError", "import_model", "imported_projec
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 IMPORTED_KEY = "imported"  # the project file's top-level key: {"from": file, "kind": kind}
 
-# Files that torch.save / torch.jit.save / torch.export.save write (pickles, or zips
-# holding one): loading them can run any code, so they are never opened.
-PICKLE_SUFFIXES = (".pt", ".pth", ".pt2", ".ptl", ".ckpt", ".pkl", ".pickle", ".bin",
-                   ".tar", ".jit", ".mar")
-_PICKLE_MAGIC = b"\x80"  # protocol 2+ pickles start with it
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format: a zip around a pickle
 _REFUSAL = ("is a pickle-based PyTorch file ({kinds}), which CNN Studio does not read:"
             " loading one can run any code. Export the model to ONNX (torch.onnx.export)"
             " and import the .onnx file, or give its class and a safetensors state_dict"
@@ -50,7 +49,7 @@ def _looks_pickled(path: Path) -> bool:
             head = f.read(4)
     except OSError:
         return False
-    return head[:1] == _PICKLE_MAGIC or head == _ZIP_MAGIC
+    return starts_like_pickle(head)
 
 
 def _existing_file(path: Path, what: str) -> None:
@@ -118,16 +117,18 @@ def import_model(model: str, *, input_shape: str | Sequence[int] | None = None,
                 raise _refuse_pickle(weights_path)
         from cnnstudio.nn.importing.torch_import import import_pytorch
 
-        with _naming(path):
+        with _naming(f"{path.name}:{class_name}"):
             return import_pytorch(f"{path}:{class_name}", input_shape=shape,
                                   weights=weights_path, progress=progress)
     if suffix == ".safetensors":
         raise ModelImportError(f"{path.name} holds weights only, not a network: give the"
                                " class too (FILE.py:CLASS, with this file as its weights)")
     _existing_file(path, "model file")
+    # Before any parse, whatever the name says: a torch.save file renamed .onnx is a
+    # pickle (refused as one), not a damaged ONNX file. No ONNX file starts like these.
+    if _looks_pickled(path):
+        raise _refuse_pickle(path)
     if suffix != ".onnx":
-        if _looks_pickled(path):
-            raise _refuse_pickle(path)
         raise ModelImportError(f"{path.name}: not a model CNN Studio imports; give an ONNX"
                                " file (.onnx) or a PyTorch class (FILE.py:CLASS)")
     if weights_path is not None:
@@ -135,19 +136,19 @@ def import_model(model: str, *, input_shape: str | Sequence[int] | None = None,
                                " file goes with a PyTorch class (FILE.py:CLASS) only")
     from cnnstudio.nn.importing.onnx_import import import_onnx
 
-    with _naming(path):
+    with _naming(path.name):
         return import_onnx(path, input_shape=shape, progress=progress)
 
 
 @contextlib.contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """Errors from the importer name the file they are about (one line)."""
+def _naming(source: str) -> Iterator[None]:
+    """An importer's error becomes `cannot import SOURCE: MESSAGE` (one line): the one
+    place the prefix is added, for both importers and every caller (CLI, window)."""
     try:
         yield
     except ModelImportError as err:
         line = " ".join(str(err).split()) or "the model cannot be imported"
-        raise ModelImportError(line if path.name in line else f"{path.name}: {line}"
-                               ) from None
+        raise ModelImportError(f"cannot import {source}: {line}") from None
 
 
 def _default_name(model: ImportedModel) -> str:

@@ -13,13 +13,28 @@ from cnnstudio.core.errors import InvalidIdError, with_more
 from cnnstudio.core.graph import Graph
 from cnnstudio.core.grouping import auto_group
 from cnnstudio.core.ids import MAX_ID_LENGTH, check_id
+from cnnstudio.core.import_spec import PICKLE_SUFFIXES
 from cnnstudio.core.layout import auto_layout
 from cnnstudio.core.shapes import infer_shapes
+
+__all__ = ["PICKLE_SUFFIXES", "ImportedModel", "ModelImportError", "starts_like_pickle",
+           "valid_node_id", "finish_graph", "check_weights", "MAX_MODEL_BYTES",
+           "MAX_GRAPH_NODES", "MAX_TENSOR_BYTES"]
 
 # Size limits every importer enforces (before or while parsing).
 MAX_MODEL_BYTES = 2 * 1024**3
 MAX_GRAPH_NODES = 10_000
 MAX_TENSOR_BYTES = 1024**3
+
+
+_PICKLE_MAGIC = b"\x80"  # protocol 2+ pickles start with it
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format: a zip around a pickle
+
+
+def starts_like_pickle(head: bytes) -> bool:
+    """Whether a file's first bytes are a pickle's or a torch.save zip's (no ONNX file and
+    no safetensors file starts so): such a file is refused unread whatever its name."""
+    return head[:1] == _PICKLE_MAGIC or head[:4] == _ZIP_MAGIC
 
 
 class ModelImportError(Exception):

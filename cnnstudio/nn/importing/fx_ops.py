@@ -270,10 +270,18 @@ FUNCTIONS: dict[Any, Converter] = {
 
 
 def _flatten_batch(call: Call) -> Layer:
-    """`x.view(x.size(0), -1)` / `x.reshape(n, -1)` with n = x.size(0) or x.shape[0]."""
+    """`x.view(x.size(0), -1)` / `x.reshape(n, -1)` with n = x.size(0) or x.shape[0], and
+    the older tutorials' `x.view(-1, K)` where K is the size of one sample (C·H·W): the
+    same flattening for every batch size (the importer's numeric check confirms it)."""
     shape = call.args[1:]
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    per_sample = 1
+    for size in call.shape[1:]:
+        per_sample *= int(size)
+    if (not call.kwargs and len(shape) == 2 and shape[0] == -1 and call.rank >= 2
+            and isinstance(shape[1], int) and shape[1] == per_sample):
+        return Layer("Flatten", {"start_dim": 1, "end_dim": -1}, [call.args[0]])
     if call.kwargs or len(shape) != 2 or not isinstance(shape[0], BatchSize) or shape[1] != -1:
         raise Unsupported(f"{call.label} other than x.{call.label.split('.')[-1]}"
                           "(x.size(0), -1)")

@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from cnnstudio.nn.importing.onnx_mapper import Const, Mapper, Pending, Tensor, Unsupported
+from cnnstudio.nn.importing.onnx_mapper import (
+    Const,
+    Mapper,
+    Pending,
+    Tensor,
+    Unknown,
+    Unsupported,
+)
 from cnnstudio.nn.importing.onnx_ops import fold_bias, number
 
 _SQRT2 = math.sqrt(2.0)
@@ -71,7 +78,9 @@ def add(m: Mapper, attrs: dict[str, Any]) -> None:
         if isinstance(value, Pending) and value.kind == "gelu:erf" and _near(constant, 1.0):
             m.set(Pending("gelu:1+erf", value.source, value.op, value.name))
             return
-        if isinstance(value, Tensor) and fold_bias(m, value, index, constant):
+        # After a refused operator (Unknown) there is no layer to take it as its bias.
+        if isinstance(value, Tensor) and not isinstance(value, Unknown) \
+                and fold_bias(m, value, index, constant):
             return
         raise Unsupported("adding a constant (not a bias)")
     merge(m, "Add")

@@ -29,7 +29,7 @@ from cnnstudio.nn.importing.common import (
     check_weights,
     finish_graph,
 )
-from cnnstudio.nn.importing.onnx_mapper import Mapper, Tensor, label
+from cnnstudio.nn.importing.onnx_mapper import Mapper, Tensor, label, module_containers
 from cnnstudio.nn.importing.onnx_read import dims_of, read_model
 
 Progress = Callable[[str, int, int], None]
@@ -111,6 +111,7 @@ def _import(path: Path, input_shape: Sequence[int] | None, report: Progress) -> 
     consumers: Counter = Counter(name for node in nodes for name in node.input if name)
     consumers[output_name] += 1
     mapper = Mapper(path.parent, initializers, consumers, _opset(model), fixed_batch)
+    mapper.containers = module_containers(nodes)
     mapper.add_input(input_info.name, shape)
     for done, node in enumerate(nodes):
         converter = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
@@ -276,8 +277,17 @@ def _onnx_inferred_shapes(model: Any, input_name: str, shape: Shape) -> dict[str
     to `shape` (empty when it cannot run)."""
     import onnx
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
+    # A copy without the initializers' data (their names, types and dims are enough):
+    # copying the whole model first would double its memory for a moment.
+    probe = onnx.ModelProto(ir_version=model.ir_version)
+    probe.opset_import.extend(model.opset_import)
+    probe.functions.extend(model.functions)
+    probe.graph.node.extend(model.graph.node)
+    probe.graph.input.extend(model.graph.input)
+    probe.graph.output.extend(model.graph.output)
+    for tensor in model.graph.initializer:
+        probe.graph.initializer.add(name=tensor.name, data_type=tensor.data_type,
+                                    dims=tensor.dims)
     for info in probe.graph.input:
         if info.name == input_name:
             dims = info.type.tensor_type.shape.dim
@@ -285,12 +295,6 @@ def _onnx_inferred_shapes(model: Any, input_name: str, shape: Shape) -> dict[str
             dims.add().dim_param = "batch"
             for size in shape:
                 dims.add().dim_value = int(size)
-    del probe.graph.value_info[:]
-    for tensor in probe.graph.initializer:  # dims are enough; keep the copy small
-        tensor.ClearField("raw_data")
-        tensor.ClearField("float_data")
-        tensor.data_location = onnx.TensorProto.DEFAULT
-        del tensor.external_data[:]
     try:
         inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=False)
     except Exception:  # ONNX's inference is a second opinion; ours decides

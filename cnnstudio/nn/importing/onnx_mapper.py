@@ -57,7 +57,28 @@ class Pending:
 
 
 class Poison:
-    """A value downstream of a refused operator."""
+    """A value downstream of a refused operator; `data` when it stands for data computed
+    from the input (not a shape vector), so its consumers can still be judged."""
+
+    def __init__(self, data: bool = False) -> None:
+        self.data = data
+
+
+class Unknown(Tensor):
+    """While judging an operator whose data input comes from a refused one: that input.
+    Whatever needs its node or shape stops the judging (`_Poisoned`), so only what the
+    operator's own attributes and constants say can refuse it."""
+
+    def __init__(self) -> None:  # no fields: they are the properties below
+        pass
+
+    @property
+    def node(self) -> str:  # type: ignore[override]
+        raise _Poisoned
+
+    @property
+    def shape(self) -> Shape:  # type: ignore[override]
+        raise _Poisoned
 
 
 class Unsupported(Exception):
@@ -94,21 +115,46 @@ def _scoped_name(node: Any) -> str | None:
     return f"{module}.{function}" if module else function
 
 
-def nice_name(node: Any) -> str:
-    """A readable name from an ONNX node: `/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1`
-    (torch's exporter puts the module path first and the operator last)."""
-    scoped = _scoped_name(node) if len(node.metadata_props) else None
-    if scoped:
-        return scoped
+def _module_path(node: Any) -> tuple[str, bool]:
+    """(the module path of a torch exporter's node name, whether the operator's own name
+    ended it): `/layer1/layer1.0/conv1/Conv` → (`layer1.0.conv1`, True)."""
     name = node.name or (node.output[0] if node.output else "")
     if "/" not in name:
-        return name
+        return name, False
     parts = [p for p in name.split("/") if p]
-    if parts and (parts[-1] == node.op_type or parts[-1].startswith(node.op_type + "_")):
+    operator = bool(parts) and (parts[-1] == node.op_type
+                                or parts[-1].startswith(node.op_type + "_"))
+    if operator:
         parts.pop()
     kept = [p for i, p in enumerate(parts)
             if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
-    return ".".join(kept)
+    return ".".join(kept), operator
+
+
+def nice_name(node: Any, containers: frozenset[str] = frozenset()) -> str:
+    """A readable name from an ONNX node: `/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1`
+    (torch's exporter puts the module path first and the operator last). `containers`:
+    module paths that hold other modules (`module_containers`); a function such a module
+    calls keeps its operator's name (`/layer1/layer1.0/Add` → `layer1.0.add`), where a
+    module of its own (`/features/features.1/Relu`) is named by its path alone."""
+    scoped = _scoped_name(node) if len(node.metadata_props) else None
+    if scoped:
+        return scoped
+    path, operator = _module_path(node)
+    if operator and path and path in containers:
+        return f"{path}.{node.op_type.lower()}"
+    return path
+
+
+def module_containers(nodes: Any) -> frozenset[str]:
+    """The module paths that hold other modules, from the node names torch's exporter
+    writes (`/blocks/blocks.0/c1/Conv` → `blocks`, `blocks.0`)."""
+    found: set[str] = set()
+    for node in nodes:
+        path, _ = _module_path(node)
+        parts = path.split(".") if "/" in (node.name or "") else []
+        found.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return frozenset(found)
 
 
 class Mapper:
@@ -130,6 +176,8 @@ class Mapper:
         self.onnx_of: dict[str, str] = {}  # our node id → the ONNX value it computes
         self.node: Any = None  # the ONNX node being mapped
         self.folded_pad = False  # the node being mapped absorbs a Pad (said in the notes)
+        self.judging = False  # mapping only to judge a node fed by a refused one
+        self.containers: frozenset[str] = frozenset()  # for nice_name: module_containers
 
     # ---- reading values ----------------------------------------------------------------
 
@@ -142,6 +190,9 @@ class Mapper:
         else:  # the structure checks ruled this out; be safe
             raise ModelImportError(f"value {name!r} is used but never computed")
         if isinstance(value, Poison):
+            if self.judging and value.data and self.node is not None \
+                    and self.node.input[:1] == [name]:
+                return Unknown()
             raise _Poisoned
         return value
 
@@ -191,7 +242,8 @@ class Mapper:
             raise Unsupported(f"as {type_name}: {err.message if hasattr(err, 'message') else err}"
                               ) from None
         if node_id is None:
-            name = name if name is not None else self._weight_owner() or nice_name(self.node)
+            name = name if name is not None else \
+                self._weight_owner() or nice_name(self.node, self.containers)
             node_id = valid_node_id(name or type_name.lower(), self.taken)
         self.graph.add_node(type_name, params, id=node_id, inputs=[t.node for t in inputs])
         if self.folded_pad:
@@ -249,6 +301,8 @@ class Mapper:
         except _Poisoned:
             if converter is None:  # an operator we never map counts wherever it stands
                 self.refused[(label(node), "")] += 1
+            else:
+                self._judge(converter, attrs)
             self._poison(node)
         except Unsupported as refusal:
             self.refused[(refusal.op or label(node), refusal.reason)] += 1
@@ -260,6 +314,22 @@ class Mapper:
         finally:
             self.node = None
             self.folded_pad = False
+
+    def _judge(self, converter: Any, attrs: dict[str, Any]) -> None:
+        """A mapped operator whose data input comes from a refused one: map it again with
+        that input `Unknown`, so that the refusal line names it too when its own
+        attributes or constants cannot be mapped (`x + 1.0` after an unmapped operator)."""
+        if not self.node.input or not isinstance(self.values.get(self.node.input[0]), Poison):
+            return
+        self.judging = True
+        try:
+            converter(self, attrs)
+        except Unsupported as refusal:
+            self.refused[(refusal.op or label(self.node), refusal.reason)] += 1
+        except Exception:  # noqa: BLE001 — it needed what the refused input would be
+            pass
+        finally:
+            self.judging = False
 
     def _fold_constants(self, node: Any) -> bool:
         """Compute a node whose inputs are all constants (the shape arithmetic exporters
@@ -286,9 +356,12 @@ class Mapper:
         return True
 
     def _poison(self, node: Any) -> None:
+        first = self.values.get(node.input[0]) if node.input and node.input[0] else None
+        data = node.op_type not in ("Shape", "Size") and (
+            isinstance(first, Tensor | Pending) or isinstance(first, Poison) and first.data)
         for output in node.output:
             if output:
-                self.values[output] = Poison()
+                self.values[output] = Poison(data)
 
     def refusal_line(self) -> str | None:
         """Every refused operator with its count, in one line; None when all mapped."""

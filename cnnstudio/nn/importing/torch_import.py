@@ -64,10 +64,8 @@ def import_pytorch(spec: str, *, input_shape: Sequence[int] | str | None = None,
     imported network that computes something else than the original.
     """
     path, class_name = parse_spec(spec)
-    try:
-        return _import(path, class_name, input_shape, weights, progress or _silent)
-    except ModelImportError as err:
-        raise ModelImportError(f"cannot import {path.name}:{class_name}: {err}") from None
+    # The message comes without "cannot import FILE:" — `import_model` adds it, once.
+    return _import(path, class_name, input_shape, weights, progress or _silent)
 
 
 def _silent(stage: str, done: int, total: int) -> None:

@@ -25,11 +25,14 @@ from types import ModuleType
 from typing import Any
 
 from cnnstudio.core.errors import first_line
-from cnnstudio.nn.importing.common import MAX_MODEL_BYTES, MAX_TENSOR_BYTES, ModelImportError
+from cnnstudio.nn.importing.common import (
+    MAX_MODEL_BYTES,
+    MAX_TENSOR_BYTES,
+    PICKLE_SUFFIXES,
+    ModelImportError,
+    starts_like_pickle,
+)
 
-PICKLE_SUFFIXES = (".pt", ".pth", ".pt2", ".bin", ".pkl", ".pickle", ".ckpt", ".tar", ".zip")
-_ZIP_MAGIC = b"PK\x03\x04"
-_PICKLE_MAGIC = b"\x80"
 _counter = itertools.count()
 
 
@@ -157,7 +160,7 @@ def _check_weights_file(path: Path) -> None:
         raise ModelImportError(f"{path.name} is larger than 2 GiB")
     with path.open("rb") as handle:
         head = handle.read(4)
-    if head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC):
+    if starts_like_pickle(head):
         raise pickle_refusal(path.name)
 
 
