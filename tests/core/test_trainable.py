@@ -116,3 +116,23 @@ def test_the_text_summary_says_what_is_frozen() -> None:
     graph.set_trainable(["conv", "bn"], True)
     plain = summary_text("t", graph, infer_shapes(graph))
     assert "Frozen" not in plain and "Trainable" not in plain
+
+
+def test_a_copied_graph_shares_nothing_mutable_and_keeps_every_field():
+    from cnnstudio.core.graph import Graph
+
+    graph = Graph()
+    graph.add_node("Input", {"shape": [1, 8, 8]}, id="input")
+    conv = graph.add_node("Conv2d", {"out_channels": 4, "kernel_size": [3, 3]}, id="conv",
+                          inputs=["input"])
+    conv.extra["note"] = {"by": ["hand"]}
+    graph.set_trainable(["conv"], False)
+    clone = graph.copy()
+    assert [n.to_dict() for n in clone] == [n.to_dict() for n in graph]
+    copied = clone.node("conv")
+    copied.params["kernel_size"][0] = 5
+    copied.inputs.append("x")
+    copied.extra["note"]["by"].append("machine")
+    assert conv.params["kernel_size"] == [3, 3] and conv.inputs == ["input"]
+    assert conv.extra["note"] == {"by": ["hand"]}
+    assert copied.trainable is False and copied.group == conv.group

@@ -279,3 +279,27 @@ def test_a_map_starts_at_its_strongest_value_and_play_stops_when_hidden(digits, 
     view = digits.explain.view
     view.tabs.setCurrentWidget(view.responses)  # the page is hidden: nobody watches
     assert not page.timer.isActive() and not page.play_button.isChecked()
+
+
+def test_nothing_is_computed_while_the_dock_is_tabbed_behind_another(digits, qtbot):
+    # Qt keeps a dock tabbed behind another "visible"; the pages must still wait until it
+    # comes in front (a trace per selection or per epoch would cost the trainer its CPU).
+    plugin = digits.explain
+    page, background = plugin.view.computation, plugin.host.background
+    submitted: list[str] = []
+    real_submit = background.submit
+
+    def counting_submit(kind, *args, **kwargs):
+        submitted.append(kind)
+        return real_submit(kind, *args, **kwargs)
+
+    background.submit = counting_submit
+    digits.summary_dock.raise_()
+    qtbot.wait(50)
+    digits.show_node("conv2")
+    qtbot.wait(400)  # past the host's settling delay
+    assert submitted == [] and page.explanation is None
+    plugin.dock.raise_()  # brought in front: the page catches up
+    qtbot.waitUntil(lambda: page.explanation is not None and page.explanation.node == "conv2",
+                    timeout=WAIT_MS)
+    assert submitted

@@ -32,6 +32,7 @@ from cnnstudio.core.errors import first_line
 from cnnstudio.ui.explain import page_maps
 from cnnstudio.ui.explain.arithmetic_view import ArithmeticView
 from cnnstudio.ui.explain.figures import build_figure
+from cnnstudio.ui.explain.host import on_screen
 from cnnstudio.ui.explain.map_view import MapView
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ class ComputationPage(QWidget):
     def _invalidate(self) -> None:
         self._traced = self._wanted = None
         self._due = True
-        if self.isVisible():
+        if on_screen(self):
             self.refresh()
 
     def _samples_changed(self) -> None:
@@ -202,6 +203,10 @@ class ComputationPage(QWidget):
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
+        self.came_into_view()
+
+    def came_into_view(self) -> None:
+        """Shown, or its dock brought in front of the docks tabbed with it: catch up."""
         if self._due:
             QTimer.singleShot(0, self.refresh)  # after the show: the dock has its size
 

@@ -174,3 +174,11 @@ class ExplainHost(QObject):
         self.finish_progress()
         self.model_changed.emit()
         self.samples_changed.emit()
+
+
+def on_screen(widget: QWidget) -> bool:
+    """Whether `widget` can be seen: shown, and not in a dock tabbed behind another. Qt
+    keeps a tabified dock that is not in front "visible" (isVisible is True, its visible
+    region empty); the pages must not compute for it — a trace or a top-k per epoch
+    while training runs would take the trainer's CPU."""
+    return widget.isVisible() and not widget.visibleRegion().isEmpty()

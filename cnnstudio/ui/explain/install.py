@@ -31,6 +31,7 @@ class ExplainPlugin(QObject):
                                     Qt.DockWidgetArea.BottomDockWidgetArea,
                                     beside=window.training.dock)
         window.summary_dock.raise_()  # add_dock raised Training; the summary was in front
+        self.dock.visibilityChanged.connect(self.view.dock_visibility_changed)
         self.action = QAction("E&xplain Layer", window)
         self.action.setObjectName("actionExplain")
         self.action.setShortcut(QKeySequence(SHORTCUT))

@@ -44,6 +44,7 @@ from cnnstudio.ui.explain.gallery import (
     hit_pictures,
     to_rgb,
 )
+from cnnstudio.ui.explain.host import on_screen
 from cnnstudio.ui.explain.image_side import ImageSide
 from cnnstudio.ui.training.user_requests import IMAGE_FILTER
 
@@ -248,8 +249,8 @@ class FilterResponsesPanel(QWidget):
         return (source, request), top_key, image_key
 
     def refresh(self) -> None:
-        """Compute what is stale, if the page is visible (else when it is shown)."""
-        if not self.isVisible():
+        """Compute what is stale, if the page can be seen (else when it is shown)."""
+        if not on_screen(self):
             return
         keys = self._keys()
         if keys is None:

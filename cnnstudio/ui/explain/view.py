@@ -37,6 +37,18 @@ class ExplainView(QWidget):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(host.strip)
 
+    def dock_visibility_changed(self, in_front: bool) -> None:
+        """The dock came in front of the docks tabbed with it (or went behind them): the
+        page shown catches up, or the filters page stops its jobs."""
+        if in_front:
+            page = self.tabs.currentWidget()
+            if page is self.computation:
+                self.computation.came_into_view()
+            elif page is self.responses:
+                self.responses.refresh()
+        else:
+            self.responses.jobs.pause()
+
     def set_layer(self, node: str | None) -> None:
         """Explain `node` (None: no layer chosen); pages compute when shown."""
         self.node = node
