@@ -60,7 +60,11 @@ def main() -> int:
     window.show()
 
     def settle() -> None:
-        for _ in range(5):
+        # Edges far from the view are routed in later turns (16 ms apart): wait for them.
+        import time
+
+        end = time.perf_counter() + 0.5
+        while time.perf_counter() < end:
             app.processEvents()
 
     def save(name: str) -> Path:

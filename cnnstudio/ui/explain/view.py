@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from cnnstudio.ui.explain.computation import ComputationPage
 from cnnstudio.ui.explain.responses import FilterResponsesPanel
@@ -31,10 +31,18 @@ class ExplainView(QWidget):
         self.tabs.addTab(self.computation, "Computation")
         self.responses = FilterResponsesPanel(host)
         self.tabs.addTab(self.responses, RESPONSES_TITLE)
+        # In a scroll area: the pages need ~350 px to be read, and the bottom docks tabbed
+        # with this one would otherwise all be held that tall, taking the canvas's room.
+        # Explain Layer makes the dock tall enough; a short dock scrolls.
+        scroll = QScrollArea(self)
+        scroll.setObjectName("explainScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.tabs)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self.tabs, 1)
+        layout.addWidget(scroll, 1)
         layout.addWidget(host.strip)
 
     def dock_visibility_changed(self, in_front: bool) -> None:
