@@ -303,3 +303,29 @@ def test_nothing_is_computed_while_the_dock_is_tabbed_behind_another(digits, qtb
     qtbot.waitUntil(lambda: page.explanation is not None and page.explanation.node == "conv2",
                     timeout=WAIT_MS)
     assert submitted
+
+
+def test_a_classifiers_last_layer_goes_on_to_the_class_probabilities(digits, qtbot):
+    # The digits network ends in a Linear (the loss applies the softmax): its page shows
+    # logits → exponentials → probabilities, and they are torch's softmax of the output.
+    import torch
+
+    from cnnstudio.nn.internals import node_activation
+
+    page = explain(digits, qtbot, "classifier")
+    texts = page.arithmetic.figure.texts()
+    assert "then the classifier's softmax" in " ".join(texts)  # (long lines may wrap)
+    assert "probability" in texts
+    source = digits.explain.host.source()
+    ctx = digits.training.controller.live.context
+    i = page.sample_spin.value()
+    x = source.prep.to_float(np.array(ctx["x"][i:i + 1]))
+    logits = node_activation(source.module(), "classifier", x)[0].double()
+    probs = torch.softmax(logits, 0).numpy()
+    k = page.explanation.index[0]
+    shown = [t for t in texts if " / Σ " in t]
+    assert len(shown) == 1
+    assert shown_number(shown[0].rsplit("=", 1)[1]) == pytest.approx(probs[k], rel=1e-3)
+
+    page = explain(digits, qtbot, "fc1")  # not the last layer: no probabilities
+    assert "probability" not in page.arithmetic.figure.texts()

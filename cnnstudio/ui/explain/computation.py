@@ -337,10 +337,11 @@ class ComputationPage(QWidget):
         self.explanation = e
         labels = page_maps.class_labels(self.host, self.trace)
         trace = self.trace
+        logits = page_maps.classifier_logits(self.host, trace)
 
         def build(room: float) -> Any:
             return build_figure(e, self.arithmetic.metrics, labels,
-                                lambda i: page_maps.input_label(trace, i), room)
+                                lambda i: page_maps.input_label(trace, i), room, logits)
 
         self.arithmetic.show_figure(build(self.arithmetic.room()), build)
         page_maps.draw_maps(self, e)

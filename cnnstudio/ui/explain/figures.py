@@ -330,12 +330,26 @@ def concat_figure(layout: Layout, e: Any) -> None:
                  f" = {fmt(e.result)}", e)
 
 
+def classifier_terms(logits: Any, k: int) -> Any:
+    """What the softmax after a classifier's last layer makes of its `logits` (the
+    layer's whole output), shaped like a Softmax node's explanation of unit `k`."""
+    from types import SimpleNamespace
+
+    z = np.asarray(logits, np.float64).ravel()
+    exps = np.exp(z - z.max())
+    probs = exps / exps.sum()
+    return SimpleNamespace(terms={"logits": z, "exps": exps, "probabilities": probs},
+                           index=(k,), result=float(probs[k]), after=None)
+
+
 def build_figure(e: Any, metrics: Metrics, labels: list[str] | None = None,
                  input_labels: Callable[[int], str] | None = None,
-                 room: float = float("inf")) -> Figure:
+                 room: float = float("inf"), logits: Any = None) -> Figure:
     """The figure of explanation `e`; `labels` name the output units (class names of a
     classifier), `input_labels(i)` a vector input's element i; `room`: the width that
-    fits (a convolution's rows break in two when narrower)."""
+    fits (a convolution's rows break in two when narrower). `logits`: the layer's whole
+    output when it is a classifier's last layer without a Softmax node (training applies
+    the softmax in its loss): the figure goes on to the class probabilities."""
     layout = Layout(metrics, room)
     header(layout, e)
     kind = e.kind
@@ -363,5 +377,10 @@ def build_figure(e: Any, metrics: Metrics, labels: list[str] | None = None,
             result_lines(layout, body[-1], e)
     if e.note and kind not in ("other", "flatten", "elementwise"):
         layout.line(e.note, colour=MUTED)
+    if logits is not None:
+        layout.y += 8
+        layout.line("then the classifier's softmax (in the loss and in predictions):",
+                    size=1.1, bold=True)
+        softmax_figure(layout, classifier_terms(logits, int(e.index[-1])), labels)
     layout.figure.lines = summary_lines(e)
     return layout.figure

@@ -81,6 +81,17 @@ def class_labels(host: ExplainHost, trace: Any) -> list[str] | None:
         else None
 
 
+def classifier_logits(host: ExplainHost, trace: Any) -> np.ndarray | None:
+    """The layer's output when it is the last layer of a classifier and no Softmax or
+    Sigmoid follows it (its outputs are the logits the loss turns into probabilities)."""
+    graph = host.window.document.graph
+    if (host.window.project.task != "classification" or trace.node not in graph
+            or graph.consumers(trace.node) or len(trace.output_shape) != 1
+            or trace.kind in ("softmax", "elementwise")):
+        return None
+    return np.asarray(trace.output, np.float64).ravel()
+
+
 def input_label(trace: Any, i: int) -> str:
     """A vector input's element `i`, by the node it comes from."""
     source = trace.input_nodes[0] if trace.input_nodes else "input"
