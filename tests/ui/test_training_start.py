@@ -248,3 +248,17 @@ def test_continuing_from_weights_that_no_longer_fit_is_drawn_and_said_as_fresh(
     assert "continues" not in ui.curves.loss_plot.getPlotItem().titleLabel.text
     assert min(ui.curves.curve_data(ui.curves.loss_plot)["validation"][0]) == 1.0
     assert "the trained weights do not fit the network" in ui.log.toPlainText()
+
+
+def test_an_imported_models_weights_are_named_in_the_question_and_the_model_card(
+        window, ui, qtbot):
+    from cnnstudio.nn.export.card import _init, _started
+
+    _train(qtbot, window, ui)  # weights to continue from
+    window.project.runs.clear()  # … that no recorded run left, as an import's
+    window.project.extra["imported"] = {"from": "net.onnx", "kind": "onnx"}
+    asker = _train(qtbot, window, ui, None)  # the question, cancelled
+    assert asker.asked == ["imported net.onnx"]
+    record = {"init": {"from_run": None, "imported": "net.onnx"}}
+    assert _init(record) == "from the imported `net.onnx`"
+    assert "imported from `net.onnx`" in _started(record)

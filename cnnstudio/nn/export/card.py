@@ -205,7 +205,11 @@ def _init(record: dict[str, Any]) -> str:
         return "fresh"
     if isinstance(init, dict):
         run = init.get("from_run")
-        return f"from `{md(run)}`" if run else "from weights of no recorded run"
+        if run:
+            return f"from `{md(run)}`"
+        imported = init.get("imported")
+        return f"from the imported `{md(str(imported))}`" if imported \
+            else "from weights of no recorded run"
     return "—"  # a record older than `init`
 
 
@@ -216,6 +220,8 @@ def _started(record: dict[str, Any]) -> str:
         return " It started from a new random initialisation."
     if isinstance(init, dict) and init.get("from_run"):
         return f" It continued from the weights of run `{md(init['from_run'])}` (a warm start)."
+    if isinstance(init, dict) and init.get("imported"):
+        return f" It started from the weights imported from `{md(str(init['imported']))}`."
     if isinstance(init, dict):
         return " It continued from weights of no recorded run (a warm start)."
     return ""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMessageBox
 
-from cnnstudio.project.origin import weights_run
+from cnnstudio.project.origin import imported_from, weights_run
 
 if TYPE_CHECKING:
     from cnnstudio.ui.training.window import TrainingPlugin
@@ -66,7 +66,10 @@ class StartChooser(QObject):
         project = ui.doc.project
         if project.weights is None:
             return ui.train(resume=False)
-        choice = self.ask(weights_run(project))
+        source = weights_run(project)
+        if source is None and imported_from(project):  # an imported model's own weights
+            source = f"imported {imported_from(project)}"
+        choice = self.ask(source)
         if choice is None:
             ui.log.add("Train cancelled")
             return False
