@@ -129,8 +129,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cnnstudio.cli_evaluate import cmd_evaluate as run  # imports torch: only when evaluating
+
+    return run(args)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from cnnstudio.cli_import import cmd_import as run  # imports torch: only when importing
+
+    return run(args)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from cnnstudio.cli_sweep import cmd_sweep as run  # imports torch: only when sweeping
 
     return run(args)
 
@@ -234,6 +246,16 @@ def _command_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="write the pictures (PNG) and report.json into this folder")
+    p = command("evaluate", cmd_evaluate, "the trained model's metrics on a test set"
+                " (the data's test/ split by default); -o writes a report with pictures")
+    p.add_argument("--data", metavar="PATH", help="another folder with the same classes"
+                   " (segmentation: with images/ and masks/): all its samples")
+    p.add_argument("--split", choices=("test", "val"), default=None,
+                   help="which split of the project's data (default test; val when there"
+                        " is no test split)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-o", "--output", metavar="REPORT",
+                   help="write a report: REPORT.md (PNG pictures beside it) or REPORT.html")
     p = command("import", cmd_import, "import an ONNX model or a PyTorch class (with its"
                 " weights) into a new project; FILE.py:CLASS runs that file's code",
                 project=False)
@@ -252,11 +274,29 @@ def _command_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="FILE.safetensors",
                    help="the class's state_dict as safetensors (FILE.py:CLASS only)")
     p.add_argument("--force", action="store_true", help="replace an existing PROJECT")
+    p = command("sweep", cmd_sweep, "train every combination (or N random ones) of the"
+                " settings given, record each run, rank them")
+    p.add_argument("--set", action="append", metavar="KEY=V1,V2,...",
+                   help="a dotted key into training or data and its values, e.g."
+                        " training.optimizer.lr=0.001,0.003 (repeatable)")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="train N combinations drawn at random (seeded by training.seed)")
+    p.add_argument("--epochs", type=int, metavar="N", help="override the project's epochs")
+    p.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--nproc", type=int, metavar="N", help="only 1 is supported")
+    p.add_argument("--json", action="store_true", help="one JSON object per trial, then"
+                   " the ranking")
+    from cnnstudio.cli_runs import add_commands as add_run_commands
+
+    add_run_commands(command)  # runs, compare
+    from cnnstudio.cli_lrfind import add_command as add_lr_find
+
+    add_lr_find(command)  # lr-find
     return parser
 
 
 COMMANDS = ("summary", "templates", "new", "train", "predict", "export", "explain",
-            "import")
+            "import", "evaluate", "runs", "compare", "sweep", "lr-find")
 # cnnstudio.nn.export.FORMATS, repeated so that parsing the command line needs no torch.
 EXPORT_FORMATS = ("python", "torchscript", "onnx", "safetensors", "card")
 

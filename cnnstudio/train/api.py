@@ -170,7 +170,9 @@ def train_project(project: Project, *, epochs: int | None = None, device: str | 
     if notes:
         result.message = "; ".join(filter(None, [result.message, *notes]))
     _write_back(project, module, result, resumed=state is not None, started=started,
-                extra={"init": init, **extra})
+                extra={"init": init, **extra,
+                       # Kept so runs can be compared later (SPEC 2.1: the graph it trained).
+                       "graph": project.graph.to_dict(), "data": dict(project.data)})
     return result
 
 

@@ -115,10 +115,11 @@ class HistoryView(QTreeWidget):
         self.setHeaderLabels(list(COLUMNS))
         self.setRootIsDecorated(False)
         self.setUniformRowHeights(True)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # compare
         self.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.header().setStretchLastSection(True)
-        self.setToolTip("Select a run to show its curves; tick runs to overlay them")
+        self.setToolTip("Select a run to show its curves; tick runs to overlay them;"
+                        " Ctrl+click a second run to compare them")
         self._runs: list[dict[str, Any]] = []
         self.offsets: dict[str, int] = {}  # run id → where its epoch 0 lies (run_offsets)
         self._filling = False
@@ -170,6 +171,11 @@ class HistoryView(QTreeWidget):
             if item.checkState(0) == Qt.CheckState.Checked and self._run(item) not in out:
                 out.append(self._run(item))
         return out
+
+    def selected_runs(self) -> list[dict[str, Any]]:
+        """The selected runs, oldest first (the first is the one a compare starts from)."""
+        items = sorted(self.selectedItems(), key=lambda i: -self.indexOfTopLevelItem(i))
+        return [self._run(item) for item in items]
 
     def select_run(self, run_id: str) -> None:
         for i in range(self.topLevelItemCount()):

@@ -23,8 +23,10 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QScrollArea,
     QSpinBox,
     QVBoxLayout,
@@ -112,6 +114,7 @@ class TrainingSettingsForm(QScrollArea):
         outer.addStretch(1)
         self.setWidget(body)
         self.fields: dict[Path, QWidget] = {}
+        self.lr_finder: Any = None  # the learning-rate finder dialog, made when first opened
         self._loaders: list[Callable[[dict[str, Any], dict[str, Any]], None]] = []
         self._build()
         document.settings_changed.connect(lambda _section: self.reload())
@@ -126,9 +129,9 @@ class TrainingSettingsForm(QScrollArea):
 
     def _add(self, label: str, section: str, path: Path, widget: QWidget, tip: str,
              to_widget: Callable[[Any], None], signal: Any,
-             convert: Callable[[Any], Any] = lambda v: v) -> None:
+             convert: Callable[[Any], Any] = lambda v: v, row: QWidget | None = None) -> None:
         widget.setToolTip(tip)
-        self.form.addRow(label, widget)
+        self.form.addRow(label, row or widget)  # `row`: the editor with widgets beside it
         self.fields[(section, *path)] = widget
         for sig in signal if isinstance(signal, tuple) else (signal,):
             sig.connect(lambda *args: self.edit(section, path,
@@ -152,11 +155,19 @@ class TrainingSettingsForm(QScrollArea):
         convert = (lambda v: None if v == low else v) if none_text else (lambda v: v)
         self._add(label, section, path, box, tip, show, box.valueChanged, convert)
 
-    def _number(self, label: str, path: Path, tip: str) -> None:
+    def _number(self, label: str, path: Path, tip: str,
+                beside: QWidget | None = None) -> None:
         edit = NumberEdit(self)
+        row = None
+        if beside is not None:
+            row = QWidget(self)
+            line = QHBoxLayout(row)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.addWidget(edit, 1)
+            line.addWidget(beside)
         self._add(label, "training", path, edit, tip,
                   lambda v: edit.set_value(None if v is None else float(v)),
-                  edit.value_edited)
+                  edit.value_edited, row=row)
 
     def _choice(self, label: str, path: Path, choices: tuple[str, ...], tip: str, *,
                 editable: bool = False) -> None:
@@ -202,7 +213,8 @@ class TrainingSettingsForm(QScrollArea):
                    none_text="off")
         self._heading("Optimizer")
         self._choice("Optimizer", ("optimizer", "name"), OPTIMIZERS, "How weights are updated")
-        self._number("Learning rate", ("optimizer", "lr"), "Step size, e.g. 0.001")
+        self._number("Learning rate", ("optimizer", "lr"), "Step size, e.g. 0.001",
+                     beside=self._lr_find_button())
         self._number("Weight decay", ("optimizer", "weight_decay"), "L2 penalty on weights")
         self._number("Momentum", ("optimizer", "momentum"), "SGD/RMSprop momentum, 0 ≤ m < 1")
         self._check("Nesterov", "training", ("optimizer", "nesterov"), "Nesterov momentum (SGD)")
@@ -234,6 +246,28 @@ class TrainingSettingsForm(QScrollArea):
         self._add("Rotation", "data", ("augmentation", "rotation"), rotation,
                   "Random rotation up to ± this many degrees", show_rotation,
                   rotation.valueChanged, lambda v: int(v) if float(v).is_integer() else v)
+
+    def _lr_find_button(self) -> QPushButton:
+        button = QPushButton("Find…", self)
+        button.setObjectName("lrFindButton")
+        button.setToolTip("Find a learning rate: a short range test on a copy of the model")
+        button.clicked.connect(self.open_lr_finder)
+        return button
+
+    def open_lr_finder(self) -> None:
+        """Open the learning-rate finder and start a range test off the GUI thread."""
+        from cnnstudio.ui.training.lr_finder import LRFinderDialog
+
+        if self.lr_finder is None:
+            self.lr_finder = LRFinderDialog(
+                lambda: self.doc.project.copy(),
+                lambda lr: self.edit("training", ("optimizer", "lr"), lr, "Learning rate"),
+                self)
+            # Another project: the curve was of the old one; it cannot be used here.
+            self.doc.project_replaced.connect(self.lr_finder.close)
+        self.lr_finder.show()
+        self.lr_finder.raise_()
+        self.lr_finder.start()
 
     def _processes_row(self) -> None:
         self.options = run_options(self.doc)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from cnnstudio.core import registry
 from cnnstudio.ui.document import deferred
@@ -34,6 +34,7 @@ from cnnstudio.ui.training.panel import (
     progress_text,
 )
 from cnnstudio.ui.training.plots import CurvesView
+from cnnstudio.ui.training.run_compare_view import RunCompareView
 from cnnstudio.ui.training.settings_form import TrainingSettingsForm
 from cnnstudio.ui.training.start_choice import StartChooser
 
@@ -84,13 +85,18 @@ class TrainingPlugin(QObject):
         self.confusion_panel = ConfusionPanel()
         self.confusion = self.confusion_panel.table  # `confusionMatrix`
         self.history = HistoryView()
+        self.run_compare = RunCompareView()  # under History: two or more runs selected
+        self.history_tab = QSplitter(Qt.Orientation.Vertical)
+        self.history_tab.addWidget(self.history)
+        self.history_tab.addWidget(self.run_compare)
+        self.history_tab.setStretchFactor(1, 2)
         self.log = TrainingLog()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("trainingTabs")
         self.tabs.setDocumentMode(True)
         for widget, title in ((self.curves, "Curves"), (self.filters, "Filters"),
                               (self.activations, "Activations"),
-                              (self.confusion_panel, "Confusion"), (self.history, "History"),
+                              (self.confusion_panel, "Confusion"), (self.history_tab, "History"),
                               (self.log, "Log")):
             self.tabs.addTab(widget, title)
         self.tabs.setCornerWidget(self.controls.tools, Qt.Corner.TopRightCorner)
@@ -131,6 +137,7 @@ class TrainingPlugin(QObject):
         self.open_image_action = act("Predict &Image…", lambda: self.actions.open_image(),
                                      "Ctrl+I")
         act("&Kernel Playground…", lambda: self.actions.kernel_playground())
+        act("S&weep…", self._open_sweep)
         menu.addSeparator()
         act("Show Training &Settings", self._show_settings)
         image = QAction("Open &Image…", w)  # beside Open…: an image is something else one opens
@@ -163,6 +170,21 @@ class TrainingPlugin(QObject):
         self.activations.layer_chosen.connect(lambda n: self._watch(activation_node=n))
         self.activations.sample_chosen.connect(lambda i: self._watch(sample_index=i))
         self.tabs.currentChanged.connect(lambda _i: self.refresh(force=True))
+        self.history.itemSelectionChanged.connect(
+            lambda: self.run_compare.set_runs(self.history.selected_runs()))
+        self.run_compare.highlight.connect(self._highlight_layers)
+
+    def _open_sweep(self) -> None:
+        from cnnstudio.ui.training.sweep_dialog import open_sweep_dialog  # when first used
+
+        open_sweep_dialog(self)
+
+    def _highlight_layers(self, node_ids: list[str]) -> None:
+        """Select on the canvas the compared runs' changed layers the graph still has."""
+        present = [i for i in node_ids if i in self.doc.graph]
+        if present:
+            self.doc.set_selection(present)
+            self.window.view.center_on(present[0])
 
     # ---- commands ----------------------------------------------------------------------
 
@@ -181,7 +203,7 @@ class TrainingPlugin(QObject):
             return False
         self.dock.show()
         self.dock.raise_()
-        if self.tabs.currentWidget() in (self.history, self.log):
+        if self.tabs.currentWidget() in (self.history_tab, self.log):
             self.tabs.setCurrentWidget(self.curves)
         self.window.resizeDocks([self.dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
         return True
