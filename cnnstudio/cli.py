@@ -176,7 +176,8 @@ def display_problem(environ: Mapping[str, str], platform: str) -> str | None:
     why = (f"QT_QPA_PLATFORM={wanted} and {' or '.join(needs)} is not set" if names
            else "DISPLAY and WAYLAND_DISPLAY are not set")
     return (f"there is no display to open the window on ({why}); the command-line"
-            " commands (summary, train, predict, export, explain, import, new, templates) work"
+            " commands (summary, train, predict, export, explain, import, evaluate, runs, compare,"
+            " lr-find, sweep, new, templates) work"
             " without one. For the window: connect with 'ssh -X', run"
             " 'xvfb-run cnnstudio', or set QT_QPA_PLATFORM=offscreen (draws it nowhere,"
             " for scripts)")
