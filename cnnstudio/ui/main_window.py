@@ -31,6 +31,7 @@ from cnnstudio.ui.canvas import GraphView
 from cnnstudio.ui.commands import SetSettingsCommand
 from cnnstudio.ui.data_view import install_data_view
 from cnnstudio.ui.document import Document
+from cnnstudio.ui.evaluation_view import install_evaluation_ui
 from cnnstudio.ui.explain import install_explain_ui
 from cnnstudio.ui.export_menu import ExportMenu
 from cnnstudio.ui.help import HelpMenu
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         self.open_busy = self.loader.busy
         self.training = install_training_ui(self)  # Training docks, menu, image drops
         self.explain = install_explain_ui(self)  # the Explain dock, beside Training
+        self.evaluation = install_evaluation_ui(self)  # the Evaluate dock, beside Training
         self.export_menu = ExportMenu(self)  # File → Export ▸, right after Save As
         self.importer = install_import_menu(self)  # File → Import Model…, after Open Recent
         self.actions_.add_training_buttons(self.training.controls)  # Train/Stop in the toolbar
@@ -448,6 +450,7 @@ class MainWindow(QMainWindow):
             return
         self.loader.drop()  # a project still being read is not opened into a closed window
         self.explain.release()  # Explain jobs are cancelled; torch must not run at exit
+        self.evaluation.release()  # a running evaluation is waited for (bounded)
         self.export_menu.release()  # a running export is cancelled, its temp file removed
         self.importer.release()  # a running import's child process is ended
         self.autosaver.discard()
