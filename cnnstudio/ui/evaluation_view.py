@@ -189,8 +189,11 @@ class EvaluationView(QWidget):
         roc.setLabel("left", "true positive rate")
         pr.setLabel("bottom", "recall")
         pr.setLabel("left", "precision")
-        for plot in (roc, pr):
-            plot.addLegend(offset=(-10, 10))
+        columns = 2 if len(ev.class_names) > 5 else 1
+        # The curves hug the top-left (ROC) and top-right (PR) corners: legends go below.
+        for plot, corner in ((roc, (-10, -10)), (pr, (10, -10))):
+            plot.setBackground(None)  # the window's own background, as the training plots
+            plot.addLegend(offset=corner, colCount=columns)
             layout.addWidget(plot)
         for k, name in enumerate(ev.class_names):
             pts = curves(ev.y == k, ev.probabilities[:, k])
@@ -245,7 +248,8 @@ class EvaluationView(QWidget):
         self.tabs.addTab(self.image_table, "Per image")
         sweep = ev.result.sweep
         plot = pg.PlotWidget(title="Threshold sweep")
-        plot.addLegend()
+        plot.setBackground(None)
+        plot.addLegend(offset=(10, -10))
         plot.setLabel("bottom", "foreground threshold")
         for k, key in enumerate(("precision", "recall", "f1")):
             plot.plot(sweep["threshold"], sweep[key], name=key,
