@@ -159,6 +159,9 @@ def evaluate_project(project: Any, *, data: str | None = None, split: str | None
     except (BuildError, WeightsError, RuntimeError) as err:
         raise ModelRunError(f"the model cannot run on this data: {str(err).splitlines()[0]}"
                               ) from None
+    if not np.isfinite(probs).all():  # NaN weights: numbers that look real would mislead
+        raise ModelRunError("the model's outputs are not finite (NaN or infinity): its"
+                            " weights are broken; train it again")
     names = list(model.prep.class_names or dataset.class_names)
     if project.task == "classification":
         if probs.ndim != 2 or probs.shape[1] != len(dataset.class_names):

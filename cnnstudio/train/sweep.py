@@ -300,6 +300,7 @@ class Sweep:
                 on_trial_start(index, settings)
             trial = apply_settings(self.project, settings)
             trial.runs = list(self.project.runs)  # the next run id follows the project's
+            before = len(trial.runs)
             result = train_project(trial, epochs=self.epochs, device=self.device,
                                    callbacks=[_Current(self), *callbacks], resume=False,
                                    fresh=True)
@@ -308,6 +309,8 @@ class Sweep:
             if result.status == STOPPED or self._stop:
                 self._stop = True
                 outcome = TrialOutcome(index, settings, STOPPED, None, result.message)
+            elif len(trial.runs) == before:  # failed before training began: no record
+                outcome = TrialOutcome(index, settings, result.status, None, result.message)
             else:
                 record = trial.runs[-1]
                 record["sweep"] = {"id": self.plan.id, "trial": index, "settings": settings}

@@ -173,3 +173,22 @@ def test_segmentation_equals_sklearn_on_pixels(tmp_path: Path,
     assert code == 0 and json.loads(out) == doc and "no test split" in err
     code, out, err = run(capsys, path, "--split", "test")
     assert code == 2 and out == "" and "test split is empty" in err
+
+
+def test_a_model_with_non_finite_outputs_is_refused_not_scored(project_path: Path,
+                                                               capsys, monkeypatch) -> None:
+    # NaN probabilities would otherwise give plausible-looking metrics (accuracy 0.5…).
+    import numpy as np
+
+    from cnnstudio.train import evaluation_run
+
+    real = evaluation_run._outputs
+
+    def broken(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return np.full_like(out, np.nan)
+
+    monkeypatch.setattr(evaluation_run, "_outputs", broken)
+    code, out, err = run(capsys, project_path, "--json")
+    assert code == 1 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "not finite" in err

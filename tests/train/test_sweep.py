@@ -141,3 +141,19 @@ def test_a_key_given_twice_or_no_keys_is_refused(project):
         plan_sweep(project, [parse_set("training.seed=1"), parse_set("training.seed=2")])
     with pytest.raises(SweepError):
         plan_sweep(project, [])
+
+
+def test_a_trial_that_fails_before_training_records_nothing(project, monkeypatch):
+    # train_project returns "failed" without a run record when, e.g., the data cannot be
+    # loaded: the sweep must neither re-tag nor duplicate the project's previous run.
+    import cnnstudio.train.api as api
+    from cnnstudio.train.record import FAILED, RunResult
+
+    project.runs.append({"id": "run-1", "status": "completed"})
+    monkeypatch.setattr(api, "train_project",
+                        lambda trial, **kw: RunResult(FAILED, "the data folder is missing"))
+    plan = plan_sweep(project, [parse_set("training.optimizer.lr=0.001,0.01")])
+    outcomes = Sweep(project, plan).run()
+    assert [(o.status, o.run) for o in outcomes] == [(FAILED, None), (FAILED, None)]
+    assert project.runs == [{"id": "run-1", "status": "completed"}]
+    assert plan.done == {}
