@@ -117,6 +117,7 @@ class EvaluationView(QWidget):
             return
         data, split = self.folder, self.split.currentData()
         emit = self._progress.emit
+        project = project.copy()  # the worker's own: the user may edit on meanwhile
 
         def job() -> Any:
             from cnnstudio.train.evaluation_run import evaluate_project
